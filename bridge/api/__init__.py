@@ -1,0 +1,1 @@
+"""api part of baileys-bridge (see docs/architecture.md)."""

@@ -1,0 +1,91 @@
+"""All settings of the bridge in one place: env vars with prefix `BRIDGE_`, or a `.env` file.
+
+Every field here is listed in README's config table and in `.env.example`; keep the three in step.
+Defaults are chosen so that `python -m bridge` runs on a fresh machine with no configuration:
+file store under ./data, API on loopback only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Paths are resolved against the current directory."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", env_file=".env", extra="ignore")
+
+    # --- storage ---
+    auth_root: Path = Field(Path("./data/auth"), description="Folder holding one auth folder per session")
+    snapshot_interval: float = Field(21600.0, description="Seconds between scheduled snapshots (6 h)")
+    snapshot_min_interval: float = Field(
+        300.0, description="On creds change, snapshot only if the last snapshot is older than this (s)"
+    )
+    trash_max_age_days: float = Field(30.0, description="Age past which `prune-trash` may drop trashed keys")
+
+    # --- HTTP API ---
+    host: str = Field("127.0.0.1", description="API bind address")
+    port: int = Field(8080, description="API port")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys accepted in X-API-Key"
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without an API key")
+    max_body_bytes: int = Field(1 << 20, description="Largest accepted HTTP request body")
+    events_buffer: int = Field(1000, description="Events kept for SSE Last-Event-ID resume")
+    webhook_timeout: float = Field(10.0, description="Seconds per webhook delivery attempt")
+    webhook_max_attempts: int = Field(6, description="Webhook delivery attempts before giving up")
+
+    # --- WhatsApp ---
+    wa_url: str = Field("wss://web.whatsapp.com/ws/chat", description="WebSocket URL Baileys connects to")
+    wa_trust_root: str = Field("", description="Hex public key of a test server's root cert; empty in production")
+
+    # --- Node runtime ---
+    node: str = Field("node", description="Path to the node binary (Node >= 20)")
+    node_runtime_dir: Path = Field(PROJECT_ROOT / "node-runtime", description="Folder with index.mjs")
+    node_modules_dir: Path = Field(PROJECT_ROOT / "node_modules", description="Installed npm packages")
+    sessions_per_runtime: int = Field(1, ge=1, description="Sessions hosted by one Node process")
+    node_log_level: str = Field("warn", description="pino level inside the Node runtime")
+    ipc_max_line: int = Field(4 << 20, description="Largest IPC line in bytes; longer lines are discarded")
+    ipc_request_timeout: float = Field(30.0, description="Seconds to wait for a reply from Node")
+    ipc_violations_per_minute: int = Field(50, description="Protocol violations per minute before restart")
+    restart_backoff_initial: float = Field(1.0, description="First restart delay after a crash (s)")
+    restart_backoff_max: float = Field(60.0, description="Cap of the restart delay (s)")
+    crash_loop_exits: int = Field(5, description="Exits within crash_loop_window that mean FATAL")
+    crash_loop_window: float = Field(60.0, description="Window for crash-loop detection (s)")
+    stop_grace: float = Field(10.0, description="Seconds a runtime gets to stop after the stop command")
+    term_grace: float = Field(5.0, description="Seconds between SIGTERM and SIGKILL")
+
+    # --- sessions ---
+    reconnect_initial: float = Field(1.0, description="First reconnect delay on a transient error (s)")
+    reconnect_max: float = Field(60.0, description="Cap of the reconnect delay (s)")
+
+    # --- monitor and alerts ---
+    monitor_enabled: bool = Field(True, description="Run the safe monitor inside `python -m bridge`")
+    monitor_scan_interval: float = Field(15.0, description="Seconds between full scans of the auth root")
+    monitor_reconnecting_alert: float = Field(300.0, description="Alert when reconnecting longer (s)")
+    monitor_qr_alert: float = Field(600.0, description="Alert when waiting for a QR scan longer (s)")
+    monitor_min_free_mb: int = Field(512, description="Alert when free disk under the auth root is lower")
+    alert_window: float = Field(600.0, description="One alert per kind per session per this many seconds")
+    telegram_token: str = Field("", description="Telegram bot token; empty disables Telegram alerts")
+    telegram_chat_id: str = Field("", description="Telegram chat id that receives alerts")
+    telegram_api: str = Field("https://api.telegram.org", description="Telegram Bot API base URL")
+
+    log_level: str = Field("INFO", description="Python log level")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def bridge_dir(self) -> Path:
+        """Bridge-private data beside the legacy folders: objects, snapshots, trash, backups."""
+        return self.auth_root / ".bridge"

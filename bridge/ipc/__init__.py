@@ -1,0 +1,1 @@
+"""ipc part of baileys-bridge (see docs/architecture.md)."""

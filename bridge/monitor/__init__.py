@@ -1,0 +1,1 @@
+"""monitor part of baileys-bridge (see docs/architecture.md)."""

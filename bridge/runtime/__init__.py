@@ -1,0 +1,1 @@
+"""runtime part of baileys-bridge (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""sessions part of baileys-bridge (see docs/architecture.md)."""

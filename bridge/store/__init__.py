@@ -1,0 +1,1 @@
+"""store part of baileys-bridge (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""pytest fixtures that start the WhatsApp server simulator (filled in by the simulator work)."""
