@@ -1,0 +1,468 @@
+"""The IPC protocol between Python and the Node runtime, sans I/O.
+
+Line-delimited JSON on the child's stdin/stdout: one object a line, UTF-8. Four kinds, tagged by
+`"t"`: `cmd` (Python asks Node), `req` (Node asks Python, always about auth), `res` (the answer to
+either, echoing `id`), `evt` (Node tells Python something happened). Every message names its
+session in `"s"`, because one runtime may host several sessions.
+
+This module only turns bytes into typed messages and back, and knows the catalogue of commands,
+requests and events with the shape of their arguments. It does no I/O (h11 style), so every rule
+here is testable without a process. docs/protocol.md is generated from `CATALOGUE` by
+`python -m bridge.ipc.protocol > docs/protocol.md`, and a test checks the two agree.
+
+What may go wrong: every decode failure raises `MessageRejected` (a `ProtocolError`) that carries
+whatever id/session/kind could be salvaged from the line, so the channel can answer the sender with
+an error where there was an id, and count the violation against the right session.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from bridge.errors import ProtocolError
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Same rule as the store's session ids; a message for any other name is refused before routing."""
+
+DEFAULT_MAX_LINE = 4 << 20
+"""Default largest line (BRIDGE_IPC_MAX_LINE); longer lines are discarded by the channel unread."""
+
+MAX_IDS_PER_GET = 10_000
+"""auth.get may ask for at most this many ids at once (Baileys asks for a handful)."""
+
+MAX_KEYS_PER_SET = 20_000
+"""auth.set may carry at most this many values in one batch (pre-key uploads are ~30-800)."""
+
+MAX_NAME_LEN = 256
+"""Longest key type or key id accepted; real ones are under 100 characters."""
+
+SessionId = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
+MessageId = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
+KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LEN)]
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+class Cmd(msgspec.Struct, tag_field="t", tag="cmd", forbid_unknown_fields=True):
+    """Python asks the runtime to do something for session `s`; answered by a `Res` with `id`."""
+
+    id: MessageId
+    s: SessionId
+    cmd: str
+    args: dict[str, Any] = {}
+
+
+class Req(msgspec.Struct, tag_field="t", tag="req", forbid_unknown_fields=True):
+    """The runtime asks Python to read or write session `s`'s auth state; answered by a `Res`."""
+
+    id: MessageId
+    s: SessionId
+    op: str
+    args: dict[str, Any] = {}
+
+
+class ErrorInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a command or request failed: a stable `code` (BridgeError codes) and an operator message."""
+
+    code: str
+    message: str
+
+
+class Res(msgspec.Struct, tag_field="t", tag="res", forbid_unknown_fields=True, omit_defaults=True):
+    """The answer to a `Cmd` or `Req` with the same `id` (the two directions number independently)."""
+
+    id: MessageId
+    s: SessionId
+    ok: bool
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+class Evt(msgspec.Struct, tag_field="t", tag="evt", forbid_unknown_fields=True):
+    """Something happened in the runtime for session `s`; never answered."""
+
+    s: SessionId
+    name: str
+    data: dict[str, Any] = {}
+
+
+Message = Cmd | Req | Res | Evt
+
+
+# --------------------------------------------------------------------------- arguments and results
+
+
+class StartArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """Create (or re-create) the session's Baileys socket. Answered once the socket exists."""
+
+    wa_url: str
+    trust_root: str = ""
+    login: Literal["qr", "pairing_code"] = "qr"
+    phone: str = ""
+    browser: str = "baileys-bridge"
+    connect_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 20_000
+    query_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 60_000
+    log_level: Literal["fatal", "error", "warn", "info", "debug", "trace", "silent"] = "warn"
+
+
+class Empty(msgspec.Struct, forbid_unknown_fields=True):
+    """No arguments / no result fields."""
+
+
+class PairingCodeArgs(msgspec.Struct, forbid_unknown_fields=True):
+    phone: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6,20}$")]
+
+
+class PairingCodeResult(msgspec.Struct):
+    code: str
+
+
+class SendArgs(msgspec.Struct, forbid_unknown_fields=True):
+    to: Annotated[str, msgspec.Meta(min_length=3, max_length=256)]
+    text: Annotated[str, msgspec.Meta(max_length=65_536)]
+
+
+class SendResult(msgspec.Struct):
+    id: str
+
+
+class PingResult(msgspec.Struct):
+    pid: int
+    sessions: list[str]
+
+
+class AuthGetArgs(msgspec.Struct, forbid_unknown_fields=True):
+    type: KeyName
+    ids: Annotated[list[KeyName], msgspec.Meta(max_length=MAX_IDS_PER_GET)]
+
+
+class AuthSetArgs(msgspec.Struct, forbid_unknown_fields=True):
+    data: dict[KeyName, dict[KeyName, str | None]]
+
+
+class CredsSaveArgs(msgspec.Struct, forbid_unknown_fields=True):
+    creds: Annotated[str, msgspec.Meta(min_length=2)]
+
+
+class ReadyData(msgspec.Struct):
+    pid: int
+    node: str
+    baileys: str
+    permission: bool
+    fs_write_denied: bool
+
+
+class Disconnect(msgspec.Struct):
+    status_code: int | None
+    reason: str | None
+    message: str
+    handled_by_runtime: bool = False
+
+
+class Me(msgspec.Struct):
+    id: str
+    name: str | None = None
+    lid: str | None = None
+
+
+class ConnectionUpdateData(msgspec.Struct):
+    connection: Literal["connecting", "open", "close"] | None = None
+    qr: str | None = None
+    is_new_login: bool | None = None
+    receivedPendingNotifications: bool | None = None  # Baileys' own field name
+    me: Me | None = None
+    disconnect: Disconnect | None = None
+
+
+class QrData(msgspec.Struct):
+    qr: str
+
+
+class PairingCodeData(msgspec.Struct):
+    code: str
+
+
+class MessageData(msgspec.Struct, rename={"from_": "from"}):
+    id: str
+    from_: str
+    to: str
+    text: str
+    from_me: bool
+    timestamp: int
+
+
+class CredsUpdateData(msgspec.Struct):
+    count: int
+    keys: list[str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the catalogue: a command, request or event, its shapes and its contract."""
+
+    kind: Literal["cmd", "req", "evt"]
+    name: str
+    args: type[msgspec.Struct]
+    result: Any
+    doc: str
+
+
+CATALOGUE: tuple[Entry, ...] = (
+    Entry("cmd", "start", StartArgs, Empty,
+          "Create the session's socket with these options (wa_url is Baileys' waWebSocketUrl; trust_root, "
+          "when not empty, replaces WA_CERT_DETAILS.PUBLIC_KEY: a test server's root key). The runtime first "
+          "sends `auth.load`; answered `{}` once the socket exists. Progress arrives as events."),
+    Entry("cmd", "stop", Empty, Empty,
+          "Close the socket without logging out (creds stay valid); waits for pending auth writes. "
+          "With no session hosted afterwards, the runtime exits 0."),
+    Entry("cmd", "logout", Empty, Empty,
+          "Log the device out on the server (Baileys `logout()`). Deletes nothing: the runtime cannot "
+          "write, and Python keeps the folder (snapshot + alert)."),
+    Entry("cmd", "request_pairing_code", PairingCodeArgs, PairingCodeResult,
+          "Ask for an 8-character pairing code for `phone` (digits, country code first) on a started, "
+          "unregistered session; the code also arrives as a `pairing_code` event."),
+    Entry("cmd", "send", SendArgs, SendResult,
+          "Send a text message. Answered after Baileys' `sendMessage` resolved, i.e. after the message "
+          "node was written to the socket (not after the server ack, which arrives later as a receipt)."),
+    Entry("cmd", "ping", Empty, PingResult,
+          "Liveness check; `s` may be any valid id. Returns the runtime's pid and hosted sessions."),
+    Entry("req", "auth.load", Empty, "string or null",
+          "creds.json text, or null when the session has none yet (the runtime then runs initAuthCreds() "
+          "and sends `creds.save` before connecting). A corrupt creds.json is an error, never null."),
+    Entry("req", "auth.get", AuthGetArgs, "{id: string or null}",
+          "Signal keys of one type: the exact JSON text of each file (BufferJSON), null when absent."),
+    Entry("req", "auth.set", AuthSetArgs, "null",
+          "Write a batch `{type: {id: text or null}}` (null = delete, which moves the file to the bridge's "
+          "trash). Answered only after the batch is durable (fsync'd and renamed)."),
+    Entry("req", "creds.save", CredsSaveArgs, "null",
+          "Replace creds.json with this BufferJSON text. Answered only after it is durable. The runtime "
+          "serialises these and flushes them before reporting `open` or reconnecting after a 515."),
+    Entry("evt", "ready", ReadyData, None,
+          "The runtime booted; `permission` is true when Node's permission model is on and "
+          "`fs_write_denied` when a write probe was refused. Sent once, with `s` = the first hosted session."),
+    Entry("evt", "connection.update", ConnectionUpdateData, None,
+          "Baileys' connection.update, reduced. On `close`, `disconnect` gives the status code, the "
+          "DisconnectReason name and the message; the runtime then waits for a new `start`, except for "
+          "restartRequired (515): it flushes creds and reconnects itself (`handled_by_runtime: true`)."),
+    Entry("evt", "qr", QrData, None, "A new QR string to show (also inside connection.update)."),
+    Entry("evt", "pairing_code", PairingCodeData, None, "A pairing code produced by request_pairing_code."),
+    Entry("evt", "message", MessageData, None,
+          "A text message from messages.upsert (type notify or append); `timestamp` in Unix seconds."),
+    Entry("evt", "creds.update", CredsUpdateData, None,
+          "Baileys updated creds: how many fields and which. The matching creds.save request follows."),
+)
+
+COMMANDS = {e.name: e for e in CATALOGUE if e.kind == "cmd"}
+REQUESTS = {e.name: e for e in CATALOGUE if e.kind == "req"}
+EVENTS = {e.name: e for e in CATALOGUE if e.kind == "evt"}
+
+
+# --------------------------------------------------------------------------- encode / decode
+
+
+class MessageRejected(ProtocolError):
+    """A line that broke the protocol, with whatever could be salvaged to answer and count it.
+
+    `kind` is a short label for the IPC_VIOLATIONS metric (too_long, bad_json, bad_shape,
+    unknown_op, unknown_event, bad_args, unknown_id, unknown_session).
+    """
+
+    def __init__(self, message: str, *, kind: str, msg_id: int | None = None, session: str | None = None,
+                 t: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.msg_id = msg_id
+        self.session = session
+        self.t = t
+
+
+class _Salvage(msgspec.Struct):
+    """Lenient view of a broken message: enough to answer it and to blame the right session."""
+
+    t: Any = None
+    id: Any = None
+    s: Any = None
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+_salvager = msgspec.json.Decoder(_Salvage)
+
+
+def encode(msg: Message) -> bytes:
+    """Serialise one message as a line (trailing newline included)."""
+    return _encoder.encode(msg) + b"\n"
+
+
+def _salvage(line: bytes) -> _Salvage:
+    try:
+        return _salvager.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _Salvage()
+
+
+def decode(line: bytes, *, max_line: int = DEFAULT_MAX_LINE) -> Message:
+    """Parse one line (with or without its newline) into a typed message.
+
+    Raises `MessageRejected` for lines over `max_line`, invalid UTF-8/JSON, an unknown `t`, a bad
+    session id or missing fields. It does not check `cmd`/`op`/`name` against the catalogue: that is
+    `validate_args`, so a well-formed request with an unknown op can still be answered by id.
+    """
+    if len(line) > max_line:
+        raise MessageRejected(f"IPC line of {len(line)} bytes exceeds the {max_line}-byte limit", kind="too_long")
+    try:
+        msg: Message = _decoder.decode(line)
+        return msg
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        salvage = _salvage(line)
+        msg_id = salvage.id if isinstance(salvage.id, int) and not isinstance(salvage.id, bool) else None
+        session = salvage.s if isinstance(salvage.s, str) and len(salvage.s) <= 64 else None
+        t = salvage.t if isinstance(salvage.t, str) and len(salvage.t) <= 16 else None
+        kind = "bad_shape" if isinstance(exc, msgspec.ValidationError) else "bad_json"
+        raise MessageRejected(f"IPC line rejected: {exc}", kind=kind, msg_id=msg_id, session=session, t=t) from exc
+
+
+def validate_args(msg: Cmd | Req | Evt) -> msgspec.Struct:
+    """Check a message's `args`/`data` against the catalogue and return them typed.
+
+    Raises `MessageRejected` (kind unknown_op / unknown_event / bad_args) carrying the message's id.
+    """
+    if isinstance(msg, Cmd):
+        entry, payload, msg_id, kind = COMMANDS.get(msg.cmd), msg.args, msg.id, "unknown_op"
+        what = f"command {msg.cmd!r}"
+    elif isinstance(msg, Req):
+        entry, payload, msg_id, kind = REQUESTS.get(msg.op), msg.args, msg.id, "unknown_op"
+        what = f"request op {msg.op!r}"
+    else:
+        entry, payload, msg_id, kind = EVENTS.get(msg.name), msg.data, None, "unknown_event"
+        what = f"event {msg.name!r}"
+    if entry is None:
+        raise MessageRejected(f"unknown {what[:80]}", kind=kind, msg_id=msg_id, session=msg.s)
+    try:
+        return msgspec.convert(payload, entry.args)
+    except msgspec.ValidationError as exc:
+        raise MessageRejected(f"bad arguments for {what}: {exc}", kind="bad_args", msg_id=msg_id,
+                              session=msg.s) from exc
+
+
+def ok(msg_id: int, session: str, result: Any = None) -> Res:
+    """A success reply."""
+    return Res(id=msg_id, s=session, ok=True, result=result)
+
+
+def fail(msg_id: int, session: str, code: str, message: str) -> Res:
+    """An error reply (codes are BridgeError codes)."""
+    return Res(id=msg_id, s=session, ok=False, error=ErrorInfo(code=code, message=message))
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def _type_name(tp: Any) -> str:
+    """A short, table-safe spelling of a field type (`|` would split a markdown table cell)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is Literal:
+        return " or ".join(f'"{a}"' for a in args)
+    if origin is list:
+        return f"[{_type_name(args[0])}]"
+    if origin is dict:
+        return f"{{{_type_name(args[0])}: {_type_name(args[1])}}}"
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return _shape(tp).strip("`")
+    names = {str: "string", int: "int", bool: "bool", type(None): "null"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _shape(tp: Any) -> str:
+    if tp is None:
+        return "-"
+    if isinstance(tp, str):
+        return f"`{tp}`"
+    hints = typing.get_type_hints(tp, include_extras=True)
+    parts = []
+    for f in msgspec.structs.fields(tp):
+        opt = "" if f.required else "?"
+        parts.append(f"{f.encode_name}{opt}: {_type_name(hints[f.name])}")
+    return "`{" + ", ".join(parts) + "}`"
+
+
+def render_markdown() -> str:
+    """docs/protocol.md, generated from the catalogue so the reference cannot drift from the code."""
+    out = [
+        "# IPC protocol (Python <-> Node runtime)",
+        "",
+        "<!-- Generated by `python -m bridge.ipc.protocol > docs/protocol.md`; "
+        "tests/ipc/test_protocol_doc.py fails when this file and bridge/ipc/protocol.py disagree. -->",
+        "",
+        "Line-delimited JSON over the child's stdin (Python -> Node) and stdout (Node -> Python): one "
+        "UTF-8 object a line. Logs never go to stdout: the runtime's pino logger writes to fd 2 only.",
+        "",
+        "## Envelopes",
+        "",
+        "| t | fields | direction |",
+        "|---|---|---|",
+        '| `cmd` | `{"t":"cmd","id":int,"s":session,"cmd":name,"args":{..}}` | Python -> Node |',
+        '| `req` | `{"t":"req","id":int,"s":session,"op":name,"args":{..}}` | Node -> Python |',
+        '| `res` | `{"t":"res","id":int,"s":session,"ok":true,"result":..}` or '
+        '`{"t":"res","id":int,"s":session,"ok":false,"error":{"code":..,"message":..}}` | both |',
+        '| `evt` | `{"t":"evt","s":session,"name":name,"data":{..}}` | Node -> Python |',
+        "",
+        f"- `s` matches `{SESSION_ID_PATTERN}`; one runtime hosts 1..K sessions and Python refuses "
+        "requests for a session the runtime does not host (`protocol_error`).",
+        "- `id` is an integer in [0, 2^53); each direction numbers its own requests; a `res` echoes the id "
+        "of the message it answers.",
+        f"- A line longer than `BRIDGE_IPC_MAX_LINE` (default {DEFAULT_MAX_LINE} bytes) is discarded "
+        "without being buffered whole. Any undecodable line, unknown kind/op/event, bad arguments or a "
+        "reply to an unknown id is a protocol violation: counted in `bridge_ipc_violations_total`, logged "
+        "with the session id, answered with an error where it had an id, never fatal to the bridge. More "
+        "than `BRIDGE_IPC_VIOLATIONS_PER_MINUTE` restarts the child.",
+        "- Key and creds values are the exact JSON text produced by Baileys' `BufferJSON.replacer` "
+        "(Buffers as `{\"type\":\"Buffer\",\"data\":\"<base64>\"}`), carried as JSON strings, so the store "
+        "writes the bytes `useMultiFileAuthState` would.",
+        f"- Limits: `auth.get` at most {MAX_IDS_PER_GET} ids, `auth.set` at most {MAX_KEYS_PER_SET} values "
+        f"a batch, key types and ids at most {MAX_NAME_LEN} characters.",
+        "- No message deletes `creds.json`. `auth.set` with null moves a key file to "
+        "`.bridge/trash/<session>/`; `creds.save` refuses invalid creds.",
+        "",
+    ]
+    titles = {"cmd": "Commands (Python -> Node, `t: cmd`)", "req": "Requests (Node -> Python, `t: req`)",
+              "evt": "Events (Node -> Python, `t: evt`)"}
+    for kind in ("cmd", "req", "evt"):
+        out += [f"## {titles[kind]}", ""]
+        if kind == "evt":
+            out += ["| name | data | meaning |", "|---|---|---|"]
+        else:
+            out += ["| name | args | result | meaning |", "|---|---|---|---|"]
+        for e in CATALOGUE:
+            if e.kind != kind:
+                continue
+            if kind == "evt":
+                out.append(f"| `{e.name}` | {_shape(e.args)} | {e.doc} |")
+            else:
+                out.append(f"| `{e.name}` | {_shape(e.args)} | {_shape(e.result)} | {e.doc} |")
+        out.append("")
+    out += [
+        "## Durability ordering",
+        "",
+        "`auth.set` and `creds.save` are answered only after the data is durable. The runtime serialises "
+        "`creds.save` and awaits every pending save before it reports `connection: open` and before it "
+        "reconnects after restartRequired (515): a reconnect with unflushed creds is how other projects "
+        "got a 401 and lost the session.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())
