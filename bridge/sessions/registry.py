@@ -1,0 +1,168 @@
+"""Which sessions exist and whether they should run: `AUTH_ROOT/.bridge/sessions.json`.
+
+The registry is what lets a restarted bridge bring every tenant back (`start_all()`), and what
+`python -m bridge sessions` lists. It records only intent and bookkeeping (login method, phone for
+pairing, desired running state, last known state); credentials stay in the session folders.
+
+Writes are atomic and durable (temp file, fsync, rename, fsync folder) so a crash mid-write leaves
+either the old or the new registry, never a truncated one. A registry that cannot be parsed is
+refused loudly instead of being overwritten with an empty one: losing it would not lose creds, but
+it would silently stop every tenant from being started again.
+
+Folders adopted in place by `python -m bridge adopt` live outside AUTH_ROOT; the adopt command
+records them in `.bridge/adopted.json`, which this module reads (never writes).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from bridge.errors import SessionError, SessionNotFound
+
+LoginMethod = Literal["qr", "pairing"]
+REGISTRY_FILE = "sessions.json"
+ADOPTED_FILE = "adopted.json"
+
+
+class SessionRecord(msgspec.Struct, kw_only=True):
+    """One registered session."""
+
+    id: str
+    login: LoginMethod = "qr"
+    phone: str | None = None
+    desired_running: bool = False
+    folder: str | None = None  # absolute path of an adopted folder outside AUTH_ROOT; None = AUTH_ROOT/<id>
+    archived: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_state: str = "stopped"
+    last_reason: str = ""
+
+
+class _RegistryFile(msgspec.Struct):
+    version: int = 1
+    sessions: dict[str, SessionRecord] = msgspec.field(default_factory=dict)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename over, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_adopted(bridge_dir: Path) -> dict[str, str]:
+    """Session id -> absolute folder for folders adopted in place (empty if none).
+
+    Accepts `{"sessions": {id: {"folder"|"path": ...}}}`, `{id: {"folder"|"path": ...}}` and
+    `{id: "<path>"}`, so the reader does not break if the adopt command's format grows fields.
+    """
+    path = bridge_dir / ADOPTED_FILE
+    try:
+        raw: Any = msgspec.json.decode(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, msgspec.DecodeError) as exc:
+        raise SessionError(f"cannot read {path}: {exc}; fix or restore that file (it is only read here)") from exc
+    if isinstance(raw, dict) and isinstance(raw.get("sessions"), (dict, list)):
+        raw = raw["sessions"]
+    if isinstance(raw, list):
+        raw = {item.get("session") or item.get("id"): item for item in raw if isinstance(item, dict)}
+    result: dict[str, str] = {}
+    if isinstance(raw, dict):
+        for sid, value in raw.items():
+            folder = value if isinstance(value, str) else None
+            if isinstance(value, dict):
+                folder = value.get("folder") or value.get("path")
+            if isinstance(sid, str) and isinstance(folder, str):
+                result[sid] = folder
+    return result
+
+
+class Registry:
+    """The registry file plus an in-memory copy; every mutation is written through at once.
+
+    Thread-safe (a lock around read-modify-write) because many sessions update it from worker
+    threads. One bridge process owns it; the CLI only reads.
+    """
+
+    def __init__(self, bridge_dir: Path) -> None:
+        self.bridge_dir = bridge_dir
+        self.path = bridge_dir / REGISTRY_FILE
+        self._lock = threading.Lock()
+        self._data = self._read()
+
+    def _read(self) -> _RegistryFile:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return _RegistryFile()
+        try:
+            return msgspec.json.decode(data, type=_RegistryFile)
+        except msgspec.DecodeError as exc:
+            raise SessionError(
+                f"session registry {self.path} is unreadable ({exc}); restore it from a backup or fix it by hand. "
+                "The bridge will not overwrite it with an empty one."
+            ) from exc
+
+    def _write(self) -> None:
+        _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(self._data), indent=2) + b"\n")
+
+    def all(self, *, include_archived: bool = True) -> list[SessionRecord]:
+        """Every record, sorted by id."""
+        with self._lock:
+            records = sorted(self._data.sessions.values(), key=lambda r: r.id)
+        return [msgspec.structs.replace(r) for r in records if include_archived or not r.archived]
+
+    def get(self, session_id: str) -> SessionRecord:
+        """A copy of the record; `SessionNotFound` if it does not exist."""
+        with self._lock:
+            record = self._data.sessions.get(session_id)
+            if record is None:
+                raise SessionNotFound(f"no session {session_id!r}; create it first (POST /api/v1/sessions)")
+            return msgspec.structs.replace(record)
+
+    def exists(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._data.sessions
+
+    def put(self, record: SessionRecord) -> SessionRecord:
+        """Insert or replace a record and write the file."""
+        now = time.time()
+        with self._lock:
+            stored = msgspec.structs.replace(record, updated_at=now, created_at=record.created_at or now)
+            self._data.sessions[record.id] = stored
+            self._write()
+            return msgspec.structs.replace(stored)
+
+    def update(self, session_id: str, **fields: Any) -> SessionRecord:
+        """Change some fields of an existing record and write the file."""
+        with self._lock:
+            record = self._data.sessions.get(session_id)
+            if record is None:
+                raise SessionNotFound(f"no session {session_id!r}; create it first (POST /api/v1/sessions)")
+            stored = msgspec.structs.replace(record, **fields, updated_at=time.time())
+            self._data.sessions[session_id] = stored
+            self._write()
+            return msgspec.structs.replace(stored)

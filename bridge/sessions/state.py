@@ -1,0 +1,360 @@
+"""The session state model: states, the events that move them, and a pure transition function.
+
+`transition(state, event)` returns the next state, a reason label, and a list of side effects
+(`actions`) for `Session` to carry out in order. Nothing here touches a process, a timer or a file,
+so every arrow of the diagram in docs/sessions.md is a plain unit test (the h11 habit: the
+protocol is a state machine, the I/O lives elsewhere).
+
+Rules the table keeps:
+- An event that makes no sense in the current state (a late `qr` after a stop, a close after a
+  logout) changes nothing: stale events from a runtime must never resurrect a stopped session.
+- Terminal states (stopped, logged_out, banned, failed) only leave on an explicit start.
+- Every path into logged_out or banned snapshots before anything else and never deletes a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bridge.events import Severity
+from bridge.sessions.reconnect import ReconnectAction, classify
+
+
+class SessionState(StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    QR = "qr"
+    PAIRING = "pairing"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    LOGGED_OUT = "logged_out"
+    BANNED = "banned"
+    FAILED = "failed"
+
+
+TERMINAL: frozenset[SessionState] = frozenset(
+    {SessionState.STOPPED, SessionState.LOGGED_OUT, SessionState.BANNED, SessionState.FAILED}
+)
+"""States with no runtime work going on; only `Start` leaves them."""
+
+ACTIVE: frozenset[SessionState] = frozenset(SessionState) - TERMINAL
+"""States in which the session wants a socket (or is waiting to get one back)."""
+
+_LINKING = frozenset({SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING})
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Operator/API asked the session to run (also `start_all()` after a bridge restart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Operator/API asked the session to stop; files and registration stay as they are."""
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """Operator/API asked to unlink the device (only meaningful while open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connecting:
+    """The runtime opened (or is opening) a socket: `connection.update` connecting."""
+
+
+@dataclass(frozen=True, slots=True)
+class QrIssued:
+    """Baileys produced a QR reference to scan."""
+
+    qr: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairingCodeIssued:
+    """Baileys returned a pairing code for the phone to enter."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """`connection.update` open: logged in and ready to send."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """`connection.update` close, with Baileys' status code (None when there was none)."""
+
+    status_code: int | None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectDue:
+    """The backoff timer fired."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeExited:
+    """The Node process hosting the session died; NodeProcess restarts it with its own backoff."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRestarted:
+    """The Node process is running again after `RuntimeExited`: the session must be re-started."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeFatal:
+    """NodeProcess gave up (crash loop): no more automatic restarts."""
+
+    detail: str = ""
+
+
+SessionEvent = (
+    Start
+    | Stop
+    | Logout
+    | Connecting
+    | QrIssued
+    | PairingCodeIssued
+    | Opened
+    | Closed
+    | ReconnectDue
+    | RuntimeExited
+    | RuntimeRestarted
+    | RuntimeFatal
+)
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendStart:
+    """Ask the runtime to start (or restart) the Baileys socket, starting the runtime if needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendStop:
+    """Ask the runtime to close the socket and forget the session (the runtime may go away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendLogout:
+    """Ask Baileys to log out (unlink this device on the server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleReconnect:
+    """Arm the backoff timer; `ReconnectDue` follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReconnect:
+    """Disarm the backoff timer if armed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBackoff:
+    """Connection succeeded: the next failure starts from the initial delay again."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Snapshot the auth folder before anything else happens to it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseAlert:
+    """Publish an alert on the bus (the monitor routes it to log / Telegram)."""
+
+    kind: str
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearQr:
+    """Forget the current QR (it is useless once linked or stopped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeepQr:
+    """Keep this QR as the current one and publish it."""
+
+    qr: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetDesired:
+    """Record in the registry whether `start_all()` should start this session after a restart."""
+
+    running: bool
+
+
+SessionAction = (
+    SendStart
+    | SendStop
+    | SendLogout
+    | ScheduleReconnect
+    | CancelReconnect
+    | ResetBackoff
+    | TakeSnapshot
+    | RaiseAlert
+    | ClearQr
+    | KeepQr
+    | SetDesired
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Result of one event: the new state, why, and the side effects in execution order.
+
+    `changed` is False when the event was ignored (state and reason are then the old state and
+    "ignored"), so callers publish `state` events only for real changes.
+    """
+
+    state: SessionState
+    reason: str
+    actions: list[SessionAction] = field(default_factory=list)
+    changed: bool = True
+
+
+def _ignore(state: SessionState) -> Transition:
+    return Transition(state, "ignored", [], changed=False)
+
+
+def _close_terminal(new: SessionState, reason: str, alert: RaiseAlert, snapshot: str | None) -> Transition:
+    actions: list[SessionAction] = [CancelReconnect()]
+    if snapshot is not None:
+        actions.append(TakeSnapshot(snapshot))
+    actions += [SendStop(), ClearQr(), SetDesired(False), alert]
+    return Transition(new, reason, actions)
+
+
+def _on_closed(state: SessionState, event: Closed) -> Transition:
+    rule = classify(event.status_code)
+    detail = f" ({event.message})" if event.message else ""
+    if rule.action is ReconnectAction.RESTART_NOW:
+        # The runtime restarts the socket itself (after pairing this is the normal path).
+        return Transition(SessionState.CONNECTING, rule.reason, [ClearQr()])
+    if rule.action is ReconnectAction.BACKOFF:
+        return Transition(SessionState.RECONNECTING, rule.reason, [ScheduleReconnect()])
+    if rule.action is ReconnectAction.LOGGED_OUT:
+        alert = RaiseAlert(
+            "logged_out",
+            "critical",
+            f"WhatsApp logged this device out (401){detail}. Every file was kept and snapshotted; "
+            "link it again with a new QR or pairing code (start the session).",
+        )
+        return _close_terminal(SessionState.LOGGED_OUT, rule.reason, alert, "logged_out")
+    if rule.action is ReconnectAction.BANNED:
+        alert = RaiseAlert(
+            "banned",
+            "critical",
+            f"WhatsApp refused this account (403 forbidden){detail}. Reconnects stopped, every file kept "
+            "and snapshotted; check the number's status in the WhatsApp app before starting it again.",
+        )
+        return _close_terminal(SessionState.BANNED, rule.reason, alert, "banned")
+    if rule.action is ReconnectAction.REPLACED:
+        alert = RaiseAlert(
+            "connection_replaced",
+            "critical",
+            f"Another client opened this session (440 connectionReplaced){detail}. Stopped instead of "
+            "fighting it; stop the other client, then start this session again.",
+        )
+        return _close_terminal(SessionState.FAILED, rule.reason, alert, None)
+    alert = RaiseAlert(
+        rule.reason,
+        "critical",
+        f"WhatsApp closed the connection with {event.status_code} ({rule.name}){detail}; reconnects stopped. "
+        "Start the session again once the cause is fixed.",
+    )
+    return _close_terminal(SessionState.FAILED, rule.reason, alert, None)
+
+
+def transition(state: SessionState, event: SessionEvent) -> Transition:
+    """The next state after `event` in `state`; see docs/sessions.md for the full table."""
+    match event:
+        case Start():
+            if state in TERMINAL:
+                return Transition(SessionState.STARTING, "start", [SetDesired(True), SendStart()])
+            return _ignore(state)
+        case Stop():
+            if state is SessionState.STOPPED:
+                return _ignore(state)
+            if state in TERMINAL:
+                # Keep logged_out/banned/failed visible; only the desired flag changes.
+                return Transition(state, "stop", [SetDesired(False)], changed=False)
+            return Transition(
+                SessionState.STOPPED, "stop", [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+            )
+        case Logout():
+            if state is not SessionState.OPEN:
+                return _ignore(state)
+            return Transition(
+                SessionState.LOGGED_OUT,
+                "logout",
+                [CancelReconnect(), TakeSnapshot("logout"), SendLogout(), SendStop(), ClearQr(), SetDesired(False)],
+            )
+        case Connecting():
+            if state in (SessionState.STARTING, SessionState.RECONNECTING):
+                return Transition(SessionState.CONNECTING, "connecting")
+            return _ignore(state)
+        case QrIssued(qr=qr, expires_at=expires_at):
+            if state in (SessionState.STARTING, SessionState.CONNECTING, SessionState.QR):
+                return Transition(SessionState.QR, "qr", [KeepQr(qr, expires_at)])
+            if state is SessionState.PAIRING:
+                # Baileys keeps rotating QR refs while a pairing code is pending: either works.
+                return Transition(state, "qr", [KeepQr(qr, expires_at)], changed=False)
+            return _ignore(state)
+        case PairingCodeIssued():
+            if state in _LINKING:
+                return Transition(SessionState.PAIRING, "pairing_code")
+            return _ignore(state)
+        case Opened():
+            if state in ACTIVE:
+                return Transition(SessionState.OPEN, "open", [CancelReconnect(), ResetBackoff(), ClearQr()])
+            return _ignore(state)
+        case Closed():
+            if state in TERMINAL:
+                return _ignore(state)
+            return _on_closed(state, event)
+        case ReconnectDue():
+            if state is SessionState.RECONNECTING:
+                return Transition(SessionState.STARTING, "reconnect", [SendStart()])
+            return _ignore(state)
+        case RuntimeExited(detail=detail):
+            if state in TERMINAL:
+                return _ignore(state)
+            reason = "runtime_exited" + (f": {detail}" if detail else "")
+            return Transition(SessionState.RECONNECTING, reason, [CancelReconnect(), ClearQr()])
+        case RuntimeRestarted():
+            if state is SessionState.RECONNECTING:
+                return Transition(SessionState.STARTING, "runtime_restarted", [SendStart()])
+            return _ignore(state)
+        case RuntimeFatal(detail=detail):
+            if state in TERMINAL:
+                return _ignore(state)
+            alert = RaiseAlert(
+                "runtime_fatal",
+                "critical",
+                f"The Node runtime keeps crashing and was given up{': ' + detail if detail else ''}. "
+                "Auth files are untouched; read the runtime log, then start the session again.",
+            )
+            return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), ClearQr(), alert])
+    raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

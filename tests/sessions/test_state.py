@@ -1,0 +1,196 @@
+"""The session state model as a specification: every arrow of docs/sessions.md, no process."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.sessions.state import (
+    ACTIVE,
+    TERMINAL,
+    CancelReconnect,
+    ClearQr,
+    Closed,
+    Connecting,
+    KeepQr,
+    Logout,
+    Opened,
+    PairingCodeIssued,
+    QrIssued,
+    RaiseAlert,
+    ReconnectDue,
+    ResetBackoff,
+    RuntimeExited,
+    RuntimeFatal,
+    RuntimeRestarted,
+    ScheduleReconnect,
+    SendLogout,
+    SendStart,
+    SendStop,
+    SessionEvent,
+    SessionState,
+    SetDesired,
+    Start,
+    Stop,
+    TakeSnapshot,
+    transition,
+)
+
+S = SessionState
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_start_from_any_terminal_state_starts_and_records_desire(state: SessionState) -> None:
+    t = transition(state, Start())
+    assert t.state is S.STARTING
+    assert t.actions == [SetDesired(True), SendStart()]
+
+
+@pytest.mark.parametrize("state", sorted(ACTIVE))
+def test_start_while_active_is_ignored(state: SessionState) -> None:
+    t = transition(state, Start())
+    assert (t.state, t.changed, t.actions) == (state, False, [])
+
+
+def test_qr_login_path_starting_qr_connecting_open() -> None:
+    t = transition(S.STARTING, Connecting())
+    assert t.state is S.CONNECTING
+    t = transition(t.state, QrIssued("ref-1", 100.0))
+    assert t.state is S.QR and t.actions == [KeepQr("ref-1", 100.0)]
+    t = transition(t.state, QrIssued("ref-2", 120.0))
+    assert t.state is S.QR and t.actions == [KeepQr("ref-2", 120.0)]
+    # after the scan Baileys closes with 515 and the runtime reconnects by itself
+    t = transition(t.state, Closed(515, "restart required"))
+    assert t.state is S.CONNECTING and t.reason == "restart_required"
+    assert not any(isinstance(a, (SendStart, ScheduleReconnect)) for a in t.actions)
+    t = transition(t.state, Opened())
+    assert t.state is S.OPEN
+    assert t.actions == [CancelReconnect(), ResetBackoff(), ClearQr()]
+
+
+def test_pairing_code_moves_to_pairing_and_later_qrs_keep_it_there() -> None:
+    t = transition(S.QR, PairingCodeIssued("ABCD1234"))
+    assert t.state is S.PAIRING
+    t = transition(S.PAIRING, QrIssued("ref-3", 50.0))
+    assert t.state is S.PAIRING and t.changed is False and t.actions == [KeepQr("ref-3", 50.0)]
+
+
+@pytest.mark.parametrize("code", [428, 408, 503, 500, None, 999])
+@pytest.mark.parametrize("state", [S.OPEN, S.CONNECTING, S.QR, S.STARTING, S.PAIRING])
+def test_transient_close_schedules_a_backoff_reconnect(state: SessionState, code: int | None) -> None:
+    t = transition(state, Closed(code))
+    assert t.state is S.RECONNECTING and t.actions == [ScheduleReconnect()]
+    t = transition(t.state, ReconnectDue())
+    assert t.state is S.STARTING and t.actions == [SendStart()]
+
+
+def test_reconnecting_gets_back_to_open_through_connecting() -> None:
+    t = transition(S.RECONNECTING, Connecting())
+    assert t.state is S.CONNECTING
+    assert transition(t.state, Opened()).state is S.OPEN
+
+
+@pytest.mark.parametrize(
+    ("code", "state", "snapshot", "alert"),
+    [
+        (401, S.LOGGED_OUT, "logged_out", "logged_out"),
+        (403, S.BANNED, "banned", "banned"),
+        (440, S.FAILED, None, "connection_replaced"),
+        (411, S.FAILED, None, "multidevice_mismatch"),
+    ],
+)
+def test_final_closes_stop_snapshot_first_and_alert(
+    code: int, state: SessionState, snapshot: str | None, alert: str
+) -> None:
+    t = transition(S.OPEN, Closed(code, "boom"))
+    assert t.state is state
+    kinds = [type(a) for a in t.actions]
+    assert ScheduleReconnect not in kinds and SendStart not in kinds
+    assert t.actions[0] == CancelReconnect()
+    if snapshot is not None:
+        # the snapshot comes before anything else touches the runtime
+        assert t.actions[1] == TakeSnapshot(snapshot)
+    else:
+        assert TakeSnapshot not in kinds
+    assert SetDesired(False) in t.actions and SendStop() in t.actions
+    alerts = [a for a in t.actions if isinstance(a, RaiseAlert)]
+    assert len(alerts) == 1 and alerts[0].kind == alert and alerts[0].severity == "critical"
+
+
+def test_api_logout_snapshots_before_baileys_logout() -> None:
+    t = transition(S.OPEN, Logout())
+    assert t.state is S.LOGGED_OUT
+    assert t.actions.index(TakeSnapshot("logout")) < t.actions.index(SendLogout())
+    # Baileys' own 401 close that follows is ignored: no second snapshot, no alert
+    after = transition(t.state, Closed(401))
+    assert after.changed is False and after.actions == []
+
+
+@pytest.mark.parametrize("state", [s for s in SessionState if s is not S.OPEN])
+def test_logout_only_when_open(state: SessionState) -> None:
+    assert transition(state, Logout()).changed is False
+
+
+@pytest.mark.parametrize("state", sorted(ACTIVE))
+def test_stop_from_active_stops_everything(state: SessionState) -> None:
+    t = transition(state, Stop())
+    assert t.state is S.STOPPED
+    assert t.actions == [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+
+
+@pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
+def test_stop_keeps_a_final_state_visible(state: SessionState) -> None:
+    t = transition(state, Stop())
+    assert t.state is state and t.actions == [SetDesired(False)]
+
+
+STALE_EVENTS: list[SessionEvent] = [
+    Connecting(),
+    QrIssued("late", 1.0),
+    PairingCodeIssued("LATE0000"),
+    Opened(),
+    Closed(428),
+    Closed(401),
+    ReconnectDue(),
+    RuntimeExited("gone"),
+    RuntimeRestarted(),
+    RuntimeFatal("loop"),
+]
+
+
+@pytest.mark.parametrize("event", STALE_EVENTS)
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_stale_runtime_events_never_resurrect_a_terminal_session(state: SessionState, event: SessionEvent) -> None:
+    t = transition(state, event)
+    assert (t.state, t.changed, t.actions) == (state, False, [])
+
+
+def test_runtime_crash_waits_for_restart_then_starts_again() -> None:
+    t = transition(S.OPEN, RuntimeExited("signal 9"))
+    assert t.state is S.RECONNECTING and t.reason.startswith("runtime_exited")
+    assert ScheduleReconnect() not in t.actions  # NodeProcess owns the process backoff
+    t = transition(t.state, RuntimeRestarted())
+    assert t.state is S.STARTING and t.actions == [SendStart()]
+
+
+@pytest.mark.parametrize("state", sorted(ACTIVE))
+def test_runtime_fatal_fails_the_session_with_a_critical_alert(state: SessionState) -> None:
+    t = transition(state, RuntimeFatal("5 exits in 60 s"))
+    assert t.state is S.FAILED
+    alerts = [a for a in t.actions if isinstance(a, RaiseAlert)]
+    assert alerts and alerts[0].severity == "critical" and alerts[0].kind == "runtime_fatal"
+
+
+def test_reconnect_due_outside_reconnecting_is_ignored() -> None:
+    for state in SessionState:
+        if state is not S.RECONNECTING:
+            assert transition(state, ReconnectDue()).changed is False
+
+
+def test_every_state_and_event_pair_is_handled() -> None:
+    events: list[SessionEvent] = [Start(), Stop(), Logout(), *STALE_EVENTS]
+    for state in SessionState:
+        for event in events:
+            t = transition(state, event)
+            assert isinstance(t.state, SessionState)
+            if not t.changed:
+                assert t.state is state
