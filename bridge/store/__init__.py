@@ -1,5 +1,6 @@
 """The durable auth store: the only code that writes a session's auth folder (docs/storage.md)."""
 
+from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.layout import (
     CREDS_FILE,
@@ -13,6 +14,8 @@ from bridge.store.layout import (
 __all__ = [
     "CREDS_FILE",
     "KEY_TYPES",
+    "AsyncAuthStore",
+    "AuthStore",
     "is_bridge_private",
     "is_registered",
     "key_file_name",

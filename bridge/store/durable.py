@@ -1,0 +1,224 @@
+"""Atomic, durable file writes: the only way the store puts bytes on disk.
+
+Every file is written as: temp file in the same folder, write, fsync, rename over the target,
+fsync the folder. A reader (or a crash) therefore sees either the whole old file or the whole new
+one, never a prefix. `atomic_write_many` is a group commit: the temp files of one batch are written
+and fsynced in parallel by a small thread pool (fsync latency, not CPU, is the cost), renamed one by
+one, and the folder is fsynced once for the whole batch.
+
+Failures (disk full, I/O error, permission) become a `StoreError` that names the path and the fix;
+the old file is untouched (nothing is renamed until its temp file is complete) and temp files are
+removed. Temp names start with `.bridge-tmp.` and carry the writer's pid, so `sweep_temp_files` can
+remove the leftovers of a writer that was killed, and never a file of a live one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from threading import Lock
+from typing import Final
+
+from bridge.errors import StoreError
+from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX: Final = ".bridge-tmp."
+#: Batches smaller than this are written inline; the pool only pays off when fsyncs overlap.
+PARALLEL_MIN_FILES: Final = 4
+POOL_WORKERS: Final = 16
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = Lock()
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="store-fsync")
+        return _pool
+
+
+def explain_os_error(exc: OSError, path: Path, action: str) -> StoreError:
+    """Turn an OSError into a `StoreError` telling the operator what broke and what to do."""
+    code = exc.errno
+    reason = os.strerror(code) if code else str(exc)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"the file system holding {path.parent} is full: free space (or raise the quota) and retry"
+    elif code == errno.EIO:
+        fix = "the disk or file system reported an I/O error: check `dmesg`, move the auth root to healthy storage"
+    elif code in (errno.EACCES, errno.EPERM):
+        fix = f"the bridge user may not write {path.parent}: fix ownership/permissions (chown/chmod)"
+    elif code == errno.EROFS:
+        fix = f"{path.parent} is on a read-only file system: remount it read-write"
+    else:
+        fix = "check the file system and permissions of the auth root"
+    return StoreError(f"{action} {path} failed ({reason}); {fix}. The previous file, if any, is intact.")
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder so that renames and new entries in it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    STORE_FSYNCS.labels(target="dir").inc()
+
+
+def temp_name() -> str:
+    """A fresh temp file name: dot-prefixed (bridge-private), with our pid for `sweep_temp_files`."""
+    return f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(8)}"
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # pragma: no cover - only when the folder itself is broken
+        log.warning("could not remove temp file %s: %s", path, exc)
+
+
+def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
+    """Write `data` to a new fsynced temp file in `folder` and return its path.
+
+    On failure the temp file is removed and the OSError propagates (the caller names the target).
+    """
+    tmp = folder / temp_name()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    STORE_FSYNCS.labels(target="file").inc()
+    return tmp
+
+
+@contextmanager
+def _timed(op: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        STORE_ERRORS.labels(op=op).inc()
+        raise
+    STORE_WRITE_SECONDS.observe(time.perf_counter() - start)
+
+
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace `path` with `data` atomically and durably (see module docstring)."""
+    with _timed("write"):
+        try:
+            tmp = write_temp(path.parent, data)
+        except OSError as exc:
+            raise explain_os_error(exc, path, "writing") from exc
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise explain_os_error(exc, path, "renaming into") from exc
+        if sync_dir:
+            try:
+                fsync_dir(path.parent)
+            except OSError as exc:
+                raise explain_os_error(exc, path, "syncing the folder of") from exc
+
+
+def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: bool = True) -> None:
+    """Write several files of one folder as one group commit.
+
+    All temp files are written and fsynced first (in parallel for larger batches); if any fails,
+    every temp file is removed and no target is touched. Then each is renamed over its target and
+    the folder is fsynced once. Each file is atomic on its own; a crash during the renames may
+    leave some targets new and some old, never a partial file.
+    """
+    if not files:
+        return
+    with _timed("write_many"):
+        items = list(files.items())
+        staged: list[tuple[Path, Path]] = []
+        first_error: tuple[OSError, Path] | None = None
+        if len(items) < PARALLEL_MIN_FILES:
+            for name, data in items:
+                try:
+                    staged.append((write_temp(folder, data), folder / name))
+                except OSError as exc:
+                    first_error = (exc, folder / name)
+                    break
+        else:
+            futures = [(name, _get_pool().submit(write_temp, folder, data)) for name, data in items]
+            for name, fut in futures:
+                try:
+                    staged.append((fut.result(), folder / name))
+                except OSError as exc:
+                    if first_error is None:
+                        first_error = (exc, folder / name)
+        if first_error is not None:
+            for tmp, _ in staged:
+                _unlink_quietly(tmp)
+            error, target = first_error
+            raise explain_os_error(error, target, "writing") from error
+        for index, (tmp, target) in enumerate(staged):
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                for later_tmp, _ in staged[index:]:
+                    _unlink_quietly(later_tmp)
+                raise explain_os_error(exc, target, "renaming into") from exc
+        if sync_dir:
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                raise explain_os_error(exc, folder / items[0][0], "syncing the folder of") from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temp_files(folder: Path) -> list[str]:
+    """Remove temp files left in `folder` by writers that no longer run; return their names.
+
+    A temp file is never credentials that anyone was promised: its rename had not happened, so the
+    write it belonged to was never acknowledged. Files of live writers (our own pid included) stay.
+    """
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        pid_text = name[len(TEMP_PREFIX) :].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        _unlink_quietly(folder / name)
+        removed.append(name)
+    if removed:
+        log.info("removed %d temp file(s) of dead writers in %s", len(removed), folder)
+    return removed
