@@ -1,0 +1,163 @@
+"""Advisory locks under `AUTH_ROOT/.bridge/locks/`, so two bridge instances never run one session.
+
+Two bridges (or a bridge and an operator's `restore`) acting on the same auth folder at once is
+how credentials get torn: one process writes creds.json while the other swaps the folder away.
+`SessionLock` takes `fcntl.flock(LOCK_EX)` on `.bridge/locks/<session>.lock`; the kernel drops
+the lock when the holder exits, even by SIGKILL, so a crash never leaves a stale lock behind.
+
+`RepositoryLock` guards the shared object store: `Snapshots.create` holds it shared while it
+writes objects and a manifest, `prune` holds it exclusive while it deletes unreferenced objects,
+so prune can never delete an object a snapshot being written is about to reference.
+
+Lock files are never deleted: unlinking a flock file while another process waits on it would let
+two processes hold "the" lock on two different inodes. flock locks belong to the open file
+description, so one process must not open the same session lock twice (the second open blocks).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from bridge.errors import StoreError
+from bridge.store.layout import validate_session_id
+
+LOCKS_DIR = "locks"
+REPOSITORY_LOCK = "repository.lock"
+
+
+class SessionLockedError(StoreError):
+    """Another process holds the lock: stop that bridge instance (or wait) before retrying."""
+
+    code = "session_locked"
+
+
+def _locks_dir(bridge_dir: Path) -> Path:
+    folder = bridge_dir / LOCKS_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+class _FlockFile:
+    """One lock file and its open descriptor; `mode` is `fcntl.LOCK_EX` or `fcntl.LOCK_SH`."""
+
+    def __init__(self, path: Path, mode: int, what: str) -> None:
+        self.path = path
+        self._mode = mode
+        self._what = what
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock, waiting up to `timeout` seconds (0: try once). Raises SessionLockedError."""
+        if self._fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, self._mode | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise StoreError(f"cannot lock {self.path}: {exc.strerror}; check permissions") from exc
+                if time.monotonic() >= deadline:
+                    holder = read_holder(self.path)
+                    os.close(fd)
+                    who = f" by pid {holder}" if holder else ""
+                    raise SessionLockedError(
+                        f"{self._what} is locked{who} ({self.path}); stop the other bridge instance "
+                        "or command using it, then retry"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        self._fd = fd
+        if self._mode == fcntl.LOCK_EX:
+            # Diagnostics only: the flock itself is the truth, the pid helps the operator.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Drop the lock (closing the descriptor releases the flock)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        os.close(fd)
+
+
+def read_holder(path: Path) -> int | None:
+    """The pid the last exclusive holder wrote into the lock file, if any (may be stale)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class SessionLock:
+    """Exclusive advisory lock for one session: `with SessionLock(bridge_dir, "acme"): ...`."""
+
+    def __init__(self, bridge_dir: Path, session_id: str) -> None:
+        validate_session_id(session_id)
+        self.session_id = session_id
+        path = _locks_dir(bridge_dir) / f"{session_id}.lock"
+        self._lock = _FlockFile(path, fcntl.LOCK_EX, f"session {session_id!r}")
+
+    @property
+    def path(self) -> Path:
+        """The lock file (kept forever; never delete it)."""
+        return self._lock.path
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._lock.held
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock or raise SessionLockedError naming the holder's pid."""
+        self._lock.acquire(timeout)
+
+    def release(self) -> None:
+        """Release the lock; safe to call twice."""
+        self._lock.release()
+
+    def holder(self) -> int | None:
+        """Pid recorded by the current or last holder (diagnostic)."""
+        return read_holder(self.path)
+
+    def __enter__(self) -> SessionLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class RepositoryLock:
+    """Shared (snapshot writers) or exclusive (prune) lock on the object store."""
+
+    def __init__(self, bridge_dir: Path, *, exclusive: bool, timeout: float = 60.0) -> None:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        self._timeout = timeout
+        self._lock = _FlockFile(_locks_dir(bridge_dir) / REPOSITORY_LOCK, mode, "the snapshot repository")
+
+    def __enter__(self) -> RepositoryLock:
+        self._lock.acquire(self._timeout)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.release()
