@@ -220,8 +220,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "when not empty, replaces WA_CERT_DETAILS.PUBLIC_KEY: a test server's root key). The runtime first "
           "sends `auth.load`; answered `{}` once the socket exists. Progress arrives as events."),
     Entry("cmd", "stop", Empty, Empty,
-          "Close the socket without logging out (creds stay valid); waits for pending auth writes. "
-          "With no session hosted afterwards, the runtime exits 0."),
+          "Close the socket without logging out (creds stay valid) and forget the session; answered after "
+          "its pending auth writes are durable. The runtime keeps running; it exits when its stdin closes."),
     Entry("cmd", "logout", Empty, Empty,
           "Log the device out on the server (Baileys `logout()`). Deletes nothing: the runtime cannot "
           "write, and Python keeps the folder (snapshot + alert)."),
@@ -246,7 +246,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "serialises these and flushes them before reporting `open` or reconnecting after a 515."),
     Entry("evt", "ready", ReadyData, None,
           "The runtime booted; `permission` is true when Node's permission model is on and "
-          "`fs_write_denied` when a write probe was refused. Sent once, with `s` = the first hosted session."),
+          "`fs_write_denied` when `process.permission.has('fs.write')` is false. Sent once at boot, with `s` = "
+          "BRIDGE_SESSION from the environment (the first hosted session)."),
     Entry("evt", "connection.update", ConnectionUpdateData, None,
           "Baileys' connection.update, reduced. On `close`, `disconnect` gives the status code, the "
           "DisconnectReason name and the message; the runtime then waits for a new `start`, except for "

@@ -1,0 +1,157 @@
+// One hosted WhatsApp session: its Baileys socket, its IPC auth state, and the events it reports.
+// Reconnect decisions belong to Python; the only exception is restartRequired (515), which is
+// handled here right after every pending auth write is durable.
+import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS } from '@whiskeysockets/baileys'
+import { loadIpcAuthState } from './auth-state.mjs'
+import { IpcError } from './ipc.mjs'
+
+const REASONS = new Map()
+for (const [name, code] of Object.entries(DisconnectReason)) {
+  if (typeof code === 'number' && !REASONS.has(code)) REASONS.set(code, name)
+}
+
+function textOf (message) {
+  const m = message?.message
+  return m?.conversation ?? m?.extendedTextMessage?.text ?? null
+}
+
+export class Session {
+  constructor (id, ipc, log) {
+    this.id = id
+    this.ipc = ipc
+    this.log = log.child({ session: id })
+    this.sock = null
+    this.auth = null
+    this.args = null
+    this.generation = 0
+    this.chain = Promise.resolve()
+  }
+
+  emit (name, data) { this.ipc.event(this.id, name, data) }
+
+  // Events are handled one after another so `open` can never overtake the flush before it.
+  serial (fn) {
+    this.chain = this.chain.then(fn).catch((err) => this.log.error({ err: String(err?.stack ?? err) }, 'event handler failed'))
+    return this.chain
+  }
+
+  async start (args, { reloadAuth = true } = {}) {
+    await this.closeSocket()
+    this.args = args
+    if (args.trust_root) WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(args.trust_root, 'hex')
+    if (reloadAuth || !this.auth) this.auth = await loadIpcAuthState(this.ipc, this.id, this.log)
+    const generation = ++this.generation
+    const sock = makeWASocket({
+      auth: this.auth.state,
+      waWebSocketUrl: args.wa_url,
+      logger: this.log.child({ module: 'baileys' }, { level: args.log_level ?? 'warn' }),
+      browser: Browsers.ubuntu(args.browser || 'baileys-bridge'),
+      printQRInTerminal: false,
+      markOnlineOnConnect: false,
+      syncFullHistory: false,
+      connectTimeoutMs: args.connect_timeout_ms ?? 20_000,
+      defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000
+    })
+    this.sock = sock
+    const current = () => generation === this.generation
+    sock.ev.on('creds.update', (update) => {
+      if (!current()) return
+      const keys = Object.keys(update ?? {})
+      this.emit('creds.update', { count: keys.length, keys })
+      this.auth.saveCreds().catch(() => {})
+    })
+    sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
+    sock.ev.on('messages.upsert', ({ messages, type }) => {
+      if (!current() || (type !== 'notify' && type !== 'append')) return
+      for (const m of messages ?? []) {
+        const text = textOf(m)
+        if (text === null || !m.key?.id) continue
+        const ts = typeof m.messageTimestamp === 'number' ? m.messageTimestamp : Number(m.messageTimestamp ?? 0)
+        this.emit('message', {
+          id: m.key.id,
+          from: m.key.fromMe ? (sock.user?.id ?? '') : (m.key.participant || m.key.remoteJid || ''),
+          to: m.key.fromMe ? (m.key.remoteJid ?? '') : (sock.user?.id ?? ''),
+          text,
+          from_me: Boolean(m.key.fromMe),
+          timestamp: ts
+        })
+      }
+    })
+    return {}
+  }
+
+  async onConnection (update, generation) {
+    const { connection, qr, isNewLogin, receivedPendingNotifications, lastDisconnect } = update
+    const data = {}
+    if (connection) data.connection = connection
+    if (qr) data.qr = qr
+    if (isNewLogin !== undefined) data.is_new_login = Boolean(isNewLogin)
+    if (receivedPendingNotifications !== undefined) data.receivedPendingNotifications = Boolean(receivedPendingNotifications)
+    if (connection === 'open') {
+      await this.auth.flush()
+      const me = this.sock?.user
+      if (me?.id) data.me = { id: me.id, name: me.name ?? null, lid: me.lid ?? null }
+    }
+    if (connection === 'close') {
+      const err = lastDisconnect?.error
+      const status = err?.output?.statusCode ?? null
+      const disconnect = { status_code: status, reason: REASONS.get(status) ?? null, message: String(err?.message ?? 'connection closed').slice(0, 500), handled_by_runtime: false }
+      data.disconnect = disconnect
+      if (generation === this.generation) this.sock = null
+      if (status === DisconnectReason.restartRequired && this.args) {
+        try {
+          await this.auth.flush()
+          disconnect.handled_by_runtime = true
+        } catch (e) {
+          disconnect.message = `restart required but creds are not durable (${e.message}); waiting for start`
+        }
+        this.emit('connection.update', data)
+        if (disconnect.handled_by_runtime && generation === this.generation) {
+          await this.start(this.args, { reloadAuth: false })
+        }
+        return
+      }
+    }
+    this.emit('connection.update', data)
+    if (qr) this.emit('qr', { qr })
+  }
+
+  requireSocket () {
+    if (!this.sock) throw new IpcError('session_state', `session ${this.id} has no socket; send start first`)
+    return this.sock
+  }
+
+  async requestPairingCode (phone) {
+    const sock = this.requireSocket()
+    if (sock.authState.creds.registered) throw new IpcError('session_state', 'session is already registered')
+    const code = await sock.requestPairingCode(phone)
+    this.emit('pairing_code', { code })
+    return { code }
+  }
+
+  async send (to, text) {
+    const sent = await this.requireSocket().sendMessage(to, { text })
+    return { id: sent?.key?.id ?? '' }
+  }
+
+  async logout () {
+    await this.requireSocket().logout()
+    await this.auth?.flush().catch(() => {})
+    return {}
+  }
+
+  async closeSocket () {
+    const sock = this.sock
+    this.sock = null
+    this.generation++
+    if (sock) {
+      try { sock.end(undefined) } catch {}
+    }
+    if (this.auth) await this.auth.flush().catch(() => {})
+  }
+
+  async stop () {
+    await this.closeSocket()
+    return {}
+  }
+}
