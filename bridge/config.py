@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     events_buffer: int = Field(1000, description="Events kept for SSE Last-Event-ID resume")
     webhook_timeout: float = Field(10.0, description="Seconds per webhook delivery attempt")
     webhook_max_attempts: int = Field(6, description="Webhook delivery attempts before giving up")
+    webhook_backoff_initial: float = Field(1.0, description="First webhook retry delay; doubles per attempt (s)")
+    sse_heartbeat: float = Field(15.0, description="Seconds between SSE keep-alive comments")
+    shutdown_timeout: float = Field(30.0, description="Seconds the API waits for in-flight requests on shutdown")
 
     # --- WhatsApp ---
     wa_url: str = Field("wss://web.whatsapp.com/ws/chat", description="WebSocket URL Baileys connects to")
@@ -75,6 +78,15 @@ class Settings(BaseSettings):
     telegram_token: str = Field("", description="Telegram bot token; empty disables Telegram alerts")
     telegram_chat_id: str = Field("", description="Telegram chat id that receives alerts")
     telegram_api: str = Field("https://api.telegram.org", description="Telegram Bot API base URL")
+    alert_max_attempts: int = Field(8, ge=1, description="Delivery attempts per alert and sink before giving up")
+    alert_backoff_initial: float = Field(1.0, description="First alert retry delay; doubles per attempt (s)")
+    alert_backoff_max: float = Field(120.0, description="Cap of the alert retry delay (s)")
+    monitor_confirm_delay: float = Field(
+        0.3, description="Seconds a damaged auth folder must stay damaged before the monitor restores it"
+    )
+    monitor_mass_delete_min: int = Field(
+        10, description="Key files vanishing at once (and at least half of them) that count as mass deletion"
+    )
 
     log_level: str = Field("INFO", description="Python log level")
 

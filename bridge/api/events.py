@@ -1,0 +1,123 @@
+"""Server-Sent Events: `/api/v1/events` (all sessions) and `/api/v1/sessions/{id}/events`.
+
+Each bus event becomes one SSE message with `id:` = the bus sequence number, so a reconnecting
+client (browsers do it by themselves) sends `Last-Event-ID` and gets what it missed from the
+bus's bounded buffer; `?after=0` replays the whole buffer. When the buffer no longer reaches back
+that far, a `gap` event says so. A comment line every `sse_heartbeat` seconds keeps proxies from
+closing an idle stream and lets the server notice a client that went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from bridge.api import state
+from bridge.api.models import Strict
+from bridge.api.routing import RequestError, operation, read_query
+from bridge.events import Event, EventBus
+
+routes = web.RouteTableDef()
+
+SSE_MEDIA = {"200": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+class EventsQuery(Strict):
+    after: int | None = Field(None, ge=0, description="Replay buffered events after this seq (like Last-Event-ID)")
+
+
+def format_event(event: Event) -> bytes:
+    """One SSE message; `data` is the whole event as JSON (see EventView in the schema)."""
+    payload = json.dumps(
+        {"seq": event.seq, "ts": event.ts, "session": event.session, "kind": event.kind, "data": event.data},
+        separators=(",", ":"),
+        default=str,
+    )
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {payload}\n\n".encode()
+
+
+def resume_point(request: web.Request) -> int | None:
+    """`Last-Event-ID` header wins over `?after=`; neither means live events only."""
+    header = request.headers.get("Last-Event-ID")
+    if header is not None:
+        try:
+            value = int(header.strip())
+        except ValueError:
+            raise RequestError(
+                "Last-Event-ID must be the integer id of an event", code="validation_error", status=422
+            ) from None
+        if value < 0:
+            raise RequestError("Last-Event-ID must not be negative", code="validation_error", status=422)
+        return value
+    return read_query(request, EventsQuery).after
+
+
+async def _pump(bus: EventBus, session: str | None, after: int | None, queue: asyncio.Queue[Any]) -> None:
+    async for event in bus.subscribe(session, after):
+        await queue.put(event)
+
+
+async def stream_events(request: web.Request, session: str | None) -> web.StreamResponse:
+    """Serve one SSE stream until the client leaves or the server shuts down."""
+    app = request.app
+    after = resume_point(request)
+    bus = app[state.BUS]
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+    app[state.STREAMS].add(queue)
+    pump = asyncio.create_task(_pump(bus, session, after, queue))
+    heartbeat = app[state.SETTINGS].sse_heartbeat
+    try:
+        await response.write(b"retry: 2000\n\n")
+        if after is not None:
+            buffered = bus.since(after)
+            if buffered and buffered[0].seq > after + 1:
+                await response.write(b'event: gap\ndata: {"message":"some events are no longer buffered"}\n\n')
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), heartbeat)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if item is None:
+                break
+            await response.write(format_event(item))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        app[state.STREAMS].discard(queue)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+    return response
+
+
+@operation(routes, "GET", "/api/v1/events", summary="Live events of all sessions (SSE)", tag="events",
+           query=EventsQuery, responses={200: None}, media=SSE_MEDIA, errors=(401, 422), streaming=True)
+async def all_events(request: web.Request) -> web.StreamResponse:
+    return await stream_events(request, None)
+
+
+@operation(routes, "GET", "/api/v1/sessions/{id}/events", summary="Live events of one session (SSE)",
+           tag="events", query=EventsQuery, responses={200: None}, media=SSE_MEDIA, errors=(401, 404, 422),
+           streaming=True)
+async def session_events(request: web.Request) -> web.StreamResponse:
+    session_id = request.match_info["id"]
+    await state.resolve(request.app[state.MANAGER].get(session_id))
+    return await stream_events(request, session_id)
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown hook: end every open stream so shutdown does not wait for clients."""
+    streams: set[asyncio.Queue[Any]] = app[state.STREAMS]
+    for queue in list(streams):
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)

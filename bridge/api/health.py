@@ -1,0 +1,41 @@
+"""Liveness (`/healthz`, no auth) and readiness (`/readyz`).
+
+`/healthz` answers as long as the event loop runs, with a per-state count of sessions so a probe
+or a human sees at a glance how many tenants are open. `/readyz` turns 200 once the service has
+started its sessions and 503 again when shutdown begins, so a load balancer drains first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aiohttp import web
+
+from bridge.api import state
+from bridge.api.errors import error_response
+from bridge.api.models import Health, Ready
+from bridge.api.routing import json_response, operation
+from bridge.api.views import state_of
+
+routes = web.RouteTableDef()
+
+
+async def state_counts(app: web.Application) -> dict[str, int]:
+    """Number of sessions per state, plus `total`."""
+    infos = await state.resolve(app[state.MANAGER].list())
+    counts = Counter(state_of(i) for i in infos)
+    return {"total": sum(counts.values()), **dict(sorted(counts.items()))}
+
+
+@operation(routes, "GET", "/healthz", summary="Liveness and per-state session counts", tag="health",
+           responses={200: Health}, errors=(), public=True)
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return json_response(Health(status="ok", sessions=await state_counts(request.app)))
+
+
+@operation(routes, "GET", "/readyz", summary="Ready to serve (sessions started, not shutting down)", tag="health",
+           responses={200: Ready, 503: None}, errors=(401,))
+async def readyz(request: web.Request) -> web.StreamResponse:
+    if request.app[state.READY].is_set():
+        return json_response(Ready(ready=True))
+    return error_response(503, "not_ready", "the bridge is starting or shutting down; retry shortly")

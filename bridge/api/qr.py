@@ -1,0 +1,79 @@
+"""`GET /sessions/{id}/qr?format=png|svg|txt`: the current login QR, rendered with segno.
+
+The QR is a short-lived credential (whoever scans it owns the account), so responses carry
+`Cache-Control: no-store`. When the session is not waiting for a scan the answer is a 404 that
+says why (already paired, stopped, or using a pairing code) rather than an empty image.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Literal
+
+import segno
+from aiohttp import web
+from pydantic import Field
+
+from bridge.api import state
+from bridge.api.models import Strict
+from bridge.api.routing import RequestError, operation, read_query
+from bridge.api.views import state_of
+
+routes = web.RouteTableDef()
+
+CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml", "txt": "text/plain; charset=utf-8"}
+
+
+class QrQuery(Strict):
+    format: Literal["png", "svg", "txt"] = Field("png", description="png (default), svg, or txt for a terminal")
+    scale: int = Field(8, ge=1, le=40, description="Pixels per module (png and svg)")
+
+
+def render(ref: str, fmt: str, scale: int = 8) -> bytes:
+    """Render `ref` as a QR code; txt uses half-block characters so it fits a terminal."""
+    qr = segno.make_qr(ref)
+    out: Any
+    if fmt == "txt":
+        out = io.StringIO()
+        qr.terminal(out=out, compact=True)
+        return str(out.getvalue()).encode()
+    out = io.BytesIO()
+    qr.save(out, kind=fmt, scale=scale, border=4)
+    return bytes(out.getvalue())
+
+
+def qr_text(value: Any) -> str | None:
+    """The manager may hand back the ref itself or an object/dict carrying it as `qr`."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        return value.get("qr")
+    found = getattr(value, "qr", None)
+    return str(found) if found else None
+
+
+@operation(routes, "GET", "/api/v1/sessions/{id}/qr", summary="Current login QR code", tag="sessions",
+           query=QrQuery, responses={200: None}, errors=(401, 404, 422),
+           media={"200": {
+               "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
+               "image/svg+xml": {"schema": {"type": "string"}},
+               "text/plain": {"schema": {"type": "string"}},
+           }})
+async def get_qr(request: web.Request) -> web.StreamResponse:
+    session_id = request.match_info["id"]
+    query = read_query(request, QrQuery)
+    manager = request.app[state.MANAGER]
+    info = await state.resolve(manager.get(session_id))
+    ref = qr_text(await state.resolve(manager.current_qr(session_id)))
+    if not ref:
+        raise RequestError(
+            f"session {session_id} is not waiting for a QR scan (state: {state_of(info)}); "
+            "a QR appears after starting a session with login=qr that is not paired yet",
+            code="no_qr",
+            status=404,
+        )
+    body = render(ref, query.format, query.scale)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPES[query.format]
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,42 @@
+"""Typed keys for what the aiohttp application holds (aiohttp's `AppKey`, no string lookups).
+
+Route modules read the manager, bus, snapshots and settings through these keys; `create_app` is
+the only place that sets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bridge.config import Settings
+from bridge.events import EventBus
+
+if TYPE_CHECKING:
+    from bridge.api.webhooks import WebhookDispatcher
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
+# The manager and snapshots are typed loosely on purpose: their methods may be sync or async
+# (see `resolve`), and the API must not import the session machinery's internals to type-check.
+MANAGER: web.AppKey[Any] = web.AppKey("manager")
+SNAPSHOTS: web.AppKey[Any] = web.AppKey("snapshots")
+WEBHOOKS: web.AppKey[WebhookDispatcher] = web.AppKey("webhooks")
+READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
+# Queues of open SSE streams; shutdown puts None in each so streams end instead of hanging.
+STREAMS: web.AppKey[set[asyncio.Queue[Any]]] = web.AppKey("streams")
+
+
+async def resolve(value: Any) -> Any:
+    """Await `value` if it is awaitable.
+
+    Why: the manager's contract names the operations but not whether each is a coroutine; cheap
+    queries (`get`, `list`) may well be synchronous while start/stop are not. Routes call both the
+    same way and keep working whichever the manager chooses.
+    """
+    if inspect.isawaitable(value):
+        return await value
+    return value
