@@ -549,9 +549,7 @@ class Snapshots:
         remove = [m for m in snaps if m.id not in keep_ids and m.id not in protected_ids]
         return keep, remove, protected
 
-    def prune(
-        self, session_id: str, policy: KeepPolicy, force: bool = False, *, dry_run: bool = False
-    ) -> PruneReport:
+    def prune(self, session_id: str, policy: KeepPolicy, force: bool = False, *, dry_run: bool = False) -> PruneReport:
         """Delete the snapshots `policy` does not keep, then every object no manifest references.
 
         Without `force`, the newest snapshot and every snapshot with registered creds are kept
