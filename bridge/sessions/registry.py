@@ -9,8 +9,9 @@ either the old or the new registry, never a truncated one. A registry that canno
 refused loudly instead of being overwritten with an empty one: losing it would not lose creds, but
 it would silently stop every tenant from being started again.
 
-Folders adopted in place by `python -m bridge adopt` live outside AUTH_ROOT; the adopt command
-records them in `.bridge/adopted.json`, which this module reads (never writes).
+Folders adopted in place by `python -m bridge adopt` may live outside AUTH_ROOT; the adopt command
+records them in `.bridge/adopted.json` (bridge.store.adopt), and `SessionManager` registers every
+adopted session it finds there that the registry does not know yet (`folder` = that path).
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import msgspec
 
 from bridge.errors import SessionError, SessionNotFound
 
-LoginMethod = Literal["qr", "pairing"]
+LoginMethod = Literal["qr", "pairing_code"]
 REGISTRY_FILE = "sessions.json"
-ADOPTED_FILE = "adopted.json"
 
 
 class SessionRecord(msgspec.Struct, kw_only=True):
@@ -70,34 +70,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def read_adopted(bridge_dir: Path) -> dict[str, str]:
-    """Session id -> absolute folder for folders adopted in place (empty if none).
-
-    Accepts `{"sessions": {id: {"folder"|"path": ...}}}`, `{id: {"folder"|"path": ...}}` and
-    `{id: "<path>"}`, so the reader does not break if the adopt command's format grows fields.
-    """
-    path = bridge_dir / ADOPTED_FILE
-    try:
-        raw: Any = msgspec.json.decode(path.read_bytes())
-    except FileNotFoundError:
-        return {}
-    except (OSError, msgspec.DecodeError) as exc:
-        raise SessionError(f"cannot read {path}: {exc}; fix or restore that file (it is only read here)") from exc
-    if isinstance(raw, dict) and isinstance(raw.get("sessions"), (dict, list)):
-        raw = raw["sessions"]
-    if isinstance(raw, list):
-        raw = {item.get("session") or item.get("id"): item for item in raw if isinstance(item, dict)}
-    result: dict[str, str] = {}
-    if isinstance(raw, dict):
-        for sid, value in raw.items():
-            folder = value if isinstance(value, str) else None
-            if isinstance(value, dict):
-                folder = value.get("folder") or value.get("path")
-            if isinstance(sid, str) and isinstance(folder, str):
-                result[sid] = folder
-    return result
 
 
 class Registry:

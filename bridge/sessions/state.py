@@ -59,6 +59,12 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The bridge is shutting down: stop the socket but keep the desired state, so the next
+    bridge start (`start_all()`) brings the session back."""
+
+
+@dataclass(frozen=True, slots=True)
 class Logout:
     """Operator/API asked to unlink the device (only meaningful while open)."""
 
@@ -123,6 +129,7 @@ class RuntimeFatal:
 SessionEvent = (
     Start
     | Stop
+    | Shutdown
     | Logout
     | Connecting
     | QrIssued
@@ -303,6 +310,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             return Transition(
                 SessionState.STOPPED, "stop", [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
             )
+        case Shutdown():
+            if state in TERMINAL:
+                return _ignore(state)
+            return Transition(SessionState.STOPPED, "shutdown", [CancelReconnect(), SendStop(), ClearQr()])
         case Logout():
             if state is not SessionState.OPEN:
                 return _ignore(state)
@@ -323,6 +334,8 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 return Transition(state, "qr", [KeepQr(qr, expires_at)], changed=False)
             return _ignore(state)
         case PairingCodeIssued():
+            if state is SessionState.PAIRING:
+                return Transition(state, "pairing_code", [], changed=False)
             if state in _LINKING:
                 return Transition(SessionState.PAIRING, "pairing_code")
             return _ignore(state)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from bridge.errors import SessionError, SessionNotFound
 from bridge.sessions.phone import to_jid, validate_phone
-from bridge.sessions.registry import Registry, SessionRecord, read_adopted
+from bridge.sessions.registry import Registry, SessionRecord
 
 
 def test_records_survive_a_new_registry_over_the_same_folder(tmp_path: Path) -> None:
     reg = Registry(tmp_path)
-    reg.put(SessionRecord(id="a", login="pairing", phone="4915123456789", desired_running=True))
+    reg.put(SessionRecord(id="a", login="pairing_code", phone="4915123456789", desired_running=True))
     reg.put(SessionRecord(id="b"))
     reg.update("b", last_state="open", last_reason="open")
     again = Registry(tmp_path)
     assert [r.id for r in again.all()] == ["a", "b"]
     a = again.get("a")
-    assert (a.login, a.phone, a.desired_running) == ("pairing", "4915123456789", True)
+    assert (a.login, a.phone, a.desired_running) == ("pairing_code", "4915123456789", True)
     assert again.get("b").last_state == "open"
     assert a.created_at > 0
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -47,14 +46,6 @@ def test_copies_are_returned_so_callers_cannot_mutate_the_registry(tmp_path: Pat
     record = reg.get("a")
     record.desired_running = True
     assert reg.get("a").desired_running is False
-
-
-def test_read_adopted_accepts_the_plausible_shapes(tmp_path: Path) -> None:
-    assert read_adopted(tmp_path) == {}
-    (tmp_path / "adopted.json").write_text(json.dumps({"sessions": {"x": {"folder": "/srv/x", "at": 1}}}))
-    assert read_adopted(tmp_path) == {"x": "/srv/x"}
-    (tmp_path / "adopted.json").write_text(json.dumps({"y": "/srv/y", "z": {"path": "/srv/z"}}))
-    assert read_adopted(tmp_path) == {"y": "/srv/y", "z": "/srv/z"}
 
 
 @pytest.mark.parametrize("phone", ["4915123456789", "+4915123456789", "12025550123"])

@@ -29,6 +29,7 @@ from bridge.sessions.state import (
     SessionEvent,
     SessionState,
     SetDesired,
+    Shutdown,
     Start,
     Stop,
     TakeSnapshot,
@@ -70,6 +71,8 @@ def test_qr_login_path_starting_qr_connecting_open() -> None:
 def test_pairing_code_moves_to_pairing_and_later_qrs_keep_it_there() -> None:
     t = transition(S.QR, PairingCodeIssued("ABCD1234"))
     assert t.state is S.PAIRING
+    again = transition(S.PAIRING, PairingCodeIssued("ABCD1234"))
+    assert again.changed is False and again.actions == []
     t = transition(S.PAIRING, QrIssued("ref-3", 50.0))
     assert t.state is S.PAIRING and t.changed is False and t.actions == [KeepQr("ref-3", 50.0)]
 
@@ -137,6 +140,19 @@ def test_stop_from_active_stops_everything(state: SessionState) -> None:
     assert t.actions == [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
 
 
+@pytest.mark.parametrize("state", sorted(ACTIVE))
+def test_shutdown_stops_but_keeps_the_desire_to_run(state: SessionState) -> None:
+    t = transition(state, Shutdown())
+    assert t.state is S.STOPPED and t.reason == "shutdown"
+    assert not any(isinstance(a, SetDesired) for a in t.actions)
+    assert SendStop() in t.actions
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_shutdown_leaves_terminal_states_alone(state: SessionState) -> None:
+    assert transition(state, Shutdown()).changed is False
+
+
 @pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
 def test_stop_keeps_a_final_state_visible(state: SessionState) -> None:
     t = transition(state, Stop())
@@ -187,7 +203,7 @@ def test_reconnect_due_outside_reconnecting_is_ignored() -> None:
 
 
 def test_every_state_and_event_pair_is_handled() -> None:
-    events: list[SessionEvent] = [Start(), Stop(), Logout(), *STALE_EVENTS]
+    events: list[SessionEvent] = [Start(), Stop(), Shutdown(), Logout(), *STALE_EVENTS]
     for state in SessionState:
         for event in events:
             t = transition(state, event)
