@@ -1,0 +1,78 @@
+"""Fixtures of the store tests: real Baileys in Node for reference values, real folders on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import PROJECT_ROOT
+from bridge.store.auth_store import AuthStore
+
+LEGACY_SCRIPT = PROJECT_ROOT / "tests" / "store" / "node" / "legacy.mjs"
+NODE_TIMEOUT = 120.0
+
+
+def run_legacy(*args: str) -> dict[str, Any]:
+    """Run tests/store/node/legacy.mjs (real Baileys, legacy useMultiFileAuthState); return its JSON."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH; the store tests need real Node and Baileys")
+    proc = subprocess.run(
+        [node, str(LEGACY_SCRIPT), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, f"legacy.mjs {args[0]} failed: {proc.stderr}"
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def legacy_written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A folder written by real legacy useMultiFileAuthState, and the exact texts of its values.
+
+    `texts["creds"]` is registered creds (with `me`), `texts["fresh"]` a fresh `initAuthCreds()`,
+    `texts["keys"][type][id]` one value of every key type Baileys 7.0.0-rc14 stores.
+    """
+    folder = tmp_path_factory.mktemp("legacy") / "session"
+    texts = run_legacy("write", str(folder))
+    return folder, texts
+
+
+@pytest.fixture()
+def registered_creds(legacy_written: tuple[Path, dict[str, Any]]) -> str:
+    """creds.json text of a logged-in device, made by real Baileys."""
+    return str(legacy_written[1]["creds"])
+
+
+@pytest.fixture()
+def fresh_creds(legacy_written: tuple[Path, dict[str, Any]]) -> str:
+    """creds.json text straight from Baileys' initAuthCreds() (not registered)."""
+    return str(legacy_written[1]["fresh"])
+
+
+@pytest.fixture()
+def auth_root(tmp_path: Path) -> Path:
+    """An empty auth root (BRIDGE_AUTH_ROOT) for one test."""
+    root = tmp_path / "auth"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture()
+def make_store(auth_root: Path) -> Iterator[Callable[..., AuthStore]]:
+    """Factory: `make_store("s1", before_creds_downgrade=...)` opens AUTH_ROOT/s1."""
+
+    def factory(session_id: str = "s1", **kwargs: Any) -> AuthStore:
+        return AuthStore(auth_root / session_id, session_id=session_id, bridge_dir=auth_root / ".bridge", **kwargs)
+
+    yield factory
