@@ -1,0 +1,71 @@
+"""Answers a runtime's auth requests from the right session's store, and only for hosted sessions.
+
+Why a separate object: the runtime process knows nothing about files, the store knows nothing
+about IPC. This is the one place that decides which folder a request may touch: a request naming a
+session this runtime does not host is refused (`ProtocolError`, counted as a violation by the
+channel), so a pooled runtime serving tenants A and B can never read or write tenant C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from bridge.errors import ProtocolError
+from bridge.ipc import protocol as p
+from bridge.store.auth_store import AsyncAuthStore
+
+
+class AuthRequestHandler:
+    """Maps `auth.load|auth.get|auth.set|creds.save` to the session's `AsyncAuthStore`.
+
+    Use `host(session, store)` before sending the runtime a `start` for that session and
+    `release(session)` after stopping it. Works as the channel's `on_request` and as its
+    `sessions` container (`"a" in handler`).
+    """
+
+    def __init__(self) -> None:
+        self._stores: dict[str, AsyncAuthStore] = {}
+
+    def host(self, session: str, store: AsyncAuthStore) -> None:
+        """Allow the runtime to read and write `session`'s folder through `store`."""
+        self._stores[session] = store
+
+    def release(self, session: str) -> None:
+        """Refuse further requests for `session` (after it was stopped or moved)."""
+        self._stores.pop(session, None)
+
+    def __contains__(self, session: object) -> bool:
+        return session in self._stores
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._stores))
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+    async def __call__(self, req: p.Req, args: msgspec.Struct) -> Any:
+        """Serve one validated request; `auth.set`/`creds.save` return only once durable."""
+        store = self._stores.get(req.s)
+        if store is None:
+            raise ProtocolError(
+                f"runtime asked {req.op} for session {req.s!r}, which it does not host; refused. "
+                "If this repeats, the runtime is confused or hostile and will be restarted"
+            )
+        if isinstance(args, p.AuthGetArgs):
+            return await store.get_keys(args.type, list(args.ids))
+        if isinstance(args, p.AuthSetArgs):
+            count = sum(len(v) for v in args.data.values())
+            if count > p.MAX_KEYS_PER_SET:
+                raise p.MessageRejected(f"auth.set batch of {count} values exceeds {p.MAX_KEYS_PER_SET}",
+                                        kind="bad_args", msg_id=req.id, session=req.s)
+            await store.set_keys(args.data)
+            return None
+        if isinstance(args, p.CredsSaveArgs):
+            await store.save_creds(args.creds)
+            return None
+        if req.op == "auth.load":
+            return await store.load_creds()
+        raise p.MessageRejected(f"unknown request op {req.op!r}", kind="unknown_op", msg_id=req.id, session=req.s)
