@@ -1,0 +1,283 @@
+"""Typed client for the simulator's control API, and the process launcher.
+
+Tests use it to play the phone (scan a QR, enter a pairing code), to play contacts (send, read
+what they received) and to break things on purpose (faults). Every call is plain HTTP to
+127.0.0.1; the routes are documented in tests/simulator/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+
+SIMULATOR_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SIMULATOR_DIR.parent.parent
+MAIN = SIMULATOR_DIR / "main.mjs"
+ACCEPTANCE_CLIENT = SIMULATOR_DIR / "acceptance" / "client.mjs"
+
+FaultKind = Literal[
+    "drop", "stall", "515", "401", "403", "440", "503", "bad_frame", "slow_handshake", "bad_cert"
+]
+
+
+class SimulatorError(Exception):
+    """The control API answered with an error (status and the simulator's message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"simulator control error {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Account(msgspec.Struct, frozen=True):
+    phone: str
+    lid: str
+    jid: str
+    banned: bool
+    identity_pub: str
+    devices: list[int]
+
+
+class Device(msgspec.Struct, frozen=True):
+    jid: str
+    lid: str
+    phone: str
+    device: int
+    connected: bool
+    removed: bool
+    pre_keys: int
+    signed_pre_key_id: int | None
+    platform: str | None
+    offline_queue: int
+
+
+class Contact(msgspec.Struct, frozen=True):
+    phone: str
+    jid: str
+    lid: str
+    received: int
+
+
+class InboxMessage(msgspec.Struct, frozen=True):
+    id: str
+    from_: str = msgspec.field(name="from")
+    text: str | None = None
+    type: str = ""
+    t: int = 0
+
+
+class SentMessage(msgspec.Struct, frozen=True):
+    id: str
+    to: str
+    devices: int
+    queued: int
+
+
+class SimulatorInfo(msgspec.Struct, frozen=True):
+    ws_url: str
+    control_url: str
+    root_pub: str
+
+
+class SimulatorClient:
+    """Control-API client. Stateless: each call opens its own HTTP connection, so one client can
+    be shared by tests that run on different event loops (module-scoped fixture)."""
+
+    def __init__(self, info: SimulatorInfo, *, timeout: float = 60.0) -> None:
+        self.ws_url = info.ws_url
+        self.control_url = info.control_url
+        self.root_pub = info.root_pub
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with aiohttp.ClientSession(timeout=self._timeout) as http:
+            async with http.request(method, self.control_url + path, json=body) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status != 200:
+                    err = data.get("error", {}) if isinstance(data, dict) else {}
+                    raise SimulatorError(resp.status, str(err.get("message", data)))
+                return data
+
+    async def health(self) -> dict[str, Any]:
+        """Liveness plus counters (connections, protocol violations)."""
+        result: dict[str, Any] = await self._call("GET", "/health")
+        return result
+
+    async def accounts(self) -> list[Account]:
+        return msgspec.convert(await self._call("GET", "/accounts"), list[Account])
+
+    async def create_account(self, phone: str | None = None) -> Account:
+        """Make a phone account exist (a random number when `phone` is None)."""
+        return msgspec.convert(await self._call("POST", "/accounts", {"phone": phone}), Account)
+
+    async def devices(self) -> list[Device]:
+        return msgspec.convert(await self._call("GET", "/devices"), list[Device])
+
+    async def device(self, jid: str) -> Device | None:
+        return next((d for d in await self.devices() if d.jid == jid), None)
+
+    async def scan(self, qr: str, phone: str | None = None) -> Device:
+        """The phone `phone` scans `qr`; returns once the companion signed its identity."""
+        body: dict[str, Any] = {"qr": qr}
+        if phone is not None:
+            body["phone"] = phone
+        return msgspec.convert(await self._call("POST", "/scan", body), Device)
+
+    async def enter_pairing_code(self, phone: str, code: str) -> Device:
+        """The phone `phone` types the 8-character code the client displayed."""
+        return msgspec.convert(await self._call("POST", "/pair-code", {"phone": phone, "code": code}), Device)
+
+    async def fault(
+        self,
+        kind: FaultKind,
+        *,
+        jid: str | None = None,
+        phone: str | None = None,
+        delay_ms: int | None = None,
+        count: int | None = None,
+    ) -> dict[str, Any]:
+        """Inject a fault into the connected devices of `phone` / `jid`, or (slow_handshake,
+        bad_cert) into the next `count` handshakes."""
+        body: dict[str, Any] = {"kind": kind}
+        for key, value in (("jid", jid), ("phone", phone), ("delay_ms", delay_ms), ("count", count)):
+            if value is not None:
+                body[key] = value
+        result: dict[str, Any] = await self._call("POST", "/fault", body)
+        return result
+
+    async def unban(self, phone: str) -> Account:
+        return msgspec.convert(await self._call("POST", "/unban", {"phone": phone}), Account)
+
+    async def create_contact(self, phone: str) -> Contact:
+        """A simulated WhatsApp user with its own Signal identity."""
+        return msgspec.convert(await self._call("POST", "/contacts", {"phone": phone}), Contact)
+
+    async def inbox(self, phone: str) -> list[InboxMessage]:
+        """What the contact received and decrypted, oldest first."""
+        return msgspec.convert(await self._call("GET", f"/contacts/{phone}/inbox"), list[InboxMessage])
+
+    async def send_from_contact(self, phone: str, to: str, text: str) -> SentMessage:
+        """Contact `phone` sends `text` to account `to` (a phone number), encrypted per device."""
+        body = {"to": to, "text": text}
+        return msgspec.convert(await self._call("POST", f"/contacts/{phone}/send", body), SentMessage)
+
+    async def wait_inbox(
+        self, phone: str, predicate: Callable[[InboxMessage], bool], within: float = 60.0
+    ) -> InboxMessage:
+        """Poll the contact's inbox until a message matches (tests never assert durations)."""
+        async with asyncio.timeout(within):
+            while True:
+                for msg in await self.inbox(phone):
+                    if predicate(msg):
+                        return msg
+                await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """Ask the simulator to exit (the launcher also stops it when the test ends)."""
+        with contextlib.suppress(aiohttp.ClientError, SimulatorError):
+            await self._call("POST", "/stop")
+
+
+def node_binary() -> str:
+    """The node executable: BRIDGE_NODE if set, else the one on PATH."""
+    found = os.environ.get("BRIDGE_NODE") or shutil.which("node")
+    if not found:
+        raise RuntimeError("node not found: install Node 20 or set BRIDGE_NODE")
+    return found
+
+
+def simulator_command() -> list[str]:
+    return [node_binary(), str(MAIN)]
+
+
+def _decode_info(line: bytes) -> SimulatorInfo:
+    if not line:
+        raise RuntimeError("simulator exited before printing its address line (see its stderr)")
+    return msgspec.json.decode(line, type=SimulatorInfo)
+
+
+@contextlib.asynccontextmanager
+async def start_simulator(env: dict[str, str] | None = None, *, startup_timeout: float = 60.0) -> AsyncIterator[
+    SimulatorClient
+]:
+    """Start a private simulator process; yield its client; stop it (stdin EOF, then kill)."""
+    proc = await asyncio.create_subprocess_exec(
+        *simulator_command(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=None,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), startup_timeout)
+        yield SimulatorClient(_decode_info(line))
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+class SimulatorProcess:
+    """Synchronous launcher for module-scoped fixtures (no event loop needed to start or stop)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self._log = tempfile.NamedTemporaryFile(prefix="simulator-", suffix=".log", delete=False)
+        self.log_path = Path(self._log.name)
+        self.proc = subprocess.Popen(
+            simulator_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> SimulatorClient:
+        box: list[bytes] = []
+        assert self.proc.stdout is not None
+        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout)
+        if not box:
+            self.stop()
+            raise RuntimeError(f"simulator did not start within {timeout}s; log: {self.log_path}")
+        return SimulatorClient(_decode_info(box[0]))
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the simulator's stderr, for assertion messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
