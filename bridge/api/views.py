@@ -62,7 +62,10 @@ def snapshot_view(manifest: Any) -> SnapshotView:
 
 
 def verify_view(report: Any) -> VerifyView:
-    problems = [str(p) for p in (_field(report, "problems", None) or _field(report, "errors", None) or [])]
+    problems = [
+        f"{_field(p, 'kind', 'problem')} {_field(p, 'path', '')}: {_field(p, 'detail', '')}".strip()
+        for p in (_field(report, "problems", None) or [])
+    ]
     ok = _field(report, "ok", None)
-    checked = _field(report, "checked", _field(report, "files_checked", 0))
+    checked = _field(report, "objects_checked", _field(report, "checked", 0))
     return VerifyView(ok=bool(ok) if ok is not None else not problems, checked=int(checked or 0), problems=problems)

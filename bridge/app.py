@@ -1,0 +1,141 @@
+"""The service: Settings -> EventBus -> Snapshots -> SessionManager -> monitor -> HTTP API.
+
+`serve` runs until SIGTERM/SIGINT (or the `stop` event), then shuts down in the order that loses
+nothing: /readyz turns 503 and the listener closes (no new requests), open SSE streams end,
+in-flight requests finish, the monitor stops, and finally every session stops cleanly (creds are
+flushed through the store and each Node child exits) before `serve` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import ipaddress
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api import state
+from bridge.api.app import create_app
+from bridge.config import Settings
+from bridge.errors import ConfigError
+from bridge.events import EventBus
+
+log = logging.getLogger(__name__)
+
+# The monitor part exposes this coroutine function; it runs until cancelled (docs/architecture.md).
+MONITOR_MODULE = "bridge.monitor.runner"
+MONITOR_RUNNER = "run_monitor"
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to expose an API without keys to the network (it can read QR codes and send messages)."""
+    if not settings.api_keys and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host}:{settings.port} without an API key: set BRIDGE_API_KEYS "
+            "(comma-separated) or bind to 127.0.0.1"
+        )
+
+
+def find_monitor_runner() -> Callable[..., Awaitable[None]] | None:
+    """The monitor's runner, when that part is installed; None means run without a monitor."""
+    try:
+        module = importlib.import_module(MONITOR_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != MONITOR_MODULE:
+            raise
+        return None
+    runner = getattr(module, MONITOR_RUNNER, None)
+    return runner if callable(runner) else None
+
+
+def _start_monitor(settings: Settings, **parts: Any) -> asyncio.Task[None] | None:
+    if not settings.monitor_enabled:
+        return None
+    runner = find_monitor_runner()
+    if runner is None:
+        log.warning("monitor enabled but %s.%s is not available; running without it", MONITOR_MODULE, MONITOR_RUNNER)
+        return None
+    accepted = inspect.signature(runner).parameters
+    kwargs = {name: value for name, value in parts.items() if name in accepted}
+    return asyncio.create_task(_guard(runner(settings, **kwargs)), name="monitor")
+
+
+async def _guard(work: Awaitable[None]) -> None:
+    """A monitor crash is logged, never fatal: the sessions must keep running."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("the monitor stopped with an error; sessions keep running without it")
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the bridge until `stop` is set or SIGTERM/SIGINT arrives; returns after a clean shutdown."""
+    from bridge.sessions.manager import SessionManager
+    from bridge.store.snapshots import Snapshots
+
+    check_bind(settings)
+    if stop is None:
+        stop = asyncio.Event()
+        _install_signal_handlers(stop)
+    settings.auth_root.mkdir(parents=True, exist_ok=True)
+    bus = EventBus(settings.events_buffer)
+    snapshots = Snapshots(settings.auth_root)
+    manager = SessionManager(settings, bus, snapshots)
+    app = create_app(settings, manager, bus, snapshots, ready=False)
+    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    await runner.setup()
+    monitor: asyncio.Task[None] | None = None
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("baileys-bridge listening on http://%s:%d (auth root %s)", settings.host, settings.port,
+                 settings.auth_root)
+        if not settings.api_keys:
+            log.warning("no BRIDGE_API_KEYS configured: the API is open to anyone on this machine")
+        monitor = _start_monitor(settings, bus=bus, manager=manager, snapshots=snapshots)
+        starting = asyncio.ensure_future(state.resolve(manager.start_all()))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            app[state.READY].set()
+            log.info("sessions started; ready")
+            await stopping
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        log.info("shutting down: closing the API, then stopping sessions")
+    finally:
+        app[state.READY].clear()
+        await runner.cleanup()
+        if monitor is not None:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+        await state.resolve(manager.shutdown())
+        log.info("shutdown complete")

@@ -1,0 +1,59 @@
+"""`python -m bridge run` (also what `python -m bridge` does with no arguments): run the service.
+
+Options override the matching BRIDGE_* settings for this run; everything else comes from the
+environment and `.env`, with defaults that work on a fresh machine (auth under ./data/auth, API on
+127.0.0.1:8080).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from bridge.config import Settings
+from bridge.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add the `run` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="run the bridge service (default)", description=__doc__
+    )
+    parser.add_argument("--host", help="bind address (BRIDGE_HOST)")
+    parser.add_argument("--port", type=int, help="port (BRIDGE_PORT)")
+    parser.add_argument("--auth-root", type=Path, help="folder of the auth folders (BRIDGE_AUTH_ROOT)")
+    parser.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from env/.env, with command-line options taking precedence."""
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "auth_root"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused."""
+    from bridge.app import serve
+
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
