@@ -23,13 +23,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import hashlib
 import logging
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -352,6 +353,11 @@ class Snapshots:
         """The session's auth folder: `auth_root/<id>`, or the external path it was adopted at."""
         return session_folder(self.auth_root, session_id)
 
+    def hook_for(self, session_id: str) -> Callable[[str], SnapshotManifest]:
+        """`create` bound to one session: what sessions pass as AuthStore's `before_creds_downgrade`."""
+        validate_session_id(session_id)
+        return functools.partial(self.create, session_id)
+
     def create(self, session_id: str, reason: str = "manual") -> SnapshotManifest:
         """Snapshot the session folder now (read-only); returns the stored manifest.
 
@@ -529,7 +535,9 @@ class Snapshots:
     ) -> tuple[ManifestList, ManifestList, ManifestList]:
         """(keep, remove, protected) for a session under `policy`; decides, deletes nothing."""
         if not policy.keeps_anything():
-            raise SnapshotError("refusing a keep-policy that keeps nothing; keep at least --keep-last 1")
+            raise SnapshotError(
+                "refusing a keep-policy that keeps nothing; keep at least --keep-last 1", code="bad_policy"
+            )
         snaps = self.list(session_id)
         keep_ids: set[str] = {m.id for m in snaps[: policy.last]}
         for fmt, count in (("%Y-%m-%d", policy.daily), ("%G-W%V", policy.weekly)):
@@ -622,3 +630,49 @@ def _creds_registered(data: bytes) -> bool:
         return is_registered(validate_creds_text(data.decode("utf-8")))
     except (CredsCorruptError, UnicodeDecodeError):
         return False
+
+
+class TrashReport(msgspec.Struct):
+    """What `prune_trash` removed (or would remove) and how many bytes that freed."""
+
+    removed: list[str]
+    kept: int
+    bytes_freed: int
+    dry_run: bool
+
+
+def prune_trash(
+    bridge_dir: Path, max_age_days: float, session_id: str | None = None, *, dry_run: bool = False
+) -> TrashReport:
+    """Delete trashed key files older than `max_age_days` (explicit operator act only).
+
+    Trash holds key files Baileys asked to delete, named `<time_ns>-<name>` by the AuthStore; the
+    age comes from that stamp (else the file's mtime). A file named like creds is never deleted.
+    """
+    if max_age_days < 0:
+        raise SnapshotError("--older-than must be zero or more days", code="bad_policy")
+    trash_root = bridge_dir / "trash"
+    cutoff = time.time() - max_age_days * 86400
+    folders = [trash_root / validate_session_id(session_id)] if session_id else []
+    if session_id is None and trash_root.is_dir():
+        folders = sorted(p for p in trash_root.iterdir() if p.is_dir())
+    report = TrashReport(removed=[], kept=0, bytes_freed=0, dry_run=dry_run)
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.name.startswith(".") or path.name.endswith(CREDS_FILE):
+                report.kept += 1
+                continue
+            stamp, _, _rest = path.name.partition("-")
+            age_from = int(stamp) / 1e9 if stamp.isdigit() else path.stat().st_mtime
+            if age_from >= cutoff:
+                report.kept += 1
+                continue
+            report.bytes_freed += path.stat().st_size
+            report.removed.append(str(path))
+            if not dry_run:
+                path.unlink()
+        if not dry_run and report.removed:
+            fsync_dir(folder)
+    return report
