@@ -1,0 +1,59 @@
+"""Creds validation: what Baileys needs to log in again, checked on real initAuthCreds() output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.errors import CredsCorruptError
+from bridge.store.creds import is_registered, validate_creds_text
+
+
+def test_real_baileys_creds_are_valid(fresh_creds: str, registered_creds: str) -> None:
+    assert validate_creds_text(fresh_creds)["registrationId"] == json.loads(fresh_creds)["registrationId"]
+    assert not is_registered(validate_creds_text(fresh_creds))
+    assert is_registered(validate_creds_text(registered_creds))
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["noiseKey", "pairingEphemeralKeyPair", "signedIdentityKey", "signedPreKey", "registrationId", "advSecretKey"],
+)
+def test_a_missing_required_field_is_named(fresh_creds: str, field: str) -> None:
+    creds = json.loads(fresh_creds)
+    del creds[field]
+    with pytest.raises(CredsCorruptError) as err:
+        validate_creds_text(json.dumps(creds), source="/auth/s1/creds.json")
+    assert field in str(err.value)
+    assert "/auth/s1/creds.json" in str(err.value)
+
+
+def test_a_damaged_key_is_named(fresh_creds: str) -> None:
+    creds = json.loads(fresh_creds)
+    creds["noiseKey"]["private"]["data"] = "AAAA"
+    creds["signedPreKey"]["keyPair"]["public"] = {"type": "Buffer", "data": "not base64!"}
+    with pytest.raises(CredsCorruptError) as err:
+        validate_creds_text(json.dumps(creds))
+    assert "noiseKey.private is 3 bytes" in str(err.value)
+    assert "signedPreKey.keyPair.public" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "{", "null", "[]", '"creds"', "{}", '{"noiseKey": NaN}'])
+def test_empty_truncated_or_foreign_text_is_refused(text: str) -> None:
+    with pytest.raises(CredsCorruptError):
+        validate_creds_text(text)
+
+
+def test_truncated_real_creds_are_refused(registered_creds: str) -> None:
+    for cut in (1, len(registered_creds) // 2, len(registered_creds) - 1):
+        with pytest.raises(CredsCorruptError):
+            validate_creds_text(registered_creds[:cut])
+
+
+def test_me_without_an_id_is_not_registered_and_is_refused(fresh_creds: str) -> None:
+    creds = json.loads(fresh_creds)
+    creds["me"] = {"name": "x"}
+    assert not is_registered(creds)
+    with pytest.raises(CredsCorruptError, match="me is present"):
+        validate_creds_text(json.dumps(creds))
