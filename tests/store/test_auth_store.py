@@ -142,9 +142,10 @@ def test_saving_over_unreadable_creds_keeps_a_copy_of_them(make_store: StoreFact
 
 def test_keys_round_trip_and_absent_keys_are_none(make_store: StoreFactory) -> None:
     store = make_store()
-    store.set_keys({"pre-key": {"1": '{"a":1}', "2": '{"b":2}'}, "session": {"49.0": '{"type":"Buffer","data":"AA=="}'}})
+    buffer = '{"type":"Buffer","data":"AA=="}'
+    store.set_keys({"pre-key": {"1": '{"a":1}', "2": '{"b":2}'}, "session": {"49.0": buffer}})
     assert store.get_keys("pre-key", ["1", "2", "3"]) == {"1": '{"a":1}', "2": '{"b":2}', "3": None}
-    assert store.get_keys("session", ["49.0"]) == {"49.0": '{"type":"Buffer","data":"AA=="}'}
+    assert store.get_keys("session", ["49.0"]) == {"49.0": buffer}
     assert sorted(store.list_keys()) == [("pre-key", "1"), ("pre-key", "2"), ("session", "49.0")]
 
 

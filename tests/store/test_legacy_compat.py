@@ -34,6 +34,7 @@ def test_bridge_reads_a_legacy_folder_to_identical_bytes_and_values(
     before = _files(legacy_folder)
 
     creds = store.load_creds()
+    assert creds is not None
     assert creds == texts["creds"]
     assert json.loads(creds) == json.loads(texts["creds"])
     for key_type, values in texts["keys"].items():
