@@ -366,8 +366,8 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             alert = RaiseAlert(
                 "runtime_fatal",
                 "critical",
-                f"The Node runtime keeps crashing and was given up{': ' + detail if detail else ''}. "
-                "Auth files are untouched; read the runtime log, then start the session again.",
+                f"The session's runtime was given up ({detail or 'crash loop'}). Auth files are untouched; "
+                "fix the cause (see the runtime log), then start the session again.",
             )
             return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), ClearQr(), alert])
     raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

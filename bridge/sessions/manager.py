@@ -1,0 +1,210 @@
+"""`SessionManager`: every tenant of this bridge, the API the HTTP layer and the CLI use.
+
+It owns the registry (which sessions exist and should run), the runtime pool, and one `Session`
+actor per registered session. Operations validate input up front (session id, phone, recipient)
+and raise `SessionError`s whose messages say what to do; state-dependent refusals are
+`SessionStateError` (HTTP 409).
+
+Sessions persist across bridge restarts: `start_all()` starts every registered, non-archived
+session whose desired state is running; `shutdown()` stops the runtimes without changing that
+desire, so the next `python -m bridge` brings the same tenants back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.config import Settings
+from bridge.errors import SessionError, SessionNotFound, SessionStateError
+from bridge.events import EventBus
+from bridge.ipc.protocol import PairingCodeData
+from bridge.sessions import state as st
+from bridge.sessions.phone import to_jid, validate_phone
+from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
+from bridge.sessions.runtimes import RuntimePool
+from bridge.sessions.session import QrInfo, Session, SessionInfo
+from bridge.store.adopt import read_adopted
+from bridge.store.layout import validate_session_id
+
+if TYPE_CHECKING:
+    from bridge.store.snapshots import SnapshotManifest, Snapshots
+
+log = logging.getLogger(__name__)
+
+S = st.SessionState
+LOGIN_METHODS = ("qr", "pairing_code")
+
+
+class SessionManager:
+    """Many tenants; see the module docstring. Create inside a running event loop."""
+
+    def __init__(self, settings: Settings, bus: EventBus, snapshots: Snapshots) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.snapshots = snapshots
+        self.registry = Registry(settings.bridge_dir)
+        self.runtimes = RuntimePool(settings, bus)
+        self._sessions: dict[str, Session] = {}
+        self._adopt_external()
+        for record in self.registry.all():
+            self._sessions[record.id] = self._make(record)
+
+    # ----- construction --------------------------------------------------------------------
+    def _adopt_external(self) -> None:
+        """Register folders adopted in place by `python -m bridge adopt` that the registry lacks."""
+        for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
+            if not self.registry.exists(sid):
+                self.registry.put(SessionRecord(id=sid, folder=entry.folder))
+                log.info("registered adopted session %s at %s", sid, entry.folder)
+
+    def _folder(self, record: SessionRecord) -> Path:
+        return Path(record.folder) if record.folder else self.settings.auth_root / record.id
+
+    def _make(self, record: SessionRecord) -> Session:
+        return Session(
+            record, folder=self._folder(record), settings=self.settings, bus=self.bus,
+            snapshots=self.snapshots, registry=self.registry, runtimes=self.runtimes,
+        )
+
+    def _session(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"no session {session_id!r}; create it first (POST /api/v1/sessions)")
+        return session
+
+    # ----- lifecycle ------------------------------------------------------------------------
+    async def create(self, session_id: str, login: str = "qr", phone: str | None = None) -> SessionInfo:
+        """Register a session (it does not start). An archived session of that id is revived
+        over its kept folder; an existing one is a `SessionStateError`."""
+        validate_session_id(session_id)
+        if login not in LOGIN_METHODS:
+            raise SessionError(f"login must be one of {', '.join(LOGIN_METHODS)}, not {login!r}",
+                               code="invalid_login")
+        method: LoginMethod = "pairing_code" if login == "pairing_code" else "qr"
+        number = validate_phone(phone) if phone else None
+        existing = self._sessions.get(session_id)
+        if existing is not None and not existing.record.archived:
+            raise SessionStateError(f"session {session_id} already exists; use start/stop, or pick another id",
+                                    code="session_exists")
+        if existing is not None:
+            existing.record = self.registry.update(session_id, archived=False, login=method, phone=number)
+            return existing.info()
+        record = await asyncio.to_thread(self.registry.put, SessionRecord(id=session_id, login=method, phone=number))
+        session = self._make(record)
+        self._sessions[session_id] = session
+        return session.info()
+
+    async def start(self, session_id: str) -> SessionInfo:
+        """Start the session (no-op when already active). Returns once `start` was sent."""
+        session = self._session(session_id)
+        if session.record.archived:
+            raise SessionStateError(f"session {session_id} is archived; create it again to revive it")
+        await session.dispatch(st.Start())
+        return session.info()
+
+    async def stop(self, session_id: str) -> SessionInfo:
+        """Stop the session; creds stay as they are and it will not start after a bridge restart."""
+        session = self._session(session_id)
+        await session.dispatch(st.Stop())
+        return session.info()
+
+    async def logout(self, session_id: str) -> SessionInfo:
+        """Unlink the device: snapshot first, then Baileys' logout; every file is kept."""
+        session = self._session(session_id)
+        result = await session.dispatch(st.Logout())
+        if not result.changed:
+            raise SessionStateError(
+                f"session {session_id} is {session.state.value}; logout needs an open session "
+                "(start it and wait for open). Stopping it keeps everything as is."
+            )
+        return session.info()
+
+    async def archive(self, session_id: str) -> SessionInfo:
+        """Stop, snapshot (`archive`) and hide the session; its folder stays on disk."""
+        session = self._session(session_id)
+        await session.dispatch(st.Stop())
+        folder = session.folder
+        if folder.is_dir():
+            manifest = await asyncio.to_thread(self.snapshots.create, session_id, "archive")
+            self.bus.publish(session_id, "snapshot", {"id": manifest.id, "reason": "archive"})
+        session.record = self.registry.update(session_id, archived=True, desired_running=False)
+        return session.info()
+
+    async def restore(self, session_id: str, snapshot_id: str) -> SnapshotManifest:
+        """Restore a snapshot into the session's folder; only while the session is not active."""
+        session = self._session(session_id)
+        if session.state in st.ACTIVE:
+            raise SessionStateError(f"session {session_id} is {session.state.value}; stop it before restoring")
+        return await asyncio.to_thread(self.snapshots.restore, session_id, snapshot_id)
+
+    async def start_all(self) -> list[str]:
+        """Start every session that was running when the bridge last stopped."""
+        wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
+        await asyncio.gather(*(s.dispatch(st.Start()) for s in wanted))
+        return [s.id for s in wanted]
+
+    async def shutdown(self) -> None:
+        """Stop every runtime, keep every desired state (the next start brings them back)."""
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.dispatch(st.Shutdown()) for s in sessions), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        await self.runtimes.close()
+
+    # ----- queries --------------------------------------------------------------------------
+    def get(self, session_id: str) -> SessionInfo:
+        return self._session(session_id).info()
+
+    def list(self, *, include_archived: bool = False) -> list[SessionInfo]:
+        return [
+            s.info() for _, s in sorted(self._sessions.items()) if include_archived or not s.record.archived
+        ]
+
+    def current_qr(self, session_id: str) -> QrInfo | None:
+        """The QR to scan now (None when the session is not waiting for a scan)."""
+        return self._session(session_id).qr
+
+    async def wait_for_state(
+        self, session_id: str, states: set[S] | set[str], timeout: float = 60.0  # noqa: ASYNC109
+    ) -> SessionInfo:
+        """Wait until the session is in one of `states` (TimeoutError otherwise)."""
+        session = self._session(session_id)
+        await session.wait_for({S(x) for x in states}, timeout)
+        return session.info()
+
+    # ----- login and messages ---------------------------------------------------------------
+    async def request_pairing_code(self, session_id: str, phone: str) -> str:
+        """Ask for a pairing code for `phone`; starts the session if needed, returns the code
+        (also published as a `pairing_code` event)."""
+        number = validate_phone(phone)
+        session = self._session(session_id)
+        if session.record.login != "pairing_code" or session.record.phone != number:
+            session.record = self.registry.update(session_id, login="pairing_code", phone=number)
+        if session.state in (S.OPEN, S.CONNECTING) and session.me:
+            raise SessionStateError(f"session {session_id} is already linked ({session.me}); no pairing code needed")
+        if session.state not in st.ACTIVE:
+            await self.start(session_id)
+        ready = {S.QR, S.PAIRING, S.OPEN, *st.TERMINAL}
+        reached = await session.wait_for(ready, self.settings.ipc_request_timeout * 2)
+        if reached is not S.QR and reached is not S.PAIRING:
+            raise SessionStateError(f"session {session_id} is {reached.value}; it cannot take a pairing code now")
+        result = await session.call("request_pairing_code", {"phone": number})
+        code = str(result.get("code", "")) if isinstance(result, dict) else ""
+        if not code:
+            raise SessionStateError(f"session {session_id}: the runtime returned no pairing code; try again")
+        session.on_runtime_event("pairing_code", PairingCodeData(code=code))
+        return code
+
+    async def send_text(self, session_id: str, to: str, text: str) -> str:
+        """Send `text` to a phone number or JID; returns the message id. Needs an open session."""
+        session = self._session(session_id)
+        jid = to_jid(to)
+        session.require_open()
+        result = await session.call("send", {"to": jid, "text": text})
+        message_id = str(result.get("id", "")) if isinstance(result, dict) else ""
+        if not message_id:
+            raise SessionStateError(f"session {session_id}: the runtime did not confirm the message; retry")
+        return message_id
+

@@ -1,0 +1,168 @@
+"""Which Node process hosts which session: one per session (default) or pools of K.
+
+`BRIDGE_SESSIONS_PER_RUNTIME=1` gives every tenant its own process named after the session, so a
+crash touches one tenant. K > 1 fills `pool-0`, `pool-1`, ... up to K sessions each, trading that
+isolation for memory (see DESIGN.md: ~120 MB per idle process). Either way every auth request goes
+through the slot's `AuthRequestHandler`, which refuses sessions the process does not host.
+
+A process is stopped with `NodeProcess.stop()` when its last session leaves, never with a bare
+`stop` command: the runtime exits by itself once it hosts nothing, and the supervisor would read
+that as a crash and restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from bridge.config import Settings
+from bridge.errors import SessionStateError
+from bridge.events import EventBus
+from bridge.ipc import protocol as p
+from bridge.runtime.auth_handler import AuthRequestHandler
+from bridge.runtime.process import NodeProcess, ProcessState
+from bridge.store.auth_store import AsyncAuthStore
+
+if TYPE_CHECKING:
+    from bridge.sessions.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeSlot:
+    """One Node process, the sessions it hosts, and the routing of its events to them."""
+
+    def __init__(self, settings: Settings, name: str, bus: EventBus) -> None:
+        self.name = name
+        self.auth = AuthRequestHandler()
+        self.sessions: dict[str, Session] = {}
+        self.process = NodeProcess(
+            settings, name, on_request=self.auth, on_event=self._on_event, on_state=self._on_state,
+            bus=bus, sessions=self.auth,
+        )
+        self._crashed = False
+
+    @property
+    def restarts(self) -> int:
+        return self.process.restarts
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def _on_event(self, evt: p.Evt, data: msgspec.Struct) -> None:
+        session = self.sessions.get(evt.s)
+        if session is not None:
+            session.on_runtime_event(evt.name, data)
+
+    def _on_state(self, state: ProcessState, reason: str) -> None:
+        if state is ProcessState.EXITED:
+            self._crashed = True
+            change = "exited"
+        elif state is ProcessState.RUNNING and self._crashed:
+            self._crashed = False
+            change = "restarted"
+        elif state is ProcessState.FATAL:
+            change = "fatal"
+        else:
+            return
+        for session in list(self.sessions.values()):
+            session.on_runtime_state(change, reason)
+
+
+class RuntimePool:
+    """Assigns sessions to runtime slots and forwards their commands."""
+
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.per_runtime = max(1, settings.sessions_per_runtime)
+        self._slots: dict[str, RuntimeSlot] = {}
+        self._by_session: dict[str, RuntimeSlot] = {}
+        self._lock = asyncio.Lock()
+
+    def slot_of(self, session_id: str) -> RuntimeSlot | None:
+        return self._by_session.get(session_id)
+
+    def slots(self) -> list[RuntimeSlot]:
+        return list(self._slots.values())
+
+    def _pick(self, session_id: str) -> RuntimeSlot:
+        if self.per_runtime == 1:
+            return self._slots.get(session_id) or self._new_slot(session_id)
+        for slot in self._slots.values():
+            if len(slot.sessions) < self.per_runtime and slot.process.state is not ProcessState.FATAL:
+                return slot
+        index = 0
+        while f"pool-{index}" in self._slots:
+            index += 1
+        return self._new_slot(f"pool-{index}")
+
+    def _new_slot(self, name: str) -> RuntimeSlot:
+        slot = RuntimeSlot(self.settings, name, self.bus)
+        self._slots[name] = slot
+        return slot
+
+    async def attach(self, session: Session, store: AsyncAuthStore) -> RuntimeSlot:
+        """Host `session` in a runtime (starting it if needed) so a `start` can follow.
+
+        Only the choice of slot is serialised; process start-up (a second or two of Node loading
+        Baileys) runs outside the lock so many tenants start in parallel.
+        """
+        stale: RuntimeSlot | None = None
+        async with self._lock:
+            slot = self._by_session.get(session.id)
+            if slot is not None and slot.process.state is ProcessState.FATAL:
+                stale, slot = slot, None
+                self._forget(stale, session.id)
+            if slot is None:
+                slot = self._pick(session.id)
+                self._by_session[session.id] = slot
+            slot.sessions[session.id] = session
+            slot.auth.host(session.id, store)
+        if stale is not None:
+            await stale.process.stop()
+        if slot.process.state is not ProcessState.RUNNING:
+            await slot.process.start()
+        return slot
+
+    async def detach(self, session: Session) -> None:
+        """Stop `session` in its runtime; stop the runtime when it hosts nothing else."""
+        async with self._lock:
+            slot = self._by_session.pop(session.id, None)
+            if slot is None:
+                return
+            last = all(s == session.id for s in slot.sessions)
+            if last and self._slots.get(slot.name) is slot:
+                del self._slots[slot.name]
+        try:
+            if last:
+                await slot.process.stop()
+            elif slot.process.state is ProcessState.RUNNING:
+                await slot.process.call(session.id, "stop", {}, self.settings.stop_grace)
+        finally:
+            self._forget(slot, session.id)
+
+    def _forget(self, slot: RuntimeSlot, session_id: str) -> None:
+        slot.auth.release(session_id)
+        slot.sessions.pop(session_id, None)
+        self._by_session.pop(session_id, None)
+        if not slot.sessions and self._slots.get(slot.name) is slot:
+            del self._slots[slot.name]
+
+    async def call(self, session_id: str, cmd: str, args: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
+        slot = self._by_session.get(session_id)
+        if slot is None:
+            raise SessionStateError(f"session {session_id} has no running runtime; start it first")
+        return await slot.process.call(session_id, cmd, args, timeout)
+
+    async def close(self) -> None:
+        """Stop every runtime (used by shutdown after the sessions stopped)."""
+        async with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+            self._by_session.clear()
+        await asyncio.gather(*(s.process.stop() for s in slots), return_exceptions=True)

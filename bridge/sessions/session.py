@@ -1,0 +1,423 @@
+"""`Session`: one tenant's state machine bound to a runtime, an auth store, timers and the bus.
+
+Each session is an actor: every event (API calls, runtime events, timer ticks, process state
+changes) goes through one queue and is handled one at a time by `transition()` from state.py,
+whose actions are carried out here in order. Runtime callbacks only enqueue, so the IPC reader is
+never blocked by a session (a session awaiting the runtime's answer to `start` while the same
+runtime sends it an event would otherwise deadlock).
+
+What may go wrong and what happens then:
+- the session lock is held by another bridge instance: the session goes `failed` with a critical
+  alert (two processes writing one creds.json is how creds get torn);
+- the runtime cannot be started or does not answer `start`: treated as a transient close
+  (backoff and retry);
+- a snapshot fails: a critical alert, and the transition still completes (nothing is deleted on
+  any path, so a missing snapshot never costs data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from bridge import metrics
+from bridge.config import Settings
+from bridge.errors import BridgeError, SessionStateError
+from bridge.events import EventBus
+from bridge.ipc import protocol as p
+from bridge.sessions import state as st
+from bridge.sessions.reconnect import Backoff, DisconnectReason
+from bridge.sessions.registry import Registry, SessionRecord
+from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.lock import SessionLock, SessionLockedError
+
+if TYPE_CHECKING:
+    from bridge.sessions.runtimes import RuntimePool
+    from bridge.store.snapshots import Snapshots
+
+log = logging.getLogger(__name__)
+
+FIRST_QR_TTL = 60.0
+NEXT_QR_TTL = 20.0
+"""Baileys 7 shows the first QR ref for 60 s and each later one for 20 s (socket.js qrTimeout)."""
+
+
+class QrInfo(msgspec.Struct, frozen=True):
+    """The session's current login QR and when Baileys will replace it."""
+
+    qr: str
+    expires_at: float
+
+
+class SessionInfo(msgspec.Struct, frozen=True):
+    """What the API and CLI show about a session (a copy; it never changes under the reader)."""
+
+    id: str
+    state: str
+    reason: str
+    since: float
+    login: str
+    phone: str | None
+    me: str | None
+    last_disconnect_reason: str | None
+    restarts: int
+    desired_running: bool
+    archived: bool
+    folder: str
+    runtime: str | None
+    pid: int | None
+    qr_expires_at: float | None
+    pairing_code: str | None
+
+
+class _SessionAuth(AsyncAuthStore):
+    """The session's store as the runtime sees it; answers `auth.load` with "no creds" once when
+    the session links a new device over a logged-out folder (see docs/sessions.md)."""
+
+    def __init__(self, store: AuthStore, session: Session) -> None:
+        super().__init__(store)
+        self._session = session
+
+    async def load_creds(self) -> str | None:
+        if self._session.fresh_creds:
+            self._session.fresh_creds = False
+            log.warning("session %s: linking a new device; the old creds are kept in a snapshot", self._session.id)
+            return None
+        return await super().load_creds()
+
+
+_Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
+
+
+class Session:
+    """One tenant. Create through `SessionManager`; all public coroutines are safe to call
+    concurrently (they go through the session's queue)."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        *,
+        folder: Path,
+        settings: Settings,
+        bus: EventBus,
+        snapshots: Snapshots,
+        registry: Registry,
+        runtimes: RuntimePool,
+    ) -> None:
+        self.id = record.id
+        self.record = record
+        self.folder = folder
+        self.settings = settings
+        self.bus = bus
+        self.snapshots = snapshots
+        self.registry = registry
+        self.runtimes = runtimes
+        initial = st.SessionState.STOPPED
+        if record.last_state in (st.SessionState.LOGGED_OUT, st.SessionState.BANNED):
+            initial = st.SessionState(record.last_state)
+        self.state = initial
+        self.reason = record.last_reason if initial is not st.SessionState.STOPPED else ""
+        self.since = time.time()
+        self.qr: QrInfo | None = None
+        self.pairing_code: str | None = None
+        self.me: str | None = None
+        self.last_disconnect: str | None = None
+        self.fresh_creds = False
+        self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+        self._qr_count = 0
+        self._timer: asyncio.Task[None] | None = None
+        self._lock: SessionLock | None = None
+        self._store: AuthStore | None = None
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        metrics.SESSIONS_BY_STATE.labels(state=self.state.value).inc()
+
+    # ----- public ---------------------------------------------------------------------------
+    def info(self) -> SessionInfo:
+        slot = self.runtimes.slot_of(self.id)
+        return SessionInfo(
+            id=self.id,
+            state=self.state.value,
+            reason=self.reason,
+            since=self.since,
+            login=self.record.login,
+            phone=self.record.phone,
+            me=self.me,
+            last_disconnect_reason=self.last_disconnect,
+            restarts=slot.restarts if slot is not None else 0,
+            desired_running=self.record.desired_running,
+            archived=self.record.archived,
+            folder=str(self.folder),
+            runtime=slot.name if slot is not None else None,
+            pid=slot.pid if slot is not None else None,
+            qr_expires_at=self.qr.expires_at if self.qr else None,
+            pairing_code=self.pairing_code,
+        )
+
+    async def dispatch(self, event: st.SessionEvent) -> st.Transition:
+        """Handle `event` after everything queued before it; returns its transition."""
+        future: asyncio.Future[st.Transition] = asyncio.get_running_loop().create_future()
+        self._ensure_worker()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    def post(self, event: st.SessionEvent) -> None:
+        """Queue `event` without waiting (runtime callbacks and timers)."""
+        self._ensure_worker()
+        self._queue.put_nowait((event, None))
+
+    async def wait_for(self, states: set[st.SessionState], timeout: float) -> st.SessionState:  # noqa: ASYNC109
+        """Wait until the session is in one of `states` (raises TimeoutError)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.state in states)
+            return self.state
+
+    async def call(self, cmd: str, args: dict[str, Any], timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Send a command to this session in its runtime (SessionStateError if it has none)."""
+        return await self.runtimes.call(self.id, cmd, args, timeout or self.settings.ipc_request_timeout)
+
+    async def close(self) -> None:
+        """Stop the worker and timer (after `Shutdown`/`Stop` were dispatched)."""
+        self._cancel_timer()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        self._release_lock()
+
+    # ----- runtime callbacks ---------------------------------------------------------------
+    def on_runtime_event(self, name: str, data: msgspec.Struct) -> None:
+        """Translate one runtime event into session events (never blocks)."""
+        if isinstance(data, p.ConnectionUpdateData):
+            if data.connection == "connecting":
+                self.post(st.Connecting())
+            elif data.connection == "open":
+                if data.me is not None:
+                    self.me = data.me.id
+                self.post(st.Opened())
+            elif data.connection == "close":
+                d = data.disconnect
+                code = d.status_code if d is not None else None
+                message = d.message if d is not None else ""
+                self.last_disconnect = f"{code} {d.reason or ''}: {message}".strip() if d else "closed"
+                if code == DisconnectReason.RESTART_REQUIRED and (d is None or not d.handled_by_runtime):
+                    code = None  # the runtime could not restart by itself: retry with backoff
+                self.post(st.Closed(code, message))
+        elif isinstance(data, p.QrData):
+            ttl = FIRST_QR_TTL if self._qr_count == 0 else NEXT_QR_TTL
+            self._qr_count += 1
+            self.post(st.QrIssued(data.qr, time.time() + ttl))
+        elif isinstance(data, p.PairingCodeData):
+            self._publish_pairing_code(data.code)
+            self.post(st.PairingCodeIssued(data.code))
+        elif isinstance(data, p.MessageData):
+            self.bus.publish(
+                self.id,
+                "message",
+                {"id": data.id, "from": data.from_, "to": data.to, "text": data.text,
+                 "from_me": data.from_me, "timestamp": data.timestamp},
+            )
+
+    def on_runtime_state(self, change: str, detail: str = "") -> None:
+        """`change` is "exited", "restarted" or "fatal" (from the runtime pool)."""
+        if change == "exited":
+            self.post(st.RuntimeExited(detail))
+        elif change == "restarted":
+            self.post(st.RuntimeRestarted())
+        elif change == "fatal":
+            self.post(st.RuntimeFatal(detail))
+
+    def _publish_pairing_code(self, code: str) -> None:
+        if code != self.pairing_code:
+            self.pairing_code = code
+            self.bus.publish(self.id, "pairing_code", {"code": code})
+
+    # ----- the actor -----------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"session-{self.id}")
+
+    async def _run(self) -> None:
+        while True:
+            event, future = await self._queue.get()
+            try:
+                result = await self._handle(event)
+            except Exception as exc:  # never let one bad event kill the session's actor
+                log.exception("session %s: handling %r failed", self.id, event)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                continue
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    async def _handle(self, event: st.SessionEvent) -> st.Transition:
+        result = st.transition(self.state, event)
+        if isinstance(event, st.Start) and result.changed:
+            await self._prepare_start()
+        if result.changed:
+            self._set_state(result.state, result.reason)
+        follow: list[st.SessionEvent] = []
+        for action in result.actions:
+            follow += await self._do(action)
+        for extra in follow:
+            await self._handle(extra)
+        return result
+
+    def _set_state(self, new: st.SessionState, reason: str) -> None:
+        previous = self.state
+        self.state = new
+        self.reason = reason
+        self.since = time.time()
+        if new is not previous:
+            metrics.SESSIONS_BY_STATE.labels(state=previous.value).dec()
+            metrics.SESSIONS_BY_STATE.labels(state=new.value).inc()
+        self.bus.publish(self.id, "state", {"state": new.value, "previous": previous.value, "reason": reason})
+        log.info("session %s: %s -> %s (%s)", self.id, previous.value, new.value, reason)
+        self._record(last_state=new.value, last_reason=reason)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _record(self, **fields: Any) -> None:
+        try:
+            self.record = self.registry.update(self.id, **fields)
+        except BridgeError as exc:
+            log.error("session %s: registry update failed: %s", self.id, exc)
+
+    async def _prepare_start(self) -> None:
+        """Before leaving a terminal state: a logged-out folder links a new device, but only once
+        a snapshot of its registered creds exists."""
+        self._qr_count = 0
+        self.pairing_code = None
+        self.backoff.reset()
+        if self.state is st.SessionState.LOGGED_OUT:
+            if self.snapshots.latest(self.id, registered=True) is None:
+                await self._snapshot("before_relink")
+            self.fresh_creds = True
+
+    async def _do(self, action: st.SessionAction) -> list[st.SessionEvent]:
+        match action:
+            case st.SendStart():
+                return await self._send_start()
+            case st.SendStop():
+                await self._send_stop()
+            case st.SendLogout():
+                try:
+                    await self.call("logout", {}, self.settings.stop_grace + self.settings.ipc_request_timeout)
+                except BridgeError as exc:
+                    log.warning("session %s: Baileys logout failed (%s); marked logged out anyway", self.id, exc)
+            case st.ScheduleReconnect():
+                self._arm_timer(self.backoff.next_delay())
+            case st.CancelReconnect():
+                self._cancel_timer()
+            case st.ResetBackoff():
+                self.backoff.reset()
+            case st.TakeSnapshot(reason=reason):
+                await self._snapshot(reason)
+            case st.RaiseAlert(kind=kind, severity=severity, message=message):
+                self.bus.alert(self.id, kind, severity, f"session {self.id}: {message}")
+            case st.ClearQr():
+                self.qr = None
+            case st.KeepQr(qr=qr, expires_at=expires_at):
+                self.qr = QrInfo(qr, expires_at)
+                self.bus.publish(self.id, "qr", {"qr": qr, "expires_at": expires_at})
+            case st.SetDesired(running=running):
+                if self.record.desired_running != running:
+                    self._record(desired_running=running)
+        return []
+
+    async def _snapshot(self, reason: str) -> None:
+        try:
+            manifest = await asyncio.to_thread(self.snapshots.create, self.id, reason)
+        except BridgeError as exc:
+            self.bus.alert(self.id, "snapshot_failed", "critical",
+                           f"session {self.id}: snapshot ({reason}) failed: {exc}. No file was deleted.")
+            return
+        self.bus.publish(self.id, "snapshot", {"id": manifest.id, "reason": reason, "registered": manifest.registered})
+
+    def _auth(self) -> AsyncAuthStore:
+        if self._store is None:
+            self._store = AuthStore(
+                self.folder,
+                session_id=self.id,
+                bridge_dir=self.settings.bridge_dir,
+                before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
+            )
+        return _SessionAuth(self._store, self)
+
+    async def _send_start(self) -> list[st.SessionEvent]:
+        try:
+            if self._lock is None:
+                lock = SessionLock(self.settings.bridge_dir, self.id)
+                lock.acquire(0.0)
+                self._lock = lock
+            await self.runtimes.attach(self, self._auth())
+            args = p.StartArgs(
+                wa_url=self.settings.wa_url,
+                trust_root=self.settings.wa_trust_root,
+                login="pairing_code" if self.record.login == "pairing_code" else "qr",
+                phone=self.record.phone or "",
+                log_level=_node_level(self.settings.node_log_level),
+            )
+            await self.call("start", msgspec.to_builtins(args), self.settings.ipc_request_timeout * 2)
+        except SessionLockedError as exc:
+            self._release_lock()
+            return [st.RuntimeFatal(f"{exc}")]
+        except BridgeError as exc:
+            log.warning("session %s: start failed: %s", self.id, exc)
+            self.last_disconnect = f"start failed: {exc}"
+            return [st.Closed(None, f"start failed: {exc}")]
+        return []
+
+    async def _send_stop(self) -> None:
+        try:
+            await self.runtimes.detach(self)
+        except BridgeError as exc:
+            log.warning("session %s: stopping its runtime failed: %s", self.id, exc)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _arm_timer(self, delay: float) -> None:
+        self._cancel_timer()
+        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.backoff.attempt})
+
+        async def fire() -> None:
+            await asyncio.sleep(delay)
+            self._timer = None
+            self.post(st.ReconnectDue())
+
+        self._timer = asyncio.get_running_loop().create_task(fire(), name=f"reconnect-{self.id}")
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def require_open(self) -> None:
+        if self.state is not st.SessionState.OPEN:
+            raise SessionStateError(
+                f"session {self.id} is {self.state.value}, not open; start it and wait for it to be open"
+            )
+
+
+_NODE_LEVELS = {"fatal", "error", "warn", "info", "debug", "trace", "silent"}
+
+
+def _node_level(level: str) -> Any:
+    value = level.lower()
+    return value if value in _NODE_LEVELS else "warn"
+
