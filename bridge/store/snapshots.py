@@ -207,8 +207,10 @@ def _exchange(a: Path, b: Path) -> bool:
 class Snapshots:
     """The snapshot repository under `auth_root/.bridge/`; one instance may serve many sessions."""
 
-    def __init__(self, auth_root: Path) -> None:
+    def __init__(self, auth_root: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """`clock` gives snapshot times (unix seconds); tests pass one to build a history."""
         self.auth_root = Path(auth_root)
+        self._clock = clock
         self.bridge_dir = self.auth_root / BRIDGE_DIR_NAME
         self.objects_dir = self.bridge_dir / OBJECTS
         self.snapshots_dir = self.bridge_dir / SNAPSHOTS
@@ -262,7 +264,7 @@ class Snapshots:
 
     def _new_id(self, session_id: str) -> tuple[str, float]:
         """A time-sortable id, strictly after the session's newest existing one."""
-        now = time.time()
+        now = self._clock()
         newest = self._newest_created(session_id)
         if newest is not None and now <= newest:
             now = newest + 1e-6

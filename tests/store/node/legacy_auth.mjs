@@ -1,19 +1,21 @@
-// A real legacy Baileys process, for tests: `node legacy_auth.mjs make <folder>` creates an auth
-// folder with real useMultiFileAuthState (creds registered via `me`, and keys of several types);
+// A real legacy Baileys process, for tests: `node legacy_auth.mjs make <folder> [n] [fresh]` creates
+// an auth folder with real useMultiFileAuthState (creds registered via `me` unless `fresh`, n
+// pre-keys and one key of several other types);
 // `node legacy_auth.mjs dump <folder>` loads it again with useMultiFileAuthState and prints every
 // value (creds and the keys listed by file name) as BufferJSON text on stdout, so a test can
 // compare what real Baileys reads before and after a snapshot/restore round trip.
 import { readdir } from 'node:fs/promises'
 import { useMultiFileAuthState, BufferJSON, Curve, signedKeyPair } from '@whiskeysockets/baileys'
 
-
 const KEY_TYPES = ['app-state-sync-version', 'app-state-sync-key', 'sender-key-memory', 'sender-key',
   'pre-key', 'session', 'lid-mapping', 'device-list', 'tctoken', 'identity-key']
 
-async function make (folder, count) {
+async function make (folder, count, registered) {
   const { state, saveCreds } = await useMultiFileAuthState(folder)
-  state.creds.me = { id: '15550001111:7@s.whatsapp.net', name: 'legacy tenant', lid: '123456789:7@lid' }
-  state.creds.registered = true
+  if (registered) {
+    state.creds.me = { id: '15550001111:7@s.whatsapp.net', name: 'legacy tenant', lid: '123456789:7@lid' }
+    state.creds.registered = true
+  }
   await saveCreds()
   const preKeys = {}
   for (let i = 1; i <= count; i++) preKeys[String(i)] = Curve.generateKeyPair()
@@ -43,7 +45,7 @@ async function dump (folder) {
   process.stdout.write(JSON.stringify(out, BufferJSON.replacer) + '\n')
 }
 
-const [mode, folder, count] = process.argv.slice(2)
-if (mode === 'make') await make(folder, Number(count || 5))
+const [mode, folder, count, flag] = process.argv.slice(2)
+if (mode === 'make') await make(folder, Number(count || 5), flag !== 'fresh')
 else if (mode === 'dump') await dump(folder)
-else { process.stderr.write('usage: legacy_auth.mjs make|dump <folder> [pre-key count]\n'); process.exit(2) }
+else { process.stderr.write('usage: legacy_auth.mjs make <folder> [pre-key count] [fresh] | dump <folder>\n'); process.exit(2) }
