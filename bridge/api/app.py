@@ -8,7 +8,6 @@ dispatcher and the open SSE streams, and ends both on shutdown.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +18,8 @@ from bridge.api.errors import error_middleware
 from bridge.api.webhooks import WebhookDispatcher
 from bridge.config import Settings
 from bridge.events import EventBus
+from bridge.sessions.manager import SessionManager
+from bridge.store.snapshots import Snapshots
 
 ROUTE_TABLES = (
     health.routes,
@@ -35,7 +36,7 @@ ROUTE_TABLES = (
 
 
 def create_app(
-    settings: Settings, manager: Any, bus: EventBus, snapshots: Any, *, ready: bool = True
+    settings: Settings, manager: SessionManager, bus: EventBus, snapshots: Snapshots, *, ready: bool = True
 ) -> web.Application:
     """Build the application. `ready=False` lets the service flip /readyz itself after start_all."""
     app = web.Application(

@@ -48,6 +48,7 @@ class SessionView(BaseModel):
     last_disconnect_reason: str | None = None
     restarts: int = 0
     me: str | None = Field(None, description="The account's jid once paired")
+    archived: bool = Field(False, description="Archived by DELETE: stopped, files kept on disk")
 
 
 class SessionList(BaseModel):

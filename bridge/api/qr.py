@@ -64,7 +64,8 @@ async def get_qr(request: web.Request) -> web.StreamResponse:
     query = read_query(request, QrQuery)
     manager = request.app[state.MANAGER]
     info = await state.resolve(manager.get(session_id))
-    ref = qr_text(await state.resolve(manager.current_qr(session_id)))
+    found = await state.resolve(manager.current_qr(session_id))
+    ref = qr_text(found)
     if not ref:
         raise RequestError(
             f"session {session_id} is not waiting for a QR scan (state: {state_of(info)}); "
@@ -76,4 +77,7 @@ async def get_qr(request: web.Request) -> web.StreamResponse:
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPES[query.format]
     response.headers["Cache-Control"] = "no-store"
+    expires = getattr(found, "expires_at", None) if not isinstance(found, (str, dict)) else None
+    if isinstance(expires, (int, float)):
+        response.headers["X-QR-Expires-At"] = f"{expires:.3f}"
     return response

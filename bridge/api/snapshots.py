@@ -20,6 +20,8 @@ from bridge.errors import SessionStateError
 
 routes = web.RouteTableDef()
 BASE = "/api/v1/sessions/{id}/snapshots"
+# States with no runtime touching the folder (stopped, or ended by WhatsApp): restore is safe.
+RESTORABLE_STATES = frozenset({"stopped", "logged_out", "banned", "failed"})
 
 
 async def offload(func: Callable[..., Any], *args: Any) -> Any:
@@ -76,7 +78,7 @@ async def restore_snapshot(request: web.Request) -> web.StreamResponse:
     session_id, info = await _existing(request)
     snap = request.match_info["snap"]
     current = state_of(info)
-    if current != "stopped":
+    if current not in RESTORABLE_STATES:
         raise SessionStateError(
             f"session {session_id} is {current}; stop it (POST /api/v1/sessions/{session_id}/stop) before restoring"
         )

@@ -14,16 +14,16 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.events import EventBus
+from bridge.sessions.manager import SessionManager
+from bridge.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
     from bridge.api.webhooks import WebhookDispatcher
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
-# The manager and snapshots are typed loosely on purpose: their methods may be sync or async
-# (see `resolve`), and the API must not import the session machinery's internals to type-check.
-MANAGER: web.AppKey[Any] = web.AppKey("manager")
-SNAPSHOTS: web.AppKey[Any] = web.AppKey("snapshots")
+MANAGER: web.AppKey[SessionManager] = web.AppKey("manager", SessionManager)
+SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots", Snapshots)
 WEBHOOKS: web.AppKey[WebhookDispatcher] = web.AppKey("webhooks")
 READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
 # Queues of open SSE streams; shutdown puts None in each so streams end instead of hanging.

@@ -38,6 +38,7 @@ def session_view(info: Any) -> SessionView:
         last_disconnect_reason=_text(reason),
         restarts=int(_field(info, "restarts", 0) or 0),
         me=_text(_field(info, "me")),
+        archived=bool(_field(info, "archived", False)),
     )
 
 

@@ -1,0 +1,108 @@
+"""SSE streams: bus events arrive in order with their seq as the SSE id, one session's stream shows
+only that session, `Last-Event-ID` resumes from the buffer, a gap is announced, keep-alives flow,
+and shutdown ends open streams instead of hanging."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.api.app import create_app
+from bridge.events import EventBus
+from tests.api.conftest import AUTH, Bridge, make_settings
+from tests.api.sse import collect_until, next_message
+
+
+async def _create(bridge: Bridge, sid: str) -> None:
+    response = await bridge.client.post("/api/v1/sessions", json={"id": sid, "start": False}, headers=AUTH)
+    assert response.status == 201, await response.text()
+
+
+async def test_all_events_stream_in_order_with_seq_ids(bridge: Bridge) -> None:
+    response = await bridge.client.get("/api/v1/events", headers=AUTH)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-store"
+    await asyncio.sleep(0.2)  # let the stream subscribe before publishing live events
+    published = [bridge.bus.publish(f"s{i % 2}", "test", {"n": i}) for i in range(5)]
+    got = await collect_until(response, lambda m: m.event == "test" and m.data["data"]["n"] == 4)
+    tests = [m for m in got if m.event == "test"]
+    assert [m.data["data"]["n"] for m in tests] == [0, 1, 2, 3, 4]
+    assert [int(m.id or 0) for m in tests] == [e.seq for e in published]
+    assert tests[1].data["session"] == "s1"
+    response.close()
+
+
+async def test_session_stream_shows_only_that_session(bridge: Bridge) -> None:
+    await _create(bridge, "alpha")
+    response = await bridge.client.get("/api/v1/sessions/alpha/events?after=0", headers=AUTH)
+    assert response.status == 200
+    bridge.bus.publish("beta", "test", {"n": 1})
+    bridge.bus.publish("alpha", "test", {"n": 2})
+    got = await collect_until(response, lambda m: m.event == "test")
+    assert all(m.data["session"] == "alpha" for m in got)
+    assert got[-1].data["data"] == {"n": 2}
+    response.close()
+
+
+async def test_last_event_id_resumes_from_the_buffer(bridge: Bridge) -> None:
+    first = [bridge.bus.publish("r", "test", {"n": i}) for i in range(6)]
+    resume_after = first[2].seq
+    response = await bridge.client.get("/api/v1/events", headers={**AUTH, "Last-Event-ID": str(resume_after)})
+    got = await collect_until(response, lambda m: m.event == "test" and m.data["data"]["n"] == 5)
+    assert [m.data["data"]["n"] for m in got if m.event == "test"] == [3, 4, 5]
+    bridge.bus.publish("r", "test", {"n": 6})
+    live = await next_message(response)
+    assert live.data["data"] == {"n": 6} and int(live.id or 0) == first[-1].seq + 1
+    response.close()
+
+
+async def test_a_resume_point_older_than_the_buffer_is_announced_as_a_gap(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from bridge.sessions.manager import SessionManager
+    from bridge.store.snapshots import Snapshots
+
+    settings = make_settings(Path(str(tmp_path)))
+    settings.auth_root.mkdir(parents=True)
+    bus = EventBus(capacity=3)
+    snapshots = Snapshots(settings.auth_root)
+    manager = SessionManager(settings, bus, snapshots)
+    for i in range(10):
+        bus.publish("g", "test", {"n": i})
+    async with TestClient(TestServer(create_app(settings, manager, bus, snapshots))) as client:
+        response = await client.get("/api/v1/events?after=1", headers=AUTH)
+        gap = await next_message(response)
+        assert gap.event == "gap"
+        rest = await collect_until(response, lambda m: m.data.get("data", {}).get("n") == 9)
+        assert [m.data["data"]["n"] for m in rest] == [7, 8, 9]
+        response.close()
+    result = manager.shutdown()
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def test_keep_alive_comments_flow_while_idle(bridge: Bridge) -> None:
+    response = await bridge.client.get("/api/v1/events", headers=AUTH)
+    lines = []
+    for _ in range(4):
+        lines.append(await asyncio.wait_for(response.content.readline(), 30))
+    assert b": keep-alive\n" in lines
+    response.close()
+
+
+async def test_bad_last_event_id_is_422(bridge: Bridge) -> None:
+    response = await bridge.client.get("/api/v1/events", headers={**AUTH, "Last-Event-ID": "yesterday"})
+    assert response.status == 422
+    assert (await response.json())["error"]["code"] == "validation_error"
+
+
+async def test_shutdown_ends_open_streams(bridge: Bridge) -> None:
+    response = await bridge.client.get("/api/v1/events", headers=AUTH)
+    assert response.status == 200
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(bridge.client.server.app.shutdown(), 30)
+
+    await asyncio.wait_for(response.content.read(), 30)
+    assert response.content.at_eof()
