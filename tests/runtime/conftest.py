@@ -50,9 +50,9 @@ class Harness:
     def _event(self, evt: p.Evt, data: msgspec.Struct) -> None:
         self.events.append((evt.s, evt.name, evt.data))
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 60.0, what: str = "condition") -> Any:
         """Poll `predicate` until truthy; generous timeouts, never a duration assertion."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             value = predicate()
             if value:
@@ -69,7 +69,7 @@ class Harness:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         auth_root=tmp_path / "auth",
         restart_backoff_initial=0.05,
         restart_backoff_max=0.2,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bridge.config import Settings
 from tests.runtime.conftest import CHILDREN, Harness
@@ -28,7 +29,8 @@ async def test_keys_written_over_ipc_are_byte_identical_to_legacy_files(
     assert [op for _, op in h.ops[:2]] == ["auth.load", "creds.save"]
 
     legacy = tmp_path / "legacy"
-    subprocess.run([settings.node, str(CHILDREN / "legacy_writer.mjs"), str(legacy)], check=True, timeout=120)
+    writer = await asyncio.create_subprocess_exec(settings.node, str(CHILDREN / "legacy_writer.mjs"), str(legacy))
+    assert await asyncio.wait_for(writer.wait(), 120) == 0
     ours = _files(settings.auth_root / "alice")
     theirs = _files(legacy)
     assert ours.pop("creds.json") == result["creds_text"].encode()
@@ -70,9 +72,10 @@ async def test_pooled_runtime_keeps_each_sessions_requests_in_its_own_folder(
     await h.proc.start()
     for sid in ("t1", "t2"):
         await h.proc.call(sid, "start", {"wa_url": DEAD_URL})
-    for sid in ("t1", "t2"):
-        await h.wait_for(lambda sid=sid: h.event(sid, "connection.update", lambda d: d.get("connection") == "close"),
-                         what=f"{sid} close")
+    def closed(sid: str) -> Any:
+        return h.event(sid, "connection.update", lambda d: d.get("connection") == "close")
+
+    await h.wait_for(lambda: closed("t1") and closed("t2"), what="both sessions closed")
     c1 = json.loads((settings.auth_root / "t1" / "creds.json").read_bytes())
     c2 = json.loads((settings.auth_root / "t2" / "creds.json").read_bytes())
     assert c1["noiseKey"] != c2["noiseKey"]
