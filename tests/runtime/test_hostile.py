@@ -14,6 +14,7 @@ from bridge.metrics import IPC_VIOLATIONS
 from bridge.runtime.process import ProcessState
 from tests.runtime.conftest import CHILDREN, Harness
 
+
 def _violations(session: str, kind: str) -> float:
     value = IPC_VIOLATIONS.labels(session, kind)._value.get()
     return float(value)
