@@ -103,8 +103,9 @@ class AuthStore:
                 return None
             except OSError as exc:
                 STORE_ERRORS.labels(op="load_creds").inc()
+                reason = durable.explain_os_error(exc, self.creds_path, "reading")
                 raise CredsCorruptError(
-                    f"{self.creds_path} cannot be read ({exc.strerror}). {self._restore_hint()}"
+                    f"{reason} If the file itself is damaged: {self._restore_hint()}"
                 ) from exc
             try:
                 text = raw.decode("utf-8")

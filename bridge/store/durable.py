@@ -57,12 +57,13 @@ def explain_os_error(exc: OSError, path: Path, action: str) -> StoreError:
     elif code == errno.EIO:
         fix = "the disk or file system reported an I/O error: check `dmesg`, move the auth root to healthy storage"
     elif code in (errno.EACCES, errno.EPERM):
-        fix = f"the bridge user may not write {path.parent}: fix ownership/permissions (chown/chmod)"
+        fix = f"the bridge user may not access {path.parent}: fix ownership/permissions (chown/chmod)"
     elif code == errno.EROFS:
         fix = f"{path.parent} is on a read-only file system: remount it read-write"
     else:
         fix = "check the file system and permissions of the auth root"
-    return StoreError(f"{action} {path} failed ({reason}); {fix}. The previous file, if any, is intact.")
+    tail = "" if action == "reading" else " The previous file, if any, is intact."
+    return StoreError(f"{action} {path} failed ({reason}); {fix}.{tail}")
 
 
 def fsync_dir(path: Path) -> None:

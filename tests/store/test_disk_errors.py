@@ -1,0 +1,193 @@
+"""Disk full, permission denied, I/O error: a clear StoreError, the old file intact, no temp litter.
+
+Disk full is real (a 64 KiB tmpfs mounted by the test; skipped when mounting is not permitted) and
+so is permission denied (a forked child drops to user `nobody`). A failing disk cannot be produced
+here (no device-mapper), so EIO is injected into `os.fsync`, the call that reports it in practice.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.errors import StoreError
+from bridge.store import durable
+from bridge.store.auth_store import AuthStore
+from bridge.store.durable import TEMP_PREFIX
+
+NOBODY = 65534
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+
+
+@pytest.fixture()
+def tiny_tmpfs() -> Iterator[Path]:
+    """A 64 KiB tmpfs, unmounted afterwards."""
+    mount_point = Path(tempfile.mkdtemp(prefix="bridge-tmpfs-"))
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        mount_point.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+        mount_point.rmdir()
+
+
+def _fill(path: Path) -> None:
+    """Write until the file system is full."""
+    chunk = b"\0" * 4096
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(chunk)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    with open(path, "ab", buffering=0) as fh:  # fill the last partial page too
+        try:
+            while True:
+                fh.write(b"\0")
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+def test_disk_full_gives_a_clear_error_and_keeps_the_old_files(tiny_tmpfs: Path, registered_creds: str) -> None:
+    store = AuthStore(tiny_tmpfs / "s1", session_id="s1", bridge_dir=tiny_tmpfs / ".bridge")
+    store.save_creds(registered_creds)
+    store.set_keys({"pre-key": {"1": json.dumps({"v": 1})}})
+    filler = tiny_tmpfs / "filler"
+    _fill(filler)
+
+    newer = json.loads(registered_creds)
+    newer["accountSyncCounter"] = 99
+    newer["padding"] = "p" * 5000
+    with pytest.raises(StoreError) as err:
+        store.save_creds(json.dumps(newer))
+    message = str(err.value)
+    assert str(store.creds_path) in message
+    assert "full" in message and "free space" in message
+    assert store.load_creds() == registered_creds
+    assert _no_temp_files(store.folder)
+
+    batch = {"pre-key": {str(i): json.dumps({"v": 2, "pad": "k" * 3000}) for i in range(1, 8)}}
+    with pytest.raises(StoreError, match="full"):
+        store.set_keys(batch)
+    assert store.get_keys("pre-key", ["1", "2"]) == {"1": json.dumps({"v": 1}), "2": None}
+    assert _no_temp_files(store.folder)
+
+    filler.unlink()
+    store.set_keys(batch)
+    store.save_creds(json.dumps(newer))
+    assert store.load_creds() == json.dumps(newer)
+
+
+def _in_child_as_nobody(action: Callable[[], Any]) -> dict[str, Any]:
+    """Run `action` in a forked child with uid/gid nobody; return what it raised or returned."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                action()
+                result = {"raised": None}
+            except Exception as exc:
+                result = {"raised": type(exc).__name__, "message": str(exc)}
+            os.write(write_fd, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        data = reader.read()
+    os.waitpid(pid, 0)
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+@pytest.fixture()
+def shared_dir() -> Iterator[Path]:
+    """A root-owned 0755 folder outside pytest's private 0700 tmp tree."""
+    path = Path(tempfile.mkdtemp(prefix="bridge-perm-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_permission_denied_names_the_path_and_the_fix(shared_dir: Path, registered_creds: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to user nobody (as non-root, chmod the folder instead)")
+    store = AuthStore(shared_dir / "s1", session_id="s1", bridge_dir=shared_dir / ".bridge")
+    store.save_creds(registered_creds)
+    store.set_keys({"session": {"1.0": '{"v":1}'}})
+    store.folder.chmod(0o755)
+    store.creds_path.chmod(0o644)
+
+    got = _in_child_as_nobody(lambda: store.set_keys({"session": {"1.0": '{"v":2}'}}))
+    assert got["raised"] == "StoreError"
+    assert str(store.folder) in got["message"]
+    assert "chown" in got["message"]
+
+    newer = json.loads(registered_creds)
+    newer["accountSyncCounter"] = 5
+    got = _in_child_as_nobody(lambda: store.save_creds(json.dumps(newer)))
+    assert got["raised"] == "StoreError"
+    assert str(store.creds_path) in got["message"] and "permission" in got["message"].lower()
+
+    store.creds_path.chmod(0o600)
+    got = _in_child_as_nobody(store.load_creds)
+    assert got["raised"] == "CredsCorruptError"
+    assert "Permission denied" in got["message"] and "will not start this session fresh" in got["message"]
+
+    assert store.load_creds() == registered_creds
+    assert store.get_keys("session", ["1.0"]) == {"1.0": '{"v":1}'}
+    assert _no_temp_files(store.folder)
+
+
+def test_an_io_error_on_fsync_keeps_the_old_file(
+    make_store: Callable[..., AuthStore], registered_creds: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store()
+    store.save_creds(registered_creds)
+    store.set_keys({"pre-key": {str(i): '{"v":1}' for i in range(10)}})
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            real_fsync(fd)
+            return
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(durable.os, "fsync", failing_fsync)
+    newer = json.loads(registered_creds)
+    newer["accountSyncCounter"] = 7
+    with pytest.raises(StoreError) as err:
+        store.save_creds(json.dumps(newer))
+    assert "I/O error" in str(err.value) and "dmesg" in str(err.value)
+    assert str(store.creds_path) in str(err.value)
+    with pytest.raises(StoreError, match="dmesg"):
+        store.set_keys({"pre-key": {str(i): '{"v":2}' for i in range(10)}})
+    monkeypatch.undo()
+
+    assert store.load_creds() == registered_creds
+    assert set(store.get_keys("pre-key", [str(i) for i in range(10)]).values()) == {'{"v":1}'}
+    assert _no_temp_files(store.folder)
