@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from bridge.errors import StoreError
-from bridge.store import durable
 from bridge.store.auth_store import AuthStore
 from bridge.store.durable import TEMP_PREFIX
 
@@ -108,12 +107,12 @@ def _in_child_as_nobody(action: Callable[[], Any]) -> dict[str, Any]:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
+            outcome: dict[str, Any] = {"raised": None}
             try:
                 action()
-                result = {"raised": None}
             except Exception as exc:
-                result = {"raised": type(exc).__name__, "message": str(exc)}
-            os.write(write_fd, json.dumps(result).encode())
+                outcome = {"raised": type(exc).__name__, "message": str(exc)}
+            os.write(write_fd, json.dumps(outcome).encode())
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -177,7 +176,7 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
             return
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(durable.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     newer = json.loads(registered_creds)
     newer["accountSyncCounter"] = 7
     with pytest.raises(StoreError) as err:
