@@ -39,7 +39,8 @@ export class Account {
   liveDevices() { return [...this.devices.values()].filter(d => !d.removed); }
   toJSON() {
     return { phone: this.phone, lid: `${this.lid}@lid`, jid: `${this.phone}@s.whatsapp.net`, banned: this.banned,
-      identity_pub: Buffer.from(this.identity.public).toString('hex'), devices: this.liveDevices().map(d => d.id) };
+      identity_pub: Buffer.from(this.identity.public).toString('hex'), devices: this.liveDevices().map(d => d.id),
+      contact: !!this.inbox, received: this.inbox?.length ?? 0 };
   }
 }
 

@@ -1,6 +1,6 @@
 // The test control channel: a small JSON HTTP API on 127.0.0.1. Routes are listed in README.md.
 import http from 'node:http';
-import { HttpError, log } from './server.mjs';
+import { HttpError, log } from './errors.mjs';
 
 const MAX_BODY = 1 << 20;
 
@@ -32,6 +32,7 @@ export function routes(onStop) {
     ['POST', /^\/contacts$/, (sim, b) => sim.messaging.contact(need(b, 'phone')).toJSON()],
     ['GET', /^\/contacts$/, sim => sim.messaging.contacts().map(c => c.toJSON())],
     ['GET', /^\/contacts\/\+?([0-9]+)\/inbox$/, (sim, b, m) => sim.messaging.contact(m[1]).inbox],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/receipts$/, (sim, b, m) => sim.messaging.contact(m[1]).receipts],
     ['POST', /^\/contacts\/\+?([0-9]+)\/send$/, async (sim, b, m) => sim.messaging.sendFromContact(m[1], String(need(b, 'to')), String(need(b, 'text')))],
     ['POST', /^\/stop$/, () => { setTimeout(onStop, 50); return { stopping: true }; }],
   ];

@@ -8,6 +8,7 @@ const sim = new Simulator({
   refCount: +(env.SIM_REF_COUNT || 6),
   refTtlMs: +(env.SIM_REF_TTL_MS || 180000),
   maxFrame: +(env.SIM_MAX_FRAME || (4 << 20)),
+  trace: env.SIM_TRACE === '1',
 });
 let stopping = false;
 async function stop(code = 0) {

@@ -3,6 +3,7 @@
 // phone half of the link_code_companion_reg key exchange.
 import { Curve, proto, hmacSign, hkdf, aesEncryptCTR, aesDecryptCTR, aesDecryptGCM, derivePairingCodeKey, WA_ADV_ACCOUNT_SIG_PREFIX, WA_ADV_DEVICE_SIG_PREFIX } from '@whiskeysockets/baileys';
 import { randomBytes } from 'node:crypto';
+import { verifySignature } from './contacts.mjs';
 
 /** Parse a Baileys QR string `ref,noiseKeyB64,identityKeyB64,advSecretB64[,platform]`. */
 export function parseQr(qr) {
@@ -24,7 +25,7 @@ export function signDeviceIdentity(account, deviceId, companionIdentityPub, advS
 export function verifyDeviceSignature(account, companionIdentityPub, signedIdentityBytes) {
   const signed = proto.ADVSignedDeviceIdentity.decode(signedIdentityBytes);
   const msg = Buffer.concat([WA_ADV_DEVICE_SIG_PREFIX, signed.details, companionIdentityPub, account.identity.public]);
-  return !!signed.deviceSignature && Curve.verify(companionIdentityPub, msg, signed.deviceSignature);
+  return !!signed.deviceSignature && verifySignature(companionIdentityPub, msg, Buffer.from(signed.deviceSignature));
 }
 
 /**

@@ -9,11 +9,12 @@ import { Accounts } from './accounts.mjs';
 import { parseQr, signDeviceIdentity, verifyDeviceSignature, primaryHello, primaryFinish } from './phone.mjs';
 import { Messaging } from './messaging.mjs';
 
-export const log = (...a) => console.error('[sim]', new Date().toISOString(), ...a);
+import { HttpError, log } from './errors.mjs';
+
+export { HttpError, log };
 const now = () => String(Math.floor(Date.now() / 1000));
 const S = 's.whatsapp.net';
 
-export class HttpError extends Error { constructor(status, message) { super(message); this.status = status; } }
 
 /** One WebSocket client: Noise state, then either a registration (QR / code) or a logged-in device. */
 class Connection {
@@ -47,6 +48,7 @@ class Connection {
 
   sendNode(node) {
     if (this.closed || this.stalled) return;
+    if (this.sim.opts.trace) log(`conn ${this.id} >> ${node.tag} ${JSON.stringify(node.attrs)}`);
     this.sendRaw(frame(this.noise.encrypt(encodeBinaryNode(node))));
   }
 
@@ -64,6 +66,7 @@ class Connection {
       } else {
         let node;
         try { node = await decodeBinaryNode(this.noise.decrypt(f)); } catch (e) { throw new ProtocolViolation(`undecodable frame: ${e.message}`); }
+        if (this.sim.opts.trace) log(`conn ${this.id} << ${node.tag} ${JSON.stringify(node.attrs)} ${Array.isArray(node.content) ? node.content.map(c => c.tag).join(',') : ''}`);
         await this.sim.onNode(this, node);
       }
     }

@@ -30,7 +30,7 @@ function start() {
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     for (const m of messages) {
       const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text;
-      out({ ev: 'message', type, id: m.key.id, from: m.key.remoteJid, fromMe: m.key.fromMe, text });
+      out({ ev: 'message', type, id: m.key.id, from: m.key.remoteJid, fromMe: m.key.fromMe, text, status: m.status });
     }
   });
   sock.ev.on('messages.update', us => { for (const u of us) out({ ev: 'message_update', id: u.key.id, status: u.update?.status }); });

@@ -1,0 +1,56 @@
+"""Messaging acceptance tests: real Baileys talks to simulated contacts with their own Signal identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.simulator.client import SimulatorClient
+from tests.simulator.driver import baileys, pair_by_qr
+
+DELIVERY_ACK = 3  # proto.WebMessageInfo.Status.DELIVERY_ACK
+
+
+def pre_key_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.glob("pre-key-*.json")}
+
+
+async def test_text_to_contact_is_decrypted_by_contact_and_acked(simulator: SimulatorClient, tmp_path: Path) -> None:
+    me, contact = "15550200001", "15550209001"
+    await simulator.create_contact(contact)
+    async with baileys(simulator, tmp_path) as driver:
+        await pair_by_qr(simulator, driver, me)
+        text = "hello from baileys, ünïcode ✓"
+        await driver.command("send", to=f"{contact}@s.whatsapp.net", text=text)
+        sent = await driver.wait_for(lambda e: e.get("ev") in ("sent", "error"))
+        assert sent["ev"] == "sent", sent
+        received = await simulator.wait_inbox(contact, lambda m: m.id == sent["id"])
+        assert received.text == text
+        assert received.from_ == f"{me}@s.whatsapp.net"
+        ack = await driver.wait_for(lambda e: e.get("ev") == "server_ack" and e.get("id") == sent["id"])
+        assert not ack.get("error")
+        await driver.wait_for(
+            lambda e: e.get("ev") == "message_update" and e.get("id") == sent["id"] and e.get("status") == DELIVERY_ACK
+        )
+
+
+async def test_contact_text_arrives_in_upsert_and_consumes_a_pre_key(simulator: SimulatorClient, tmp_path: Path) -> None:
+    me, contact = "15550200002", "15550209002"
+    async with baileys(simulator, tmp_path) as driver:
+        await pair_by_qr(simulator, driver, me)
+        device = (await simulator.devices())
+        mine = next(d for d in device if d.phone == me)
+        assert mine.pre_keys > 0
+        before = pre_key_files(tmp_path)
+        assert before, "useMultiFileAuthState holds the uploaded pre-keys"
+        sent = await simulator.send_from_contact(contact, me, "hi from a contact")
+        assert sent.devices == 1
+        got = await driver.wait_for(lambda e: e.get("ev") == "message" and e.get("id") == sent.id)
+        assert got["text"] == "hi from a contact"
+        assert got["from"] == f"{contact}@s.whatsapp.net"
+        assert got["fromMe"] is False
+        # a second message rides the same Signal session (no new pre-key)
+        second = await simulator.send_from_contact(contact, me, "second")
+        got2 = await driver.wait_for(lambda e: e.get("ev") == "message" and e.get("id") == second.id)
+        assert got2["text"] == "second"
+    consumed = before - pre_key_files(tmp_path)
+    assert len(consumed) == 1, f"exactly one pre-key file deleted, got {consumed}"
