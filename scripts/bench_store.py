@@ -1,0 +1,115 @@
+"""Benchmark: legacy `useMultiFileAuthState` (Node) vs the bridge's durable `AuthStore` (not a test).
+
+Same machine, same run, same workload: `keys.set` of batches of 1, 10 and 100 session keys (new
+files, values the exact JSON text BufferJSON.replacer makes for a Uint8Array), then `keys.get` of
+the same batches. Legacy writes without fsync (and can tear files on a crash); the bridge writes
+every file via temp + fsync + rename and fsyncs the folder once per batch (group commit).
+
+Prints keys/s for each side and the ratio bridge/legacy (target: >= 0.5 for 100-key batches).
+
+    python scripts/bench_store.py [--repeat 3] [--value-bytes 600] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bridge.store.auth_store import AuthStore  # noqa: E402
+
+LEGACY = ROOT / "tests" / "store" / "node" / "bench_legacy.mjs"
+#: (batch size, number of batches): about 300-1000 files per case.
+CASES = ((1, 300), (10, 60), (100, 10))
+
+
+def legacy_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tuple[float, float]:
+    """keys/s of (set, get) for legacy useMultiFileAuthState in Node."""
+    out = subprocess.run(
+        ["node", str(LEGACY), str(folder), str(batch), str(batches), str(value_bytes)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    return result["keys"] / result["set_seconds"], result["keys"] / result["get_seconds"]
+
+
+def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tuple[float, float]:
+    """keys/s of (set, get) for AuthStore, values as the JSON text BufferJSON.replacer makes."""
+    store = AuthStore(folder, session_id=folder.name, bridge_dir=folder.parent / ".bridge")
+    all_ids: list[list[str]] = []
+    elapsed = 0.0
+    for b in range(batches):
+        values: dict[str, str | None] = {
+            f"{b}.{j}": json.dumps({"type": "Buffer", "data": base64.b64encode(os.urandom(value_bytes)).decode()})
+            for j in range(batch)
+        }
+        all_ids.append(list(values))
+        start = time.perf_counter()
+        store.set_keys({"session": values})
+        elapsed += time.perf_counter() - start
+    set_rate = batch * batches / elapsed
+    start = time.perf_counter()
+    found = 0
+    for ids in all_ids:
+        found += sum(1 for v in store.get_keys("session", ids).values() if v is not None)
+    get_seconds = time.perf_counter() - start
+    assert found == batch * batches
+    return set_rate, batch * batches / get_seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Benchmark legacy useMultiFileAuthState vs AuthStore")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
+    parser.add_argument("--value-bytes", type=int, default=600, help="raw bytes per key value")
+    parser.add_argument("--json", action="store_true", help="print machine-readable results")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir on /tmp)")
+    args = parser.parse_args()
+
+    results = []
+    base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.dir))
+    try:
+        for batch, batches in CASES:
+            runs: dict[str, list[float]] = {"legacy_set": [], "legacy_get": [], "bridge_set": [], "bridge_get": []}
+            for r in range(args.repeat):
+                ls, lg = legacy_run(base / f"legacy-{batch}-{r}", batch, batches, args.value_bytes)
+                bs, bg = bridge_run(base / f"bridge-{batch}-{r}", batch, batches, args.value_bytes)
+                runs["legacy_set"].append(ls)
+                runs["legacy_get"].append(lg)
+                runs["bridge_set"].append(bs)
+                runs["bridge_get"].append(bg)
+            med = {k: statistics.median(v) for k, v in runs.items()}
+            results.append({"batch": batch, "batches": batches, **med})
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"value {args.value_bytes} raw bytes, median of {args.repeat} runs, keys/s (batches/s = keys/s / batch)")
+    head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
+    print(f"{'batch':>5} | set {head} | get {head}")
+    for row in results:
+        print(
+            f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} "
+            f"{row['bridge_set'] / row['legacy_set']:>6.2f} |     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} "
+            f"{row['bridge_get'] / row['legacy_get']:>6.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

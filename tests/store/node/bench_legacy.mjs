@@ -1,0 +1,36 @@
+// Legacy side of scripts/bench_store.py: real useMultiFileAuthState doing keys.set / keys.get.
+//   node bench_legacy.mjs <folder> <batch> <batches> <valueBytes>
+// Prints {"set_seconds", "get_seconds", "keys"}; ids are unique per batch (new files, like pre-keys).
+import { randomBytes } from 'crypto'
+import { useMultiFileAuthState } from '@whiskeysockets/baileys'
+
+const [folder, batchArg, batchesArg, bytesArg] = process.argv.slice(2)
+const batch = Number(batchArg)
+const batches = Number(batchesArg)
+const valueBytes = Number(bytesArg)
+const { state } = await useMultiFileAuthState(folder)
+
+const ids = []
+let start = process.hrtime.bigint()
+for (let b = 0; b < batches; b++) {
+  const values = {}
+  const batchIds = []
+  for (let j = 0; j < batch; j++) {
+    const id = `${b}.${j}`
+    values[id] = new Uint8Array(randomBytes(valueBytes))
+    batchIds.push(id)
+  }
+  ids.push(batchIds)
+  await state.keys.set({ session: values })
+}
+const setSeconds = Number(process.hrtime.bigint() - start) / 1e9
+
+start = process.hrtime.bigint()
+let found = 0
+for (const batchIds of ids) {
+  const got = await state.keys.get('session', batchIds)
+  for (const id of batchIds) if (got[id]) found++
+}
+const getSeconds = Number(process.hrtime.bigint() - start) / 1e9
+if (found !== batch * batches) throw new Error(`read back ${found} of ${batch * batches} keys`)
+process.stdout.write(JSON.stringify({ set_seconds: setSeconds, get_seconds: getSeconds, keys: batch * batches }))
