@@ -329,10 +329,11 @@ class NodeProcess:
 
     @staticmethod
     def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
+        # The child leads its own group (start_new_session), so this reaches it and anything it
+        # started. Not Popen.send_signal: its poll() would reap the child behind asyncio's back.
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
 
     async def _pump_stderr(self, stream: asyncio.StreamReader) -> None:
         """Log every stderr line, tagged with the runtime name; bounded per line."""

@@ -1,0 +1,104 @@
+"""Supervision: crash loop -> FATAL with an alert, restart on violations, graceful and forced stop, no orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from bridge.config import Settings
+from bridge.runtime.process import ProcessState, backoff_delay
+from tests.runtime.conftest import CHILDREN, Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    delays = [backoff_delay(n, 1.0, 60.0) for n in range(1, 10)]
+    for n, d in enumerate(delays, start=1):
+        base = min(60.0, 2.0 ** (n - 1))
+        assert 0.8 * base <= d <= min(60.0, 1.2 * base)
+
+
+async def test_a_child_that_exits_at_once_reaches_fatal_after_the_configured_retries(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    settings.crash_loop_exits = 3
+    h = make_harness(settings, "crashy", script=CHILDREN / "exit_at_once.mjs", extra_read=[CHILDREN])
+    seen = h.bus.since(0)
+    try:
+        await h.proc.start()
+    except Exception as exc:
+        assert "could not be started" in str(exc)
+    else:
+        raise AssertionError("start() must fail for a crash-looping child")
+    assert h.proc.state is ProcessState.FATAL
+    assert h.proc.restarts == settings.crash_loop_exits - 1
+    assert h.proc.last_exit_code == 3
+    events = h.bus.since(seen[-1].seq if seen else 0)
+    states = [e.data["state"] for e in events if e.kind == "runtime"]
+    assert states.count("EXITED") == 3 and states.count("BACKOFF") == 2 and states[-1] == "FATAL"
+    alerts = [e for e in events if e.kind == "alert"]
+    assert len(alerts) == 1 and alerts[0].data["alert"] == "runtime_crash_loop"
+    assert alerts[0].data["severity"] == "critical" and "exiting at once" in alerts[0].data["message"]
+
+
+async def test_too_many_violations_restart_the_child_and_persistent_ones_end_in_fatal(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    settings.ipc_violations_per_minute = 10
+    settings.crash_loop_exits = 3
+    h = make_harness(settings, "noisy", script=CHILDREN / "junk.mjs", extra_read=[CHILDREN])
+    await h.proc.start()
+    await h.wait_for(lambda: h.proc.state is ProcessState.FATAL, what="FATAL after repeated violations")
+    assert h.proc.restarts == 2
+    assert h.proc.last_exit_code == -signal.SIGTERM, "the child was terminated, not crashed"
+    assert h.proc.violations > 30
+
+
+async def test_graceful_stop_lets_the_real_runtime_exit_on_its_own(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    h = make_harness(settings, "calm")
+    await h.proc.start()
+    await h.proc.call("calm", "start", {"wa_url": "ws://127.0.0.1:1/ws/chat"})
+    pid = h.proc.pid
+    assert pid is not None
+    await h.proc.stop()
+    assert h.proc.state is ProcessState.STOPPED
+    assert h.proc.last_exit_code == 0, "exited by itself after stop + stdin EOF, not by a signal"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_a_child_ignoring_stop_and_sigterm_is_killed(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    settings.stop_grace = 1.0
+    settings.term_grace = 1.0
+    h = make_harness(settings, "stubborn", script=CHILDREN / "stubborn.mjs", extra_read=[CHILDREN])
+    await h.proc.start()
+    await h.proc.stop()
+    assert h.proc.state is ProcessState.STOPPED
+    assert h.proc.last_exit_code == -signal.SIGKILL
+    assert any("ignoring SIGTERM" in line for line in h.proc.stderr_tail)
+
+
+async def test_no_orphan_when_the_bridge_is_killed_with_sigkill(tmp_path: Path) -> None:
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.runtime.host_bridge", str(tmp_path / "auth"),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert bridge.stdout is not None
+    line = await asyncio.wait_for(bridge.stdout.readline(), 120)
+    node = psutil.Process(int(line))
+    assert "node" in node.name()
+    bridge.send_signal(signal.SIGKILL)
+    await bridge.wait()
+    _gone, alive = await asyncio.to_thread(psutil.wait_procs, [node], 60)
+    assert not alive, f"Node runtime {node.pid} outlived the SIGKILLed bridge"
+    assert (tmp_path / "auth" / "orphan" / "creds.json").exists()
