@@ -1,0 +1,84 @@
+"""The incident journal: one JSON line per incident under `AUTH_ROOT/.bridge/incidents/`.
+
+Why a file as well as the `incident` event: events live in memory, and the question "what
+happened to tenant X's creds last Tuesday and what did the monitor do" must survive restarts.
+The journal only ever grows: lines are appended (O_APPEND) and fsynced, one file per month, and
+nothing here rewrites, truncates or removes a file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+INCIDENTS_DIR = "incidents"
+
+
+class Incident(msgspec.Struct, kw_only=True):
+    """Damage the monitor found and what it did about it."""
+
+    id: str
+    session: str
+    kind: str
+    detail: str
+    detected_at: float
+    restored: bool = False
+    snapshot: str | None = None
+    pre_restore_snapshot: str | None = None
+    replaced_path: str | None = None
+    session_restarted: bool = False
+    seconds_to_restore: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+def new_incident_id() -> str:
+    """Time-sortable and unique: `20261125T120102Z-a1b2c3`."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class IncidentLog:
+    """Append-only JSON-lines journal; safe to call from worker threads."""
+
+    def __init__(self, bridge_dir: Path) -> None:
+        self.folder = Path(bridge_dir) / INCIDENTS_DIR
+        self._lock = threading.Lock()
+
+    def path_for(self, ts: float) -> Path:
+        return self.folder / f"incidents-{datetime.fromtimestamp(ts, UTC):%Y-%m}.jsonl"
+
+    def append(self, incident: Incident) -> Path:
+        """Durably append one line; returns the file written."""
+        line = msgspec.json.encode(incident) + b"\n"
+        path = self.path_for(incident.detected_at or time.time())
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return path
+
+    def read_all(self) -> list[Incident]:
+        """Every incident recorded, oldest first (a torn last line from a crash is skipped)."""
+        found: list[Incident] = []
+        if not self.folder.is_dir():
+            return found
+        for path in sorted(self.folder.glob("incidents-*.jsonl")):
+            for raw in path.read_bytes().splitlines():
+                try:
+                    found.append(msgspec.json.decode(raw, type=Incident))
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+        return found

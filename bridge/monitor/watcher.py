@@ -1,0 +1,398 @@
+"""AuthWatcher: notices damage to any auth folder and puts the last good snapshot back.
+
+The legacy monitor "repaired" a broken auth folder with `rm -rf`, and every tenant had to scan a
+QR again. This one can only add: it takes snapshots and restores them; the folder it replaces is
+moved under `.bridge/replaced/` by `Snapshots.restore` (never deleted). The monitor's test suite
+runs under an audit hook that fails on any delete or truncate under the auth root.
+
+How it notices: watchfiles events on the auth root (fast path, debounced) plus a full scan every
+`Settings.monitor_scan_interval` (catches whatever the events missed, adopted folders outside the
+root, and damage that happened while the monitor was down). Damage must still be there after
+`Settings.monitor_confirm_delay`, so a legacy writer caught mid-`writeFile` is not "repaired".
+
+What it does (per session, one at a time): pick the newest intact snapshot (with registered creds
+if the folder had them), stop the session if the bridge runs it, restore, start it again, append
+an incident to the journal, publish an `incident` event and raise one critical alert. It also
+snapshots healthy folders when they change (so there is something recent to restore) and on a
+schedule (`snapshot_all`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, Protocol
+
+import watchfiles
+
+from bridge.config import Settings
+from bridge.errors import BridgeError, CredsCorruptError, SessionNotFound
+from bridge.events import EventBus
+from bridge.metrics import MONITOR_RESTORES
+from bridge.monitor.folder_check import Finding, FolderLook, diagnose, inspect_folder
+from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
+from bridge.store.adopt import read_adopted
+from bridge.store.creds import validate_creds_text
+from bridge.store.layout import CREDS_FILE, validate_session_id
+from bridge.store.snapshots import SnapshotManifest, Snapshots
+
+log = logging.getLogger("bridge.monitor")
+
+PRE_RESTORE = "pre-restore"
+ACTIVE_STATES = frozenset({"starting", "qr", "pairing", "connecting", "open", "reconnecting"})
+RELINKING_STATES = frozenset({"qr", "pairing"})
+
+
+class SessionStatus(Protocol):
+    """The part of `SessionInfo` the monitor reads."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def archived(self) -> bool: ...
+
+
+class SessionControl(Protocol):
+    """What the monitor needs from the SessionManager to restore a folder under a live session.
+
+    `get` raises `SessionNotFound` for a folder the bridge does not manage (it is restored
+    without any stop/start). Methods may be plain or coroutines.
+    """
+
+    def get(self, session_id: str) -> SessionStatus | Awaitable[SessionStatus]: ...
+
+    def stop(self, session_id: str) -> Any: ...
+
+    def start(self, session_id: str) -> Any: ...
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class AuthWatcher:
+    """Watches every auth folder under `settings.auth_root`; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        snapshots: Snapshots,
+        *,
+        sessions: SessionControl | None = None,
+        incidents: IncidentLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(settings.auth_root)
+        self.bus = bus
+        self.snapshots = snapshots
+        self.sessions = sessions
+        self.journal = incidents or IncidentLog(settings.bridge_dir)
+        self.incidents: list[Incident] = []
+        self._baseline: dict[str, FolderLook] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._dirty: set[str] = set()
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+
+    # ----- which folders ----------------------------------------------------------------
+    def session_ids(self) -> set[str]:
+        """Folders under the root, sessions with snapshots, and adopted folders elsewhere."""
+        found: set[str] = set()
+        if self.root.is_dir():
+            for path in self.root.iterdir():
+                if path.name.startswith(".") or not path.is_dir():
+                    continue
+                with contextlib.suppress(BridgeError):
+                    found.add(validate_session_id(path.name))
+        found.update(self.snapshots.sessions())
+        with contextlib.suppress(BridgeError):
+            found.update(read_adopted(self.root).sessions)
+        return found
+
+    # ----- running ----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Watch and scan until cancelled (or `stop()`); never raises for a damaged folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._stop.clear()
+        tasks = [
+            asyncio.create_task(self._watch_loop(), name="monitor-watch"),
+            asyncio.create_task(self._scan_loop(), name="monitor-scan"),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self._stop.set()
+            for task in [*tasks, *self._drains.values()]:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._drains.values(), return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _scan_loop(self) -> None:
+        while not self._stop.is_set():
+            await self.scan()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.monitor_scan_interval)
+
+    async def _watch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async for changes in watchfiles.awatch(
+                    self.root,
+                    watch_filter=self._interesting,
+                    debounce=150,
+                    step=30,
+                    stop_event=self._stop,
+                    recursive=True,
+                ):
+                    for sid in {self._session_of(Path(path)) for _, path in changes}:
+                        if sid is not None:
+                            self.kick(sid)
+            except (FileNotFoundError, RuntimeError, OSError) as exc:
+                log.error("watching %s failed (%s); relying on the periodic scan for now", self.root, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), max(1.0, self.settings.monitor_scan_interval))
+                if not self.root.is_dir():
+                    self.bus.alert(
+                        None, "auth_root_missing", "critical",
+                        f"the auth root {self.root} itself is gone (and .bridge/ with it); restore it from a backup",
+                    )
+
+    def _session_of(self, path: Path) -> str | None:
+        try:
+            first = path.relative_to(self.root).parts[0]
+        except (ValueError, IndexError):
+            return None
+        return None if first.startswith(".") else first
+
+    def _interesting(self, change: watchfiles.Change, path: str) -> bool:
+        try:
+            parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return False
+        return bool(parts) and not any(part.startswith(".") for part in parts)
+
+    def kick(self, session_id: str) -> None:
+        """Check a session soon (coalesces bursts of events into one check at a time)."""
+        self._dirty.add(session_id)
+        task = self._drains.get(session_id)
+        if task is None or task.done():
+            self._drains[session_id] = asyncio.create_task(self._drain(session_id), name=f"monitor-{session_id}")
+
+    async def _drain(self, session_id: str) -> None:
+        while session_id in self._dirty and not self._stop.is_set():
+            self._dirty.discard(session_id)
+            try:
+                await self.check(session_id)
+            except Exception:
+                log.exception("monitor check of session %s failed", session_id)
+
+    async def scan(self) -> list[Incident]:
+        """Check every known session folder once; returns the incidents handled."""
+        found: list[Incident] = []
+        try:
+            sids = await asyncio.to_thread(self.session_ids)
+        except OSError as exc:
+            log.error("cannot list %s: %s", self.root, exc)
+            return found
+        for sid in sorted(sids):
+            try:
+                incident = await self.check(sid)
+            except Exception:
+                log.exception("monitor check of session %s failed", sid)
+                continue
+            if incident is not None:
+                found.append(incident)
+        return found
+
+    # ----- one session ------------------------------------------------------------------
+    async def check(self, session_id: str) -> Incident | None:
+        """Look at one folder; restore it if it stays damaged. Returns the incident, if any."""
+        async with self._locks.setdefault(session_id, asyncio.Lock()):
+            status = await self._status(session_id)
+            if status is not None and status.archived:
+                return None
+            relinking = status is not None and str(status.state) in RELINKING_STATES
+            folder = await asyncio.to_thread(self.snapshots.session_folder, session_id)
+            detected_at = time.time()
+            look, finding = await self._look(session_id, folder, relinking)
+            if finding is not None:
+                await asyncio.sleep(self.settings.monitor_confirm_delay)
+                look, finding = await self._look(session_id, folder, relinking)
+            if finding is None:
+                if look.healthy:
+                    self._baseline[session_id] = look
+                    await self._maybe_snapshot(session_id, look)
+                return None
+            return await self._repair(session_id, folder, finding, detected_at, status)
+
+    async def _status(self, session_id: str) -> SessionStatus | None:
+        if self.sessions is None:
+            return None
+        try:
+            status: SessionStatus = await _maybe_await(self.sessions.get(session_id))
+        except SessionNotFound:
+            return None
+        return status
+
+    async def _look(self, session_id: str, folder: Path, relinking: bool) -> tuple[FolderLook, Finding | None]:
+        look = await asyncio.to_thread(inspect_folder, folder)
+        # Snapshot history only matters for a damaged or unregistered folder; skip the reads otherwise.
+        needs_history = not look.healthy or (not look.registered and not relinking)
+        usable = await asyncio.to_thread(self._newest_usable, session_id) if needs_history else None
+        finding = diagnose(
+            look,
+            self._baseline.get(session_id),
+            has_snapshot=usable is not None,
+            snapshot_registered=usable is not None and usable.registered,
+            relinking=relinking,
+            mass_delete_min=self.settings.monitor_mass_delete_min,
+        )
+        return look, finding
+
+    def _newest_usable(self, session_id: str) -> SnapshotManifest | None:
+        """Newest snapshot that is not a record of damage (pre-restore copies are evidence only)."""
+        for manifest in self.snapshots.list(session_id):
+            if manifest.reason != PRE_RESTORE and any(f.name == CREDS_FILE for f in manifest.files):
+                return manifest
+        return None
+
+    def pick_snapshot(self, session_id: str, wants_registered: bool) -> SnapshotManifest | None:
+        """Newest intact snapshot with valid creds (registered ones first if the folder had them)."""
+        candidates = [m for m in self.snapshots.list(session_id) if m.reason != PRE_RESTORE]
+        passes = [[m for m in candidates if m.registered], candidates] if wants_registered else [candidates]
+        for group in passes:
+            for manifest in group:
+                if self._intact(manifest):
+                    return manifest
+        return None
+
+    def _intact(self, manifest: SnapshotManifest) -> bool:
+        try:
+            if not self.snapshots.verify(manifest).ok:
+                return False
+            creds = next(f for f in manifest.files if f.name == CREDS_FILE)
+            validate_creds_text(self.snapshots.read_object(creds.sha256).decode("utf-8"))
+        except (StopIteration, BridgeError, UnicodeDecodeError, CredsCorruptError):
+            return False
+        return True
+
+    async def _maybe_snapshot(self, session_id: str, look: FolderLook) -> None:
+        """Snapshot a healthy folder that differs from its newest snapshot (rate-limited)."""
+        usable = await asyncio.to_thread(self._newest_usable, session_id)
+        reason: str | None = None
+        if usable is None:
+            reason = "monitor-first"
+        elif usable.registered != look.registered:
+            reason = "monitor-registration"
+        else:
+            names = {f.name: f.sha256 for f in usable.files}
+            differs = names.get(CREDS_FILE) != look.creds_sha256 or set(names) - {CREDS_FILE} != look.key_files
+            if differs and time.time() - usable.created_at >= self.settings.snapshot_min_interval:
+                reason = "monitor-change"
+        if reason is None:
+            return
+        try:
+            manifest = await asyncio.to_thread(self.snapshots.create, session_id, reason)
+        except BridgeError as exc:
+            log.warning("snapshot of %s (%s) failed: %s; will retry", session_id, reason, exc)
+            return
+        self._announce(manifest)
+
+    def _announce(self, manifest: SnapshotManifest) -> None:
+        data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}
+        self.bus.publish(manifest.session, "snapshot", data)
+
+    async def snapshot_all(self, reason: str = "scheduled") -> list[SnapshotManifest]:
+        """Snapshot every healthy folder now (the `Settings.snapshot_interval` schedule)."""
+        taken: list[SnapshotManifest] = []
+        for sid in sorted(await asyncio.to_thread(self.session_ids)):
+            async with self._locks.setdefault(sid, asyncio.Lock()):
+                folder = await asyncio.to_thread(self.snapshots.session_folder, sid)
+                look = await asyncio.to_thread(inspect_folder, folder)
+                if not look.healthy:
+                    continue
+                try:
+                    manifest = await asyncio.to_thread(self.snapshots.create, sid, reason)
+                except BridgeError as exc:
+                    log.warning("scheduled snapshot of %s failed: %s", sid, exc)
+                    continue
+                taken.append(manifest)
+                self._announce(manifest)
+        return taken
+
+    # ----- repair -----------------------------------------------------------------------
+    async def _repair(
+        self, session_id: str, folder: Path, finding: Finding, detected_at: float, status: SessionStatus | None
+    ) -> Incident:
+        incident = Incident(
+            id=new_incident_id(),
+            session=session_id,
+            kind=finding.damage.value,
+            detail=finding.detail,
+            detected_at=detected_at,
+        )
+        log.critical("session %s: %s (%s); restoring", session_id, finding.damage.value, finding.detail)
+        manifest = await asyncio.to_thread(self.pick_snapshot, session_id, finding.wants_registered)
+        if manifest is None:
+            incident.error = (
+                "no intact snapshot to restore from; nothing was changed. Restore a backup "
+                "(`python -m bridge restore`) or link the device again"
+            )
+            await self._finish(incident)
+            return incident
+        was_running = status is not None and str(status.state) in ACTIVE_STATES
+        if was_running and self.sessions is not None:
+            try:
+                await _maybe_await(self.sessions.stop(session_id))
+            except BridgeError as exc:
+                log.error("could not stop session %s before restoring: %s", session_id, exc)
+        try:
+            outcome = await asyncio.to_thread(self.snapshots.restore_detailed, session_id, manifest.id)
+        except (BridgeError, OSError) as exc:
+            incident.error = f"restore of snapshot {manifest.id} failed: {exc}"
+        else:
+            incident.restored = True
+            incident.snapshot = manifest.id
+            incident.pre_restore_snapshot = outcome.pre_restore_snapshot
+            incident.replaced_path = outcome.replaced_path
+            incident.seconds_to_restore = round(time.time() - detected_at, 3)
+            MONITOR_RESTORES.labels(reason=finding.damage.value).inc()
+            self._baseline[session_id] = await asyncio.to_thread(inspect_folder, folder)
+        if incident.restored and was_running and self.sessions is not None:
+            try:
+                await _maybe_await(self.sessions.start(session_id))
+                incident.session_restarted = True
+            except BridgeError as exc:
+                incident.error = f"restored, but starting the session again failed: {exc}"
+        await self._finish(incident)
+        return incident
+
+    async def _finish(self, incident: Incident) -> None:
+        try:
+            await asyncio.to_thread(self.journal.append, incident)
+        except OSError as exc:
+            log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
+        self.incidents.append(incident)
+        self.bus.publish(incident.session, "incident", incident.as_dict())
+        if incident.restored:
+            message = (
+                f"{incident.detail}. Restored snapshot {incident.snapshot} in {incident.seconds_to_restore} s"
+                + ("; session restarted" if incident.session_restarted else "")
+                + (f"; the damaged folder is kept at {incident.replaced_path}" if incident.replaced_path else "")
+                + (f" (warning: {incident.error})" if incident.error else "")
+            )
+        else:
+            message = f"{incident.detail}. NOT restored: {incident.error}"
+        self.bus.alert(
+            incident.session, incident.kind, "critical", message,
+            incident=incident.id, restored=incident.restored,
+        )

@@ -1,0 +1,190 @@
+"""The watcher finds every kind of damage to a real Baileys auth folder and restores it, only adding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bridge.events import Event
+from bridge.monitor.folder_check import CredsStatus, Damage, diagnose, inspect_folder
+from bridge.monitor.incidents import IncidentLog
+from bridge.store.snapshots import Snapshots
+from tests.monitor.helpers import (
+    copy_folder,
+    damage,
+    digest,
+    make_legacy_folder,
+    running_watcher,
+    wait_event,
+)
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real Baileys folders made once: a registered tenant and a fresh (unregistered) one."""
+    base = tmp_path_factory.mktemp("templates")
+    make_legacy_folder(base / "registered", 20)
+    make_legacy_folder(base / "fresh", 3, fresh=True)
+    return {"registered": base / "registered", "fresh": base / "fresh"}
+
+
+def is_incident(session: str) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "incident" and e.session == session
+
+
+def first_snapshot(session: str) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "snapshot" and e.session == session
+
+
+# ----- the verdict, on real folders --------------------------------------------------------------
+
+
+def test_every_kind_of_damage_is_recognised(templates: dict[str, Path], auth_root: Path) -> None:
+    folder = auth_root / "t1"
+    copy_folder(templates["registered"], folder)
+    healthy = inspect_folder(folder)
+    assert healthy.healthy and healthy.registered and len(healthy.key_files) == 22
+
+    def verdict(**kw: bool) -> Damage | None:
+        found = diagnose(inspect_folder(folder), healthy, has_snapshot=True, snapshot_registered=True, **kw)
+        return found.damage if found else None
+
+    assert verdict() is None
+    damage(f"rm {folder}/pre-key-1*.json")  # 11 of 22 key files
+    assert verdict() is Damage.KEYS_MASS_DELETED
+    damage(f"cp {templates['registered']}/pre-key-1*.json {folder}/")
+    assert verdict() is None
+    damage(f"head -c 100 {templates['registered']}/creds.json > {folder}/creds.json")
+    assert verdict() is Damage.CREDS_TRUNCATED
+    damage(f": > {folder}/creds.json")
+    assert inspect_folder(folder).creds is CredsStatus.EMPTY and verdict() is Damage.CREDS_TRUNCATED
+    damage(f"printf '%s' '{{\"hello\": 1, \"padding\": \"{'x' * 3000}\"}}' > {folder}/creds.json")
+    assert verdict() is Damage.CREDS_INVALID
+    damage(f"cp {templates['fresh']}/creds.json {folder}/creds.json")
+    assert verdict() is Damage.CREDS_UNREGISTERED
+    assert verdict(relinking=True) is None  # the bridge itself is linking a new device here
+    damage(f"rm {folder}/creds.json")
+    assert verdict() is Damage.CREDS_DELETED
+    damage(f"rm -rf {folder}")
+    assert verdict() is Damage.FOLDER_REMOVED
+
+
+def test_a_new_folder_without_creds_or_snapshots_is_not_damage(auth_root: Path) -> None:
+    (auth_root / "new").mkdir()
+    look = inspect_folder(auth_root / "new")
+    assert diagnose(look, None, has_snapshot=False, snapshot_registered=False) is None
+    assert diagnose(inspect_folder(auth_root / "never"), None, has_snapshot=False, snapshot_registered=False) is None
+
+
+# ----- the running watcher -----------------------------------------------------------------------
+
+
+async def test_rm_rf_of_an_auth_folder_is_restored_byte_for_byte(templates: dict[str, Path], auth_root: Path) -> None:
+    folder = auth_root / "acme"
+    copy_folder(templates["registered"], folder)
+    before = digest(folder)
+    restores = REGISTRY.get_sample_value("bridge_monitor_restores_total", {"reason": "folder_removed"}) or 0.0
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("acme"))
+        damage(f"rm -rf {folder}")
+        event = await wait_event(env.bus, is_incident("acme"))
+        alert = await wait_event(env.bus, lambda e: e.kind == "alert" and e.session == "acme")
+    assert event.data["kind"] == "folder_removed" and event.data["restored"] is True
+    assert digest(folder) == before
+    assert alert.data["severity"] == "critical" and alert.data["alert"] == "folder_removed"
+    print(f"\nrm -rf -> restored: {event.data['seconds_to_restore']} s after detection")
+    [journal] = IncidentLog(auth_root / ".bridge").read_all()
+    assert journal.id == event.data["id"] and journal.restored
+    assert REGISTRY.get_sample_value("bridge_monitor_restores_total", {"reason": "folder_removed"}) == restores + 1
+
+
+async def test_truncated_creds_are_restored_and_the_damaged_folder_is_kept_aside(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t2"
+    copy_folder(templates["registered"], folder)
+    before = digest(folder)
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("t2"))
+        damage(f": > {folder}/creds.json")
+        event = await wait_event(env.bus, is_incident("t2"))
+    assert event.data["kind"] == "creds_truncated" and event.data["restored"]
+    assert digest(folder) == before
+    kept = Path(event.data["replaced_path"])
+    assert kept.parent == auth_root / ".bridge" / "replaced" and (kept / "creds.json").stat().st_size == 0
+    assert Snapshots(auth_root).get("t2", event.data["pre_restore_snapshot"]).reason == "pre-restore"
+
+
+async def test_fresh_creds_written_over_registered_ones_are_rolled_back(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t3"
+    copy_folder(templates["registered"], folder)
+    before = digest(folder)
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("t3"))
+        # What legacy Baileys does after failing to read creds: initAuthCreds() and saveCreds().
+        damage(f"cp {templates['fresh']}/creds.json {folder}/new.tmp && mv {folder}/new.tmp {folder}/creds.json")
+        event = await wait_event(env.bus, is_incident("t3"))
+    assert event.data["kind"] == "creds_unregistered" and event.data["restored"]
+    assert digest(folder) == before and inspect_folder(folder).registered
+
+
+async def test_mass_deleted_keys_are_restored_but_one_consumed_pre_key_is_normal(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t4"
+    copy_folder(templates["registered"], folder)
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("t4"))
+        damage(f"rm {folder}/pre-key-20.json")  # Baileys consumed one pre-key: not an incident
+        change = await wait_event(env.bus, lambda e: e.kind == "snapshot" and e.data["reason"] == "monitor-change")
+        expected = digest(folder)
+        damage(f"rm {folder}/pre-key-*.json")
+        event = await wait_event(env.bus, is_incident("t4"), after=change.seq)
+    assert event.data["kind"] == "keys_mass_deleted" and event.data["restored"]
+    assert digest(folder) == expected
+    assert [e for e in env.bus.since(0) if e.kind == "incident"] == [event]
+
+
+async def test_damage_done_while_the_monitor_was_down_is_found_by_the_first_scan(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t5"
+    copy_folder(templates["registered"], folder)
+    before = digest(folder)
+    Snapshots(auth_root).create("t5", "manual")
+    damage(f"rm {folder}/creds.json")
+    async with running_watcher(auth_root) as env:
+        event = await wait_event(env.bus, is_incident("t5"))
+    assert event.data["kind"] == "creds_deleted" and event.data["restored"]
+    assert digest(folder) == before
+
+
+async def test_without_a_snapshot_nothing_is_touched_and_the_operator_is_told(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t6"
+    copy_folder(templates["registered"], folder)
+    damage(f"head -c 50 {templates['registered']}/creds.json > {folder}/creds.json")
+    before = digest(folder)
+    async with running_watcher(auth_root) as env:
+        event = await wait_event(env.bus, is_incident("t6"))
+        alert = await wait_event(env.bus, lambda e: e.kind == "alert" and e.session == "t6")
+    assert event.data["restored"] is False and "no intact snapshot" in event.data["error"]
+    assert alert.data["severity"] == "critical" and "NOT restored" in alert.data["message"]
+    assert digest(folder) == before
+    assert Snapshots(auth_root).list("t6") == []  # a damaged folder is never snapshotted as good
+
+
+async def test_scheduled_snapshots_cover_every_healthy_folder(templates: dict[str, Path], auth_root: Path) -> None:
+    copy_folder(templates["registered"], auth_root / "a")
+    copy_folder(templates["fresh"], auth_root / "b")
+    (auth_root / "c").mkdir()  # not set up yet: nothing to snapshot
+    async with running_watcher(auth_root) as env:
+        taken = await env.watcher.snapshot_all()
+    assert sorted(m.session for m in taken) == ["a", "b"]
+    assert {m.registered for m in taken if m.session == "a"} == {True}
