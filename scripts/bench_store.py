@@ -103,10 +103,11 @@ def main() -> int:
     head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
     print(f"{'batch':>5} | set {head} | get {head}")
     for row in results:
+        set_ratio = row["bridge_set"] / row["legacy_set"]
+        get_ratio = row["bridge_get"] / row["legacy_get"]
         print(
-            f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} "
-            f"{row['bridge_set'] / row['legacy_set']:>6.2f} |     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} "
-            f"{row['bridge_get'] / row['legacy_get']:>6.2f}"
+            f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} {set_ratio:>6.2f} "
+            f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f}"
         )
     return 0
 
