@@ -177,6 +177,10 @@ def _restore(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]
 
 def _prune(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     policy = KeepPolicy(last=args.keep_last, daily=args.keep_daily, weekly=args.keep_weekly)
+    if not policy.keeps_anything() or min(args.keep_last, args.keep_daily, args.keep_weekly) < 0:
+        raise SnapshotError(
+            "the keep-policy must keep at least one snapshot and use no negative count", code="bad_policy"
+        )
     sessions = [args.session] if args.session else snaps.sessions()
     reports = [snaps.prune(s, policy, force=args.force, dry_run=args.dry_run) for s in sessions]
     verb = "would remove" if args.dry_run else "removed"
@@ -194,7 +198,7 @@ def _prune(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
 
 def _backup(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     if args.snapshot_first:
-        for session in args.session or snaps.sessions():
+        for session in args.session or snaps.live_sessions():
             snaps.create(session, reason="backup")
     dest = Path(args.to) if args.to else snaps.bridge_dir / "backups"
     result = create_backup(snaps, dest, args.session, all_snapshots=args.all_snapshots)

@@ -37,8 +37,8 @@ from pathlib import Path
 import msgspec
 
 from bridge import metrics
-from bridge.errors import CredsCorruptError, SnapshotError, StoreError
-from bridge.store.adopt import session_folder
+from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError, StoreError
+from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.durable import explain_os_error, fsync_dir, write_temp
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
@@ -298,6 +298,18 @@ class Snapshots:
         if not self.snapshots_dir.is_dir():
             return []
         return sorted(p.name for p in self.snapshots_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def live_sessions(self) -> list[str]:
+        """Sessions with a folder now: `AUTH_ROOT/<id>` holding creds.json, plus adopted folders."""
+        found = set(read_adopted(self.auth_root).sessions)
+        if self.auth_root.is_dir():
+            for path in self.auth_root.iterdir():
+                if not path.name.startswith(".") and (path / CREDS_FILE).is_file():
+                    try:
+                        found.add(validate_session_id(path.name))
+                    except HostileNameError:
+                        continue
+        return sorted(found)
 
     def list(self, session_id: str) -> list[SnapshotManifest]:
         """Every readable snapshot of a session, newest first (unreadable ones are logged)."""
