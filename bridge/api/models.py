@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-PHONE_PATTERN = r"^\+?[0-9]{6,20}$"
+PHONE_PATTERN = r"^\+?[1-9][0-9]{6,14}$"  # as bridge.sessions.phone.validate_phone
 
 
 class Strict(BaseModel):

@@ -1,0 +1,136 @@
+"""The service as operators run it: `python -m bridge` in a real subprocess.
+
+- SIGTERM while a session's Node child runs: exit code 0, the child is gone, creds are on disk and
+  the session comes back (desired state kept) on the next start.
+- With no arguments it runs on the embedded defaults (auth under ./data/auth).
+- It refuses a non-loopback bind without an API key (exit 2, a message saying what to set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from bridge.app import check_bind, is_loopback
+from bridge.config import Settings
+from bridge.errors import ConfigError
+from tests.api.conftest import API_KEY, AUTH
+from tests.simulator.client import SimulatorClient
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def bridge_process(
+    cwd: Path, env: dict[str, str], *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Start `python -m bridge ...`; the test must end it; it is killed if it is still alive."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", *args,
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            await proc.wait()
+
+
+async def wait_http(url: str, headers: dict[str, str] | None = None) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            try:
+                async with http.get(url, headers=headers) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never answered 200")
+
+
+def test_loopback_detection_and_bind_refusal(tmp_path: Path) -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("example.com")
+    open_lan = Settings(_env_file=None, host="0.0.0.0", auth_root=tmp_path)  # type: ignore[call-arg]
+    try:
+        check_bind(open_lan)
+    except ConfigError as exc:
+        assert "BRIDGE_API_KEYS" in str(exc)
+    else:
+        raise AssertionError("a keyless non-loopback bind must be refused")
+    check_bind(Settings(_env_file=None, host="0.0.0.0", api_keys=["k" * 20], auth_root=tmp_path))  # type: ignore[call-arg]
+
+
+async def test_sigterm_stops_sessions_and_exits_0_with_no_child_left(
+    tmp_path: Path, simulator: SimulatorClient
+) -> None:
+    port = free_port()
+    env = {
+        "BRIDGE_API_KEYS": API_KEY,
+        "BRIDGE_PORT": str(port),
+        "BRIDGE_AUTH_ROOT": str(tmp_path / "auth"),
+        "BRIDGE_WA_URL": simulator.ws_url,
+        "BRIDGE_WA_TRUST_ROOT": simulator.root_pub,
+    }
+    base = f"http://127.0.0.1:{port}"
+    async with bridge_process(tmp_path, env, "run") as proc:
+        await wait_http(base + "/readyz", AUTH)
+        async with aiohttp.ClientSession(base, headers=AUTH) as http:
+            async with http.post("/api/v1/sessions", json={"id": "svc"}) as response:
+                assert response.status == 201, await response.text()
+            for _ in range(int(TIMEOUT * 5)):
+                async with http.get("/api/v1/sessions/svc") as response:
+                    if (await response.json())["state"] == "qr":
+                        break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the session never showed a QR")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("node" in c.name() for c in children), "the session runs in a Node child"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        assert proc.returncode == 0, out.decode()[-3000:]
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        log = out.decode()
+        assert "shutdown complete" in log
+    registry = (tmp_path / "auth" / ".bridge" / "sessions.json").read_text()
+    assert '"svc"' in registry
+
+
+async def test_no_arguments_runs_on_the_defaults(tmp_path: Path) -> None:
+    port = free_port()
+    async with bridge_process(tmp_path, {"BRIDGE_PORT": str(port), "BRIDGE_MONITOR_ENABLED": "false"}) as proc:
+        await wait_http(f"http://127.0.0.1:{port}/healthz")
+        assert (tmp_path / "data" / "auth").is_dir()
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), TIMEOUT)
+        assert proc.returncode == 0
+
+
+async def test_non_loopback_bind_without_key_is_refused(tmp_path: Path) -> None:
+    env = {"BRIDGE_HOST": "0.0.0.0", "BRIDGE_PORT": str(free_port()), "BRIDGE_API_KEYS": ""}
+    async with bridge_process(tmp_path, env, "run") as proc:
+        out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2
+    assert b"BRIDGE_API_KEYS" in out
