@@ -33,6 +33,7 @@ class Harness:
             self.host(sid)
         self.ops: list[tuple[str, str]] = []
         self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.event_hooks: list[Callable[[str, str, dict[str, Any]], None]] = []
         self.bus = bus or EventBus()
         self.proc = NodeProcess(settings, name, on_request=self._request, on_event=self._event, bus=self.bus,
                                 sessions=self.handler, script=script, node_args=node_args, extra_read=extra_read)
@@ -49,6 +50,8 @@ class Harness:
 
     def _event(self, evt: p.Evt, data: msgspec.Struct) -> None:
         self.events.append((evt.s, evt.name, evt.data))
+        for hook in self.event_hooks:
+            hook(evt.s, evt.name, evt.data)
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 60.0, what: str = "condition") -> Any:
         """Poll `predicate` until truthy; generous timeouts, never a duration assertion."""
