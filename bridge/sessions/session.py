@@ -136,7 +136,7 @@ class Session:
         self._store: AuthStore | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._changed = asyncio.Condition()
+        self._waiters: list[tuple[frozenset[st.SessionState], asyncio.Future[st.SessionState]]] = []
         metrics.SESSIONS_BY_STATE.labels(state=self.state.value).inc()
 
     # ----- public ---------------------------------------------------------------------------
@@ -174,10 +174,18 @@ class Session:
         self._queue.put_nowait((event, None))
 
     async def wait_for(self, states: set[st.SessionState], timeout: float) -> st.SessionState:  # noqa: ASYNC109
-        """Wait until the session is in one of `states` (raises TimeoutError)."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: self.state in states)
+        """Wait until the session is in one of `states` and the actions of the transition into it
+        are done (raises TimeoutError)."""
+        if self.state in states:
             return self.state
+        future: asyncio.Future[st.SessionState] = asyncio.get_running_loop().create_future()
+        waiter = (frozenset(states), future)
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._waiters.remove(waiter)
 
     async def call(self, cmd: str, args: dict[str, Any], timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Send a command to this session in its runtime (SessionStateError if it has none)."""
@@ -269,6 +277,11 @@ class Session:
             follow += await self._do(action)
         for extra in follow:
             await self._handle(extra)
+        if result.changed:
+            # Waiters see the state once its actions are done, even if the next event moves on.
+            for states, future in self._waiters:
+                if result.state in states and not future.done():
+                    future.set_result(result.state)
         return result
 
     def _set_state(self, new: st.SessionState, reason: str) -> None:
@@ -282,11 +295,6 @@ class Session:
         self.bus.publish(self.id, "state", {"state": new.value, "previous": previous.value, "reason": reason})
         log.info("session %s: %s -> %s (%s)", self.id, previous.value, new.value, reason)
         self._record(last_state=new.value, last_reason=reason)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     def _record(self, **fields: Any) -> None:
         try:

@@ -38,7 +38,7 @@ def bridge_settings(root: Path, simulator: SimulatorClient, **overrides: Any) ->
         "stop_grace": 15.0,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 MakeManager = Callable[..., SessionManager]

@@ -1,0 +1,41 @@
+"""Shared steps of the end-to-end session tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.events import Event, EventBus
+from bridge.sessions.manager import SessionManager
+from tests.sessions.conftest import fresh_phone
+from tests.simulator.client import SimulatorClient
+
+TIMEOUT = 120.0
+
+
+async def link(manager: SessionManager, simulator: SimulatorClient, session_id: str) -> str:
+    """Create `session_id`, link it with a pairing code, wait for open; returns its phone."""
+    phone = fresh_phone()
+    await simulator.create_account(phone)
+    await manager.create(session_id, "pairing_code", phone)
+    code = await manager.request_pairing_code(session_id, phone)
+    await simulator.enter_pairing_code(phone, code)
+    await manager.wait_for_state(session_id, {"open"}, TIMEOUT)
+    return phone
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every regular file of an auth folder with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+async def wait_event(
+    bus: EventBus, after: int, match: Callable[[Event], bool], timeout: float = TIMEOUT  # noqa: ASYNC109
+) -> Event:
+    """The first event after `after` for which `match` is true (buffered or live)."""
+    async with asyncio.timeout(timeout):
+        async for event in bus.subscribe(after=after):
+            if match(event):
+                return event
+    raise AssertionError("unreachable")  # pragma: no cover
