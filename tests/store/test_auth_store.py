@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
@@ -216,3 +217,18 @@ async def test_async_wrapper_runs_file_io_off_the_event_loop(
     await astore.save_creds(fresh_creds)
     assert await astore.load_creds() == fresh_creds
     assert threads and threads[0] != threading.main_thread().name
+
+
+def _fsyncs(target: str) -> float:
+    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": target}) or 0.0
+
+
+def test_a_batch_is_one_group_commit(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.set_keys({"pre-key": {"0": "{}"}})  # folder exists and is synced
+    files, dirs = _fsyncs("file"), _fsyncs("dir")
+    writes = REGISTRY.get_sample_value("bridge_store_write_seconds_count") or 0.0
+    store.set_keys({"pre-key": {str(i): json.dumps({"i": i}) for i in range(1, 51)}})
+    assert _fsyncs("file") - files == 50, "every file is fsynced before its rename"
+    assert _fsyncs("dir") - dirs == 1, "the folder is fsynced once per batch"
+    assert (REGISTRY.get_sample_value("bridge_store_write_seconds_count") or 0.0) - writes == 1
