@@ -274,9 +274,9 @@ class Alerter:
             queue.put_nowait(alert)
         return True
 
-    async def consume(self, bus: EventBus) -> None:
-        """Route every `alert` event of the bus into `submit` until cancelled."""
-        async for event in bus.subscribe():
+    async def consume(self, bus: EventBus, after: int | None = None) -> None:
+        """Route every `alert` event of the bus (after seq `after`, if given) into `submit` until cancelled."""
+        async for event in bus.subscribe(after=after):
             if event.kind == "alert":
                 self.submit(Alert.from_event(event))
 

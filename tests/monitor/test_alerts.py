@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from bridge.config import Settings
 from bridge.events import EventBus
 from bridge.monitor.alerts import Alert, Alerter, LogSink, TelegramSink, sinks_from_settings
-from tests.monitor.conftest import AuditGuard
+from tests.monitor.audit import AuditGuard
 from tests.monitor.telegram_receiver import TelegramReceiver
 
 TOKEN = "123456:TEST-token"
