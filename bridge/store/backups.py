@@ -32,6 +32,7 @@ import msgspec
 
 from bridge.errors import SnapshotError
 from bridge.store.durable import explain_os_error, fsync_dir, write_temp
+from bridge.store.lock import RepositoryLock
 from bridge.store.snapshots import (
     RestoreOutcome,
     SnapshotManifest,
@@ -286,12 +287,13 @@ def import_backup(snapshots: Snapshots, archive: Path) -> list[SnapshotManifest]
         data = contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"]
         if path.exists() and path.read_bytes() != data:
             raise SnapshotError(f"snapshot {path} exists locally with different content; refusing to import over it")
-    for data in contents.objects.values():
-        snapshots.put_object(data)
-    for manifest in manifests:
-        path = snapshots.manifest_path(manifest)
-        if not path.exists():
-            write_file_once(path, contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"])
+    with RepositoryLock(snapshots.bridge_dir, exclusive=False):
+        for data in contents.objects.values():
+            snapshots.put_object(data)
+        for manifest in manifests:
+            path = snapshots.manifest_path(manifest)
+            if not path.exists():
+                write_file_once(path, contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"])
     return manifests
 
 

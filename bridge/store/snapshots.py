@@ -415,6 +415,17 @@ class Snapshots:
         log.info("snapshot %s of %s (%s): %d files", snap_id, session_id, reason, len(files))
         return manifest
 
+    def create_if_due(self, session_id: str, max_age: float, reason: str) -> SnapshotManifest | None:
+        """Snapshot only if the newest snapshot is older than `max_age` seconds (or there is none).
+
+        For the scheduled snapshot (`BRIDGE_SNAPSHOT_INTERVAL`) and the one on creds change
+        (`BRIDGE_SNAPSHOT_MIN_INTERVAL`): callers decide when to ask, this decides whether it is due.
+        """
+        newest = self.latest(session_id)
+        if newest is not None and self._clock() - newest.created_at < max_age:
+            return None
+        return self.create(session_id, reason=reason)
+
     # ----- verify --------------------------------------------------------------------------
     def verify(self, snapshot: SnapshotManifest | None = None, *, session_id: str | None = None) -> VerifyReport:
         """Re-hash every object referenced by `snapshot`, by a session's snapshots, or by all.
@@ -478,7 +489,8 @@ class Snapshots:
         staging = staging_root / f"{session_id}-{manifest.id}-{secrets.token_hex(3)}"
         staging.mkdir(parents=True, mode=0o700)
         try:
-            self._build_staging(manifest, staging)
+            with RepositoryLock(self.bridge_dir, exclusive=False):
+                self._build_staging(manifest, staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -330,3 +330,15 @@ def test_prune_trash_drops_only_old_trashed_keys(root: Path) -> None:
     report = prune_trash(root / ".bridge", 30)
     assert report.removed == dry.removed
     assert sorted(p.name for p in trash.iterdir()) == sorted([f"{new_ns}-pre-key-2.json", f"{old_ns}-creds.json"])
+
+
+def test_create_if_due_snapshots_only_when_the_newest_is_older_than_max_age(root: Path, acme: Path) -> None:
+    clock = Clock(_at(5, 9))
+    snaps = Snapshots(root, clock=clock)
+    first = snaps.create_if_due("acme", 3600, reason="schedule")
+    assert first is not None and first.reason == "schedule"
+    clock.set(_at(5, 9).replace(minute=59))
+    assert snaps.create_if_due("acme", 3600, reason="creds-change") is None
+    clock.set(_at(5, 10).replace(minute=1))
+    second = snaps.create_if_due("acme", 3600, reason="schedule")
+    assert second is not None and [m.id for m in snaps.list("acme")] == [second.id, first.id]
