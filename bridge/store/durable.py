@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX: Final = ".bridge-tmp."
 #: Batches smaller than this are written inline; the pool only pays off when fsyncs overlap.
 PARALLEL_MIN_FILES: Final = 4
-POOL_WORKERS: Final = 16
+POOL_WORKERS: Final = 32
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = Lock()
