@@ -110,3 +110,44 @@ async def running_watcher(
         watcher.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class LegacyTenant:
+    """A live legacy Node process (real Baileys useMultiFileAuthState) writing its own folder."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+        self.proc = proc
+        self.ready = ready
+
+    @classmethod
+    async def start(cls, folder: Path) -> LegacyTenant:
+        proc = await asyncio.create_subprocess_exec(
+            node(), str(LEGACY_TENANT), "serve", str(folder),
+            cwd=PROJECT_ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        tenant = cls(proc, {})
+        tenant.ready = await tenant._answer()
+        return tenant
+
+    async def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        assert line, "the legacy tenant exited"
+        answer: dict[str, Any] = json.loads(line)
+        assert answer.get("ok"), answer
+        return answer
+
+    async def cmd(self, line: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self._answer()
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                await self.cmd("exit")
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except (AssertionError, TimeoutError, ConnectionError):
+                self.proc.kill()
+                await self.proc.wait()
