@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.config import Settings
-from bridge.errors import SessionError, SessionNotFound, SessionStateError
+from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.sessions import state as st
@@ -27,7 +27,7 @@ from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo
 from bridge.store.adopt import read_adopted
-from bridge.store.layout import validate_session_id
+from bridge.store.layout import CREDS_FILE, validate_session_id
 
 if TYPE_CHECKING:
     from bridge.store.snapshots import SnapshotManifest, Snapshots
@@ -54,11 +54,28 @@ class SessionManager:
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
-        """Register folders adopted in place by `python -m bridge adopt` that the registry lacks."""
+        """Register auth folders the registry lacks: folders adopted in place elsewhere by
+        `python -m bridge adopt` (.bridge/adopted.json), and `AUTH_ROOT/<id>` folders holding a
+        creds.json (adopted in the root, or a legacy folder copied there). They are registered
+        stopped; nothing in them is touched."""
         for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
             if not self.registry.exists(sid):
                 self.registry.put(SessionRecord(id=sid, folder=entry.folder))
                 log.info("registered adopted session %s at %s", sid, entry.folder)
+        root = self.settings.auth_root
+        if not root.is_dir():
+            return
+        for child in sorted(root.iterdir()):
+            if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+                continue
+            if not (child / CREDS_FILE).is_file() or self.registry.exists(child.name):
+                continue
+            try:
+                validate_session_id(child.name)
+            except BridgeError:
+                continue
+            self.registry.put(SessionRecord(id=child.name))
+            log.info("registered existing auth folder %s", child)
 
     def _folder(self, record: SessionRecord) -> Path:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id

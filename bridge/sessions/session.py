@@ -31,6 +31,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
+from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.reconnect import Backoff, DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
@@ -382,6 +383,9 @@ class Session:
             self._release_lock()
             return [st.RuntimeFatal(f"{exc}")]
         except BridgeError as exc:
+            slot = self.runtimes.slot_of(self.id)
+            if slot is not None and slot.process.state is ProcessState.FATAL:
+                return [st.RuntimeFatal(str(exc))]
             log.warning("session %s: start failed: %s", self.id, exc)
             self.last_disconnect = f"start failed: {exc}"
             return [st.Closed(None, f"start failed: {exc}")]

@@ -1,0 +1,150 @@
+"""Logout, re-linking, messages, runtime crashes and crash loops, through the bridge."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import HostileNameError, SessionError, SessionNotFound, SessionStateError
+from bridge.events import EventBus
+from bridge.store.snapshots import Snapshots
+from tests.sessions.conftest import MakeManager, fresh_phone
+from tests.sessions.helpers import TIMEOUT, files_of, link, wait_event
+from tests.simulator.client import SimulatorClient
+
+
+async def test_api_logout_snapshots_first_keeps_files_and_relinking_starts_fresh_creds_after_it(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    bus = EventBus(capacity=10_000)
+    manager = make_manager(bus)
+    phone = await link(manager, simulator, "out")
+    folder = manager.settings.auth_root / "out"
+    before = files_of(folder)
+    old_me = json.loads(before["creds.json"])["me"]["id"]
+
+    info = await manager.logout("out")
+    assert info.state == "logged_out" and info.desired_running is False and info.pid is None
+    after = files_of(folder)
+    assert set(before) <= set(after), f"files disappeared: {set(before) - set(after)}"
+    assert json.loads(after["creds.json"])["me"]["id"] == old_me  # nothing rewrote the creds
+    snapshots = Snapshots(manager.settings.auth_root)
+    [logout_snap] = snapshots.list("out")
+    assert logout_snap.reason == "logout" and logout_snap.registered
+    assert {f.name for f in logout_snap.files} >= set(before)
+    with pytest.raises(SessionStateError):
+        await manager.logout("out")  # not open any more
+
+    # Linking again: fresh creds in the same folder, only after the registered snapshot exists.
+    seq = bus.last_seq
+    await manager.start("out")
+    await manager.wait_for_state("out", {"qr"}, TIMEOUT)
+    code = await manager.request_pairing_code("out", phone)
+    await simulator.enter_pairing_code(phone, code)
+    await manager.wait_for_state("out", {"open"}, TIMEOUT)
+    new_me = json.loads((folder / "creds.json").read_text())["me"]["id"]
+    assert new_me != old_me
+    snaps = snapshots.list("out")  # newest first
+    reasons = [s.reason for s in reversed(snaps)]
+    assert reasons[0] == "logout" and "creds-downgrade" in reasons
+    downgrade = next(s for s in snaps if s.reason == "creds-downgrade")
+    assert downgrade.registered and downgrade.created_at >= logout_snap.created_at
+    assert [e.data["state"] for e in bus.since(seq, "out") if e.kind == "state"][0] == "starting"
+
+
+async def test_messages_out_and_in(make_manager: MakeManager, simulator: SimulatorClient) -> None:
+    bus = EventBus(capacity=10_000)
+    manager = make_manager(bus)
+    phone = await link(manager, simulator, "talk")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    message_id = await manager.send_text("talk", contact, "hello from the bridge")
+    assert message_id
+    got = await simulator.wait_inbox(contact, lambda m: m.text == "hello from the bridge", TIMEOUT)
+    assert got.id == message_id
+    second = await manager.send_text("talk", f"{contact}@s.whatsapp.net", "by jid")
+    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+
+    seq = bus.last_seq
+    await simulator.send_from_contact(contact, phone, "hi bridge")
+    event = await wait_event(bus, seq, lambda e: e.kind == "message" and e.data["text"] == "hi bridge")
+    assert event.session == "talk" and event.data["from_me"] is False and contact in str(event.data["from"])
+
+
+async def test_send_and_logout_refuse_sessions_that_are_not_open(make_manager: MakeManager) -> None:
+    manager = make_manager()
+    await manager.create("idle")
+    with pytest.raises(SessionStateError, match="not open"):
+        await manager.send_text("idle", "4915123456789", "x")
+    with pytest.raises(SessionError, match="invalid recipient"):
+        await manager.send_text("idle", "not a number", "x")
+    with pytest.raises(SessionStateError):
+        await manager.logout("idle")
+    with pytest.raises(SessionNotFound):
+        manager.get("nobody")
+    with pytest.raises(SessionError, match="digits only"):
+        await manager.request_pairing_code("idle", "0151 2345")
+    with pytest.raises(SessionStateError, match="already exists"):
+        await manager.create("idle")
+    with pytest.raises(HostileNameError):
+        await manager.create("../escape")
+
+
+async def test_a_killed_runtime_is_restarted_and_the_session_reopens(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    bus = EventBus(capacity=10_000)
+    manager = make_manager(bus)
+    await link(manager, simulator, "crash")
+    pid = manager.get("crash").pid
+    assert pid is not None
+    seq = bus.last_seq
+    os.kill(pid, signal.SIGKILL)
+    exited = await wait_event(bus, seq, lambda e: e.session == "crash" and e.kind == "state")
+    assert exited.data["state"] == "reconnecting" and str(exited.data["reason"]).startswith("runtime_exited")
+    info = await manager.wait_for_state("crash", {"open"}, TIMEOUT)
+    assert info.pid is not None and info.pid != pid and info.restarts == 1
+
+
+async def test_a_runtime_crash_loop_fails_the_session_with_a_critical_alert(
+    make_manager: MakeManager, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-runtime"
+    broken.mkdir()
+    (broken / "index.mjs").write_text("process.exit(3)\n")
+    bus = EventBus(capacity=10_000)
+    manager = make_manager(bus, node_runtime_dir=broken, crash_loop_exits=2, crash_loop_window=120.0)
+    await manager.create("loop")
+    await manager.start("loop")
+    info = await manager.wait_for_state("loop", {"failed"}, TIMEOUT)
+    assert info.reason == "runtime_fatal"
+    alerts = [e.data for e in bus.since(0, "loop") if e.kind == "alert"]
+    # the runtime's own crash-loop alert (named after the runtime) and the session's
+    assert ("runtime_fatal", "critical") in [(a["alert"], a["severity"]) for a in alerts]
+    assert not (manager.settings.auth_root / "loop" / "creds.json").exists()  # nothing invented
+
+
+async def test_stopped_sessions_stay_stopped_after_a_restart_and_archive_keeps_files(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    manager = make_manager()
+    await link(manager, simulator, "keep")
+    await link(manager, simulator, "rest")
+    await manager.stop("rest")
+    await manager.shutdown()
+    again = make_manager()
+    assert await again.start_all() == ["keep"]
+    assert again.get("rest").state == "stopped"
+    await again.wait_for_state("keep", {"open"}, TIMEOUT)
+    before = files_of(again.settings.auth_root / "keep")
+    info = await again.archive("keep")
+    assert info.archived and info.state == "stopped"
+    assert [i.id for i in again.list()] == ["rest"]
+    assert set(before) <= set(files_of(again.settings.auth_root / "keep"))
+    assert Snapshots(again.settings.auth_root).list("keep")[0].reason == "archive"
+    with pytest.raises(SessionStateError, match="archived"):
+        await again.start("keep")
