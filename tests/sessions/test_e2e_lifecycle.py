@@ -53,7 +53,7 @@ async def test_api_logout_snapshots_first_keeps_files_and_relinking_starts_fresh
     assert reasons[0] == "logout" and "creds-downgrade" in reasons
     downgrade = next(s for s in snaps if s.reason == "creds-downgrade")
     assert downgrade.registered and downgrade.created_at >= logout_snap.created_at
-    assert [e.data["state"] for e in bus.since(seq, "out") if e.kind == "state"][0] == "starting"
+    assert next(e.data["state"] for e in bus.since(seq, "out") if e.kind == "state") == "starting"
 
 
 async def test_messages_out_and_in(make_manager: MakeManager, simulator: SimulatorClient) -> None:
