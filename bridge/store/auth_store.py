@@ -319,10 +319,16 @@ class AuthStore:
 
 
 class AsyncAuthStore:
-    """`AuthStore` for the event loop: the same methods as coroutines, run in worker threads."""
+    """`AuthStore` for the event loop: the same methods as coroutines, run in worker threads.
+
+    Writes (`set_keys`, `save_creds`) are applied in the order they were requested: an asyncio
+    lock (FIFO) admits them one at a time, because worker threads would otherwise race for the
+    store lock and a later `keys.set` of the same key could be overwritten by an earlier one.
+    """
 
     def __init__(self, store: AuthStore) -> None:
         self.store = store
+        self._write_order = asyncio.Lock()
 
     async def load_creds(self) -> str | None:
         """See `AuthStore.load_creds`."""
@@ -330,7 +336,8 @@ class AsyncAuthStore:
 
     async def save_creds(self, text: str) -> None:
         """See `AuthStore.save_creds`."""
-        await asyncio.to_thread(self.store.save_creds, text)
+        async with self._write_order:
+            await asyncio.to_thread(self.store.save_creds, text)
 
     async def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:
         """See `AuthStore.get_keys`."""
@@ -338,7 +345,8 @@ class AsyncAuthStore:
 
     async def set_keys(self, batch: Mapping[str, Mapping[str, str | None]]) -> None:
         """See `AuthStore.set_keys`."""
-        await asyncio.to_thread(self.store.set_keys, batch)
+        async with self._write_order:
+            await asyncio.to_thread(self.store.set_keys, batch)
 
 
 def _parse_creds_quietly(raw: bytes) -> dict[str, Any] | None:

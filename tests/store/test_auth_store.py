@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -232,3 +233,11 @@ def test_a_batch_is_one_group_commit(make_store: StoreFactory) -> None:
     assert _fsyncs("file") - files == 50, "every file is fsynced before its rename"
     assert _fsyncs("dir") - dirs == 1, "the folder is fsynced once per batch"
     assert (REGISTRY.get_sample_value("bridge_store_write_seconds_count") or 0.0) - writes == 1
+
+
+async def test_concurrent_async_writes_land_in_request_order(make_store: StoreFactory) -> None:
+    astore = AsyncAuthStore(make_store())
+    # The first request carries a big value (slow to validate), so the second could overtake it.
+    values = [json.dumps({"n": 0, "pad": ["x"] * 2_000_000}), json.dumps({"n": 1})]
+    await asyncio.gather(*(astore.set_keys({"session": {"1.0": value}}) for value in values))
+    assert await astore.get_keys("session", ["1.0"]) == {"1.0": values[-1]}
