@@ -23,6 +23,10 @@ class AuditGuard:
     local: threading.local = field(default_factory=threading.local)
 
     def covers(self, path: str) -> bool:
+        """Guarded: everything under a root except advisory lock files (`.bridge/locks/`), which
+        hold only a pid and are rewritten in place by design (bridge/store/lock.py)."""
+        if f"{os.sep}.bridge{os.sep}locks{os.sep}" in path:
+            return False
         return any(path == root or path.startswith(root + os.sep) for root in self.roots)
 
 
