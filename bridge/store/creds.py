@@ -18,7 +18,10 @@ from typing import Any, Final
 from bridge.errors import CredsCorruptError
 
 #: Key pairs stored as {"private": Buffer, "public": Buffer}.
-KEY_PAIR_FIELDS: Final = ("noiseKey", "pairingEphemeralKeyPair", "signedIdentityKey")
+KEY_PAIR_FIELDS: Final = ("noiseKey", "signedIdentityKey")
+#: Key pairs checked only when present: creds made before Baileys had pairing codes lack them and
+#: still log in, so an adopted old folder must not be refused for it.
+OPTIONAL_KEY_PAIR_FIELDS: Final = ("pairingEphemeralKeyPair",)
 #: Integers the socket reads at start-up.
 INT_FIELDS: Final = ("registrationId", "nextPreKeyId", "firstUnuploadedPreKeyId")
 
@@ -69,6 +72,9 @@ def validate_creds(creds: Any) -> list[str]:
     problems: list[str] = []
     for name in KEY_PAIR_FIELDS:
         _check_key_pair(name, creds.get(name), problems)
+    for name in OPTIONAL_KEY_PAIR_FIELDS:
+        if creds.get(name) is not None:
+            _check_key_pair(name, creds[name], problems)
     spk = creds.get("signedPreKey")
     if not isinstance(spk, dict):
         problems.append("signedPreKey missing or not an object")

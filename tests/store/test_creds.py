@@ -18,7 +18,15 @@ def test_real_baileys_creds_are_valid(fresh_creds: str, registered_creds: str) -
 
 @pytest.mark.parametrize(
     "field",
-    ["noiseKey", "pairingEphemeralKeyPair", "signedIdentityKey", "signedPreKey", "registrationId", "advSecretKey"],
+    [
+        "noiseKey",
+        "signedIdentityKey",
+        "signedPreKey",
+        "registrationId",
+        "advSecretKey",
+        "nextPreKeyId",
+        "firstUnuploadedPreKeyId",
+    ],
 )
 def test_a_missing_required_field_is_named(fresh_creds: str, field: str) -> None:
     creds = json.loads(fresh_creds)
@@ -56,4 +64,13 @@ def test_me_without_an_id_is_not_registered_and_is_refused(fresh_creds: str) -> 
     creds["me"] = {"name": "x"}
     assert not is_registered(creds)
     with pytest.raises(CredsCorruptError, match="me is present"):
+        validate_creds_text(json.dumps(creds))
+
+
+def test_creds_from_before_pairing_codes_are_valid_but_a_damaged_pairing_key_is_not(fresh_creds: str) -> None:
+    creds = json.loads(fresh_creds)
+    del creds["pairingEphemeralKeyPair"]
+    validate_creds_text(json.dumps(creds))
+    creds["pairingEphemeralKeyPair"] = {"private": "x"}
+    with pytest.raises(CredsCorruptError, match="pairingEphemeralKeyPair"):
         validate_creds_text(json.dumps(creds))
