@@ -92,7 +92,7 @@ async function pairingCode(s) {
   if (!phone) return;
   await act("pairing code for " + s.id, async () => {
     const r = await api("POST", "/api/v1/sessions/" + encodeURIComponent(s.id) + "/pairing-code", { phone });
-    alert("Pairing code for " + s.id + ": " + r.code);
+    showCode(s.id, r.code);
   });
 }
 
@@ -106,6 +106,12 @@ async function showQr(id) {
   qrSession = id;
   $("qr-session").textContent = id;
   $("qr-box").hidden = false;
+}
+
+function showCode(id, code) {
+  $("code-session").textContent = id;
+  $("code").textContent = code;
+  $("code-box").hidden = false;
 }
 
 function hideQr() { qrSession = null; $("qr-box").hidden = true; }
