@@ -76,7 +76,7 @@ def settings(tmp_path: Path) -> Settings:
         auth_root=tmp_path / "auth",
         restart_backoff_initial=0.05,
         restart_backoff_max=0.2,
-        stop_grace=15.0,
+        stop_grace=5.0,
         term_grace=5.0,
         ipc_violations_per_minute=1_000_000,
         node_log_level="warn",

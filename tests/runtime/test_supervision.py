@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bridge.config import Settings
 from bridge.runtime.process import ProcessState, backoff_delay
@@ -102,3 +104,14 @@ async def test_no_orphan_when_the_bridge_is_killed_with_sigkill(tmp_path: Path) 
     _gone, alive = await asyncio.to_thread(psutil.wait_procs, [node], 60)
     assert not alive, f"Node runtime {node.pid} outlived the SIGKILLed bridge"
     assert (tmp_path / "auth" / "orphan" / "creds.json").exists()
+
+
+async def test_stderr_is_drained_continuously_and_tagged(
+    settings: Settings, make_harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make_harness(settings, "chatty", script=CHILDREN / "chatty.mjs", extra_read=[CHILDREN])
+    with caplog.at_level(logging.INFO, logger="bridge.runtime.process"):
+        await h.proc.start()
+        await h.wait_for(lambda: h.event("chatty", "ready"), what="ready after 20 MiB of stderr")
+        await h.wait_for(lambda: "chatty: done" in h.proc.stderr_tail, what="the last stderr line")
+    assert any(r.getMessage() == "[node chatty] chatty: done" for r in caplog.records)
