@@ -27,9 +27,7 @@ REPO_ROOT = SIMULATOR_DIR.parent.parent
 MAIN = SIMULATOR_DIR / "main.mjs"
 ACCEPTANCE_CLIENT = SIMULATOR_DIR / "acceptance" / "client.mjs"
 
-FaultKind = Literal[
-    "drop", "stall", "515", "401", "403", "440", "503", "bad_frame", "slow_handshake", "bad_cert"
-]
+FaultKind = Literal["drop", "stall", "515", "401", "403", "440", "503", "bad_frame", "slow_handshake", "bad_cert"]
 
 
 class SimulatorError(Exception):
@@ -209,9 +207,9 @@ def _decode_info(line: bytes) -> SimulatorInfo:
 
 
 @contextlib.asynccontextmanager
-async def start_simulator(env: dict[str, str] | None = None, *, startup_timeout: float = 60.0) -> AsyncIterator[
-    SimulatorClient
-]:
+async def start_simulator(
+    env: dict[str, str] | None = None, *, startup_timeout: float = 60.0
+) -> AsyncIterator[SimulatorClient]:
     """Start a private simulator process; yield its client; stop it (stdin EOF, then kill)."""
     proc = await asyncio.create_subprocess_exec(
         *simulator_command(),

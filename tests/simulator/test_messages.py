@@ -33,12 +33,13 @@ async def test_text_to_contact_is_decrypted_by_contact_and_acked(simulator: Simu
         )
 
 
-async def test_contact_text_arrives_in_upsert_and_consumes_a_pre_key(simulator: SimulatorClient, tmp_path: Path) -> None:
+async def test_contact_text_arrives_in_upsert_and_consumes_one_pre_key(
+    simulator: SimulatorClient, tmp_path: Path
+) -> None:
     me, contact = "15550200002", "15550209002"
     async with baileys(simulator, tmp_path) as driver:
         await pair_by_qr(simulator, driver, me)
-        device = (await simulator.devices())
-        mine = next(d for d in device if d.phone == me)
+        mine = next(d for d in await simulator.devices() if d.phone == me)
         assert mine.pre_keys > 0
         before = pre_key_files(tmp_path)
         assert before, "useMultiFileAuthState holds the uploaded pre-keys"

@@ -15,12 +15,17 @@ process.on('unhandledRejection', e => out({ ev: 'unhandled_rejection', message: 
 process.on('uncaughtException', e => out({ ev: 'uncaught_exception', message: String(e?.message ?? e) }));
 
 const { state, saveCreds } = await useMultiFileAuthState(dir);
+// useMultiFileAuthState writes creds.json in place (not atomically): exiting mid-write leaves an
+// empty file. Serialize saves and let them finish before exiting.
+let saving = Promise.resolve();
+const save = () => { saving = saving.then(saveCreds).catch(e => out({ ev: 'save_error', message: e.message })); };
+async function quit() { try { sock.end(undefined); } catch { /* already closed */ } await new Promise(r => setTimeout(r, 300)); await saving; process.exit(0); }
 let sock;
 function start() {
   sock = makeWASocket({ auth: state, waWebSocketUrl: url, logger, markOnlineOnConnect: false, syncFullHistory: false,
     shouldSyncHistoryMessage: () => false, fireInitQueries: true, connectTimeoutMs: opt.connectTimeoutMs ?? 20000,
     keepAliveIntervalMs: opt.keepAliveIntervalMs ?? 30000, defaultQueryTimeoutMs: opt.defaultQueryTimeoutMs ?? 20000, qrTimeout: opt.qrTimeout });
-  sock.ev.on('creds.update', saveCreds);
+  sock.ev.on('creds.update', save);
   sock.ev.on('connection.update', u => {
     const code = u.lastDisconnect?.error?.output?.statusCode;
     out({ ev: 'connection', connection: u.connection, qr: u.qr, isNewLogin: u.isNewLogin, status: code, error: u.lastDisconnect?.error?.message,
@@ -43,7 +48,7 @@ readline.createInterface({ input: process.stdin }).on('line', async line => {
   try {
     if (m.cmd === 'pair_code') out({ ev: 'pairing_code', code: await sock.requestPairingCode(m.phone) });
     else if (m.cmd === 'send') { const r = await sock.sendMessage(m.to, { text: m.text }); out({ ev: 'sent', id: r.key.id, to: r.key.remoteJid }); }
-    else if (m.cmd === 'quit') { sock.end(undefined); setTimeout(() => process.exit(0), 200); }
+    else if (m.cmd === 'quit') await quit();
   } catch (e) { out({ ev: 'error', cmd: m.cmd, message: e.message }); }
 });
-process.stdin.on('end', () => process.exit(0));
+process.stdin.on('end', () => { void quit(); });
