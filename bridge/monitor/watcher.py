@@ -45,7 +45,10 @@ log = logging.getLogger("bridge.monitor")
 
 PRE_RESTORE = "pre-restore"
 ACTIVE_STATES = frozenset({"starting", "qr", "pairing", "connecting", "open", "reconnecting"})
-RELINKING_STATES = frozenset({"qr", "pairing"})
+# While a managed session is linking (a start from logged_out links a new device over the kept
+# folder: the store snapshots the registered creds, then saves fresh ones), unregistered creds
+# replacing registered ones are the bridge's own doing, not damage.
+RELINKING_STATES = frozenset({"starting", "connecting", "qr", "pairing"})
 
 
 class SessionStatus(Protocol):

@@ -165,3 +165,32 @@ async def test_truncated_creds_under_a_live_session_never_become_a_fresh_identit
     assert (kept / "creds.json").stat().st_size == 0  # the damaged folder is evidence, not garbage
     criticals = [m.text for m in telegram.messages if "CRITICAL" in m.text]
     assert len(criticals) == 1 and "creds_truncated" in criticals[0]
+
+
+async def test_a_deliberate_relink_after_logout_is_not_undone(
+    tmp_path: Path, simulator: SimulatorClient, telegram: TelegramReceiver
+) -> None:
+    """Fresh creds over registered ones are damage, except when the bridge itself links a new
+    device after a logout (the store snapshotted the old creds first)."""
+    auth_root = tmp_path / "auth"
+    auth_root.mkdir()
+    folder = auth_root / "relink"
+    async with bridge_with_monitor(auth_root, simulator, telegram) as bridge:
+        await link_by_qr(bridge, simulator, "relink")
+        await settled_snapshot(bridge, "relink")
+        old = identity(folder)
+        await bridge.manager.logout("relink")
+        await bridge.manager.wait_for_state("relink", {"logged_out"}, TIMEOUT)
+        await bridge.manager.start("relink")
+        await bridge.manager.wait_for_state("relink", {"qr"}, TIMEOUT)
+        qr = bridge.manager.current_qr("relink")
+        assert qr is not None
+        phone = f"1556{next(_numbers):08d}"
+        await simulator.create_account(phone)
+        await simulator.scan(qr.qr, phone=phone)
+        await bridge.manager.wait_for_state("relink", {"open"}, TIMEOUT)
+        await settled_snapshot(bridge, "relink")
+        await asyncio.sleep(2.5)  # one more full scan
+        assert identity(folder)[0].startswith(phone) and identity(folder) != old
+        assert [e for e in bridge.bus.since(0) if e.kind == "incident"] == []
+        assert any(m.registered and m.reason != "pre-restore" for m in bridge.snapshots.list("relink")[1:])

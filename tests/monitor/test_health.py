@@ -1,0 +1,108 @@
+"""SessionWatch raises alerts for conditions that build up: stuck states, disk, snapshot age.
+
+State changes are fed through a real EventBus exactly as sessions publish them; time is passed to
+`tick(now=...)` so thresholds are checked without waiting for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bridge.events import Event, EventBus
+from bridge.monitor.health import ALERT_GRACE, DiskUsage, Facts, SessionWatch
+from bridge.store.snapshots import Snapshots
+from tests.monitor.helpers import copy_folder, make_legacy_folder, monitor_settings, wait_event
+
+ROOMY = DiskUsage(total=10**12, used=0, free=10**12)
+
+
+def watch(auth_root: Path, **settings: float) -> tuple[SessionWatch, EventBus]:
+    bus = EventBus()
+    sw = SessionWatch(monitor_settings(auth_root, **settings), bus, Snapshots(auth_root), disk_usage=lambda p: ROOMY)
+    return sw, bus
+
+
+def state(bus: EventBus, sw: SessionWatch, session: str, new: str) -> float:
+    event = bus.publish(session, "state", {"state": new, "previous": "", "reason": "test"})
+    sw.observe(event)
+    return event.ts
+
+
+def kinds(events: list[Event]) -> list[tuple[str | None, str]]:
+    return [(e.session, e.data["alert"]) for e in events]
+
+
+def test_stuck_reconnecting_is_alerted_once_per_stint(auth_root: Path) -> None:
+    sw, bus = watch(auth_root, monitor_reconnecting_alert=300)
+    t = state(bus, sw, "s1", "reconnecting")
+    assert sw.tick(now=t + 299) == []
+    assert kinds(sw.tick(now=t + 301)) == [("s1", "stuck_reconnecting")]
+    assert sw.tick(now=t + 900) == []  # still the same stint
+    state(bus, sw, "s1", "open")
+    t2 = state(bus, sw, "s1", "reconnecting")
+    assert kinds(sw.tick(now=t2 + 301)) == [("s1", "stuck_reconnecting")]
+
+
+def test_an_unscanned_qr_is_alerted(auth_root: Path) -> None:
+    sw, bus = watch(auth_root, monitor_qr_alert=600)
+    t = state(bus, sw, "s2", "qr")
+    assert sw.tick(now=t + 10) == []
+    [alert] = sw.tick(now=t + 601)
+    assert alert.data["alert"] == "qr_waiting" and alert.data["severity"] == "warning"
+
+
+@pytest.mark.parametrize("terminal", ["logged_out", "banned", "failed"])
+def test_terminal_states_get_a_backup_alert_only_when_the_session_raised_none(auth_root: Path, terminal: str) -> None:
+    sw, bus = watch(auth_root)
+    t = state(bus, sw, "quiet", terminal)
+    assert sw.tick(now=t + ALERT_GRACE / 2) == []
+    [alert] = sw.tick(now=t + ALERT_GRACE + 1)
+    assert alert.data["alert"] == terminal and alert.data["severity"] == "critical"
+
+    t = state(bus, sw, "talkative", terminal)
+    sw.observe(bus.alert("talkative", terminal, "critical", "the session's own alert"))
+    assert sw.tick(now=t + ALERT_GRACE + 1) == []
+
+
+def test_low_disk_is_a_warning_and_very_low_disk_critical(auth_root: Path) -> None:
+    sw, _ = watch(auth_root, monitor_min_free_mb=512)
+    mib = 1024 * 1024
+    assert sw.tick(facts=Facts(DiskUsage(10**12, 0, 600 * mib), {})) == []
+    [warn] = sw.tick(facts=Facts(DiskUsage(10**12, 0, 400 * mib), {}))
+    [crit] = sw.tick(facts=Facts(DiskUsage(10**12, 0, 100 * mib), {}))
+    assert (warn.data["alert"], warn.data["severity"]) == ("disk_low", "warning")
+    assert (crit.data["alert"], crit.data["severity"]) == ("disk_low", "critical")
+
+
+def test_real_disk_usage_is_read_from_the_auth_root(auth_root: Path) -> None:
+    bus = EventBus()
+    sw = SessionWatch(monitor_settings(auth_root, monitor_min_free_mb=2**40), bus, Snapshots(auth_root))
+    facts = sw.gather()
+    assert isinstance(facts.usage, DiskUsage) and facts.usage.total > 0
+    assert kinds(sw.tick(facts=facts)) == [(None, "disk_low")]
+
+
+def test_a_stale_snapshot_is_alerted(auth_root: Path, tmp_path: Path) -> None:
+    make_legacy_folder(tmp_path / "tpl", 3)
+    copy_folder(tmp_path / "tpl", auth_root / "s3")
+    manifest = Snapshots(auth_root).create("s3", "manual")
+    sw, _ = watch(auth_root, snapshot_interval=3600, monitor_scan_interval=10)
+    assert sw.tick(now=manifest.created_at + 3600) == []
+    [alert] = sw.tick(now=manifest.created_at + 2 * 3600 + 11)
+    assert (alert.session, alert.data["alert"]) == ("s3", "snapshot_stale")
+
+
+async def test_run_follows_the_bus_and_ticks(auth_root: Path) -> None:
+    sw, bus = watch(auth_root, monitor_scan_interval=0.2)
+    task = asyncio.create_task(sw.run())
+    try:
+        await asyncio.sleep(0.1)
+        bus.publish("s4", "state", {"state": "banned", "previous": "open", "reason": "forbidden"})
+        alert = await wait_event(bus, lambda e: e.kind == "alert" and e.session == "s4", within=ALERT_GRACE + 30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert alert.data["alert"] == "banned"
