@@ -288,8 +288,7 @@ def import_backup(snapshots: Snapshots, archive: Path) -> list[SnapshotManifest]
         if path.exists() and path.read_bytes() != data:
             raise SnapshotError(f"snapshot {path} exists locally with different content; refusing to import over it")
     with RepositoryLock(snapshots.bridge_dir, exclusive=False):
-        for data in contents.objects.values():
-            snapshots.put_object(data)
+        snapshots.put_objects(list(contents.objects.values()))
         for manifest in manifests:
             path = snapshots.manifest_path(manifest)
             if not path.exists():
