@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import inspect
 import ipaddress
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
 
 from aiohttp import web
 
@@ -25,13 +22,10 @@ from bridge.api.app import create_app
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.events import EventBus
+from bridge.sessions.manager import SessionManager
+from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
-
-# The monitor part exposes this coroutine function; it runs until cancelled (docs/architecture.md).
-MONITOR_MODULE = "bridge.monitor.runner"
-MONITOR_RUNNER = "run_monitor"
-
 
 def is_loopback(host: str) -> bool:
     """True for names and addresses that only this machine can reach."""
@@ -52,28 +46,15 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-def find_monitor_runner() -> Callable[..., Awaitable[None]] | None:
-    """The monitor's runner, when that part is installed; None means run without a monitor."""
-    try:
-        module = importlib.import_module(MONITOR_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != MONITOR_MODULE:
-            raise
-        return None
-    runner = getattr(module, MONITOR_RUNNER, None)
-    return runner if callable(runner) else None
-
-
-def _start_monitor(settings: Settings, **parts: Any) -> asyncio.Task[None] | None:
+def _start_monitor(
+    settings: Settings, bus: EventBus, snapshots: Snapshots, manager: SessionManager
+) -> asyncio.Task[None] | None:
     if not settings.monitor_enabled:
+        log.info("monitor disabled (BRIDGE_MONITOR_ENABLED=false)")
         return None
-    runner = find_monitor_runner()
-    if runner is None:
-        log.warning("monitor enabled but %s.%s is not available; running without it", MONITOR_MODULE, MONITOR_RUNNER)
-        return None
-    accepted = inspect.signature(runner).parameters
-    kwargs = {name: value for name, value in parts.items() if name in accepted}
-    return asyncio.create_task(_guard(runner(settings, **kwargs)), name="monitor")
+    from bridge.monitor.runner import run_monitor
+
+    return asyncio.create_task(_guard(run_monitor(settings, bus, snapshots, manager=manager)), name="monitor")
 
 
 async def _guard(work: Awaitable[None]) -> None:
@@ -94,9 +75,6 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set or SIGTERM/SIGINT arrives; returns after a clean shutdown."""
-    from bridge.sessions.manager import SessionManager
-    from bridge.store.snapshots import Snapshots
-
     check_bind(settings)
     if stop is None:
         stop = asyncio.Event()
@@ -116,7 +94,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                  settings.auth_root)
         if not settings.api_keys:
             log.warning("no BRIDGE_API_KEYS configured: the API is open to anyone on this machine")
-        monitor = _start_monitor(settings, bus=bus, manager=manager, snapshots=snapshots)
+        monitor = _start_monitor(settings, bus, snapshots, manager)
         starting = asyncio.ensure_future(state.resolve(manager.start_all()))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
