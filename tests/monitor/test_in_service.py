@@ -1,5 +1,5 @@
-"""The monitor as `python -m bridge` runs it: bridge.app.serve finds `run_monitor` and starts it
-with the service's bus, snapshots and session manager."""
+"""The monitor as `python -m bridge` runs it: bridge.app.serve starts `run_monitor` with the
+service's bus, snapshots and session manager (passed as `manager=`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import socket
 import time
 from pathlib import Path
 
-from bridge.app import find_monitor_runner, serve
+from bridge.app import serve
 from bridge.config import Settings
 from bridge.monitor.incidents import IncidentLog
-from bridge.monitor.runner import run_monitor
 from bridge.store.snapshots import Snapshots
 from tests.monitor.helpers import damage, digest, make_legacy_folder
 from tests.monitor.telegram_receiver import TelegramReceiver
@@ -27,7 +26,6 @@ def free_port() -> int:
 async def test_the_service_runs_the_monitor_and_it_restores_an_adopted_folder(
     auth_root: Path, tmp_path: Path, telegram: TelegramReceiver
 ) -> None:
-    assert find_monitor_runner() is run_monitor
     make_legacy_folder(auth_root / "adopted", 5)  # a legacy folder the manager registers, stopped
     expected = digest(auth_root / "adopted")
     settings = Settings(
