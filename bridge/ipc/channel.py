@@ -101,8 +101,10 @@ class Channel:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = (session, future)
         try:
-            await self._send(p.Cmd(id=msg_id, s=session, cmd=cmd, args=args or {}))
-            return await asyncio.wait_for(future, timeout)
+            # The timeout covers the write too: a child that stops reading its stdin blocks drain().
+            async with asyncio.timeout(timeout):
+                await self._send(p.Cmd(id=msg_id, s=session, cmd=cmd, args=args or {}))
+                return await future
         except TimeoutError:
             raise NodeRuntimeError(
                 f"runtime {self._name} did not answer {cmd!r} for session {session} within {timeout:g}s; "

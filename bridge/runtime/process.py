@@ -285,7 +285,12 @@ class NodeProcess:
     async def _event(self, evt: p.Evt, data: msgspec.Struct) -> None:
         if evt.name == "ready" and isinstance(data, p.ReadyData):
             if not (data.permission and data.fs_write_denied):
-                log.error("[%s] Node runtime reports no permission model (write access possible)", self.name)
+                message = (f"Node runtime {self.name} (Node {data.node}) reports that the permission model is "
+                           "off or allows writes; check BRIDGE_NODE (Node >= 20) and that nothing adds "
+                           "--allow-fs-write. Auth still goes through Python only.")
+                log.error(message)
+                if self._bus is not None:
+                    self._bus.alert(self.name, "runtime_permissions", "critical", message)
             if self._state is ProcessState.STARTING:
                 self._set_state(ProcessState.RUNNING, "ready")
         result = self._on_event(evt, data)

@@ -145,3 +145,20 @@ async def test_a_sessions_requests_are_served_in_order_with_bounded_backlog(rig:
     assert [r.id for r in rig.requests] == list(range(n))
     # Lines read but not yet served never exceed the queue (8) plus the one being enqueued.
     assert rig.max_backlog <= 8 + 2, rig.max_backlog
+
+
+async def test_call_times_out_even_when_the_child_stops_reading_stdin() -> None:
+    a, b = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=a)
+
+    async def no_requests(req: p.Req, args: msgspec.Struct) -> Any:
+        return None
+
+    channel = Channel(reader, writer, on_request=no_requests, on_event=lambda e, d: None)
+    # 8 MiB in one command while the peer (b) never reads: drain() cannot finish.
+    call = channel.call("a", "send", {"to": "x@s.whatsapp.net", "text": "y" * (8 << 20)}, 0.5)
+    with pytest.raises(NodeRuntimeError) as info:
+        await asyncio.wait_for(call, 60)
+    assert info.value.code == "runtime_timeout"
+    writer.transport.abort()
+    b.close()
