@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,3 +190,25 @@ async def test_scheduled_snapshots_cover_every_healthy_folder(templates: dict[st
         taken = await env.watcher.snapshot_all()
     assert sorted(m.session for m in taken) == ["a", "b"]
     assert {m.registered for m in taken if m.session == "a"} == {True}
+
+
+@pytest.mark.slow
+async def test_benchmark_rm_rf_to_restored_over_repeated_deletions(tmp_path: Path, auth_root: Path) -> None:
+    """Measured, printed, never asserted as a duration: deletion -> restored for a folder of 500 keys."""
+    make_legacy_folder(tmp_path / "big", 500)
+    folder = auth_root / "big"
+    copy_folder(tmp_path / "big", folder)
+    expected = digest(folder)
+    wall: list[float] = []
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("big"))
+        mark = env.bus.last_seq
+        for _ in range(10):
+            started = time.monotonic()
+            damage(f"rm -rf {folder}")
+            event = await wait_event(env.bus, is_incident("big"), after=mark)
+            wall.append(time.monotonic() - started)
+            mark = env.bus.last_seq
+            assert event.data["restored"] and digest(folder) == expected
+    print(f"\nrm -rf -> restored, {len(expected)} files, 10 runs: median {statistics.median(wall):.2f} s, "
+          f"max {max(wall):.2f} s (includes {env.settings.monitor_confirm_delay} s confirm delay)")
