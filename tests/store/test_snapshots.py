@@ -342,3 +342,17 @@ def test_create_if_due_snapshots_only_when_the_newest_is_older_than_max_age(root
     clock.set(_at(5, 10).replace(minute=1))
     second = snaps.create_if_due("acme", 3600, reason="schedule")
     assert second is not None and [m.id for m in snaps.list("acme")] == [second.id, first.id]
+
+
+@pytest.mark.slow
+def test_a_large_session_round_trips_through_rm_rf_and_restore(root: Path) -> None:
+    folder = root / "large"
+    make_legacy(folder, pre_keys=2000)
+    before = dump_legacy(folder)
+    snaps = Snapshots(root)
+    manifests = [snaps.create("large") for _ in range(3)]
+    assert snaps.dedup_stats().objects == len(manifests[0].files) == 2005
+    shutil.rmtree(folder)
+    snaps.restore("large", manifests[0].id)
+    assert dump_legacy(folder) == before
+    assert snaps.verify().ok
