@@ -7,6 +7,8 @@ says why (already paired, stopped, or using a pairing code) rather than an empty
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 from typing import Any, Literal
 
@@ -29,8 +31,13 @@ class QrQuery(Strict):
     scale: int = Field(8, ge=1, le=40, description="Pixels per module (png and svg)")
 
 
+@functools.lru_cache(maxsize=32)
 def render(ref: str, fmt: str, scale: int = 8) -> bytes:
-    """Render `ref` as a QR code; txt uses half-block characters so it fits a terminal."""
+    """Render `ref` as a QR code; txt uses half-block characters so it fits a terminal.
+
+    segno is pure Python (a PNG takes tens of ms here), so callers run this in a thread; the small
+    cache serves a dashboard and a client polling the same short-lived ref without re-rendering.
+    """
     qr = segno.make_qr(ref)
     out: Any
     if fmt == "txt":
@@ -73,7 +80,7 @@ async def get_qr(request: web.Request) -> web.StreamResponse:
             code="no_qr",
             status=404,
         )
-    body = render(ref, query.format, query.scale)
+    body = await asyncio.to_thread(render, ref, query.format, query.scale)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPES[query.format]
     response.headers["Cache-Control"] = "no-store"
