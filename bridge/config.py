@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, description="Webhook delivery attempts before giving up")
     webhook_backoff_initial: float = Field(1.0, description="First webhook retry delay; doubles per attempt (s)")
     sse_heartbeat: float = Field(15.0, description="Seconds between SSE keep-alive comments")
-    shutdown_timeout: float = Field(30.0, description="Seconds the API waits for in-flight requests on shutdown")
+    shutdown_timeout: float = Field(10.0, description="Seconds the API waits for in-flight requests on shutdown")
 
     # --- WhatsApp ---
     wa_url: str = Field("wss://web.whatsapp.com/ws/chat", description="WebSocket URL Baileys connects to")
