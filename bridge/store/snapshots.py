@@ -448,7 +448,11 @@ class Snapshots:
                 files=files,
                 source=str(folder),
             )
-            write_file_once(self.manifest_path(manifest), msgspec.json.encode(manifest))
+            path = self.manifest_path(manifest)
+            new_folder = not path.parent.exists()
+            write_file_once(path, msgspec.json.encode(manifest))
+            if new_folder:
+                fsync_dir(path.parent.parent)
         metrics.SNAPSHOTS_TOTAL.labels(reason=reason).inc()
         metrics.SNAPSHOT_LAST_TIMESTAMP.labels(session=session_id).set(created)
         log.info("snapshot %s of %s (%s): %d files", snap_id, session_id, reason, len(files))
