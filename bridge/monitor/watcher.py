@@ -298,7 +298,8 @@ class AuthWatcher:
             reason = "monitor-registration"
         else:
             names = {f.name: f.sha256 for f in usable.files}
-            differs = names.get(CREDS_FILE) != look.creds_sha256 or set(names) - {CREDS_FILE} != look.key_files
+            keys = {n for n in names if n.endswith(".json")} - {CREDS_FILE}
+            differs = names.get(CREDS_FILE) != look.creds_sha256 or keys != look.key_files
             if differs and time.time() - usable.created_at >= self.settings.snapshot_min_interval:
                 reason = "monitor-change"
         if reason is None:

@@ -194,3 +194,28 @@ async def test_a_deliberate_relink_after_logout_is_not_undone(
         assert identity(folder)[0].startswith(phone) and identity(folder) != old
         assert [e for e in bridge.bus.since(0) if e.kind == "incident"] == []
         assert any(m.registered and m.reason != "pre-restore" for m in bridge.snapshots.list("relink")[1:])
+
+
+async def test_creds_truncated_while_the_session_is_stopped_are_restored_before_it_starts(
+    tmp_path: Path, simulator: SimulatorClient, telegram: TelegramReceiver
+) -> None:
+    auth_root = tmp_path / "auth"
+    auth_root.mkdir()
+    folder = auth_root / "parked"
+    async with bridge_with_monitor(auth_root, simulator, telegram) as bridge:
+        await link_by_qr(bridge, simulator, "parked")
+        await settled_snapshot(bridge, "parked")
+        before = identity(folder)
+        await bridge.manager.stop("parked")
+        await bridge.manager.wait_for_state("parked", {"stopped"}, TIMEOUT)
+        mark = bridge.bus.last_seq
+        damage(f": > {folder}/creds.json")
+        incident = await wait_event(bridge.bus, lambda e: e.kind == "incident", within=TIMEOUT, after=mark)
+        assert incident.data["restored"] is True and incident.data["session_restarted"] is False
+        assert bridge.manager.get("parked").state == "stopped"  # it was stopped; it stays stopped
+        await bridge.manager.start("parked")
+        await bridge.manager.wait_for_state("parked", {"open"}, TIMEOUT)
+        assert not [e for e in bridge.bus.since(mark, "parked") if e.kind == "qr"]
+        assert identity(folder) == before
+        await telegram.wait_for(1)
+    assert "creds_truncated" in telegram.messages[0].text
