@@ -130,12 +130,17 @@ class RuntimePool:
         return slot
 
     async def detach(self, session: Session) -> None:
-        """Stop `session` in its runtime; stop the runtime when it hosts nothing else."""
+        """Stop `session` in its runtime; stop the runtime when it hosts nothing else.
+
+        The session leaves the slot under the lock, so of several sessions detaching at once
+        exactly one sees the slot empty and stops the process (none is left running unowned).
+        """
         async with self._lock:
             slot = self._by_session.pop(session.id, None)
             if slot is None:
                 return
-            last = all(s == session.id for s in slot.sessions)
+            slot.sessions.pop(session.id, None)
+            last = not slot.sessions
             if last and self._slots.get(slot.name) is slot:
                 del self._slots[slot.name]
         try:
@@ -144,7 +149,7 @@ class RuntimePool:
             elif slot.process.state is ProcessState.RUNNING:
                 await slot.process.call(session.id, "stop", {}, self.settings.stop_grace)
         finally:
-            self._forget(slot, session.id)
+            slot.auth.release(session.id)
 
     def _forget(self, slot: RuntimeSlot, session_id: str) -> None:
         slot.auth.release(session_id)

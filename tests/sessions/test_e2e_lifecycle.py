@@ -110,6 +110,33 @@ async def test_a_killed_runtime_is_restarted_and_the_session_reopens(
     assert info.pid is not None and info.pid != pid and info.restarts == 1
 
 
+@pytest.mark.xfail(
+    reason="node-runtime bug (not sessions): libsignal's console.info('Closing session:', <keys>) goes to the "
+    "runtime's stdout, which is the IPC channel; the bad lines are protocol violations, 50 of them restart "
+    "the runtime, and private key material reaches the log. Fix: route console.* away from fd 1 in "
+    "node-runtime/index.mjs.",
+    strict=False,
+)
+async def test_a_restarted_runtime_sends_again_without_ipc_violations(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    manager = make_manager()
+    await link(manager, simulator, "resend")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    first = await manager.send_text("resend", contact, "before the crash")
+    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    pid = manager.get("resend").pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await manager.wait_for_state("resend", {"reconnecting"}, TIMEOUT)
+    await manager.wait_for_state("resend", {"open"}, TIMEOUT)
+    second = await manager.send_text("resend", contact, "after the crash")
+    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+    slot = manager.runtimes.slot_of("resend")
+    assert slot is not None and slot.process.violations == 0
+
+
 async def test_a_runtime_crash_loop_fails_the_session_with_a_critical_alert(
     make_manager: MakeManager, tmp_path: Path
 ) -> None:
