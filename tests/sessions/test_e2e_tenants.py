@@ -24,10 +24,9 @@ from tests.simulator.client import SimulatorClient
 async def _send_and_check(manager: SessionManager, simulator: SimulatorClient, ids: list[str], contact: str,
                           tag: str) -> None:
     sent = await asyncio.gather(*(manager.send_text(sid, contact, f"{tag} from {sid}") for sid in ids))
-    expected = set(sent)
-    async with asyncio.timeout(TIMEOUT):
-        while not expected <= {m.id for m in await simulator.inbox(contact)}:
-            await asyncio.sleep(0.2)  # noqa: ASYNC110 - polling the simulator over HTTP
+    assert all(sent) and len(set(sent)) == len(ids)
+    for message_id in sent:
+        await simulator.wait_inbox(contact, lambda m, wanted=message_id: m.id == wanted, TIMEOUT)
 
 
 async def _tenants(make_manager: MakeManager, simulator: SimulatorClient, count: int, per_runtime: int) -> None:
