@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,3 +161,39 @@ def test_cli_refuses_a_root_that_does_not_exist(tmp_path: Path) -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+async def test_cli_runs_until_sigterm_restores_a_deleted_folder_and_alerts_telegram(
+    auth_root: Path, telegram: TelegramReceiver
+) -> None:
+    """The real `python -m bridge monitor --root R` process (under the no-delete audit hook)."""
+    folder = auth_root / "t"
+    make_legacy_folder(folder, 5)
+    expected = digest(folder)
+    env = {
+        **os.environ,
+        "BRIDGE_MONITOR_CONFIRM_DELAY": "0.1",
+        "BRIDGE_MONITOR_SCAN_INTERVAL": "1",
+        "BRIDGE_TELEGRAM_TOKEN": "5:cli",
+        "BRIDGE_TELEGRAM_CHAT_ID": "11",
+        "BRIDGE_TELEGRAM_API": telegram.base_url,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.monitor.audited_cli", str(auth_root), "monitor", "--root", str(auth_root),
+        cwd=PROJECT_ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while Snapshots(auth_root).latest("t") is None:
+            assert time.monotonic() < deadline and proc.returncode is None, "the CLI took no snapshot"
+            await asyncio.sleep(0.1)
+        damage(f"rm -rf {folder}")
+        [message] = await telegram.wait_for(1)
+        assert digest(folder) == expected
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert b"AUDIT-VIOLATION" not in err
+    assert "folder_removed" in message.text and message.chat_id == "11"
