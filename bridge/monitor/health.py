@@ -5,7 +5,7 @@ single event is a session that has been reconnecting for ten minutes, a QR nobod
 filling up, or snapshots that stopped being taken. SessionWatch follows `state` events on the bus
 and, every `Settings.monitor_scan_interval`, checks those standing conditions. It also backs up
 the sessions' own alerts: a session that entered logged_out / banned / failed without any alert
-for it within a grace period gets one from here. It only reads and publishes alerts; the Alerter
+for it within a grace period (`alert_grace`) gets one from here. It only reads and publishes alerts; the Alerter
 de-duplicates them.
 """
 
@@ -33,7 +33,8 @@ TERMINAL_ALERTS: dict[str, str] = {
     "failed": "the session failed and stopped reconnecting; see its reason and the runtime log, then start it.",
 }
 ALERT_GRACE = 5.0
-"""Seconds a session's own alert gets to arrive before SessionWatch raises a backup one."""
+"""Seconds a session's own alert gets, beyond the time stopping its runtime may take (the session
+raises its alert after the stop), before SessionWatch raises a backup one."""
 MiB = 1024 * 1024
 
 
@@ -77,6 +78,7 @@ class SessionWatch:
         self.snapshots = snapshots
         self._clock = clock
         self._disk_usage = disk_usage or (lambda p: DiskUsage(*shutil.disk_usage(p)))
+        self.alert_grace = ALERT_GRACE + settings.stop_grace + settings.term_grace
         self._stints: dict[str, _Stint] = {}
         self._alerted_seq: dict[str, int] = {}
 
@@ -130,7 +132,7 @@ class SessionWatch:
         if stint.state in ("qr", "pairing") and age >= self.settings.monitor_qr_alert:
             return self._alert(sid, "qr_waiting", "warning",
                                f"waiting {age:.0f} s for the device to be linked ({stint.state}); nobody scanned it")
-        if stint.state in TERMINAL_ALERTS and age >= ALERT_GRACE:
+        if stint.state in TERMINAL_ALERTS and age >= self.alert_grace:
             if self._alerted_seq.get(sid, 0) > stint.entered_seq:
                 stint.alerted = True  # the session said it itself
                 return None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.events import Event, EventBus
-from bridge.monitor.health import ALERT_GRACE, DiskUsage, Facts, SessionWatch
+from bridge.monitor.health import DiskUsage, Facts, SessionWatch
 from bridge.store.snapshots import Snapshots
 from tests.monitor.helpers import copy_folder, make_legacy_folder, monitor_settings, wait_event
 
@@ -58,13 +58,13 @@ def test_an_unscanned_qr_is_alerted(auth_root: Path) -> None:
 def test_terminal_states_get_a_backup_alert_only_when_the_session_raised_none(auth_root: Path, terminal: str) -> None:
     sw, bus = watch(auth_root)
     t = state(bus, sw, "quiet", terminal)
-    assert sw.tick(now=t + ALERT_GRACE / 2) == []
-    [alert] = sw.tick(now=t + ALERT_GRACE + 1)
+    assert sw.tick(now=t + sw.alert_grace / 2) == []
+    [alert] = sw.tick(now=t + sw.alert_grace + 1)
     assert alert.data["alert"] == terminal and alert.data["severity"] == "critical"
 
     t = state(bus, sw, "talkative", terminal)
     sw.observe(bus.alert("talkative", terminal, "critical", "the session's own alert"))
-    assert sw.tick(now=t + ALERT_GRACE + 1) == []
+    assert sw.tick(now=t + sw.alert_grace + 1) == []
 
 
 def test_low_disk_is_a_warning_and_very_low_disk_critical(auth_root: Path) -> None:
@@ -96,12 +96,12 @@ def test_a_stale_snapshot_is_alerted(auth_root: Path, tmp_path: Path) -> None:
 
 
 async def test_run_follows_the_bus_and_ticks(auth_root: Path) -> None:
-    sw, bus = watch(auth_root, monitor_scan_interval=0.2)
+    sw, bus = watch(auth_root, monitor_scan_interval=0.2, stop_grace=0.5, term_grace=0.5)
     task = asyncio.create_task(sw.run())
     try:
         await asyncio.sleep(0.1)
         bus.publish("s4", "state", {"state": "banned", "previous": "open", "reason": "forbidden"})
-        alert = await wait_event(bus, lambda e: e.kind == "alert" and e.session == "s4", within=ALERT_GRACE + 30)
+        alert = await wait_event(bus, lambda e: e.kind == "alert" and e.session == "s4", within=sw.alert_grace + 30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
