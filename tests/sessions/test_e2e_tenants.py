@@ -11,14 +11,23 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 
-from bridge.events import EventBus
+from bridge.events import Event, EventBus
 from bridge.sessions.manager import SessionManager
 from tests.sessions.conftest import MakeManager, fresh_phone
 from tests.sessions.helpers import TIMEOUT, link, wait_event
-from tests.simulator.client import SimulatorClient
+from tests.simulator.client import InboxMessage, SimulatorClient
+
+
+def _has_id(message_id: str) -> Callable[[InboxMessage], bool]:
+    return lambda m: m.id == message_id
+
+
+def _state_of(session: str) -> Callable[[Event], bool]:
+    return lambda e: e.session == session and e.kind == "state"
 
 
 async def _send_and_check(manager: SessionManager, simulator: SimulatorClient, ids: list[str], contact: str,
@@ -26,7 +35,7 @@ async def _send_and_check(manager: SessionManager, simulator: SimulatorClient, i
     sent = await asyncio.gather(*(manager.send_text(sid, contact, f"{tag} from {sid}") for sid in ids))
     assert all(sent) and len(set(sent)) == len(ids)
     for message_id in sent:
-        await simulator.wait_inbox(contact, lambda m, wanted=message_id: m.id == wanted, TIMEOUT)
+        await simulator.wait_inbox(contact, _has_id(message_id), TIMEOUT)
 
 
 async def _tenants(make_manager: MakeManager, simulator: SimulatorClient, count: int, per_runtime: int) -> None:
@@ -51,7 +60,7 @@ async def _tenants(make_manager: MakeManager, simulator: SimulatorClient, count:
     assert victim_pid is not None
     os.kill(victim_pid, signal.SIGKILL)
     for sid in sharing:
-        await wait_event(bus, seq, lambda e, sid=sid: e.session == sid and e.kind == "state")
+        await wait_event(bus, seq, _state_of(sid))
     await asyncio.gather(*(manager.wait_for_state(sid, {"open"}, TIMEOUT) for sid in sharing))
     # the others never noticed: no state change, same process, still sending
     touched = {e.session for e in bus.since(seq) if e.kind == "state"}
