@@ -156,4 +156,13 @@ async def test_pairing_code_login_over_http(live_bridge: Bridge, simulator: Simu
     assert (await (await client.get("/api/v1/sessions/tenant-p", headers=AUTH)).json())["state"] == "open"
     bad = await client.post("/api/v1/sessions/tenant-p/pairing-code", json={"phone": "12"}, headers=AUTH)
     assert bad.status == 422
+
+    logout = await client.post("/api/v1/sessions/tenant-p/logout", headers=AUTH)
+    assert logout.status == 200, await logout.text()
+    await collect_until(stream, is_state("logged_out"), TIMEOUT)
+    assert (live_bridge.settings.auth_root / "tenant-p" / "creds.json").is_file(), "logout never deletes creds"
+    snaps = await (await client.get("/api/v1/sessions/tenant-p/snapshots", headers=AUTH)).json()
+    assert snaps["snapshots"], "a snapshot was taken before logging out"
+    again = await client.post("/api/v1/sessions/tenant-p/logout", headers=AUTH)
+    assert again.status == 409
     stream.close()

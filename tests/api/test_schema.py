@@ -94,7 +94,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_b
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"},
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 280)
+    out, _ = await asyncio.wait_for(proc.communicate(), 240)
     text = out.decode(errors="replace")
     sys.stdout.write(text[-6000:])
     assert proc.returncode == 0, text[-6000:]

@@ -108,7 +108,11 @@ async def test_sigterm_stops_sessions_and_exits_0_with_no_child_left(
                 raise AssertionError("the session never showed a QR")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("node" in c.name() for c in children), "the session runs in a Node child"
-        proc.send_signal(signal.SIGTERM)
+        async with aiohttp.ClientSession(base, headers=AUTH) as http:
+            async with http.get("/api/v1/events") as stream:
+                assert stream.status == 200
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(stream.content.read(), TIMEOUT)  # an open SSE stream does not hold it up
         out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
         assert proc.returncode == 0, out.decode()[-3000:]
         assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
