@@ -93,6 +93,7 @@ class AuthWatcher:
     ) -> None:
         self.settings = settings
         self.root = Path(settings.auth_root)
+        self._watch_root = self.root.absolute()
         self.bus = bus
         self.snapshots = snapshots
         self.sessions = sessions
@@ -123,6 +124,8 @@ class AuthWatcher:
     async def run(self) -> None:
         """Watch and scan until cancelled (or `stop()`); never raises for a damaged folder."""
         self.root.mkdir(parents=True, exist_ok=True)
+        # watchfiles reports absolute, resolved paths; map them back against the resolved root.
+        self._watch_root = self.root.resolve()
         self._stop.clear()
         tasks = [
             asyncio.create_task(self._watch_loop(), name="monitor-watch"),
@@ -149,7 +152,7 @@ class AuthWatcher:
         while not self._stop.is_set():
             try:
                 async for changes in watchfiles.awatch(
-                    self.root,
+                    self._watch_root,
                     watch_filter=self._interesting,
                     debounce=150,
                     step=30,
@@ -171,14 +174,14 @@ class AuthWatcher:
 
     def _session_of(self, path: Path) -> str | None:
         try:
-            first = path.relative_to(self.root).parts[0]
+            first = path.relative_to(self._watch_root).parts[0]
         except (ValueError, IndexError):
             return None
         return None if first.startswith(".") else first
 
     def _interesting(self, change: watchfiles.Change, path: str) -> bool:
         try:
-            parts = Path(path).relative_to(self.root).parts
+            parts = Path(path).relative_to(self._watch_root).parts
         except ValueError:
             return False
         return bool(parts) and not any(part.startswith(".") for part in parts)
@@ -362,7 +365,9 @@ class AuthWatcher:
         try:
             outcome = await asyncio.to_thread(self.snapshots.restore_detailed, session_id, manifest.id)
         except (BridgeError, OSError) as exc:
-            incident.error = f"restore of snapshot {manifest.id} failed: {exc}"
+            incident.error = f"restore of snapshot {manifest.id} failed: {exc}" + (
+                "; the session was stopped for the restore and is left stopped" if was_running else ""
+            )
         else:
             incident.restored = True
             incident.snapshot = manifest.id

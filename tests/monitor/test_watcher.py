@@ -212,3 +212,18 @@ async def test_benchmark_rm_rf_to_restored_over_repeated_deletions(tmp_path: Pat
             assert event.data["restored"] and digest(folder) == expected
     print(f"\nrm -rf -> restored, {len(expected)} files, 10 runs: median {statistics.median(wall):.2f} s, "
           f"max {max(wall):.2f} s (includes {env.settings.monitor_confirm_delay} s confirm delay)")
+
+
+async def test_filesystem_events_alone_catch_a_deletion_under_a_relative_auth_root(
+    templates: dict[str, Path], auth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default BRIDGE_AUTH_ROOT is relative (./data/auth); events must still map to sessions.
+    The periodic scan is set far away so only watchfiles can have noticed."""
+    copy_folder(templates["registered"], auth_root / "rel")
+    expected = digest(auth_root / "rel")
+    monkeypatch.chdir(auth_root.parent)
+    async with running_watcher(Path(auth_root.name), monitor_scan_interval=3600) as env:
+        await wait_event(env.bus, first_snapshot("rel"))
+        damage(f"rm -rf {auth_root}/rel")
+        event = await wait_event(env.bus, is_incident("rel"), within=60)
+    assert event.data["restored"] and digest(auth_root / "rel") == expected
