@@ -70,6 +70,13 @@ def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
         sys.stdout.write(human.rstrip("\n") + "\n")
 
 
+def _fail(args: argparse.Namespace, code: int, error_code: str, message: str) -> int:
+    if args.json:
+        _emit(args, {"error": {"code": error_code, "message": message}, "exit_code": code}, "")
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Wrap a handler: build Snapshots from --root, print its result, map errors to exit codes."""
 
@@ -78,11 +85,10 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             code, data, human = handler(args, Snapshots(root))
         except BridgeError as exc:
-            code = _exit_code(exc)
-            if args.json:
-                _emit(args, {"error": {"code": exc.code, "message": exc.message}, "exit_code": code}, "")
-            sys.stderr.write(f"error: {exc.message}\n")
-            return code
+            return _fail(args, _exit_code(exc), exc.code, exc.message)
+        except OSError as exc:
+            message = f"{exc.filename or root}: {exc.strerror or exc}; check the path and its permissions"
+            return _fail(args, EXIT_ERROR, "os_error", message)
         _emit(args, data, human)
         return code
 

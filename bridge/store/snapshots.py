@@ -426,7 +426,10 @@ class Snapshots:
         with RepositoryLock(self.bridge_dir, exclusive=False):
             contents: dict[str, bytes] = {}
             for path in sorted(folder.iterdir()):
-                if is_bridge_private(path.name) or not path.is_file() or path.is_symlink():
+                if is_bridge_private(path.name):
+                    continue
+                if not path.is_file() or path.is_symlink():
+                    log.warning("snapshot of %s skips %s: not a regular file (Baileys writes none)", session_id, path)
                     continue
                 try:
                     contents[path.name] = path.read_bytes()

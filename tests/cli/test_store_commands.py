@@ -144,6 +144,14 @@ def test_usage_and_not_found_exit_codes(root: Path) -> None:
     assert bridge("snapshot", root=root).returncode == 2  # argparse: session missing
 
 
+def test_a_broken_auth_root_is_a_store_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "auth"
+    not_a_folder.write_text("oops")
+    proc = bridge("snapshot", "acme", "--json", root=not_a_folder)
+    assert proc.returncode == 5
+    assert as_json(proc)["exit_code"] == 5 and str(not_a_folder) in proc.stderr
+
+
 def test_prune_keeps_registered_snapshots_unless_forced(root: Path) -> None:
     for _ in range(3):
         assert bridge("snapshot", "acme", root=root).returncode == 0
