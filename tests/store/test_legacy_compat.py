@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bridge.errors import CredsCorruptError
 from bridge.store.auth_store import AuthStore
 from bridge.store.layout import KEY_TYPES
 from tests.store.conftest import run_legacy
@@ -82,3 +85,22 @@ def test_legacy_sees_a_key_deleted_by_the_bridge_as_absent(
     assert result["mismatches"] == []
     trashed = sorted(os.listdir(store.trash_dir))
     assert [n.split("-", 1)[1] for n in trashed] == ["pre-key-1.json", "session-4915112345678.0.json"]
+
+
+def test_torn_creds_make_legacy_start_a_new_identity_but_the_bridge_refuses(
+    legacy_written: tuple[Path, dict[str, Any]], make_store: Callable[..., AuthStore], tmp_path: Path
+) -> None:
+    _, texts = legacy_written
+    store = make_store("torn")
+    store.save_creds(texts["creds"])
+    store.creds_path.write_text(texts["creds"][:100])  # what a crash during legacy writeFile leaves
+
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({"creds": texts["creds"], "keys": {}}))
+    legacy = run_legacy("read", str(store.folder), str(expected))
+    assert legacy["mismatches"] == ["creds"], "legacy silently replaced the identity"
+    assert "me" not in json.loads(legacy["creds"])
+
+    with pytest.raises(CredsCorruptError, match=str(store.creds_path)):
+        store.load_creds()
+    assert store.creds_path.read_text() == texts["creds"][:100], "the bridge leaves the evidence alone"
