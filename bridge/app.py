@@ -95,7 +95,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         if not settings.api_keys:
             log.warning("no BRIDGE_API_KEYS configured: the API is open to anyone on this machine")
         monitor = _start_monitor(settings, bus, snapshots, manager)
-        starting = asyncio.ensure_future(state.resolve(manager.start_all()))
+        starting = asyncio.ensure_future(manager.start_all())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -115,5 +115,5 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
-        await state.resolve(manager.shutdown())
+        await manager.shutdown()
         log.info("shutdown complete")

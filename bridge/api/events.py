@@ -111,7 +111,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
            streaming=True)
 async def session_events(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    await state.resolve(request.app[state.MANAGER].get(session_id))
+    request.app[state.MANAGER].get(session_id)  # unknown session: SessionNotFound, 404 before streaming
     return await stream_events(request, session_id)
 
 

@@ -22,7 +22,7 @@ routes = web.RouteTableDef()
 
 async def state_counts(app: web.Application) -> dict[str, int]:
     """Number of sessions per state, plus `total`."""
-    infos = await state.resolve(app[state.MANAGER].list())
+    infos = app[state.MANAGER].list()
     counts = Counter(state_of(i) for i in infos)
     return {"total": sum(counts.values()), **dict(sorted(counts.items()))}
 

@@ -23,10 +23,10 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     spec = await read_body(request, SendMessage)
     manager = request.app[state.MANAGER]
-    current = state_of(await state.resolve(manager.get(session_id)))
+    current = state_of(manager.get(session_id))
     if current != "open":
         raise SessionStateError(
             f"session {session_id} is {current}, not open; start it and wait for state 'open' before sending"
         )
-    message_id = await state.resolve(manager.send_text(session_id, spec.to, spec.text))
+    message_id = await manager.send_text(session_id, spec.to, spec.text)
     return json_response(MessageSent(id=str(message_id)), status=201)

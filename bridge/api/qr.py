@@ -70,8 +70,8 @@ async def get_qr(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     query = read_query(request, QrQuery)
     manager = request.app[state.MANAGER]
-    info = await state.resolve(manager.get(session_id))
-    found = await state.resolve(manager.current_qr(session_id))
+    info = manager.get(session_id)
+    found = manager.current_qr(session_id)
     ref = qr_text(found)
     if not ref:
         raise RequestError(

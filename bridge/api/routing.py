@@ -57,7 +57,7 @@ class RequestError(BridgeError):
         self.status = status
 
 
-def _router_path(path: str) -> str:
+def router_path(path: str) -> str:
     """`/sessions/{id}` -> `/sessions/{id:<regex>}` so a bad id never reaches a handler."""
 
     def repl(match: re.Match[str]) -> str:
@@ -88,7 +88,7 @@ def operation(
     """Register `handler` for `method path` and describe it for the OpenAPI document."""
 
     def wrap(handler: Handler) -> Handler:
-        routes.route(method, _router_path(path))(handler)
+        routes.route(method, router_path(path))(handler)
         OPERATIONS.append(
             Operation(
                 method=method.lower(),

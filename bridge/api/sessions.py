@@ -18,12 +18,12 @@ BASE = "/api/v1/sessions"
 
 
 async def _view(request: web.Request, session_id: str) -> SessionView:
-    return session_view(await state.resolve(request.app[state.MANAGER].get(session_id)))
+    return session_view(request.app[state.MANAGER].get(session_id))
 
 
 @operation(routes, "GET", BASE, summary="List sessions", tag="sessions", responses={200: SessionList})
 async def list_sessions(request: web.Request) -> web.StreamResponse:
-    infos = await state.resolve(request.app[state.MANAGER].list())
+    infos = request.app[state.MANAGER].list()
     return json_response(SessionList(sessions=[session_view(i) for i in infos]))
 
 
@@ -32,9 +32,9 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
 async def create_session(request: web.Request) -> web.StreamResponse:
     spec = await read_body(request, CreateSession)
     manager = request.app[state.MANAGER]
-    await state.resolve(manager.create(spec.id, spec.login, spec.phone))
+    await manager.create(spec.id, spec.login, spec.phone)
     if spec.start:
-        await state.resolve(manager.start(spec.id))
+        await manager.start(spec.id)
     return json_response(await _view(request, spec.id), status=201)
 
 
@@ -48,8 +48,7 @@ async def get_session(request: web.Request) -> web.StreamResponse:
 async def archive_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     manager = request.app[state.MANAGER]
-    await state.resolve(manager.get(session_id))
-    await state.resolve(manager.archive(session_id))
+    await manager.archive(session_id)
     webhooks = request.app.get(state.WEBHOOKS)
     if webhooks is not None:
         await webhooks.remove(session_id)
@@ -60,7 +59,7 @@ async def archive_session(request: web.Request) -> web.StreamResponse:
            responses={200: SessionView}, errors=(400, 401, 404, 409, 503))
 async def start_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    await state.resolve(request.app[state.MANAGER].start(session_id))
+    await request.app[state.MANAGER].start(session_id)
     return json_response(await _view(request, session_id))
 
 
@@ -68,7 +67,7 @@ async def start_session(request: web.Request) -> web.StreamResponse:
            responses={200: SessionView}, errors=(400, 401, 404, 409, 503))
 async def stop_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    await state.resolve(request.app[state.MANAGER].stop(session_id))
+    await request.app[state.MANAGER].stop(session_id)
     return json_response(await _view(request, session_id))
 
 
@@ -76,7 +75,7 @@ async def stop_session(request: web.Request) -> web.StreamResponse:
            tag="sessions", responses={200: SessionView}, errors=(400, 401, 404, 409, 503))
 async def logout_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    await state.resolve(request.app[state.MANAGER].logout(session_id))
+    await request.app[state.MANAGER].logout(session_id)
     return json_response(await _view(request, session_id))
 
 
@@ -86,5 +85,5 @@ async def logout_session(request: web.Request) -> web.StreamResponse:
 async def pairing_code(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     spec = await read_body(request, PairingCodeRequest)
-    code = await state.resolve(request.app[state.MANAGER].request_pairing_code(session_id, spec.phone))
+    code = await request.app[state.MANAGER].request_pairing_code(session_id, spec.phone)
     return json_response(PairingCodeView(code=str(code)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,19 +19,20 @@ from bridge.api.views import snapshot_view, state_of, verify_view
 from bridge.errors import SessionStateError
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 BASE = "/api/v1/sessions/{id}/snapshots"
 # States with no runtime touching the folder (stopped, or ended by WhatsApp): restore is safe.
 RESTORABLE_STATES = frozenset({"stopped", "logged_out", "banned", "failed"})
 
 
-async def offload(func: Callable[..., Any], *args: Any) -> Any:
-    """Run a store call in a thread; await the result too if the store chose to be async."""
-    return await state.resolve(await asyncio.to_thread(func, *args))
+async def offload(func: Callable[..., T], *args: Any) -> T:
+    """Run a synchronous store call (hashing, fsync) in a worker thread."""
+    return await asyncio.to_thread(func, *args)
 
 
 async def _existing(request: web.Request) -> tuple[str, Any]:
     session_id = request.match_info["id"]
-    info = await state.resolve(request.app[state.MANAGER].get(session_id))
+    info = request.app[state.MANAGER].get(session_id)
     return session_id, info
 
 
@@ -83,6 +84,6 @@ async def restore_snapshot(request: web.Request) -> web.StreamResponse:
             f"session {session_id} is {current}; stop it (POST /api/v1/sessions/{session_id}/stop) before restoring"
         )
     await _find(request, session_id, snap)
-    restored = await state.resolve(request.app[state.MANAGER].restore(session_id, snap))
+    restored = await request.app[state.MANAGER].restore(session_id, snap)
     manifest = restored if restored is not None else await _find(request, session_id, snap)
     return json_response(snapshot_view(manifest))

@@ -7,7 +7,6 @@ the only place that sets them.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,15 +27,3 @@ WEBHOOKS: web.AppKey[WebhookDispatcher] = web.AppKey("webhooks")
 READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
 # Queues of open SSE streams; shutdown puts None in each so streams end instead of hanging.
 STREAMS: web.AppKey[set[asyncio.Queue[Any]]] = web.AppKey("streams")
-
-
-async def resolve(value: Any) -> Any:
-    """Await `value` if it is awaitable.
-
-    Why: the manager's contract names the operations but not whether each is a coroutine; cheap
-    queries (`get`, `list`) may well be synchronous while start/stop are not. Routes call both the
-    same way and keep working whichever the manager chooses.
-    """
-    if inspect.isawaitable(value):
-        return await value
-    return value

@@ -188,7 +188,7 @@ PATH = "/api/v1/sessions/{id}/webhook"
            body=WebhookConfig, responses={200: WebhookView}, errors=(400, 401, 404, 413, 422))
 async def put_webhook(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    await state.resolve(request.app[state.MANAGER].get(session_id))
+    request.app[state.MANAGER].get(session_id)  # unknown session: SessionNotFound, 404
     config = await read_body(request, WebhookConfig)
     await request.app[state.WEBHOOKS].set(session_id, config)
     return json_response(WebhookView(url=config.url, events=config.events))

@@ -15,7 +15,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.api.app import create_app
-from bridge.api.state import resolve
 from bridge.config import Settings
 from bridge.events import EventBus
 from tests.simulator.fixture import SimulatorClient
@@ -62,7 +61,7 @@ async def _bridge(settings: Settings, aiohttp_client: Callable[..., Any]) -> Asy
     try:
         yield Bridge(client, manager, bus, snapshots, settings)
     finally:
-        await resolve(manager.shutdown())
+        await manager.shutdown()
 
 
 @pytest.fixture

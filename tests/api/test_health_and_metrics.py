@@ -4,12 +4,10 @@ unless `metrics_public` is set; `/metrics` speaks the Prometheus text format."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.api.app import create_app
-from bridge.api.state import resolve
 from bridge.events import EventBus
 from tests.api.conftest import AUTH, Bridge, make_settings
 
@@ -49,8 +47,8 @@ async def test_metrics_can_be_public_by_setting(tmp_path: Path) -> None:
     settings.auth_root.mkdir(parents=True)
     bus = EventBus()
     snapshots = Snapshots(settings.auth_root)
-    manager: Any = SessionManager(settings, bus, snapshots)
+    manager = SessionManager(settings, bus, snapshots)
     async with TestClient(TestServer(create_app(settings, manager, bus, snapshots))) as client:
         assert (await client.get("/metrics")).status == 200
         assert (await client.get("/api/v1/sessions")).status == 401
-    await resolve(manager.shutdown())
+    await manager.shutdown()

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.api.app import ROUTE_TABLES
 from bridge.api.openapi import build_document
-from bridge.api.routing import OPERATIONS, _router_path
+from bridge.api.routing import OPERATIONS, router_path
 from tests.api.conftest import API_KEY, AUTH, Bridge, _bridge, make_settings
 from tests.simulator.client import SimulatorClient
 
@@ -50,7 +50,7 @@ def test_every_registered_route_is_in_the_document_except_the_html_pages() -> No
         for route in table
         if isinstance(route, web.RouteDef)
     }
-    documented = {(op.method, _router_path(op.path)) for op in OPERATIONS}
+    documented = {(op.method, router_path(op.path)) for op in OPERATIONS}
     assert documented <= registered
     assert {path for _, path in registered - documented} == {"/", "/dashboard", "/api/v1/docs"}
 
