@@ -2,8 +2,9 @@
 // permission model, read access only to this folder and node_modules); its auth state lives in
 // Python and is reached over line-delimited JSON on stdin/stdout. Logs go to stderr only.
 //
-// It exits when stdin closes (the bridge is gone) and when its parent changes (the bridge was
-// killed and we were re-parented), so it never outlives the bridge.
+// It exits when stdin closes (the bridge is gone) and when its parent process disappears (the
+// bridge was killed), so it never outlives the bridge.
+import { bridgeGone } from './parent.mjs'
 import { readFileSync } from 'node:fs'
 import { createIpc } from './ipc.mjs'
 import { makeCommandHandler } from './commands.mjs'
@@ -32,8 +33,7 @@ process.on('SIGTERM', () => exit('SIGTERM'))
 process.on('SIGINT', () => exit('SIGINT'))
 process.on('unhandledRejection', (err) => log.error({ err: String(err?.stack ?? err) }, 'unhandled rejection'))
 
-const parent = process.ppid
-setInterval(() => { if (process.ppid !== parent) exit('parent process changed: the bridge is gone', 1) }, 1000).unref()
+setInterval(() => { if (bridgeGone()) exit('the bridge process is gone', 1) }, 1000).unref()
 process.stdin.resume()
 
 const permission = typeof process.permission !== 'undefined'

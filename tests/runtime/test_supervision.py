@@ -115,3 +115,31 @@ async def test_stderr_is_drained_continuously_and_tagged(
         await h.wait_for(lambda: h.event("chatty", "ready"), what="ready after 20 MiB of stderr")
         await h.wait_for(lambda: "chatty: done" in h.proc.stderr_tail, what="the last stderr line")
     assert any(r.getMessage() == "[node chatty] chatty: done" for r in caplog.records)
+
+
+async def test_runtime_exits_when_its_parent_dies_even_if_stdin_stays_open(
+    settings: Settings, make_harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """The parent-change check alone: the test itself holds the write end of the runtime's stdin."""
+    argv = make_harness(settings, "ppid").proc.command()
+    read_end, write_end = os.pipe()
+    launcher = (
+        "import os, subprocess, sys, time\n"
+        f"p = subprocess.Popen({argv!r}, stdin={read_end}, stdout=subprocess.DEVNULL, "
+        f"stderr=subprocess.DEVNULL, pass_fds=({read_end},), start_new_session=True, "
+        "env={**os.environ, 'BRIDGE_PARENT_PID': str(os.getpid())})\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", launcher, stdout=asyncio.subprocess.PIPE,
+                                                  pass_fds=(read_end,), cwd=settings.node_runtime_dir)
+    os.close(read_end)
+    try:
+        assert parent.stdout is not None
+        node = psutil.Process(int(await asyncio.wait_for(parent.stdout.readline(), 60)))
+        parent.send_signal(signal.SIGKILL)
+        await parent.wait()
+        _gone, alive = await asyncio.to_thread(psutil.wait_procs, [node], 60)
+        assert not alive, "the runtime must notice its parent changed and exit"
+    finally:
+        os.close(write_end)
