@@ -381,7 +381,7 @@ class Session:
             await self.call("start", msgspec.to_builtins(args), self.settings.ipc_request_timeout * 2)
         except SessionLockedError as exc:
             self._release_lock()
-            return [st.RuntimeFatal(f"{exc}")]
+            return [st.StartRefused(str(exc))]
         except BridgeError as exc:
             slot = self.runtimes.slot_of(self.id)
             if slot is not None and slot.process.state is ProcessState.FATAL:

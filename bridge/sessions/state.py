@@ -126,6 +126,14 @@ class RuntimeFatal:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class StartRefused:
+    """The session could not be started for a reason retrying will not fix (its advisory lock is
+    held by another bridge instance: two writers on one creds.json is how creds get torn)."""
+
+    detail: str
+
+
 SessionEvent = (
     Start
     | Stop
@@ -140,6 +148,7 @@ SessionEvent = (
     | RuntimeExited
     | RuntimeRestarted
     | RuntimeFatal
+    | StartRefused
 )
 
 
@@ -370,4 +379,13 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 "fix the cause (see the runtime log), then start the session again.",
             )
             return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), ClearQr(), alert])
+        case StartRefused(detail=detail):
+            if state in TERMINAL:
+                return _ignore(state)
+            alert = RaiseAlert(
+                "start_refused",
+                "critical",
+                f"The session could not start: {detail}. Nothing was changed on disk.",
+            )
+            return Transition(SessionState.FAILED, "start_refused", [CancelReconnect(), SendStop(), ClearQr(), alert])
     raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

@@ -175,3 +175,18 @@ async def test_stopped_sessions_stay_stopped_after_a_restart_and_archive_keeps_f
     assert Snapshots(again.settings.auth_root).list("keep")[0].reason == "archive"
     with pytest.raises(SessionStateError, match="archived"):
         await again.start("keep")
+
+
+async def test_a_session_runs_in_one_bridge_only(make_manager: MakeManager, simulator: SimulatorClient) -> None:
+    first = make_manager()
+    await first.create("solo")
+    await first.start("solo")
+    await first.wait_for_state("solo", {"qr"}, TIMEOUT)
+    bus = EventBus(capacity=10_000)
+    second = make_manager(bus)  # a second bridge instance over the same auth root
+    await second.start("solo")
+    info = await second.wait_for_state("solo", {"failed"}, TIMEOUT)
+    assert info.reason == "start_refused" and info.pid is None
+    alerts = [e.data for e in bus.since(0, "solo") if e.kind == "alert"]
+    assert [a["alert"] for a in alerts] == ["start_refused"] and "lock" in str(alerts[0]["message"])
+    assert first.get("solo").state == "qr"  # the running one is untouched

@@ -31,6 +31,7 @@ from bridge.sessions.state import (
     SetDesired,
     Shutdown,
     Start,
+    StartRefused,
     Stop,
     TakeSnapshot,
     transition,
@@ -170,6 +171,7 @@ STALE_EVENTS: list[SessionEvent] = [
     RuntimeExited("gone"),
     RuntimeRestarted(),
     RuntimeFatal("loop"),
+    StartRefused("locked"),
 ]
 
 
@@ -210,3 +212,12 @@ def test_every_state_and_event_pair_is_handled() -> None:
             assert isinstance(t.state, SessionState)
             if not t.changed:
                 assert t.state is state
+
+
+@pytest.mark.parametrize("state", sorted(ACTIVE))
+def test_start_refused_fails_without_retrying(state: SessionState) -> None:
+    t = transition(state, StartRefused("session lock held by pid 42"))
+    assert t.state is S.FAILED and t.reason == "start_refused"
+    assert ScheduleReconnect() not in t.actions and SendStart() not in t.actions
+    alerts = [a for a in t.actions if isinstance(a, RaiseAlert)]
+    assert alerts and alerts[0].kind == "start_refused" and "pid 42" in alerts[0].message
