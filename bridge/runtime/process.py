@@ -240,7 +240,8 @@ class NodeProcess:
     async def _run_once(self) -> int | None:
         self._set_state(ProcessState.STARTING, "spawning")
         env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
-        env.update(BRIDGE_SESSION=self.name, BRIDGE_PARENT_PID=str(os.getpid()), BRIDGE_NODE_LOG_LEVEL=self.settings.node_log_level,
+        env.update(BRIDGE_SESSION=self.name, BRIDGE_PARENT_PID=str(os.getpid()),
+                   BRIDGE_NODE_LOG_LEVEL=self.settings.node_log_level,
                    BRIDGE_IPC_MAX_LINE=str(self.settings.ipc_max_line))
         try:
             proc = await asyncio.create_subprocess_exec(
