@@ -24,7 +24,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -264,19 +264,38 @@ class AuthWatcher:
         )
         return look, finding
 
+    def _newest_first(self, session_id: str) -> Iterator[SnapshotManifest]:
+        """A session's snapshots newest first, read lazily.
+
+        Manifest names are time-sortable ids, so the newest is found without decoding the
+        hundreds of older manifests a long-running session accumulates (`Snapshots.list` reads
+        them all; the watcher looks after every write burst).
+        """
+        folder = self.snapshots.snapshots_dir / session_id
+        try:
+            names = sorted((p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
+                           reverse=True)
+        except FileNotFoundError:
+            return
+        for path in names:
+            try:
+                yield self.snapshots.load_manifest(path)
+            except BridgeError as exc:
+                log.warning("%s", exc)
+
     def _newest_usable(self, session_id: str) -> SnapshotManifest | None:
         """Newest snapshot that is not a record of damage (pre-restore copies are evidence only)."""
-        for manifest in self.snapshots.list(session_id):
+        for manifest in self._newest_first(session_id):
             if manifest.reason != PRE_RESTORE and any(f.name == CREDS_FILE for f in manifest.files):
                 return manifest
         return None
 
     def pick_snapshot(self, session_id: str, wants_registered: bool) -> SnapshotManifest | None:
         """Newest intact snapshot with valid creds (registered ones first if the folder had them)."""
-        candidates = [m for m in self.snapshots.list(session_id) if m.reason != PRE_RESTORE]
-        passes = [[m for m in candidates if m.registered], candidates] if wants_registered else [candidates]
-        for group in passes:
-            for manifest in group:
+        for registered_only in ([True, False] if wants_registered else [False]):
+            for manifest in self._newest_first(session_id):
+                if manifest.reason == PRE_RESTORE or (registered_only and not manifest.registered):
+                    continue
                 if self._intact(manifest):
                     return manifest
         return None
