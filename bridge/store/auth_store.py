@@ -9,9 +9,9 @@ What the store adds over legacy, and why:
 - creds.json is never deleted, emptied, or replaced by text that fails `validate_creds_text`;
   a creds.json that exists but cannot be read is an error (`CredsCorruptError` naming the latest
   snapshot), never a reason to start fresh (legacy silently makes a new identity = new QR);
-- replacing registered creds (`me` present) by unregistered ones first calls
-  `before_creds_downgrade(reason)` (the snapshot hook; default: a plain copy into
-  `.bridge/creds-backups/<session>/`), and aborts if that hook fails;
+- replacing registered creds (`me` present) by unregistered ones, or by creds of another identity
+  (different `signedIdentityKey`), first calls `before_creds_downgrade(reason)` (the snapshot hook;
+  default: a plain copy into `.bridge/creds-backups/<session>/`), and aborts if that hook fails;
 - a key set to null is moved to `.bridge/trash/<session>/`, never unlinked;
 - every write is atomic and durable (`bridge.store.durable`), a batch is one group commit.
 
@@ -48,6 +48,8 @@ CREDS_BACKUPS: Final = "creds-backups"
 SNAPSHOTS: Final = "snapshots"
 #: The reason passed to `before_creds_downgrade`.
 DOWNGRADE_REASON: Final = "creds-downgrade"
+#: The reason when registered creds are replaced by creds of another identity (new identity key).
+IDENTITY_CHANGE_REASON: Final = "creds-identity-change"
 
 
 class AuthStore:
@@ -135,6 +137,9 @@ class AuthStore:
                 elif is_registered(old) and not is_registered(new):
                     log.warning("session %s: registered creds replaced by unregistered ones", self.session_id)
                     self._run_hook(self._before_downgrade, DOWNGRADE_REASON)
+                elif is_registered(old) and old.get("signedIdentityKey") != new.get("signedIdentityKey"):
+                    log.warning("session %s: registered creds replaced by another identity", self.session_id)
+                    self._run_hook(self._before_downgrade, IDENTITY_CHANGE_REASON)
             durable.atomic_write(self.creds_path, data)
 
     def _run_hook(self, hook: DowngradeHook, reason: str) -> None:

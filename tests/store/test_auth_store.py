@@ -241,3 +241,19 @@ async def test_concurrent_async_writes_land_in_request_order(make_store: StoreFa
     values = [json.dumps({"n": 0, "pad": ["x"] * 2_000_000}), json.dumps({"n": 1})]
     await asyncio.gather(*(astore.set_keys({"session": {"1.0": value}}) for value in values))
     assert await astore.get_keys("session", ["1.0"]) == {"1.0": values[-1]}
+
+
+def test_registered_creds_replaced_by_another_identity_are_kept_first(
+    make_store: StoreFactory, registered_creds: str, fresh_creds: str
+) -> None:
+    seen: list[str] = []
+    store = make_store(before_creds_downgrade=seen.append)
+    store.save_creds(registered_creds)
+    same_identity = json.loads(registered_creds)
+    same_identity["accountSyncCounter"] = 3
+    store.save_creds(json.dumps(same_identity))  # a routine update: no hook
+    assert seen == []
+    other = json.loads(fresh_creds)
+    other["me"] = {"id": "4915199999999:1@s.whatsapp.net"}
+    store.save_creds(json.dumps(other))
+    assert seen == ["creds-identity-change"]
