@@ -89,7 +89,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     monitor: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                "pick another BRIDGE_PORT (or --port), or stop what is using it"
+            ) from exc
         log.info("baileys-bridge listening on http://%s:%d (auth root %s)", settings.host, settings.port,
                  settings.auth_root)
         if not settings.api_keys:

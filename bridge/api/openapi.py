@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from bridge.api.models import ErrorBody
 from bridge.api.routing import OPERATIONS, PATH_PARAMS, Operation, operation
-from bridge.api.static_files import STATIC_DIR
+from bridge.api.static_files import PAGE_HEADERS, STATIC_DIR
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
@@ -128,4 +128,4 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/docs")
 async def docs_page(request: web.Request) -> web.StreamResponse:
     """Human-readable API reference (static page; it fetches the document with the stored key)."""
-    return web.FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(STATIC_DIR / "docs.html", headers=PAGE_HEADERS)

@@ -138,3 +138,15 @@ async def test_non_loopback_bind_without_key_is_refused(tmp_path: Path) -> None:
         out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 2
     assert b"BRIDGE_API_KEYS" in out
+
+
+async def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        env = {"BRIDGE_PORT": str(port), "BRIDGE_MONITOR_ENABLED": "false"}
+        async with bridge_process(tmp_path, env, "run") as proc:
+            out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}".encode() in out and b"Traceback" not in out
