@@ -40,6 +40,16 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = Lock()
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but none of its threads: start a fresh one."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

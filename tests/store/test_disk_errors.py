@@ -141,7 +141,10 @@ def test_permission_denied_names_the_path_and_the_fix(shared_dir: Path, register
     store.folder.chmod(0o755)
     store.creds_path.chmod(0o644)
 
-    got = _in_child_as_nobody(lambda: store.set_keys({"session": {"1.0": '{"v":2}'}}))
+    batch = {"session": {f"{i}.0": '{"v":2}' for i in range(1, 9)}}  # big enough for the fsync pool
+    # A batch this size starts the fsync pool's threads in this process before the child forks.
+    store.set_keys({"session": {"2.0": '{"v":1}'}} | {"pre-key": {str(i): "{}" for i in range(8)}})
+    got = _in_child_as_nobody(lambda: store.set_keys(batch))
     assert got["raised"] == "StoreError"
     assert str(store.folder) in got["message"]
     assert "chown" in got["message"]
