@@ -159,6 +159,8 @@ class RestoreOutcome(msgspec.Struct):
 
 
 ManifestList = list[SnapshotManifest]
+#: sha256 -> the `session/id:file` entries that reference it.
+ObjectRefs = dict[str, list[str]]
 _MANIFEST_DECODER = msgspec.json.Decoder(SnapshotManifest)
 
 
@@ -477,25 +479,31 @@ class Snapshots:
         """Re-hash every object referenced by `snapshot`, by a session's snapshots, or by all.
 
         Each missing or corrupt object is reported once with its exact path and the snapshots that
-        reference it; unreadable manifests are reported too.
+        reference it; unreadable manifests are reported too. Holds the shared repository lock, so
+        a concurrent prune cannot make objects look missing.
         """
         report = VerifyReport(problems=[])
-        manifests: list[SnapshotManifest] = []
-        if snapshot is not None:
-            manifests = [snapshot]
-        else:
-            for path in self._iter_manifest_files(session_id):
-                try:
-                    manifests.append(self.load_manifest(path))
-                except SnapshotError as exc:
-                    report.problems.append(Problem(kind="bad_manifest", path=str(path), detail=str(exc)))
-        refs: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        for manifest in manifests:
-            for entry in manifest.files:
-                refs.setdefault(entry.sha256, []).append(f"{manifest.session}/{manifest.id}:{entry.name}")
-                sizes[entry.sha256] = entry.size
-        report.snapshots_checked = len(manifests)
+        with RepositoryLock(self.bridge_dir, exclusive=False):
+            manifests: list[SnapshotManifest] = []
+            if snapshot is not None:
+                manifests = [snapshot]
+            else:
+                for path in self._iter_manifest_files(session_id):
+                    try:
+                        manifests.append(self.load_manifest(path))
+                    except SnapshotError as exc:
+                        report.problems.append(Problem(kind="bad_manifest", path=str(path), detail=str(exc)))
+            refs: ObjectRefs = {}
+            sizes: dict[str, int] = {}
+            for manifest in manifests:
+                for entry in manifest.files:
+                    refs.setdefault(entry.sha256, []).append(f"{manifest.session}/{manifest.id}:{entry.name}")
+                    sizes[entry.sha256] = entry.size
+            report.snapshots_checked = len(manifests)
+            self._check_objects(refs, sizes, report)
+        return report
+
+    def _check_objects(self, refs: ObjectRefs, sizes: dict[str, int], report: VerifyReport) -> None:
         for sha in sorted(refs):
             path = self.object_path(sha)
             report.objects_checked += 1
@@ -511,7 +519,6 @@ class Snapshots:
             if sha256_hex(data) != sha or len(data) != sizes[sha]:
                 detail = f"sha256 {sha256_hex(data)} size {len(data)}; expected {sha} size {sizes[sha]}"
                 report.problems.append(Problem("corrupt", str(path), detail, refs[sha]))
-        return report
 
     # ----- restore -------------------------------------------------------------------------
     def restore(self, session_id: str, snapshot_id: str) -> SnapshotManifest:
