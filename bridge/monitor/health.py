@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from bridge.config import Settings
 from bridge.events import Event, EventBus, Severity
+from bridge.monitor.watcher import newest_first
 from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
@@ -103,7 +104,7 @@ class SessionWatch:
             usage = str(exc)
         newest: dict[str, float] = {}
         for sid in self.snapshots.sessions():
-            latest = self.snapshots.latest(sid)
+            latest = next(newest_first(self.snapshots, sid), None)
             if latest is not None and self.snapshots.session_folder(sid).is_dir():
                 newest[sid] = latest.created_at
         return Facts(usage, newest)

@@ -79,6 +79,26 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def newest_first(snapshots: Snapshots, session_id: str) -> Iterator[SnapshotManifest]:
+    """A session's snapshots newest first, read lazily.
+
+    Manifest names are time-sortable ids, so the newest is found without decoding the hundreds of
+    older manifests a long-running session accumulates (`Snapshots.list` reads them all, and the
+    monitor looks after every write burst).
+    """
+    folder = snapshots.snapshots_dir / session_id
+    try:
+        names = sorted((p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
+                       reverse=True)
+    except FileNotFoundError:
+        return
+    for path in names:
+        try:
+            yield snapshots.load_manifest(path)
+        except BridgeError as exc:
+            log.warning("%s", exc)
+
+
 class AuthWatcher:
     """Watches every auth folder under `settings.auth_root`; see the module docstring."""
 
@@ -264,28 +284,9 @@ class AuthWatcher:
         )
         return look, finding
 
-    def _newest_first(self, session_id: str) -> Iterator[SnapshotManifest]:
-        """A session's snapshots newest first, read lazily.
-
-        Manifest names are time-sortable ids, so the newest is found without decoding the
-        hundreds of older manifests a long-running session accumulates (`Snapshots.list` reads
-        them all; the watcher looks after every write burst).
-        """
-        folder = self.snapshots.snapshots_dir / session_id
-        try:
-            names = sorted((p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
-                           reverse=True)
-        except FileNotFoundError:
-            return
-        for path in names:
-            try:
-                yield self.snapshots.load_manifest(path)
-            except BridgeError as exc:
-                log.warning("%s", exc)
-
     def _newest_usable(self, session_id: str) -> SnapshotManifest | None:
         """Newest snapshot that is not a record of damage (pre-restore copies are evidence only)."""
-        for manifest in self._newest_first(session_id):
+        for manifest in newest_first(self.snapshots, session_id):
             if manifest.reason != PRE_RESTORE and any(f.name == CREDS_FILE for f in manifest.files):
                 return manifest
         return None
@@ -293,7 +294,7 @@ class AuthWatcher:
     def pick_snapshot(self, session_id: str, wants_registered: bool) -> SnapshotManifest | None:
         """Newest intact snapshot with valid creds (registered ones first if the folder had them)."""
         for registered_only in ([True, False] if wants_registered else [False]):
-            for manifest in self._newest_first(session_id):
+            for manifest in newest_first(self.snapshots, session_id):
                 if manifest.reason == PRE_RESTORE or (registered_only and not manifest.registered):
                     continue
                 if self._intact(manifest):
