@@ -54,8 +54,8 @@ def test_bench_qr_render() -> None:
 
 
 async def test_bench_sse_fan_out(bridge: Bridge) -> None:
-    streams = [await bridge.client.get("/api/v1/events", headers=AUTH) for _ in range(10)]
-    await asyncio.sleep(0.5)
+    after = bridge.bus.last_seq
+    streams = [await bridge.client.get(f"/api/v1/events?after={after}", headers=AUTH) for _ in range(10)]
     started = time.perf_counter()
     for batch in range(4):
         for i in range(500):

@@ -20,11 +20,11 @@ async def _create(bridge: Bridge, sid: str) -> None:
 
 
 async def test_all_events_stream_in_order_with_seq_ids(bridge: Bridge) -> None:
-    response = await bridge.client.get("/api/v1/events", headers=AUTH)
+    # Resuming from the current seq: nothing published from now on can slip past the stream.
+    response = await bridge.client.get(f"/api/v1/events?after={bridge.bus.last_seq}", headers=AUTH)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
     assert response.headers["Cache-Control"] == "no-store"
-    await asyncio.sleep(0.2)  # let the stream subscribe before publishing live events
     published = [bridge.bus.publish(f"s{i % 2}", "test", {"n": i}) for i in range(5)]
     got = await collect_until(response, lambda m: m.event == "test" and m.data["data"]["n"] == 4)
     tests = [m for m in got if m.event == "test"]
@@ -101,8 +101,7 @@ async def test_bad_last_event_id_is_422(bridge: Bridge) -> None:
 async def test_shutdown_ends_open_streams(bridge: Bridge) -> None:
     response = await bridge.client.get("/api/v1/events", headers=AUTH)
     assert response.status == 200
-    await asyncio.sleep(0.2)
+    assert await response.content.readline() == b"retry: 2000\n"  # the stream is registered by now
     await asyncio.wait_for(bridge.client.server.app.shutdown(), 30)
-
     await asyncio.wait_for(response.content.read(), 30)
     assert response.content.at_eof()
