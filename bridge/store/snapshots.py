@@ -337,7 +337,14 @@ class Snapshots:
         """Sessions that have at least one snapshot folder."""
         if not self.snapshots_dir.is_dir():
             return []
-        return sorted(p.name for p in self.snapshots_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = []
+        for path in self.snapshots_dir.iterdir():
+            if path.is_dir() and not path.name.startswith("."):
+                try:
+                    found.append(validate_session_id(path.name))
+                except HostileNameError:
+                    log.warning("ignoring %s: not a valid session id", path)
+        return sorted(found)
 
     def live_sessions(self) -> list[str]:
         """Sessions with a folder now: `AUTH_ROOT/<id>` holding creds.json, plus adopted folders."""

@@ -157,3 +157,32 @@ def test_scan_lists_candidates_with_state_and_key_counts(tmp_path: Path) -> None
     assert found["alice"].keys["pre-key"] == 3
     assert found["bob"].creds_ok and not found["bob"].registered and found["bob"].keys["pre-key"] == 2
     assert not found["carol"].creds_ok and "not valid JSON" in found["carol"].problem
+
+
+SHM = Path("/dev/shm")
+
+
+@pytest.mark.skipif(
+    not SHM.is_dir() or not os.access(SHM, os.W_OK), reason="needs a second file system (/dev/shm) to adopt from"
+)
+def test_restore_of_a_folder_adopted_from_another_file_system(root: Path, tmp_path: Path) -> None:
+    base = SHM / f"bridge-adopt-test-{os.getpid()}-{tmp_path.name}"
+    legacy = base / "auth_info"
+    try:
+        make_legacy(legacy)
+        _age(legacy)
+        assert os.stat(legacy).st_dev != os.stat(root).st_dev
+        before = dump_legacy(legacy)
+        snaps = Snapshots(root)
+        result = adopt(snaps, legacy, "remote")
+        (legacy / "creds.json").write_text("{}")  # damaged in place
+
+        outcome = snaps.restore_detailed("remote", result.snapshot)
+
+        assert dump_legacy(legacy) == before
+        assert outcome.replaced_path is not None
+        assert Path(outcome.replaced_path).parent == base / ".bridge-replaced"
+        assert (Path(outcome.replaced_path) / "creds.json").read_text() == "{}"
+        assert not list((base / ".bridge-staging").iterdir())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
