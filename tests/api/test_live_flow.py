@@ -65,10 +65,9 @@ async def test_qr_login_send_and_receive_over_http_with_every_step_on_the_stream
     assert png.status == 200 and png.headers["Content-Type"] == "image/png"
     assert png.headers["Cache-Control"] == "no-store"
     decoded = decode_qr_png(await png.read())
-    current = live_bridge.manager.current_qr("tenant-a")
-    assert current is not None and decoded == current.qr
     qr_refs = [e.data["qr"] for e in live_bridge.bus.since(0, "tenant-a") if e.kind == "qr"]
-    assert decoded in qr_refs and emitted in qr_refs
+    assert decoded in qr_refs, "the PNG encodes exactly a ref the session emitted"
+    assert decoded.count(",") >= 3 and emitted in qr_refs
     svg = await client.get("/api/v1/sessions/tenant-a/qr?format=svg", headers=AUTH)
     assert svg.status == 200 and (await svg.text()).lstrip().startswith("<?xml")
     txt = await client.get("/api/v1/sessions/tenant-a/qr?format=txt", headers=AUTH)
