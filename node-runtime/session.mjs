@@ -88,7 +88,14 @@ export class Session {
     if (isNewLogin !== undefined) data.is_new_login = Boolean(isNewLogin)
     if (receivedPendingNotifications !== undefined) data.receivedPendingNotifications = Boolean(receivedPendingNotifications)
     if (connection === 'open') {
-      await this.auth.flush()
+      try {
+        await this.auth.flush()
+      } catch (err) {
+        // Never report `open` on creds Python did not make durable: close and let Python decide.
+        this.emit('connection.update', { connection: 'close', disconnect: { status_code: null, reason: null, message: `creds not durable: ${err.message}`.slice(0, 500), handled_by_runtime: false } })
+        await this.closeSocket()
+        return
+      }
       const me = this.sock?.user
       if (me?.id) data.me = { id: me.id, name: me.name ?? null, lid: me.lid ?? null }
     }

@@ -251,7 +251,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("evt", "connection.update", ConnectionUpdateData, None,
           "Baileys' connection.update, reduced. On `close`, `disconnect` gives the status code, the "
           "DisconnectReason name and the message; the runtime then waits for a new `start`, except for "
-          "restartRequired (515): it flushes creds and reconnects itself (`handled_by_runtime: true`)."),
+          "restartRequired (515): it flushes creds and reconnects itself (`handled_by_runtime: true`). `open` is "
+          "reported only after every pending auth write is durable; if one failed, the runtime reports `close` "
+          "with `status_code: null` and a 'creds not durable' message instead, and closes the socket."),
     Entry("evt", "qr", QrData, None, "A new QR string to show (also inside connection.update)."),
     Entry("evt", "pairing_code", PairingCodeData, None, "A pairing code produced by request_pairing_code."),
     Entry("evt", "message", MessageData, None,

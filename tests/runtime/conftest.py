@@ -34,6 +34,7 @@ class Harness:
         self.ops: list[tuple[str, str]] = []
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.event_hooks: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.request_hooks: list[Callable[[p.Req, msgspec.Struct], None]] = []
         self.bus = bus or EventBus()
         self.proc = NodeProcess(settings, name, on_request=self._request, on_event=self._event, bus=self.bus,
                                 sessions=self.handler, script=script, node_args=node_args, extra_read=extra_read)
@@ -46,6 +47,8 @@ class Harness:
 
     async def _request(self, req: p.Req, args: msgspec.Struct) -> Any:
         self.ops.append((req.s, req.op))
+        for hook in self.request_hooks:
+            hook(req, args)  # may raise, to simulate a store that cannot make a write durable
         return await self.handler(req, args)
 
     def _event(self, evt: p.Evt, data: msgspec.Struct) -> None:

@@ -3,11 +3,16 @@ first, open, and text messages both ways; every auth byte through Python."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from bridge.config import Settings
+from bridge.errors import StoreError
+from bridge.ipc import protocol as p
 from tests.runtime.conftest import Harness
 from tests.simulator.client import SimulatorClient
 
@@ -86,3 +91,35 @@ async def test_pairing_code_login_and_restart_from_saved_creds(
                               within=120, what="open from saved creds")
     assert opened["me"]["id"] == device.jid
     assert h.event("sim-code", "qr") is None
+
+
+async def test_no_reconnect_and_no_open_when_creds_cannot_be_made_durable(
+    settings: Settings, make_harness: Callable[..., Harness], simulator: SimulatorClient
+) -> None:
+    """The rule other projects broke: after pairing, a 515 with unflushed creds must not reconnect."""
+    phone = "15550400021"
+    h = make_harness(settings, "sim-disk")
+    refused: list[int] = []
+
+    def disk_full_after_pairing(req: p.Req, args: msgspec.Struct) -> None:
+        if isinstance(args, p.CredsSaveArgs) and '"me"' in args.creds:
+            refused.append(req.id)
+            raise StoreError("no space left on device (simulated)")
+
+    h.request_hooks.append(disk_full_after_pairing)
+    await h.proc.start()
+    await h.proc.call("sim-disk", "start", {"wa_url": simulator.ws_url, "trust_root": simulator.root_pub})
+    qr = await h.wait_for(lambda: h.event("sim-disk", "qr"), what="a QR")
+    await simulator.scan(qr["qr"], phone=phone)
+    restart = await h.wait_for(
+        lambda: h.event("sim-disk", "connection.update",
+                        lambda d: (d.get("disconnect") or {}).get("status_code") == 515),
+        within=120, what="the 515 restart")
+    assert refused, "the creds with `me` were offered and refused"
+    assert restart["disconnect"]["handled_by_runtime"] is False
+    assert "not durable" in restart["disconnect"]["message"]
+    # The runtime waits for Python: no new socket, no `open`, until a `start` comes.
+    await asyncio.sleep(3)
+    after = h.events[h.events.index(("sim-disk", "connection.update", restart)) + 1:]
+    assert not [d for s, n, d in after if n == "connection.update" and d.get("connection") in ("open", "connecting")]
+    assert "me" not in json.loads((settings.auth_root / "sim-disk" / "creds.json").read_text())
