@@ -8,7 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from bridge.config import Settings
+from bridge.errors import BridgeError
 from bridge.ipc import protocol as p
+from bridge.runtime.auth_handler import AuthRequestHandler
+from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.layout import KEY_TYPES
 from tests.runtime.conftest import CHILDREN, Harness
 
 CREDS = '{"noiseKey":{"private":{"type":"Buffer","data":"AA=="}},"registrationId":1}'
@@ -36,8 +40,31 @@ async def test_write_and_delete_attempts_inside_the_runtime_fail_with_access_den
     assert (await h.proc.call("carol", "ping"))["pid"] == h.proc.pid
 
 
-def test_no_protocol_message_can_delete_creds() -> None:
-    """Only four requests exist; none deletes, and auth.set cannot name creds.json."""
+async def test_no_protocol_message_can_delete_or_blank_creds(settings: Settings) -> None:
+    """Only four requests exist; deletes of every key type aimed at creds.json miss it, and
+    creds.save refuses anything that is not valid creds."""
     assert set(p.REQUESTS) == {"auth.load", "auth.get", "auth.set", "creds.save"}
-    for entry in p.CATALOGUE:
-        assert not any(w in entry.name for w in ("delete", "remove", "unlink", "wipe"))
+    handler = AuthRequestHandler()
+    store = AuthStore(settings.auth_root / "dora", session_id="dora", bridge_dir=settings.bridge_dir)
+    handler.host("dora", AsyncAuthStore(store))
+    valid = (CHILDREN.parent / "fixtures_creds.json").read_text()
+    store.save_creds(valid)
+    creds = settings.auth_root / "dora" / "creds.json"
+    before = creds.read_bytes()
+
+    attempts: list[dict[str, object]] = []
+    for key_type in sorted(KEY_TYPES):
+        for key_id in ("creds", "../creds", "/creds", "..", ".", "../dora/creds", "creds.json"):
+            attempts.append({"t": "req", "id": 1, "s": "dora", "op": "auth.set",
+                             "args": {"data": {key_type: {key_id: None}}}})
+    for text in ("", "{}", "null", "[]", '{"noiseKey":null}', valid[: len(valid) // 2]):
+        attempts.append({"t": "req", "id": 1, "s": "dora", "op": "creds.save", "args": {"creds": text}})
+    attempts.append({"t": "req", "id": 1, "s": "dora", "op": "auth.set", "args": {"data": {"creds": {"": None}}}})
+    for raw in attempts:
+        try:
+            req = p.decode(json.dumps(raw).encode())
+            assert isinstance(req, p.Req)
+            await handler(req, p.validate_args(req))
+        except BridgeError:
+            pass
+        assert creds.read_bytes() == before, raw
