@@ -463,6 +463,23 @@ def render_markdown() -> str:
         "reconnects after restartRequired (515): a reconnect with unflushed creds is how other projects "
         "got a 401 and lost the session.",
         "",
+        "## The runtime process",
+        "",
+        "- Started by `bridge.runtime.NodeProcess` as `node --experimental-permission "
+        "--allow-fs-read=<node-runtime> --allow-fs-read=<node_modules> node-runtime/index.mjs` "
+        "(`--permission` on Node >= 22), in its own process group, with no write, child-process or "
+        "worker permission. Environment: `BRIDGE_SESSION` (runtime name, `s` of `ready`), "
+        "`BRIDGE_PARENT_PID` (the bridge), `BRIDGE_NODE_LOG_LEVEL`, `BRIDGE_IPC_MAX_LINE`; "
+        "`NODE_OPTIONS` is removed.",
+        "- Modules: `index.mjs` (boot, exit rules), `parent.mjs` (bridge liveness), `ipc.mjs` (stdin "
+        "line reader, requests, replies), `auth-state.mjs` (Baileys `{creds, keys}` over IPC), "
+        "`session.mjs` (one socket's life cycle and events), `commands.mjs` (command dispatch), "
+        "`logger.mjs` (pino on fd 2, synchronous, no worker thread).",
+        "- It exits when its stdin closes or when the bridge process is gone (checked every second), "
+        "after closing its sockets. It does not exit when its last session stops.",
+        "- After `stop` a session sends no more events. After an unexpected exit the supervisor restarts "
+        "the process with backoff; the new process hosts no socket until Python sends `start` again.",
+        "",
     ]
     return "\n".join(out)
 
