@@ -149,10 +149,9 @@ async function follow() {
         buffer = buffer.slice(cut + 2);
         const kind = (block.match(/^event: (.*)$/m) || [])[1];
         if (kind === "state") refresh();
-        if (kind === "qr") {
-          const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "{}");
-          if (data.session && (qrSession === null || qrSession === data.session)) showQr(data.session);
-        }
+        const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "{}");
+        if (kind === "qr" && data.session && (qrSession === null || qrSession === data.session)) showQr(data.session);
+        if (kind === "pairing_code" && data.session && data.data) showCode(data.session, data.data.code);
       }
     }
   } catch (_) { /* aborted or dropped */ }
