@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
+import os
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +101,16 @@ def newest_first(snapshots: Snapshots, session_id: str) -> Iterator[SnapshotMani
             log.warning("%s", exc)
 
 
+class _StopWhen:
+    """A stop event for watchfiles (it only calls `is_set`) that is "set" when `predicate` holds."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def is_set(self) -> bool:
+        return self._predicate()
+
+
 class AuthWatcher:
     """Watches every auth folder under `settings.auth_root`; see the module docstring."""
 
@@ -164,33 +176,54 @@ class AuthWatcher:
 
     async def _scan_loop(self) -> None:
         while not self._stop.is_set():
+            if await asyncio.to_thread(self._root_identity) is None:
+                self.bus.alert(
+                    None, "auth_root_missing", "critical",
+                    f"the auth root {self.root} itself is gone (and .bridge/ with its snapshots); "
+                    "restore it from a backup (`python -m bridge backup` archives)",
+                )
             await self.scan()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.monitor_scan_interval)
 
+    def _root_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._watch_root)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
     async def _watch_loop(self) -> None:
+        """watchfiles over the root; re-armed when the root is replaced (a watch on a deleted
+        folder would stay silent forever) or the watcher fails."""
         while not self._stop.is_set():
+            watched = await asyncio.to_thread(self._root_identity)
+            if watched is None:
+                await self._pause()
+                continue
+            until = _StopWhen(functools.partial(self._watch_should_end, watched))
             try:
                 async for changes in watchfiles.awatch(
                     self._watch_root,
                     watch_filter=self._interesting,
                     debounce=150,
                     step=30,
-                    stop_event=self._stop,
+                    stop_event=until,
                     recursive=True,
                 ):
                     for sid in {self._session_of(Path(path)) for _, path in changes}:
                         if sid is not None:
                             self.kick(sid)
-            except (FileNotFoundError, RuntimeError, OSError) as exc:
+            except (RuntimeError, OSError) as exc:
                 log.error("watching %s failed (%s); relying on the periodic scan for now", self.root, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), max(1.0, self.settings.monitor_scan_interval))
-                if not self.root.is_dir():
-                    self.bus.alert(
-                        None, "auth_root_missing", "critical",
-                        f"the auth root {self.root} itself is gone (and .bridge/ with it); restore it from a backup",
-                    )
+                await self._pause()
+
+    def _watch_should_end(self, watched: tuple[int, int]) -> bool:
+        return self._stop.is_set() or self._root_identity() != watched
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), max(1.0, self.settings.monitor_scan_interval))
 
     def _session_of(self, path: Path) -> str | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -227,3 +228,23 @@ async def test_filesystem_events_alone_catch_a_deletion_under_a_relative_auth_ro
         damage(f"rm -rf {auth_root}/rel")
         event = await wait_event(env.bus, is_incident("rel"), within=60)
     assert event.data["restored"] and digest(auth_root / "rel") == expected
+
+
+async def test_a_replaced_auth_root_is_reported_and_watched_again(
+    templates: dict[str, Path], auth_root: Path, tmp_path: Path
+) -> None:
+    """rm -rf of the whole root (snapshots included) cannot be undone: say so loudly. When the
+    root comes back (from a backup), its folders are watched again by events, not only scans."""
+    copy_folder(templates["registered"], auth_root / "a")
+    async with running_watcher(auth_root, monitor_scan_interval=0.5) as env:
+        await wait_event(env.bus, first_snapshot("a"))
+        damage(f"cp -a {auth_root} {tmp_path}/backup && rm -rf {auth_root}")
+        alert = await wait_event(env.bus, lambda e: e.kind == "alert" and e.data["alert"] == "auth_root_missing")
+        assert alert.data["severity"] == "critical"
+        damage(f"mv {tmp_path}/backup {auth_root}")
+        env.settings.monitor_scan_interval = 3600  # from now on only events can notice
+        await asyncio.sleep(2.0)  # the scan loop is in its long sleep; the watch was re-armed
+        mark = env.bus.last_seq
+        damage(f"rm {auth_root}/a/creds.json")
+        event = await wait_event(env.bus, is_incident("a"), after=mark, within=60)
+    assert event.data["kind"] == "creds_deleted" and event.data["restored"]
