@@ -272,7 +272,7 @@ class Session:
         if isinstance(event, st.Start) and result.changed:
             await self._prepare_start()
         if result.changed:
-            self._set_state(result.state, result.reason)
+            await self._set_state(result.state, result.reason)
         follow: list[st.SessionEvent] = []
         for action in result.actions:
             follow += await self._do(action)
@@ -285,7 +285,7 @@ class Session:
                     future.set_result(result.state)
         return result
 
-    def _set_state(self, new: st.SessionState, reason: str) -> None:
+    async def _set_state(self, new: st.SessionState, reason: str) -> None:
         previous = self.state
         self.state = new
         self.reason = reason
@@ -295,12 +295,13 @@ class Session:
             metrics.SESSIONS_BY_STATE.labels(state=new.value).inc()
         self.bus.publish(self.id, "state", {"state": new.value, "previous": previous.value, "reason": reason})
         log.info("session %s: %s -> %s (%s)", self.id, previous.value, new.value, reason)
-        self._record(last_state=new.value, last_reason=reason)
+        await self._record(last_state=new.value, last_reason=reason)
 
-    def _record(self, **fields: Any) -> None:
+    async def _record(self, **fields: Any) -> None:
+        """Write registry fields off the event loop (the registry fsyncs)."""
         try:
-            self.record = self.registry.update(self.id, **fields)
-        except BridgeError as exc:
+            self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
+        except (BridgeError, OSError) as exc:
             log.error("session %s: registry update failed: %s", self.id, exc)
 
     async def _prepare_start(self) -> None:
@@ -342,7 +343,7 @@ class Session:
                 self.bus.publish(self.id, "qr", {"qr": qr, "expires_at": expires_at})
             case st.SetDesired(running=running):
                 if self.record.desired_running != running:
-                    self._record(desired_running=running)
+                    await self._record(desired_running=running)
         return []
 
     async def _snapshot(self, reason: str) -> None:
@@ -365,6 +366,7 @@ class Session:
         return _SessionAuth(self._store, self)
 
     async def _send_start(self) -> list[st.SessionEvent]:
+        self._qr_count = 0  # a new socket shows its first QR for 60 s again
         try:
             if self._lock is None:
                 lock = SessionLock(self.settings.bridge_dir, self.id)

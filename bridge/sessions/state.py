@@ -378,7 +378,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 f"The session's runtime was given up ({detail or 'crash loop'}). Auth files are untouched; "
                 "fix the cause (see the runtime log), then start the session again.",
             )
-            return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), ClearQr(), alert])
+            return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), SendStop(), ClearQr(), alert])
         case StartRefused(detail=detail):
             if state in TERMINAL:
                 return _ignore(state)

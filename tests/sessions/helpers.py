@@ -26,8 +26,17 @@ async def link(manager: SessionManager, simulator: SimulatorClient, session_id: 
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    """Every regular file of an auth folder with its bytes."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every regular file of an auth folder with its bytes (the store's in-flight `.bridge-tmp.*`
+    files are not part of the folder's content)."""
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        try:
+            found[path.name] = path.read_bytes()
+        except FileNotFoundError:  # replaced while listing
+            continue
+    return found
 
 
 async def wait_event(
