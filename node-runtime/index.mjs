@@ -4,6 +4,7 @@
 //
 // It exits when stdin closes (the bridge is gone) and when its parent process disappears (the
 // bridge was killed), so it never outlives the bridge.
+import './console.mjs'
 import { bridgeGone } from './parent.mjs'
 import { readFileSync } from 'node:fs'
 import { createIpc } from './ipc.mjs'

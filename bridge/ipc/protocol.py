@@ -471,7 +471,9 @@ def render_markdown() -> str:
         "worker permission. Environment: `BRIDGE_SESSION` (runtime name, `s` of `ready`), "
         "`BRIDGE_PARENT_PID` (the bridge), `BRIDGE_NODE_LOG_LEVEL`, `BRIDGE_IPC_MAX_LINE`; "
         "`NODE_OPTIONS` is removed.",
-        "- Modules: `index.mjs` (boot, exit rules), `parent.mjs` (bridge liveness), `ipc.mjs` (stdin "
+        "- Modules: `index.mjs` (boot, exit rules), `console.mjs` (loaded first: dependencies' console "
+        "output never reaches stdout; log/info/debug are dropped because libsignal prints session keys "
+        "with console.info, warn/error go to stderr), `parent.mjs` (bridge liveness), `ipc.mjs` (stdin "
         "line reader, requests, replies), `auth-state.mjs` (Baileys `{creds, keys}` over IPC), "
         "`session.mjs` (one socket's life cycle and events), `commands.mjs` (command dispatch), "
         "`logger.mjs` (pino on fd 2, synchronous, no worker thread).",

@@ -68,3 +68,17 @@ async def test_no_protocol_message_can_delete_or_blank_creds(settings: Settings)
         except BridgeError:
             pass
         assert creds.read_bytes() == before, raw
+
+
+async def test_console_output_of_dependencies_never_reaches_the_ipc_channel(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    probe = CHILDREN / "console_probe.mjs"
+    h = make_harness(settings, "quiet", node_args=[f"--import={probe.as_uri()}"], extra_read=[CHILDREN])
+    await h.proc.start()
+    await h.proc.call("console-probe", "ping")
+    await h.proc.call("quiet", "ping")
+    await h.wait_for(lambda: any("CONSOLE-ERROR" in line for line in h.proc.stderr_tail), what="console.error")
+    assert h.proc.violations == 0, "console output must not reach stdout"
+    assert any("CONSOLE-WARN" in line for line in h.proc.stderr_tail)
+    assert not any("secret-key-material" in line for line in h.proc.stderr_tail)
