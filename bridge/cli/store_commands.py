@@ -136,6 +136,8 @@ def _verify(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
         lines.append("OK" if backup.ok else f"FAILED: {len(backup.problems)} problem(s)")
         data = {**msgspec.structs.asdict(backup), "ok": backup.ok}
         return (EXIT_OK if backup.ok else EXIT_CHECK_FAILED), data, "\n".join(lines)
+    if args.session and not snaps.list(args.session):
+        raise SnapshotError(f"session {args.session!r} has no snapshot to verify", code="not_found")
     snapshot = snaps.get(args.session, args.snapshot) if args.snapshot else None
     report = snaps.verify(snapshot, session_id=None if snapshot else args.session)
     lines = [

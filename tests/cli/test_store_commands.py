@@ -139,6 +139,7 @@ def test_usage_and_not_found_exit_codes(root: Path) -> None:
     assert bridge("snapshot", "../evil", root=root).returncode == 2
     assert bridge("snapshot", "ghost", root=root).returncode == 4
     assert bridge("restore", "acme", "nosuchsnapshot", root=root).returncode == 4
+    assert bridge("verify", "ghost", root=root).returncode == 4
     assert bridge("verify", "--archive", str(root / "none.tar.gz"), root=root).returncode == 4
     assert bridge("prune", "--keep-last", "0", "--keep-daily", "0", "--keep-weekly", "0", root=root).returncode == 2
     assert bridge("snapshot", root=root).returncode == 2  # argparse: session missing
