@@ -41,6 +41,7 @@ export class Session {
     if (args.trust_root) WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(args.trust_root, 'hex')
     if (reloadAuth || !this.auth) this.auth = await loadIpcAuthState(this.ipc, this.id, this.log)
     const generation = ++this.generation
+    this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
     const sock = makeWASocket({
       auth: this.auth.state,
       waWebSocketUrl: args.wa_url,

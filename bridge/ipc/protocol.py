@@ -218,7 +218,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cmd", "start", StartArgs, Empty,
           "Create the session's socket with these options (wa_url is Baileys' waWebSocketUrl; trust_root, "
           "when not empty, replaces WA_CERT_DETAILS.PUBLIC_KEY: a test server's root key). The runtime first "
-          "sends `auth.load`; answered `{}` once the socket exists. Progress arrives as events."),
+          "sends `auth.load`; answered `{}` once the socket exists. Progress arrives as events. `login` and `phone` "
+          "only label the runtime's logs: a pairing code is asked for with `request_pairing_code` once the "
+          "socket is up (after the first `qr` event)."),
     Entry("cmd", "stop", Empty, Empty,
           "Close the socket without logging out (creds stay valid) and forget the session; answered after "
           "its pending auth writes are durable. The runtime keeps running; it exits when its stdin closes."),
