@@ -105,8 +105,8 @@ def diagnose(
 
     `baseline` is the last healthy look (None after a monitor restart); `has_snapshot` /
     `snapshot_registered` describe the session's snapshots. `relinking` says the bridge itself is
-    linking a new device in this folder (QR or pairing code shown), where unregistered creds
-    replacing registered ones are expected and already snapshotted by the store.
+    linking a new device in this folder, where unregistered creds replacing registered ones (and
+    old keys going to the trash) are expected and already snapshotted by the store.
     """
     was_registered = baseline.registered if baseline is not None else snapshot_registered
     had_creds = (baseline is not None and baseline.creds is CredsStatus.OK) or has_snapshot
@@ -131,7 +131,7 @@ def diagnose(
             "registered creds.json was replaced by unregistered creds (a fresh identity that needs a new QR)",
             True,
         )
-    if baseline is not None:
+    if baseline is not None and not relinking:
         gone = baseline.key_files - look.key_files
         if len(gone) >= mass_delete_min and len(gone) * 2 >= len(baseline.key_files):
             return Finding(
