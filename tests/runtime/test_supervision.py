@@ -91,6 +91,16 @@ async def test_a_child_ignoring_stop_and_sigterm_is_killed(
 
 
 async def test_no_orphan_when_the_bridge_is_killed_with_sigkill(tmp_path: Path) -> None:
+    await _kill_bridge_and_expect_no_orphan(tmp_path)
+
+
+@pytest.mark.slow
+async def test_no_orphan_after_many_bridge_sigkills(tmp_path: Path) -> None:
+    for i in range(20):
+        await _kill_bridge_and_expect_no_orphan(tmp_path / str(i))
+
+
+async def _kill_bridge_and_expect_no_orphan(tmp_path: Path) -> None:
     bridge = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.runtime.host_bridge", str(tmp_path / "auth"),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
