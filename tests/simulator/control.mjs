@@ -7,8 +7,10 @@ const MAX_BODY = 1 << 20;
 function readJson(req) {
   return new Promise((resolve, reject) => {
     let size = 0; const chunks = [];
-    req.on('data', c => { size += c.length; if (size > MAX_BODY) { reject(new HttpError(413, 'body over 1 MiB')); req.destroy(); } else chunks.push(c); });
+    // keep reading past the limit (without storing) so the client gets the 413 instead of a reset
+    req.on('data', c => { size += c.length; if (size <= MAX_BODY) chunks.push(c); });
     req.on('end', () => {
+      if (size > MAX_BODY) return reject(new HttpError(413, 'body over 1 MiB'));
       if (!chunks.length) return resolve({});
       try { const v = JSON.parse(Buffer.concat(chunks).toString('utf8')); resolve(v && typeof v === 'object' ? v : {}); } catch { reject(new HttpError(400, 'body is not JSON')); }
     });

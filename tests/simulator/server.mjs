@@ -12,6 +12,7 @@ import { Messaging } from './messaging.mjs';
 import { HttpError, log } from './errors.mjs';
 
 export { HttpError, log };
+export const FAULT_KINDS = ['drop', 'stall', '515', '401', '403', '440', '503', 'bad_frame', 'slow_handshake', 'bad_cert'];
 const now = () => String(Math.floor(Date.now() / 1000));
 const S = 's.whatsapp.net';
 
@@ -24,6 +25,10 @@ class Connection {
     this.device = null; this.registration = null; this.stalled = false; this.closed = false;
     this.queue = Promise.resolve();
     this.handshakeFault = sim.takeHandshakeFault();
+    // like the real edge, a client that never finishes the handshake is dropped
+    this.handshakeTimer = setTimeout(() => { if (this.noise.stage !== 'transport') { log(`conn ${id} handshake timeout`); this.close(); } },
+      (this.handshakeFault?.delayMs ?? 0) + sim.opts.handshakeTimeoutMs);
+    this.handshakeTimer.unref?.();
     ws.on('message', data => { this.queue = this.queue.then(() => this.onData(data)).catch(e => this.violation(e)); });
     ws.on('close', () => this.onClose());
     ws.on('error', e => log(`conn ${id} ws error`, e.message));
@@ -40,6 +45,7 @@ class Connection {
 
   onClose() {
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
     if (this.device?.conn === this) this.device.conn = null;
     if (this.registration) this.sim.dropRegistration(this);
   }
@@ -113,7 +119,7 @@ class Connection {
 
 export class Simulator {
   constructor(opts = {}) {
-    this.opts = { host: '127.0.0.1', port: 0, refCount: 6, refTtlMs: 180000, maxFrame: 4 << 20, ...opts };
+    this.opts = { host: '127.0.0.1', port: 0, refCount: 6, refTtlMs: 180000, maxFrame: 4 << 20, handshakeTimeoutMs: 20000, ...opts };
     this.root = opts.root ?? Curve.generateKeyPair();
     this.serverStatic = Curve.generateKeyPair();
     this.accounts = new Accounts();
@@ -304,6 +310,7 @@ export class Simulator {
   // ---- faults ----
   /** Apply a fault to every connected device of an account (or one device jid). Returns count. */
   fault({ jid, phone, kind, delay_ms: delayMs, count }) {
+    if (!FAULT_KINDS.includes(kind)) throw new HttpError(400, `unknown fault kind ${kind}; one of ${FAULT_KINDS.join(', ')}`);
     if (kind === 'slow_handshake' || kind === 'bad_cert') {
       this.handshakeFaults.push({ remaining: count ?? 1, delayMs: kind === 'slow_handshake' ? (delayMs ?? 30000) : 0, issuerSerial: kind === 'bad_cert' ? 7 : 0 });
       return { applied: 0, pending_handshakes: count ?? 1 };
