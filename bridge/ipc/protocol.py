@@ -424,7 +424,9 @@ def render_markdown() -> str:
         '| `evt` | `{"t":"evt","s":session,"name":name,"data":{..}}` | Node -> Python |',
         "",
         f"- `s` matches `{SESSION_ID_PATTERN}`; one runtime hosts 1..K sessions and Python refuses "
-        "requests for a session the runtime does not host (`protocol_error`).",
+        "requests for a session the runtime does not host (`protocol_error`). A request only ever touches "
+        "the folder of the session it names; with K > 1 the sessions share one process, so a compromised "
+        "runtime could name any session it hosts: isolation per tenant is the default K = 1.",
         "- `id` is an integer in [0, 2^53); each direction numbers its own requests; a `res` echoes the id "
         "of the message it answers.",
         f"- A line longer than `BRIDGE_IPC_MAX_LINE` (default {DEFAULT_MAX_LINE} bytes) is discarded "
