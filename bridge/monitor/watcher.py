@@ -345,7 +345,7 @@ class AuthWatcher:
         return True
 
     async def _maybe_snapshot(self, session_id: str, look: FolderLook) -> None:
-        """Snapshot a healthy folder that differs from its newest snapshot (rate-limited)."""
+        """Snapshot a healthy folder: first sight, registration change, creds change (rate-limited)."""
         usable = await asyncio.to_thread(self._newest_usable, session_id)
         reason: str | None = None
         if usable is None:
@@ -353,10 +353,11 @@ class AuthWatcher:
         elif usable.registered != look.registered:
             reason = "monitor-registration"
         else:
-            names = {f.name: f.sha256 for f in usable.files}
-            keys = {n for n in names if n.endswith(".json")} - {CREDS_FILE}
-            differs = names.get(CREDS_FILE) != look.creds_sha256 or keys != look.key_files
-            if differs and time.time() - usable.created_at >= self.settings.snapshot_min_interval:
+            # Only a creds change is worth a snapshot between scheduled ones (BRIDGE_SNAPSHOT_MIN_INTERVAL):
+            # key files change with every message, and each manifest lists every file of the folder.
+            creds_sha = next((f.sha256 for f in usable.files if f.name == CREDS_FILE), None)
+            due = time.time() - usable.created_at >= self.settings.snapshot_min_interval
+            if due and creds_sha != look.creds_sha256:
                 reason = "monitor-change"
         if reason is None:
             return
