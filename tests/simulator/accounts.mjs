@@ -66,6 +66,7 @@ export class Accounts {
   get(phone) { return this.byPhone.get(String(phone).replace(/^\+/, '')); }
   /** Account by a jid user part, phone number or lid. */
   byUser(user, server) { return server === 'lid' ? this.byLid.get(user) : this.byPhone.get(user); }
-  addDevice(acc, info) { const d = new Device(acc, acc.nextDeviceId++, info); acc.devices.set(d.id, d); return d; }
+  /** Register a companion under `id` (reserved earlier with `acc.nextDeviceId++` at pair-success). */
+  addDevice(acc, id, info) { const d = new Device(acc, id, info); acc.devices.set(id, d); return d; }
   all() { return [...this.byPhone.values()]; }
 }

@@ -211,8 +211,7 @@ export class Simulator {
       conn.sendNode({ tag: 'stream:error', attrs: { code: '401' } }); setTimeout(() => conn.close(), 50);
       return true;
     }
-    const device = this.accounts.addDevice(p.account, { identityPub: reg.identityPub, registrationId: reg.registrationId, signedPreKey: reg.signedPreKey, noisePub: reg.noisePub, platform: 'smba' });
-    if (device.id !== p.deviceId) { p.account.devices.delete(device.id); device.id = p.deviceId; p.account.devices.set(device.id, device); }
+    const device = this.accounts.addDevice(p.account, p.deviceId, { identityPub: reg.identityPub, registrationId: reg.registrationId, signedPreKey: reg.signedPreKey, noisePub: reg.noisePub, platform: 'smba' });
     log(`paired ${device.jid} (lid ${device.lidJid})`);
     this.dropRegistration(conn); conn.registration = null;
     conn.sendNode({ tag: 'stream:error', attrs: { code: '515' } });

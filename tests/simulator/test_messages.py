@@ -88,3 +88,18 @@ async def test_message_to_offline_device_is_delivered_at_next_login(simulator: S
         assert got["text"] == "while you were away"
     device = next(d for d in await simulator.devices() if d.phone == me)
     assert device.offline_queue == 0
+
+
+async def test_two_sessions_message_each_other(simulator: SimulatorClient, tmp_path: Path) -> None:
+    """Two tenants (two accounts, two real Baileys companions): the simulator routes the companion's
+    ciphertext to the other companion and the recipient's phone."""
+    alice, bob = "15550200005", "15550200006"
+    async with baileys(simulator, tmp_path / "a") as a, baileys(simulator, tmp_path / "b") as b:
+        await pair_by_qr(simulator, a, alice)
+        await pair_by_qr(simulator, b, bob)
+        await a.command("send", to=f"{bob}@s.whatsapp.net", text="hi bob")
+        sent = await a.wait_for(lambda e: e.get("ev") == "sent")
+        got = await b.wait_for(lambda e: e.get("ev") == "message" and e.get("id") == sent["id"])
+        assert got["text"] == "hi bob"
+        assert got["from"] == f"{alice}@s.whatsapp.net"
+        assert got["fromMe"] is False
