@@ -137,6 +137,7 @@ class Session:
         self._store: AuthStore | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._depth = 0  # > 0 while a transition's actions are running
         self._waiters: list[tuple[frozenset[st.SessionState], asyncio.Future[st.SessionState]]] = []
         metrics.SESSIONS_BY_STATE.labels(state=self.state.value).inc()
 
@@ -177,7 +178,7 @@ class Session:
     async def wait_for(self, states: set[st.SessionState], timeout: float) -> st.SessionState:  # noqa: ASYNC109
         """Wait until the session is in one of `states` and the actions of the transition into it
         are done (raises TimeoutError)."""
-        if self.state in states:
+        if self.state in states and self._depth == 0:
             return self.state
         future: asyncio.Future[st.SessionState] = asyncio.get_running_loop().create_future()
         waiter = (frozenset(states), future)
@@ -268,6 +269,15 @@ class Session:
                 future.set_result(result)
 
     async def _handle(self, event: st.SessionEvent) -> st.Transition:
+        self._depth += 1
+        try:
+            return await self._transition(event)
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._wake(self.state)
+
+    async def _transition(self, event: st.SessionEvent) -> st.Transition:
         result = st.transition(self.state, event)
         if isinstance(event, st.Start) and result.changed:
             await self._prepare_start()
@@ -280,10 +290,13 @@ class Session:
             await self._handle(extra)
         if result.changed:
             # Waiters see the state once its actions are done, even if the next event moves on.
-            for states, future in self._waiters:
-                if result.state in states and not future.done():
-                    future.set_result(result.state)
+            self._wake(result.state)
         return result
+
+    def _wake(self, state: st.SessionState) -> None:
+        for states, future in self._waiters:
+            if state in states and not future.done():
+                future.set_result(state)
 
     async def _set_state(self, new: st.SessionState, reason: str) -> None:
         previous = self.state

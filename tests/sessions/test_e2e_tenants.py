@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 
+import psutil
 import pytest
 
 from bridge.events import Event, EventBus
@@ -49,6 +50,7 @@ async def _tenants(make_manager: MakeManager, simulator: SimulatorClient, count:
     await simulator.create_contact(contact)
     await _send_and_check(manager, simulator, ids, contact, "first")
 
+    rss = sum(psutil.Process(pid).memory_info().rss for pid in {manager.get(sid).pid for sid in ids} if pid)
     runtimes = {sid: manager.get(sid).runtime for sid in ids}
     pids = {sid: manager.get(sid).pid for sid in ids}
     assert len(set(runtimes.values())) == -(-count // per_runtime)
@@ -69,7 +71,8 @@ async def _tenants(make_manager: MakeManager, simulator: SimulatorClient, count:
     # The victims' own sends after their restart are specified in test_e2e_lifecycle.py (known
     # runtime stdout bug, see there); here the point is that everyone else goes on undisturbed.
     await _send_and_check(manager, simulator, others, contact, "second")
-    print(f"\n{count} tenants, {per_runtime} per runtime: linked in {linked_in:.1f}s")
+    print(f"\n{count} tenants, {per_runtime} per runtime: linked in {linked_in:.1f}s, "
+          f"runtime RSS {rss / 2**20:.0f} MiB in all ({rss / 2**20 / count:.0f} MiB per tenant)")
 
 
 @pytest.mark.parametrize("per_runtime", [1, 3])
