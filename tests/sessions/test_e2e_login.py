@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from prometheus_client import REGISTRY
+
 from bridge.events import EventBus
 from tests.sessions.conftest import MakeManager, fresh_phone
 from tests.simulator.client import SimulatorClient
@@ -36,6 +38,7 @@ async def test_qr_login_end_to_end_and_back_after_a_restart_without_a_qr(
     states = [e.data["state"] for e in bus.since(0, "tenant-qr") if e.kind == "state"]
     assert states[0] == "starting" and states[-1] == "open" and "qr" in states
     assert (await simulator.device(device.jid)) is not None
+    assert (REGISTRY.get_sample_value("bridge_sessions", {"state": "open"}) or 0) >= 1
     await manager.shutdown()
     assert manager.get("tenant-qr").desired_running is True
 
