@@ -9,6 +9,7 @@ const sim = new Simulator({
   refTtlMs: +(env.SIM_REF_TTL_MS || 180000),
   maxFrame: +(env.SIM_MAX_FRAME || (4 << 20)),
   trace: env.SIM_TRACE === '1',
+  historySync: env.SIM_HISTORY_SYNC !== '0',
   handshakeTimeoutMs: +(env.SIM_HANDSHAKE_TIMEOUT_MS || 20000),
 });
 let stopping = false;

@@ -2,6 +2,7 @@
 // devices (real Baileys clients) and simulated primary devices (contacts and accounts' phones).
 import { getBinaryNodeChild, getBinaryNodeChildren, getBinaryNodeChildBuffer, encodeBigEndian, jidDecode, proto } from '@whiskeysockets/baileys';
 import { randomBytes } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import { SignalEndpoint } from './contacts.mjs';
 import { HttpError, log } from './errors.mjs';
 
@@ -43,7 +44,11 @@ export class Messaging {
     if (child?.tag === 'digest') return sim.result(conn, node, [{ tag: 'digest', attrs: {}, content: [] }]);
     if (child?.tag === 'rotate') { this.storeSignedPreKey(d, getBinaryNodeChild(child, 'skey')); return sim.result(conn, node); }
     if (child?.tag === 'key') return sim.result(conn, node, [{ tag: 'list', attrs: {}, content: getBinaryNodeChildren(child, 'user').map(u => this.bundleNode(u.attrs.jid)) }]);
-    if (node.attrs.type === 'set' && getBinaryNodeChild(node, 'list')) { this.storeUpload(d, node); return sim.result(conn, node); }
+    if (node.attrs.type === 'set' && getBinaryNodeChild(node, 'list')) {
+      this.storeUpload(d, node); sim.result(conn, node);
+      const after = d.onPreKeys; d.onPreKeys = null; after?.();
+      return undefined;
+    }
     return sim.result(conn, node);
   }
 
@@ -173,6 +178,31 @@ export class Messaging {
     conn.sendNode({ tag: 'ack', attrs: { class: 'receipt', id: node.attrs.id, from: node.attrs.to ?? S, ...(node.attrs.type ? { type: node.attrs.type } : {}) } });
     const r = this.resolve(node.attrs.to);
     if (r?.acc.receipts) r.acc.receipts.push({ id: node.attrs.id, type: node.attrs.type ?? 'delivery', from: conn.device.jid });
+  }
+
+  /**
+   * What the real phone does right after a companion links: an INITIAL_BOOTSTRAP history-sync
+   * notification with the (here empty) history inlined, encrypted from the phone (device 0) like any
+   * message, so Baileys leaves AwaitingInitialSync at once instead of after its 20 s timeout.
+   */
+  async sendHistorySync(dev) {
+    const acc = dev.account, ep = this.endpoint(acc);
+    const addr = ep.address(acc.phone, dev.id);
+    if (!ep.hasSession(addr)) {
+      if (!dev.signedPreKey) return;
+      await ep.initSession(addr, this.companionBundle(dev));
+    }
+    const History = proto.HistorySync.HistorySyncType;
+    const inline = deflateSync(Buffer.from(proto.HistorySync.encode({ syncType: History.INITIAL_BOOTSTRAP, conversations: [], pushnames: [] }).finish()));
+    const { type, ciphertext } = await ep.encrypt(addr, { protocolMessage: { type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION,
+      historySyncNotification: { syncType: History.INITIAL_BOOTSTRAP, chunkOrder: 0, progress: 100, initialHistBootstrapInlinePayload: inline } } });
+    this.deliver(dev, { tag: 'message', attrs: { from: `${acc.phone}@${S}`, id: messageId(), t: now(), type: 'text', category: 'peer' },
+      content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }] });
+  }
+
+  /** App-state sync: every requested collection is empty and complete at the version asked. */
+  appStateSync(syncNode) {
+    return { tag: 'sync', attrs: {}, content: getBinaryNodeChildren(syncNode, 'collection').map(c => ({ tag: 'collection', attrs: { name: c.attrs.name, version: c.attrs.version ?? '0' } })) };
   }
 
   // ---- a contact sends ----

@@ -114,12 +114,17 @@ class Connection {
     const queued = device.offline.splice(0);
     for (const node of queued) this.sendNode(node);
     this.sendNode({ tag: 'ib', attrs: { from: S }, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
+    if (this.sim.opts.historySync && !device.historySent) {
+      device.historySent = true;
+      // after Baileys uploaded its pre-keys on this first login (the phone needs a bundle)
+      device.onPreKeys = () => this.sim.messaging.sendHistorySync(device).catch(e => log('history sync failed', e.message));
+    }
   }
 }
 
 export class Simulator {
   constructor(opts = {}) {
-    this.opts = { host: '127.0.0.1', port: 0, refCount: 6, refTtlMs: 180000, maxFrame: 4 << 20, handshakeTimeoutMs: 20000, ...opts };
+    this.opts = { host: '127.0.0.1', port: 0, refCount: 6, refTtlMs: 180000, maxFrame: 4 << 20, handshakeTimeoutMs: 20000, historySync: true, ...opts };
     this.root = opts.root ?? Curve.generateKeyPair();
     this.serverStatic = Curve.generateKeyPair();
     this.accounts = new Accounts();
@@ -296,6 +301,7 @@ export class Simulator {
       return undefined;
     }
     if (xmlns === 'encrypt' || xmlns === 'usync') return this.messaging.onIq(conn, node, child);
+    if (xmlns === 'w:sync:app:state' && child?.tag === 'sync') return this.result(conn, node, [this.messaging.appStateSync(child)]);
     if (xmlns === 'abt' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '1', hash: 'sim' }, content: [] }]);
     if (xmlns === 'w' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '2', hash: 'sim' }, content: [] }]);
     if (xmlns === 'blocklist') return this.result(conn, node, type === 'get' ? [{ tag: 'list', attrs: {} }] : undefined);

@@ -57,3 +57,21 @@ async def test_wrong_pairing_code_is_refused(simulator: SimulatorClient, tmp_pat
         device = await simulator.enter_pairing_code(phone, code)
         await driver.wait_for(lambda e: e.get("connection") == "open")
         assert device.phone == phone
+
+
+async def test_phone_history_sync_and_app_state_sync_complete_on_first_login(
+    simulator: SimulatorClient, tmp_path: Path
+) -> None:
+    """With Baileys' default history settings the phone's INITIAL_BOOTSTRAP notification and the
+    empty app-state sync take the client Online (accountSyncCounter 1) without its 20 s timeout
+    being the way out; a contact's message is then delivered as usual."""
+    phone, contact = "15550100004", "15550109004"
+    async with baileys(simulator, tmp_path, opts={"defaultHistorySync": True}) as driver:
+        await pair_by_qr(simulator, driver, phone)
+        history = await driver.wait_for(lambda e: e.get("ev") == "history")
+        assert history["isLatest"] is True
+        synced = await driver.wait_for(lambda e: e.get("ev") == "account_sync" and e.get("counter", 0) >= 1)
+        assert synced["counter"] == 1
+        sent = await simulator.send_from_contact(contact, phone, "after history")
+        got = await driver.wait_for(lambda e: e.get("ev") == "message" and e.get("id") == sent.id)
+        assert got["text"] == "after history"

@@ -39,6 +39,8 @@ async def test_contact_text_arrives_in_upsert_and_consumes_one_pre_key(
     me, contact = "15550200002", "15550209002"
     async with baileys(simulator, tmp_path) as driver:
         await pair_by_qr(simulator, driver, me)
+        # the phone's history-sync notification (a pkmsg from device 0) takes a pre-key first
+        await driver.wait_for(lambda e: e.get("ev") == "message" and e.get("from") == f"{me}@s.whatsapp.net")
         mine = next(d for d in await simulator.devices() if d.phone == me)
         assert mine.pre_keys > 0
         before = pre_key_files(tmp_path)

@@ -23,7 +23,7 @@ async function quit() { try { sock.end(undefined); } catch { /* already closed *
 let sock;
 function start() {
   sock = makeWASocket({ auth: state, waWebSocketUrl: url, logger, markOnlineOnConnect: false, syncFullHistory: false,
-    shouldSyncHistoryMessage: () => false, fireInitQueries: true, connectTimeoutMs: opt.connectTimeoutMs ?? 20000,
+    ...(opt.defaultHistorySync ? {} : { shouldSyncHistoryMessage: () => false }), fireInitQueries: true, connectTimeoutMs: opt.connectTimeoutMs ?? 20000,
     keepAliveIntervalMs: opt.keepAliveIntervalMs ?? 30000, defaultQueryTimeoutMs: opt.defaultQueryTimeoutMs ?? 20000, qrTimeout: opt.qrTimeout });
   sock.ev.on('creds.update', save);
   sock.ev.on('connection.update', u => {
@@ -38,6 +38,8 @@ function start() {
       out({ ev: 'message', type, id: m.key.id, from: m.key.remoteJid, fromMe: m.key.fromMe, text, status: m.status });
     }
   });
+  sock.ev.on('messaging-history.set', h => out({ ev: 'history', chats: h.chats?.length ?? 0, isLatest: h.isLatest }));
+  sock.ev.on('creds.update', u => { if (u.accountSyncCounter !== undefined) out({ ev: 'account_sync', counter: u.accountSyncCounter }); });
   sock.ev.on('messages.update', us => { for (const u of us) out({ ev: 'message_update', id: u.key.id, status: u.update?.status }); });
   sock.ws.on('CB:ack,class:message', node => out({ ev: 'server_ack', id: node.attrs.id, error: node.attrs.error }));
 }
