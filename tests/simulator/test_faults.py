@@ -42,9 +42,13 @@ async def test_fault_maps_to_disconnect_reason(
     phone = str(next(_phones))
     opts = {"keepAliveIntervalMs": 2000} if kind == "stall" else {}
     async with baileys(simulator, tmp_path, opts=opts) as driver:
-        await pair_by_qr(simulator, driver, phone)
+        opened = await pair_by_qr(simulator, driver, phone)
         mark = len(driver.events)
-        assert (await simulator.fault(kind, phone=phone))["applied"] == 1
+        if kind in ("440", "503"):  # addressed by device jid instead of phone
+            result = await simulator.fault(kind, jid=str(opened["me"]["id"]))
+        else:
+            result = await simulator.fault(kind, phone=phone)
+        assert result["applied"] == 1
         closed = await close_event(driver, mark)
         assert closed["status"] == status, closed
     if kind == "401":
