@@ -48,3 +48,17 @@ async def wait_event(
             if match(event):
                 return event
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def kept(before: dict[str, bytes], folder: Path, trash: Path) -> set[str]:
+    """Names of `before` that are neither in `folder` nor in the store's trash (should be empty).
+
+    Baileys deletes consumed one-time pre-keys (`keys.set` with null); the store moves those to
+    `.bridge/trash/<session>/<time_ns>-<name>`, so a file missing from the folder must be there.
+    """
+    return set(before) - set(files_of(folder)) - trashed(trash)
+
+
+def trashed(trash: Path) -> set[str]:
+    """Original names of the key files in a session's trash folder."""
+    return {p.name.split("-", 1)[1] for p in trash.iterdir()} if trash.is_dir() else set()

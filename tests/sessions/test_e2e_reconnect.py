@@ -9,7 +9,7 @@ import pytest
 
 from bridge.events import EventBus
 from tests.sessions.conftest import MakeManager
-from tests.sessions.helpers import TIMEOUT, files_of, link, wait_event
+from tests.sessions.helpers import TIMEOUT, files_of, kept, link, wait_event
 from tests.simulator.client import FaultKind, SimulatorClient
 
 
@@ -76,7 +76,9 @@ async def test_408_timed_out_handshake_reconnects_with_backoff(
 
 async def _final_close(
     make_manager: MakeManager, simulator: SimulatorClient, sid: str, fault: FaultKind, state: str
-) -> tuple[EventBus, dict[str, bytes], dict[str, bytes]]:
+) -> tuple[EventBus, dict[str, bytes], dict[str, bytes], set[str]]:
+    """Link, inject a final fault, check nothing reconnects; returns the bus, the folder's files
+    before and after, and the names that vanished (neither in the folder nor in the trash)."""
     bus = EventBus(capacity=10_000)
     manager = make_manager(bus)
     phone = await link(manager, simulator, sid)
@@ -87,7 +89,8 @@ async def _final_close(
     assert info.desired_running is False and info.runtime is None and info.pid is None
     await asyncio.sleep(2 * manager.settings.reconnect_max)  # a reconnect, if any, would have happened
     assert manager.get(sid).state == state
-    return bus, before, files_of(folder)
+    missing = kept(before, folder, manager.settings.bridge_dir / "trash" / sid)
+    return bus, before, files_of(folder), missing
 
 
 @pytest.mark.parametrize(
@@ -97,8 +100,8 @@ async def test_401_and_403_stop_keep_every_file_snapshot_and_alert(
     make_manager: MakeManager, simulator: SimulatorClient, fault: FaultKind, state: str, reason: str
 ) -> None:
     sid = f"final{fault}"
-    bus, before, after = await _final_close(make_manager, simulator, sid, fault, state)
-    assert set(before) <= set(after), f"files disappeared: {set(before) - set(after)}"
+    bus, _before, after, missing = await _final_close(make_manager, simulator, sid, fault, state)
+    assert not missing, f"files disappeared: {missing}"
     assert json.loads(after["creds.json"])["me"]  # registered creds still on disk
     snaps = kinds(bus, sid, "snapshot")
     assert [s["reason"] for s in snaps] == [reason] and snaps[0]["registered"] is True
@@ -111,8 +114,8 @@ async def test_401_and_403_stop_keep_every_file_snapshot_and_alert(
 async def test_440_connection_replaced_stops_without_fighting(
     make_manager: MakeManager, simulator: SimulatorClient
 ) -> None:
-    bus, before, after = await _final_close(make_manager, simulator, "r440", "440", "failed")
-    assert set(before) <= set(after)
+    bus, before, after, missing = await _final_close(make_manager, simulator, "r440", "440", "failed")
+    assert not missing, f"files disappeared: {missing}"
     assert json.loads(after["creds.json"])["me"] == json.loads(before["creds.json"])["me"]
     alerts = kinds(bus, "r440", "alert")
     assert [(a["alert"], a["severity"]) for a in alerts] == [("connection_replaced", "critical")]
