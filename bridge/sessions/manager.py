@@ -155,7 +155,9 @@ class SessionManager:
         session = self._session(session_id)
         if session.state in st.ACTIVE:
             raise SessionStateError(f"session {session_id} is {session.state.value}; stop it before restoring")
-        return await asyncio.to_thread(self.snapshots.restore, session_id, snapshot_id)
+        manifest = await asyncio.to_thread(self.snapshots.restore, session_id, snapshot_id)
+        await session.dispatch(st.Restored())
+        return manifest
 
     async def start_all(self) -> list[str]:
         """Start every session that was running when the bridge last stopped."""

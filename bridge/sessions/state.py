@@ -127,6 +127,13 @@ class RuntimeFatal:
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """An operator restored a snapshot into the (inactive) session's folder: whatever final state
+    it was in no longer describes those files, so the next start uses them as they are (a
+    logged-out session would otherwise link a new device over the restored creds)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StartRefused:
     """The session could not be started for a reason retrying will not fix (its advisory lock is
     held by another bridge instance: two writers on one creds.json is how creds get torn)."""
@@ -149,6 +156,7 @@ SessionEvent = (
     | RuntimeRestarted
     | RuntimeFatal
     | StartRefused
+    | Restored
 )
 
 
@@ -379,6 +387,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 "fix the cause (see the runtime log), then start the session again.",
             )
             return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), SendStop(), ClearQr(), alert])
+        case Restored():
+            if state in TERMINAL and state is not SessionState.STOPPED:
+                return Transition(SessionState.STOPPED, "restored")
+            return _ignore(state)
         case StartRefused(detail=detail):
             if state in TERMINAL:
                 return _ignore(state)

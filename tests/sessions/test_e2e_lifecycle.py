@@ -192,3 +192,21 @@ async def test_a_session_runs_in_one_bridge_only(make_manager: MakeManager, simu
     alerts = [e.data for e in bus.since(0, "solo") if e.kind == "alert"]
     assert [a["alert"] for a in alerts] == ["start_refused"] and "lock" in str(alerts[0]["message"])
     assert first.get("solo").state == "qr"  # the running one is untouched
+
+
+async def test_restore_only_while_inactive_then_the_restored_creds_come_back_open(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    manager = make_manager()
+    await link(manager, simulator, "back")
+    me = manager.get("back").me
+    snapshots = Snapshots(manager.settings.auth_root)
+    snap = snapshots.create("back", "manual")
+    with pytest.raises(SessionStateError, match="stop it"):
+        await manager.restore("back", snap.id)
+    await manager.stop("back")
+    restored = await manager.restore("back", snap.id)
+    assert restored.id == snap.id and manager.get("back").state == "stopped"
+    await manager.start("back")
+    info = await manager.wait_for_state("back", {"open"}, TIMEOUT)
+    assert info.me == me

@@ -19,6 +19,7 @@ from bridge.sessions.state import (
     RaiseAlert,
     ReconnectDue,
     ResetBackoff,
+    Restored,
     RuntimeExited,
     RuntimeFatal,
     RuntimeRestarted,
@@ -205,7 +206,7 @@ def test_reconnect_due_outside_reconnecting_is_ignored() -> None:
 
 
 def test_every_state_and_event_pair_is_handled() -> None:
-    events: list[SessionEvent] = [Start(), Stop(), Shutdown(), Logout(), *STALE_EVENTS]
+    events: list[SessionEvent] = [Start(), Stop(), Shutdown(), Logout(), Restored(), *STALE_EVENTS]
     for state in SessionState:
         for event in events:
             t = transition(state, event)
@@ -221,3 +222,14 @@ def test_start_refused_fails_without_retrying(state: SessionState) -> None:
     assert ScheduleReconnect() not in t.actions and SendStart() not in t.actions
     alerts = [a for a in t.actions if isinstance(a, RaiseAlert)]
     assert alerts and alerts[0].kind == "start_refused" and "pid 42" in alerts[0].message
+
+
+@pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
+def test_a_restore_clears_a_final_state_so_the_restored_creds_are_used(state: SessionState) -> None:
+    t = transition(state, Restored())
+    assert t.state is S.STOPPED and t.reason == "restored" and t.actions == []
+
+
+@pytest.mark.parametrize("state", [S.STOPPED, *sorted(ACTIVE)])
+def test_restored_is_ignored_elsewhere(state: SessionState) -> None:
+    assert transition(state, Restored()).changed is False
