@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     monitor_mass_delete_min: int = Field(
         10, description="Key files vanishing at once (and at least half of them) that count as mass deletion"
     )
+    monitor_mass_delete_window: float = Field(
+        60.0, description="Key files lost within this many seconds add up towards a mass deletion"
+    )
 
     log_level: str = Field("INFO", description="Python log level")
 

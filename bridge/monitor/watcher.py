@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -132,6 +133,7 @@ class AuthWatcher:
         self.journal = incidents or IncidentLog(settings.bridge_dir)
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
+        self._loss_started: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._drains: dict[str, asyncio.Task[None]] = {}
@@ -288,10 +290,31 @@ class AuthWatcher:
                 look, finding = await self._look(session_id, folder, relinking)
             if finding is None:
                 if look.healthy:
-                    self._baseline[session_id] = look
+                    self._remember_healthy(session_id, look)
                     await self._maybe_snapshot(session_id, look)
                 return None
             return await self._repair(session_id, folder, finding, detected_at, status)
+
+    def _remember_healthy(self, session_id: str, look: FolderLook) -> None:
+        """Make `look` the baseline, but keep key files lost within the mass-delete window in it.
+
+        A script that removes key files one by one (or a glob `rm` caught half way by a scan) must
+        still add up to a mass deletion: losses are measured against the key set from before they
+        began, until `monitor_mass_delete_window` has passed without reaching the threshold.
+        """
+        previous = self._baseline.get(session_id)
+        now = time.monotonic()
+        if previous is not None and not previous.key_files <= look.key_files:
+            started = self._loss_started.setdefault(session_id, now)
+            if now - started < self.settings.monitor_mass_delete_window:
+                look = dataclasses.replace(look, key_files=look.key_files | previous.key_files)
+            else:
+                del self._loss_started[session_id]
+        elif previous is not None and now - self._loss_started.get(session_id, now) >= (
+            self.settings.monitor_mass_delete_window
+        ):
+            self._loss_started.pop(session_id, None)
+        self._baseline[session_id] = look
 
     async def _status(self, session_id: str) -> SessionStatus | None:
         if self.sessions is None:

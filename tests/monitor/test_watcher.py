@@ -250,3 +250,24 @@ async def test_a_replaced_auth_root_is_reported_and_watched_again(
         damage(f"rm {auth_root}/a/creds.json")
         event = await wait_event(env.bus, is_incident("a"), after=mark, within=60)
     assert event.data["kind"] == "creds_deleted" and event.data["restored"]
+
+
+async def test_key_files_removed_one_by_one_still_add_up_to_a_mass_deletion(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t4slow"
+    copy_folder(templates["registered"], folder)
+    original = digest(folder)
+    pre_keys = sorted(folder.glob("pre-key-*.json"))
+    assert len(pre_keys) >= 12
+    async with running_watcher(auth_root) as env:
+        first = await wait_event(env.bus, first_snapshot("t4slow"))
+        for path in pre_keys:
+            damage(f"rm {path}")
+            # Each removal alone is what Baileys does when it consumes a pre-key; the watcher looks
+            # at the folder between removals and must not accept the shrinking set as normal.
+            if await env.watcher.check("t4slow") is not None:
+                break  # detected and restored: the "script" is done deleting
+        event = await wait_event(env.bus, is_incident("t4slow"), after=first.seq)
+    assert event.data["kind"] == "keys_mass_deleted" and event.data["restored"]
+    assert digest(folder) == original
