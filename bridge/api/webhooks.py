@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +31,7 @@ from bridge.api.routing import RequestError, json_response, operation, read_body
 from bridge.config import Settings
 from bridge.events import Event, EventBus
 from bridge.metrics import WEBHOOK_DELIVERIES
+from bridge.store.durable import atomic_write
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -54,21 +54,9 @@ def event_body(event: Event) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Atomic, durable, owner-only write (temp file, fsync, rename, fsync folder)."""
+    """Atomic, durable, owner-only write: the store's own primitive (webhook secrets live here)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data)
 
 
 class WebhookDispatcher:
