@@ -3,12 +3,13 @@
 Keeping the three in step by hand fails quietly; this makes the table and the example a function
 of the one source of truth, and tests/test_config_docs.py checks nothing drifted.
 
-Usage: python scripts/config_docs.py env > .env.example
-       python scripts/config_docs.py table   (paste into README between the config markers)
+Usage: python scripts/config_docs.py write   (rewrite .env.example and README's config table)
+       python scripts/config_docs.py env | table   (print one of them)
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -52,7 +53,19 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def write() -> None:
+    """Rewrite .env.example and the README table between the config markers."""
+    readme = PROJECT_ROOT / "README.md"
+    block = "<!-- config:begin -->\n" + table() + "\n<!-- config:end -->"
+    text = re.sub(r"<!-- config:begin -->.*?<!-- config:end -->", lambda _: block, readme.read_text(), flags=re.S)
+    readme.write_text(text)
+    (PROJECT_ROOT / ".env.example").write_text(env_example() + "\n")
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["write"]:
+        write()
+        return 0
     if argv[1:] == ["env"]:
         print(env_example())
         return 0
