@@ -1,7 +1,7 @@
 // One hosted WhatsApp session: its Baileys socket, its IPC auth state, and the events it reports.
 // Reconnect decisions belong to Python; the only exception is restartRequired (515), which is
 // handled here right after every pending auth write is durable.
-import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS } from '@whiskeysockets/baileys'
+import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
 
@@ -137,9 +137,32 @@ export class Session {
     return { code }
   }
 
-  async send (to, text) {
-    const sent = await this.requireSocket().sendMessage(to, { text })
-    return { id: sent?.key?.id ?? '' }
+  // Answered only once the server acknowledged the message (`<ack class="message" id=...>`):
+  // "sent" must mean WhatsApp has it, not that bytes reached our socket buffer. The waiter is
+  // registered before the send, with our own message id, so a fast ack cannot be missed.
+  async send (to, text, ackTimeoutMs = 20_000) {
+    const sock = this.requireSocket()
+    const messageId = generateMessageIDV2(sock.user?.id)
+    let onAck
+    const acked = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new IpcError('no_server_ack', `no server ack for message ${messageId} within ${ackTimeoutMs} ms`))
+      }, ackTimeoutMs)
+      onAck = (node) => {
+        if (node?.attrs?.id !== messageId) return
+        clearTimeout(timer)
+        if (node.attrs.error) reject(new IpcError('server_nack', `server refused message ${messageId} (error ${node.attrs.error})`))
+        else resolve()
+      }
+      sock.ws.on('CB:ack,class:message', onAck)
+    })
+    try {
+      const [sent] = await Promise.all([sock.sendMessage(to, { text }, { messageId }), acked])
+      return { id: sent?.key?.id ?? messageId }
+    } finally {
+      sock.ws.off('CB:ack,class:message', onAck)
+      acked.catch(() => {})
+    }
   }
 
   async logout () {

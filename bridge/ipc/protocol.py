@@ -231,8 +231,9 @@ CATALOGUE: tuple[Entry, ...] = (
           "Ask for an 8-character pairing code for `phone` (digits, country code first) on a started, "
           "unregistered session; the code also arrives as a `pairing_code` event."),
     Entry("cmd", "send", SendArgs, SendResult,
-          "Send a text message. Answered after Baileys' `sendMessage` resolved, i.e. after the message "
-          "node was written to the socket (not after the server ack, which arrives later as a receipt)."),
+          "Send a text message. Answered only after the server acknowledged it (`<ack class=message>` "
+          "with the message id, waited for up to 20 s): `id` is then a message WhatsApp has. Errors: "
+          "`no_server_ack` (timeout), `server_nack` (the ack carried an error), `session_state`."),
     Entry("cmd", "ping", Empty, PingResult,
           "Liveness check; `s` may be any valid id. Returns the runtime's pid and hosted sessions."),
     Entry("req", "auth.load", Empty, "string or null",

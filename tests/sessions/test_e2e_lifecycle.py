@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import HostileNameError, SessionError, SessionNotFound, SessionStateError
+from bridge.errors import HostileNameError, NodeRuntimeError, SessionError, SessionNotFound, SessionStateError
 from bridge.events import EventBus
 from bridge.store.snapshots import Snapshots
 from tests.sessions.conftest import MakeManager, fresh_phone
@@ -112,13 +112,6 @@ async def test_a_killed_runtime_is_restarted_and_the_session_reopens(
     assert info.pid is not None and info.pid != pid and info.restarts == 1
 
 
-@pytest.mark.xfail(
-    reason="node-runtime bug (not sessions): libsignal's console.info('Closing session:', <keys>) goes to the "
-    "runtime's stdout, which is the IPC channel; the bad lines are protocol violations, 50 of them restart "
-    "the runtime, and private key material reaches the log. Fix: route console.* away from fd 1 in "
-    "node-runtime/index.mjs.",
-    strict=False,
-)
 async def test_a_restarted_runtime_sends_again_without_ipc_violations(
     make_manager: MakeManager, simulator: SimulatorClient
 ) -> None:
@@ -210,3 +203,19 @@ async def test_restore_only_while_inactive_then_the_restored_creds_come_back_ope
     await manager.start("back")
     info = await manager.wait_for_state("back", {"open"}, TIMEOUT)
     assert info.me == me
+
+
+async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_one(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    manager = make_manager()
+    phone = await link(manager, simulator, "acked")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    first = await manager.send_text("acked", contact, "acked by the server")
+    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    await simulator.fault("stall", phone=phone)  # the server goes silent: no ack will come
+    with pytest.raises(NodeRuntimeError) as failure:
+        await manager.send_text("acked", contact, "never acked")
+    assert failure.value.code == "no_server_ack"
+    assert "no server ack" in failure.value.message
