@@ -28,7 +28,7 @@ import msgspec
 
 from bridge import metrics
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionStateError
+from bridge.errors import BridgeError, CredsCorruptError, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
 from bridge.runtime.process import ProcessState
@@ -36,6 +36,7 @@ from bridge.sessions import state as st
 from bridge.sessions.reconnect import Backoff, DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.layout import CREDS_FILE
 from bridge.store.lock import SessionLock, SessionLockedError
 
 if TYPE_CHECKING:
@@ -90,7 +91,20 @@ class _SessionAuth(AsyncAuthStore):
             self._session.fresh_creds = False
             log.warning("session %s: linking a new device; the old creds are kept in a snapshot", self._session.id)
             return None
-        return await super().load_creds()
+        creds = await super().load_creds()
+        if creds is None:
+            # Last line of defence (a start path that skipped `_prepare_start`, e.g. a runtime
+            # restarted after a crash): never hand Baileys "no creds" for a linked account.
+            linked = await asyncio.to_thread(
+                self._session.snapshots.latest_good, self._session.id, registered=True
+            )
+            if linked is not None:
+                raise CredsCorruptError(
+                    f"session {self._session.id}: {self._session.folder / CREDS_FILE} is missing but snapshot "
+                    f"{linked.id} holds linked creds; stop the session and run `python -m bridge restore "
+                    f"{self._session.id} {linked.id}` (or let the monitor restore it) instead of linking anew"
+                )
+        return creds
 
 
 _Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
@@ -327,6 +341,27 @@ class Session:
             if self.snapshots.latest(self.id, registered=True) is None:
                 await self._snapshot("before_relink")
             self.fresh_creds = True
+        elif not await asyncio.to_thread((self.folder / CREDS_FILE).exists):
+            await self._restore_vanished_creds()
+
+    async def _restore_vanished_creds(self) -> None:
+        """creds.json vanished while the session was stopped (an `rm -rf`, a careless script).
+        Starting now would let Baileys make a fresh identity and ask for a new QR over a linked
+        account, the exact failure this project exists to prevent: restore the newest good
+        registered snapshot first. A session that was never linked simply starts fresh."""
+        manifest = await asyncio.to_thread(self.snapshots.latest_good, self.id, registered=True)
+        if manifest is None:
+            return
+        try:
+            await asyncio.to_thread(self.snapshots.restore, self.id, manifest.id)
+        except BridgeError as exc:
+            self.bus.alert(self.id, "creds_restore_failed", "critical",
+                           f"session {self.id}: creds.json is missing and restoring snapshot {manifest.id} "
+                           f"failed: {exc}. Restore it with `python -m bridge restore` before starting.")
+            raise
+        self.bus.alert(self.id, "creds_missing_restored", "critical",
+                       f"session {self.id}: creds.json was missing at start; restored snapshot {manifest.id} "
+                       "instead of linking a new device. Find out what removed it.")
 
     async def _do(self, action: st.SessionAction) -> list[st.SessionEvent]:
         match action:

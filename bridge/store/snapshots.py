@@ -389,10 +389,11 @@ class Snapshots:
                 return manifest
         return None
 
-    def latest_good(self, session_id: str) -> SnapshotManifest | None:
-        """The newest snapshot whose every object is intact and whose creds.json validates."""
+    def latest_good(self, session_id: str, *, registered: bool = False) -> SnapshotManifest | None:
+        """The newest snapshot whose every object is intact and whose creds.json validates
+        (and, with `registered`, whose creds belong to a linked device)."""
         for manifest in self.list(session_id):
-            if self._is_good(manifest):
+            if (manifest.registered or not registered) and self._is_good(manifest):
                 return manifest
         return None
 

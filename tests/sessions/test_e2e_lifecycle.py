@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -219,3 +220,27 @@ async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_
         await manager.send_text("acked", contact, "never acked")
     assert failure.value.code == "no_server_ack"
     assert "no server ack" in failure.value.message
+
+
+async def test_a_linked_session_whose_folder_was_removed_while_stopped_starts_with_its_old_identity(
+    make_manager: MakeManager, simulator: SimulatorClient
+) -> None:
+    bus = EventBus(capacity=10_000)
+    manager = make_manager(bus)
+    await link(manager, simulator, "vanished")
+    folder = manager.settings.auth_root / "vanished"
+    me = json.loads((folder / "creds.json").read_text())["me"]["id"]
+    await manager.stop("vanished")
+    Snapshots(manager.settings.auth_root).create("vanished", "manual")
+    mark = bus.last_seq
+    subprocess_rm = await asyncio.create_subprocess_exec("rm", "-rf", str(folder))  # the legacy incident
+    assert await subprocess_rm.wait() == 0 and not folder.exists()
+
+    await manager.start("vanished")
+    await manager.wait_for_state("vanished", {"open"}, TIMEOUT)
+    assert json.loads((folder / "creds.json").read_text())["me"]["id"] == me
+    kinds = [e.kind for e in bus.since(mark, "vanished")]
+    assert "qr" not in kinds and "pairing_code" not in kinds  # no new link was ever offered
+    alerts = [e.data for e in bus.since(mark, "vanished") if e.kind == "alert"]
+    assert [a["alert"] for a in alerts] == ["creds_missing_restored"]
+    assert alerts[0]["severity"] == "critical"
