@@ -16,7 +16,6 @@ adopted session it finds there that the registry does not know yet (`folder` = t
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.errors import SessionError, SessionNotFound
+from bridge.store.durable import atomic_write
 
 LoginMethod = Literal["qr", "pairing_code"]
 REGISTRY_FILE = "sessions.json"
@@ -51,25 +51,9 @@ class _RegistryFile(msgspec.Struct):
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over, fsync the folder."""
+    """The store's durable write (temp, fsync, rename, fsync folder), creating `.bridge/` first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data)
 
 
 class Registry:
