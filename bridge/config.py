@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     crash_loop_window: float = Field(60.0, description="Window for crash-loop detection (s)")
     stop_grace: float = Field(10.0, description="Seconds a runtime gets to stop after the stop command")
     term_grace: float = Field(5.0, description="Seconds between SIGTERM and SIGKILL")
+    runtime_heartbeat_interval: float = Field(
+        30.0, description="Seconds between pings of a running Node runtime; 0 disables the heartbeat"
+    )
+    runtime_heartbeat_timeout: float = Field(
+        10.0, description="A runtime that does not answer a ping within this many seconds is restarted"
+    )
 
     # --- sessions ---
     reconnect_initial: float = Field(1.0, description="First reconnect delay on a transient error (s)")

@@ -38,7 +38,7 @@ from bridge.config import Settings
 from bridge.errors import NodeRuntimeError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
-from bridge.ipc.channel import Channel, ChannelClosed, EventHandler, RequestHandler
+from bridge.ipc.channel import Channel, ChannelClosed, CommandFailed, EventHandler, RequestHandler
 from bridge.metrics import RUNTIME_RESTARTS
 
 log = logging.getLogger(__name__)
@@ -263,10 +263,12 @@ class NodeProcess:
         reader = asyncio.create_task(channel.run(), name=f"ipc-{self.name}")
         stderr = asyncio.create_task(self._pump_stderr(proc.stderr), name=f"stderr-{self.name}")
         settle = asyncio.create_task(self._settle(proc), name=f"settle-{self.name}")
+        heartbeat = asyncio.create_task(self._heartbeat(proc, channel), name=f"heartbeat-{self.name}")
         try:
             code = await proc.wait()
         finally:
             settle.cancel()
+            heartbeat.cancel()
             for task in (reader, stderr):
                 try:
                     await asyncio.wait_for(task, 5.0)
@@ -282,6 +284,35 @@ class NodeProcess:
         await asyncio.sleep(self._startsecs)
         if proc.returncode is None and self._state is ProcessState.STARTING:
             self._set_state(ProcessState.RUNNING, f"alive for {self._startsecs:g}s")
+
+    async def _heartbeat(self, proc: asyncio.subprocess.Process, channel: Channel) -> None:
+        """Restart a runtime that is alive but deaf (a stuck event loop, a wedged stdin reader).
+
+        Exits and crashes are seen by `proc.wait()`; a process that still runs but answers nothing
+        would otherwise only show up as timeouts of whatever the sessions ask next. A ping that
+        gets any answer, even an error, proves the runtime reads and writes its pipes."""
+        interval = self.settings.runtime_heartbeat_interval
+        if interval <= 0:
+            return
+        while proc.returncode is None:
+            await asyncio.sleep(interval)
+            if self._state is not ProcessState.RUNNING or self._stopping or self._killing is not None:
+                continue
+            try:
+                await channel.call(self.name, "ping", {}, self.settings.runtime_heartbeat_timeout)
+            except CommandFailed:
+                continue
+            except NodeRuntimeError as exc:
+                if exc.code != "runtime_timeout" or proc.returncode is not None or self._stopping:
+                    return
+                message = (f"Node runtime {self.name} did not answer a ping within "
+                           f"{self.settings.runtime_heartbeat_timeout:g}s; restarting it. "
+                           f"Last stderr: {self._stderr_summary()}")
+                log.error(message)
+                if self._bus is not None:
+                    self._bus.alert(self.name, "runtime_unresponsive", "warning", message)
+                await self._terminate(proc, "no answer to the heartbeat ping")
+                return
 
     async def _event(self, evt: p.Evt, data: msgspec.Struct) -> None:
         if evt.name == "ready" and isinstance(data, p.ReadyData):

@@ -83,6 +83,7 @@ def settings(tmp_path: Path) -> Settings:
         term_grace=5.0,
         ipc_violations_per_minute=1_000_000,
         node_log_level="warn",
+        runtime_heartbeat_interval=0,  # most stand-in children never answer a ping; see the heartbeat test
     )
 
 

@@ -153,3 +153,33 @@ async def test_runtime_exits_when_its_parent_dies_even_if_stdin_stays_open(
         assert not alive, "the runtime must notice its parent changed and exit"
     finally:
         os.close(write_end)
+
+
+async def test_a_runtime_that_stops_answering_is_restarted_by_the_heartbeat(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    settings.runtime_heartbeat_interval = 0.2
+    settings.runtime_heartbeat_timeout = 1.0
+    settings.term_grace = 0.5
+    settings.crash_loop_exits = 100
+    h = make_harness(settings, "deaf", script=CHILDREN / "stubborn.mjs", extra_read=[CHILDREN])
+    await h.proc.start()
+    first_pid = h.proc.pid
+    await h.wait_for(lambda: h.proc.restarts >= 1 and h.proc.state is ProcessState.RUNNING,
+                     what="a restart after an unanswered ping")
+    assert h.proc.pid != first_pid and not psutil.pid_exists(first_pid or -1)
+    alerts = [e.data for e in h.bus.since(0) if e.kind == "alert"]
+    assert alerts and alerts[0]["alert"] == "runtime_unresponsive" and alerts[0]["severity"] == "warning"
+
+
+async def test_the_real_runtime_answers_the_heartbeat_and_is_left_alone(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    settings.runtime_heartbeat_interval = 0.2
+    settings.runtime_heartbeat_timeout = 5.0
+    h = make_harness(settings, "alive")
+    await h.proc.start()
+    pid = h.proc.pid
+    await asyncio.sleep(2.0)  # about ten pings
+    assert h.proc.pid == pid and h.proc.restarts == 0 and h.proc.state is ProcessState.RUNNING
+    assert [e for e in h.bus.since(0) if e.kind == "alert"] == []
