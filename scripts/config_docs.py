@@ -13,7 +13,10 @@ import re
 import sys
 from pathlib import Path
 
-from bridge.config import PROJECT_ROOT, Settings
+# Document the checkout this script lives in, not whichever copy of `bridge` is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bridge.config import PROJECT_ROOT, Settings  # noqa: E402
 
 
 def _default(name: str) -> str:
