@@ -16,7 +16,7 @@ from pathlib import Path
 # Document the checkout this script lives in, not whichever copy of `bridge` is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.config import PROJECT_ROOT, Settings  # noqa: E402
+from bridge.config import PROJECT_ROOT, Settings
 
 
 def _default(name: str) -> str:
