@@ -23,6 +23,7 @@ from pathlib import Path
 from bridge.config import Settings
 from bridge.events import EventBus
 from bridge.monitor.alerts import AlertSink, LogSink, TelegramSink
+from bridge.monitor.folder_check import inspect_folder
 from bridge.monitor.runner import run_monitor
 from bridge.sessions.manager import SessionManager
 from bridge.store.snapshots import Snapshots
@@ -98,14 +99,26 @@ async def exchange(bridge: Bridge, simulator: SimulatorClient, sid: str, phone: 
 
 
 async def settled_snapshot(bridge: Bridge, session_id: str, within: float = TIMEOUT) -> dict[str, str]:
-    """Wait until the newest snapshot is registered and equals the folder (login traffic is over)."""
+    """Wait until the folder is registered and has stopped changing (login traffic is over), and
+    return its digest once a snapshot holds exactly that state.
+
+    The monitor snapshots on creds changes only; key files that change afterwards (a pre-key the
+    phone's history sync consumed) wait for the schedule. So once the folder has been still for a
+    second and no snapshot matches it, the test takes the snapshot an operator's schedule would.
+    """
     folder = bridge.settings.auth_root / session_id
     deadline = time.monotonic() + within
+    previous: dict[str, str] | None = None
+    still_since = time.monotonic()
     while True:
         current = digest(folder)
         latest = bridge.snapshots.latest(session_id)
         if latest is not None and latest.registered and {f.name: f.sha256 for f in latest.files} == current:
             return current
+        if current != previous:
+            previous, still_since = current, time.monotonic()
+        elif time.monotonic() - still_since > 1.0 and inspect_folder(folder).registered:
+            await asyncio.to_thread(bridge.snapshots.create, session_id, "scheduled")
         assert time.monotonic() < deadline, "no snapshot of the settled, registered folder"
         await asyncio.sleep(0.25)
 
