@@ -9,7 +9,7 @@ What the store adds over legacy, and why:
 - creds.json is never deleted, emptied, or replaced by text that fails `validate_creds_text`;
   a creds.json that exists but cannot be read is an error (`CredsCorruptError` naming the latest
   snapshot), never a reason to start fresh (legacy silently makes a new identity = new QR);
-- replacing registered creds (`me` present) by unregistered ones, or by creds of another identity
+- replacing registered creds (linked: `creds.is_registered`) by unregistered ones, or by creds of another identity
   (different `signedIdentityKey`), first calls `before_creds_downgrade(reason)` (the snapshot hook;
   default: a plain copy into `.bridge/creds-backups/<session>/`), and aborts if that hook fails;
 - a key set to null is moved to `.bridge/trash/<session>/`, never unlinked;

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -391,24 +392,27 @@ class Snapshots:
 
     def latest_good(self, session_id: str, *, registered: bool = False) -> SnapshotManifest | None:
         """The newest snapshot whose every object is intact and whose creds.json validates
-        (and, with `registered`, whose creds belong to a linked device)."""
+        (and, with `registered`, whose creds belong to a linked device, judged from the creds
+        themselves: manifests written before "registered" meant linked may say so wrongly)."""
         for manifest in self.list(session_id):
-            if (manifest.registered or not registered) and self._is_good(manifest):
+            if registered and not manifest.registered:
+                continue
+            creds = self._good_creds(manifest)
+            if creds is not None and (not registered or is_registered(creds)):
                 return manifest
         return None
 
-    def _is_good(self, manifest: SnapshotManifest) -> bool:
-        creds = [f for f in manifest.files if f.name == CREDS_FILE]
-        if not creds:
-            return False
+    def _good_creds(self, manifest: SnapshotManifest) -> dict[str, Any] | None:
+        """The snapshot's creds if every object is intact and creds.json validates, else None."""
+        creds: dict[str, Any] | None = None
         try:
             for entry in manifest.files:
                 data = self.read_object(entry.sha256)
                 if entry.name == CREDS_FILE:
-                    validate_creds_text(data.decode("utf-8"))
+                    creds = validate_creds_text(data.decode("utf-8"))
         except (SnapshotError, CredsCorruptError, UnicodeDecodeError):
-            return False
-        return True
+            return None
+        return creds
 
     # ----- create --------------------------------------------------------------------------
     def session_folder(self, session_id: str) -> Path:
