@@ -133,6 +133,18 @@ def is_registered(creds: dict[str, Any]) -> bool:
     return (isinstance(account, dict) and bool(account)) or creds.get("registered") is True
 
 
+def identity_key_bytes(creds: dict[str, Any]) -> bytes:
+    """The public half of `signedIdentityKey`: made once by `initAuthCreds()`, kept for life.
+
+    Raises `CredsCorruptError` when the creds have none (they would not pass `validate_creds`).
+    """
+    pair = creds.get("signedIdentityKey")
+    raw = _buffer_bytes(pair.get("public")) if isinstance(pair, dict) else None
+    if raw is None:
+        raise CredsCorruptError("creds have no signedIdentityKey.public Buffer; they are not Baileys creds")
+    return raw
+
+
 def account_jid(creds: dict[str, Any]) -> str | None:
     """The account's user JID without the device part (`4915...@s.whatsapp.net`), None if not linked."""
     if not is_registered(creds):
