@@ -37,7 +37,8 @@ from typing import Any, Final
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.metrics import STORE_ERRORS
 from bridge.store import durable
-from bridge.store.creds import is_registered, parse_json_text, validate_creds_text
+from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
+from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
 from bridge.store.layout import CREDS_FILE, NAME_MAX, key_file_name, parse_key_file_name, validate_session_id
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class AuthStore:
         session_id: str,
         bridge_dir: Path,
         before_creds_downgrade: DowngradeHook | None = None,
+        creds_history_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
@@ -74,6 +76,7 @@ class AuthStore:
         self.creds_backup_dir = self.bridge_dir / CREDS_BACKUPS / self.session_id
         self.snapshot_dir = self.bridge_dir / SNAPSHOTS / self.session_id
         self.creds_path = self.folder / CREDS_FILE
+        self.history = CredsHistory(self.bridge_dir, self.session_id, creds_history_keep)
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
         self._lock = threading.RLock()
         with durable.store_errors(self.folder, "opening the session folder"):
@@ -134,8 +137,10 @@ class AuthStore:
             old_raw = self._read_optional(self.creds_path)
             if old_raw == data:
                 return
+            old_valid = False
             if old_raw is not None:
                 old = _parse_creds_quietly(old_raw)
+                old_valid = old is not None and not validate_creds(old)
                 if old is None:
                     log.warning("%s is unreadable; keeping a copy before replacing it", self.creds_path)
                     self._run_hook(self.backup_creds_copy, "replace-corrupt-creds")
@@ -145,7 +150,32 @@ class AuthStore:
                 elif is_registered(old) and old.get("signedIdentityKey") != new.get("signedIdentityKey"):
                     log.warning("session %s: registered creds replaced by another identity", self.session_id)
                     self._run_hook(self._before_downgrade, IDENTITY_CHANGE_REASON)
+            kept = self._in_history(lambda names: self._keep_previous(old_raw if old_valid else None, names))
             durable.atomic_write(self.creds_path, data)
+            if kept is not None:
+                self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names), kept)
+
+    def _keep_previous(self, old_raw: bytes | None, names: list[str]) -> list[str]:
+        """Durably keep valid creds about to be replaced, unless the history has them already."""
+        if old_raw is not None and not self.history.contains(old_raw, names):
+            self.history.add(old_raw, durable_copy=True, names=names)
+        return names
+
+    def _in_history(self, step: Callable[[list[str]], object], names: list[str] | None = None) -> list[str] | None:
+        """Run one creds-history step on `names` (default: a fresh listing); None if it failed.
+
+        The history never fails a save: refusing creds Node already uses would split the state
+        in Node's memory from the one on disk, which costs more than a missing history entry.
+        """
+        try:
+            if names is None:
+                names = self.history.names()
+            step(names)
+        except StoreError as exc:
+            STORE_ERRORS.labels(op="creds_history").inc()
+            log.warning("session %s: creds history not updated: %s", self.session_id, exc)
+            return None
+        return names
 
     def _run_hook(self, hook: DowngradeHook, reason: str) -> None:
         try:

@@ -42,7 +42,9 @@ from bridge import metrics
 from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError
 from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.creds_history import CredsHistory, linked_creds_of
 from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, store_errors, write_temp
+from bridge.store.identity import Identity
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
 from bridge.store.lock import RepositoryLock
 
@@ -418,6 +420,30 @@ class Snapshots:
         except (SnapshotError, CredsCorruptError, UnicodeDecodeError):
             return None
         return creds
+
+    def newest_intact_creds(self, session_id: str, identity: Identity) -> tuple[str, str] | None:
+        """(creds text, where it came from) of the newest valid, registered creds of `identity`.
+
+        Searches the session's creds history first (normally the creds last saved), then the
+        creds of its snapshots newest first (objects checked against their hash). What the monitor
+        puts back for creds-only damage, leaving every key file in place.
+        """
+        history = CredsHistory(self.bridge_dir, validate_session_id(session_id))
+        found = history.newest_intact(identity)
+        if found is not None:
+            return found[0], f"creds history {found[1]}"
+        for manifest in self.list(session_id):
+            entry = next((f for f in manifest.files if f.name == CREDS_FILE), None)
+            if entry is None:
+                continue
+            try:
+                data = self.read_object(entry.sha256)
+            except SnapshotError as exc:
+                log.warning("%s", exc)
+                continue
+            if linked_creds_of(data, identity) is not None:
+                return data.decode("utf-8"), f"snapshot {manifest.id} ({manifest.reason}, {manifest.created_iso})"
+        return None
 
     # ----- create --------------------------------------------------------------------------
     def session_folder(self, session_id: str) -> Path:
