@@ -43,7 +43,7 @@ from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError
 from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.creds_history import CredsHistory, linked_creds_of
-from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, store_errors, write_temp
+from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, remove, store_errors, write_temp
 from bridge.store.identity import Identity
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
 from bridge.store.lock import RepositoryLock
@@ -162,6 +162,7 @@ class RestoreOutcome(msgspec.Struct):
 
 
 ManifestList = list[SnapshotManifest]
+ShaList = list[str]
 #: sha256 -> the `session/id:file` entries that reference it.
 ObjectRefs = dict[str, list[str]]
 _MANIFEST_DECODER = msgspec.json.Decoder(SnapshotManifest)
@@ -232,16 +233,24 @@ class Snapshots:
         """Store `data` once (0444) and return its sha256 (see `put_objects`)."""
         return self.put_objects([data])[0]
 
-    def put_objects(self, blobs: Sequence[bytes]) -> list[str]:
+    def put_objects(self, blobs: Sequence[bytes], *, fresh: list[str] | None = None) -> list[str]:
         """Store each blob once (0444); return their sha256s in order. Durable when it returns.
 
         Existing healthy objects are reused. One whose bytes no longer hash to its name (bit rot)
         is replaced by the good bytes, since the name says exactly what they must be. New objects
         are written and fsynced in parallel and each object folder is fsynced once (group commit),
         so a first snapshot of thousands of keys costs a few fsync rounds, not thousands.
+        The shas of objects that did not exist before are appended to `fresh` before any is
+        written, so a caller can take back what a failed call may have left (`_discard`).
         """
         shas = [sha256_hex(data) for data in blobs]
-        todo = {sha: data for sha, data in zip(shas, blobs, strict=True) if not self._object_ok(sha)}
+        todo: dict[str, bytes] = {}
+        for sha, data in zip(shas, blobs, strict=True):
+            state = self._object_state(sha)
+            if state != "ok":
+                todo[sha] = data
+                if state == "missing" and fresh is not None:
+                    fresh.append(sha)
         if not todo:
             return shas
         folders = {self.object_path(sha).parent for sha in todo}
@@ -261,18 +270,55 @@ class Snapshots:
             raise explain_os_error(exc, Path(exc.filename or self.objects_dir), "storing object") from exc
         return shas
 
-    def _object_ok(self, sha: str) -> bool:
+    def _object_state(self, sha: str) -> str:
+        """`ok`, `missing`, or `corrupt` (bytes that no longer hash to the name: rewritten)."""
         path = self.object_path(sha)
         try:
             existing = path.read_bytes()
         except FileNotFoundError:
-            return False
+            return "missing"
         except OSError as exc:
             raise explain_os_error(exc, path, "reading") from exc
         if sha256_hex(existing) == sha:
-            return True
+            return "ok"
         log.warning("object %s was corrupt; rewriting it from a good copy", path)
-        return False
+        return "corrupt"
+
+    def _discard(self, shas: Sequence[str]) -> int:
+        """Remove objects a failed snapshot wrote, unless a manifest references them by now.
+
+        Runs under the exclusive repository lock, so a concurrent snapshot that reused one of
+        them has either written its manifest (the object stays) or not started yet. Returns how
+        many were removed; leaves everything when any manifest is unreadable.
+        """
+        removed = 0
+        with RepositoryLock(self.bridge_dir, exclusive=True):
+            referenced = self._referenced()
+            if referenced is None:
+                return 0
+            folders: set[Path] = set()
+            for sha in set(shas) - referenced:
+                path = self.object_path(sha)
+                if remove(path, sync_dir=False):
+                    removed += 1
+                    folders.add(path.parent)
+            for folder in folders:
+                with store_errors(folder, "syncing the folder of"):
+                    fsync_dir(folder)
+        if removed:
+            log.warning("removed %d object(s) a failed snapshot had written", removed)
+        return removed
+
+    def _referenced(self) -> set[str] | None:
+        """Every object sha some manifest references; None if any manifest is unreadable."""
+        referenced: set[str] = set()
+        for path in self._iter_manifest_files():
+            try:
+                referenced.update(f.sha256 for f in self.load_manifest(path).files)
+            except SnapshotError as exc:
+                log.error("not removing any object: %s", exc)
+                return None
+        return referenced
 
     def _write_object(self, item: tuple[str, bytes]) -> None:
         sha, data = item
@@ -468,6 +514,20 @@ class Snapshots:
                 f"cannot snapshot session {session_id!r}: {folder} is not a folder; restore it with `restore`",
                 code="session_folder_missing",
             )
+        fresh: list[str] = []
+        try:
+            return self._create(session_id, reason, folder, fresh)
+        except BaseException as exc:
+            if fresh:
+                try:
+                    self._discard(fresh)
+                except Exception as cleanup:
+                    log.error("could not remove the objects of a failed snapshot: %s", cleanup)
+            if isinstance(exc, OSError):
+                raise explain_os_error(exc, folder, "snapshotting", error_type=SnapshotError) from exc
+            raise
+
+    def _create(self, session_id: str, reason: str, folder: Path, fresh: ShaList) -> SnapshotManifest:
         with RepositoryLock(self.bridge_dir, exclusive=False):
             contents: dict[str, bytes] = {}
             with store_errors(folder, "reading for a snapshot", error_type=SnapshotError):
@@ -478,7 +538,7 @@ class Snapshots:
                         log.warning("snapshot of %s skips %s: not a regular file", session_id, path)
                         continue
                     contents[path.name] = path.read_bytes()
-            shas = self.put_objects(list(contents.values()))
+            shas = self.put_objects(list(contents.values()), fresh=fresh)
             files = [
                 FileEntry(name=name, size=len(data), sha256=sha)
                 for (name, data), sha in zip(contents.items(), shas, strict=True)
@@ -714,13 +774,9 @@ class Snapshots:
         return report
 
     def _collect_garbage(self) -> tuple[int, int]:
-        referenced: set[str] = set()
-        for path in self._iter_manifest_files():
-            try:
-                referenced.update(f.sha256 for f in self.load_manifest(path).files)
-            except SnapshotError as exc:
-                log.error("not removing any object: %s", exc)
-                return 0, 0
+        referenced = self._referenced()
+        if referenced is None:
+            return 0, 0
         removed = freed = 0
         for obj in self._iter_objects():
             if obj.name not in referenced:
