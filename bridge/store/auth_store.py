@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ CREDS_BACKUPS: Final = "creds-backups"
 SNAPSHOTS: Final = "snapshots"
 #: The reason passed to `before_creds_downgrade`.
 DOWNGRADE_REASON: Final = "creds-downgrade"
+_REASON: Final = re.compile(r"[A-Za-z0-9-]{1,40}")
 #: The reason when registered creds are replaced by creds of another identity (new identity key).
 IDENTITY_CHANGE_REASON: Final = "creds-identity-change"
 
@@ -198,12 +200,37 @@ class AuthStore:
         raw = self._read_optional(self.creds_path)
         if raw is None:
             return None
+        return self._keep_copy(raw, reason)
+
+    def _keep_copy(self, raw: bytes, reason: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.creds_backup_dir / f"creds-{stamp}-{reason}-{hashlib.sha256(raw).hexdigest()[:12]}.json"
         durable.make_dirs(self.creds_backup_dir)
         durable.atomic_write(target, raw)
         log.info("session %s: kept a copy of creds.json at %s (%s)", self.session_id, target, reason)
         return target
+
+    def restore_creds(self, text: str, *, reason: str) -> Path | None:
+        """Repair: atomically put `text` back as creds.json; key files are not touched.
+
+        The creds.json found (damaged, foreign, whatever it is) is first kept as evidence in
+        `.bridge/creds-backups/<session>/creds-<UTC>-<reason>-<sha>.json`, whose path is returned
+        (None when there was no creds.json or it already held `text`). `reason` names the repair
+        in that file name (letters, digits, `-`). Refuses creds that fail `validate_creds_text`.
+        """
+        if not _REASON.fullmatch(reason):
+            raise StoreError(f"restore reason {reason!r} must be 1-40 characters from a-z A-Z 0-9 -")
+        validate_creds_text(text, source=f"creds to restore for session {self.session_id}")
+        data = text.encode("utf-8")
+        with self._lock:
+            current = self._read_optional(self.creds_path)
+            if current == data:
+                return None
+            evidence = None if current is None else self._keep_copy(current, reason)
+            durable.atomic_write(self.creds_path, data)
+            self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names))
+        log.warning("session %s: creds.json restored (%s); evidence kept at %s", self.session_id, reason, evidence)
+        return evidence
 
     # ----- keys ---------------------------------------------------------------------------
     def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:

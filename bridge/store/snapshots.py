@@ -44,8 +44,14 @@ from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.creds_history import CredsHistory, linked_creds_of
 from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, remove, store_errors, write_temp
-from bridge.store.identity import Identity
-from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
+from bridge.store.identity import Identity, identity_of
+from bridge.store.layout import (
+    BRIDGE_DIR_NAME,
+    CREDS_FILE,
+    is_bridge_private,
+    parse_key_file_name,
+    validate_session_id,
+)
 from bridge.store.lock import RepositoryLock
 
 log = logging.getLogger(__name__)
@@ -159,6 +165,9 @@ class RestoreOutcome(msgspec.Struct):
     folder: str
     pre_restore_snapshot: str | None
     replaced_path: str | None
+    #: Key files in the folder before the restore, and in it after (the snapshot's).
+    keys_before: int = 0
+    keys_after: int = 0
 
 
 ManifestList = list[SnapshotManifest]
@@ -629,18 +638,46 @@ class Snapshots:
         """
         return self.restore_detailed(session_id, snapshot_id).restored
 
-    def restore_detailed(self, session_id: str, snapshot_id: str) -> RestoreOutcome:
+    def restore_detailed(
+        self, session_id: str, snapshot_id: str, *, refuse_fewer_keys: bool = False
+    ) -> RestoreOutcome:
         """Stage, verify, snapshot what is there now, then swap the staged folder in.
 
         Only the snapshot's files end up in the folder. The folder replaced is snapshotted (reason
         `pre-restore`) and moved under `.bridge/replaced/`, never deleted; snapshots and objects are
         never touched. Works when the session folder is gone entirely. Refuses (SnapshotError,
         nothing changed) when any object is missing or corrupt.
+
+        The outcome counts key files before and after (`keys_before`, `keys_after`). With
+        `refuse_fewer_keys`, a restore that would leave fewer key files than the folder holds is
+        refused (`restore_loses_keys`, nothing changed) unless the folder's creds are valid creds
+        of another identity (then its keys are not this account's anyway).
         """
         manifest = self.get(session_id, snapshot_id)
         target = self.session_folder(session_id)
         with store_errors(target, "restoring"):
-            return self._restore(session_id, manifest, target)
+            keys_before = count_key_files(target)
+            keys_after = sum(1 for f in manifest.files if parse_key_file_name(f.name) is not None)
+            if refuse_fewer_keys and keys_after < keys_before and not self._other_identity(target, manifest):
+                raise SnapshotError(
+                    f"restoring snapshot {manifest.id} of session {session_id!r} would leave {keys_after} key "
+                    f"files where {target} holds {keys_before} of the same account; nothing was changed. "
+                    "Repair creds.json alone, or restore this snapshot on purpose without the check",
+                    code="restore_loses_keys",
+                )
+            outcome = self._restore(session_id, manifest, target)
+        outcome.keys_before, outcome.keys_after = keys_before, keys_after
+        return outcome
+
+    def _other_identity(self, folder: Path, manifest: SnapshotManifest) -> bool:
+        """True when `folder` holds valid creds of another identity than the snapshot's creds."""
+        entry = next((f for f in manifest.files if f.name == CREDS_FILE), None)
+        try:
+            here = validate_creds_text((folder / CREDS_FILE).read_text(encoding="utf-8"))
+            there = validate_creds_text(self.read_object(entry.sha256).decode("utf-8")) if entry else None
+        except (OSError, UnicodeDecodeError, CredsCorruptError, SnapshotError):
+            return False
+        return there is not None and not identity_of(here).same_account(identity_of(there))
 
     def _restore(self, session_id: str, manifest: SnapshotManifest, target: Path) -> RestoreOutcome:
         staging_root, replaced_root = self._work_dirs(target)
@@ -810,6 +847,14 @@ class Snapshots:
             objects += 1
             stored += obj.stat().st_size
         return DedupStats(snapshots, files, logical, objects, stored)
+
+
+def count_key_files(folder: Path) -> int:
+    """Signal key files (`<type>-<id>.json`) in a session folder; 0 when it is gone."""
+    try:
+        return sum(1 for name in os.listdir(folder) if parse_key_file_name(name) is not None)
+    except FileNotFoundError:
+        return 0
 
 
 def _creds_registered(data: bytes) -> bool:
