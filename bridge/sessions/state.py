@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from bridge.events import Severity
 from bridge.sessions.reconnect import ReconnectAction, classify
+
+if TYPE_CHECKING:
+    from bridge.events import Severity
 
 
 class SessionState(StrEnum):
@@ -37,13 +40,31 @@ class SessionState(StrEnum):
 TERMINAL: frozenset[SessionState] = frozenset(
     {SessionState.STOPPED, SessionState.LOGGED_OUT, SessionState.BANNED, SessionState.FAILED}
 )
-"""States with no runtime work going on; only `Start` leaves them."""
+"""States with no runtime work going on: no socket, no timer, no runtime event changes them;
+only `Start` (and `Restored`, back to stopped) leaves them. `stopped` is one of them: the
+transition table treats an operator's stop and an end imposed by WhatsApp or a fault alike."""
 
 ACTIVE: frozenset[SessionState] = frozenset(SessionState) - TERMINAL
-"""States in which the session wants a socket (or is waiting to get one back)."""
+"""States in which a runtime and a socket are wanted (starting, qr, pairing, connecting, open,
+reconnecting): a runtime may be writing the auth folder at any moment, so the folder must not be
+replaced under it (stop the session first)."""
 
-_LINKING = frozenset({SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING})
+HALTED: frozenset[SessionState] = TERMINAL - {SessionState.STOPPED}
+"""Terminal states the operator did not ask for (logged_out, banned, failed): something ended the
+session and a human has to act, so these are the states worth an alert and a reason."""
 
+RESTORABLE: frozenset[SessionState] = TERMINAL
+"""States in which a snapshot may be restored into the folder: no runtime touches it, and the
+restore moves a halted session back to stopped (`Restored`) so its next start uses the files."""
+
+LINKING: frozenset[SessionState] = frozenset(
+    {SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING}
+)
+"""States in which a new device link may be in progress (a start from logged_out links a new
+device over the kept folder: the store snapshots the registered creds, then saves fresh
+unregistered ones). In these states unregistered creds over registered ones are the bridge's own
+doing, not damage. `starting` and `connecting` are also passed through by a linked session that
+reconnects, so this group says "may be linking", never "is linking"."""
 
 # --- events -------------------------------------------------------------------------------
 
@@ -353,7 +374,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
         case PairingCodeIssued():
             if state is SessionState.PAIRING:
                 return Transition(state, "pairing_code", [], changed=False)
-            if state in _LINKING:
+            if state in LINKING:
                 return Transition(SessionState.PAIRING, "pairing_code")
             return _ignore(state)
         case Opened():

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bridge.sessions.state import (
     ACTIVE,
+    HALTED,
+    LINKING,
+    RESTORABLE,
     TERMINAL,
     CancelReconnect,
     ClearQr,
@@ -39,6 +45,23 @@ from bridge.sessions.state import (
 )
 
 S = SessionState
+
+
+def test_state_groups_cover_every_state_once() -> None:
+    assert ACTIVE | TERMINAL == frozenset(S)
+    assert not ACTIVE & TERMINAL
+    assert ACTIVE == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING, S.OPEN, S.RECONNECTING}
+    assert HALTED == {S.LOGGED_OUT, S.BANNED, S.FAILED}
+    assert RESTORABLE == {S.STOPPED, *HALTED}
+    assert LINKING == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING} and LINKING < ACTIVE
+
+
+def test_state_module_imports_nothing_heavy() -> None:
+    """Monitor and API import the groups; that must not pull in the event loop or the bus."""
+    heavy = ("asyncio", "msgspec", "bridge.events")
+    code = f"import sys, bridge.sessions.state; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("state", sorted(TERMINAL))
