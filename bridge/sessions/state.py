@@ -157,9 +157,11 @@ class Restored:
 @dataclass(frozen=True, slots=True)
 class StartRefused:
     """The session could not be started for a reason retrying will not fix (its advisory lock is
-    held by another bridge instance: two writers on one creds.json is how creds get torn)."""
+    held by another bridge instance: two writers on one creds.json is how creds get torn; its
+    vanished creds could not be restored). `kind` names the alert."""
 
     detail: str
+    kind: str = "start_refused"
 
 
 SessionEvent = (
@@ -244,6 +246,25 @@ class KeepQr:
 
 
 @dataclass(frozen=True, slots=True)
+class ResetLogin:
+    """A new start begins a new login: forget the QR count and the last pairing code."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkNewDevice:
+    """Starting a logged-out session links a new device over the kept folder: make sure a
+    snapshot of the registered creds exists, then have the runtime's next `auth.load` answer "no
+    creds" (the store snapshots the registered creds again before fresh ones replace them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreVanishedCreds:
+    """creds.json vanished while the session was not running: if a snapshot holds linked creds,
+    restore it (with a critical alert) instead of letting Baileys make a new identity. Fails with
+    `StartRefused`."""
+
+
+@dataclass(frozen=True, slots=True)
 class SetDesired:
     """Record in the registry whether `start_all()` should start this session after a restart."""
 
@@ -261,8 +282,14 @@ SessionAction = (
     | RaiseAlert
     | ClearQr
     | KeepQr
+    | ResetLogin
+    | LinkNewDevice
+    | RestoreVanishedCreds
     | SetDesired
 )
+"""An action that fails returns the event describing the failure (e.g. `StartRefused`); the
+rest of its transition's actions are then skipped and that event's transition decides what
+follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +363,12 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
     """The next state after `event` in `state`; see docs/sessions.md for the full table."""
     match event:
         case Start():
-            if state in TERMINAL:
-                return Transition(SessionState.STARTING, "start", [SetDesired(True), SendStart()])
-            return _ignore(state)
+            if state not in TERMINAL:
+                return _ignore(state)
+            prepare: SessionAction = LinkNewDevice() if state is SessionState.LOGGED_OUT else RestoreVanishedCreds()
+            return Transition(
+                SessionState.STARTING, "start", [SetDesired(True), ResetBackoff(), ResetLogin(), prepare, SendStart()]
+            )
         case Stop():
             if state is SessionState.STOPPED:
                 return _ignore(state)
@@ -412,13 +442,9 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             if state in TERMINAL and state is not SessionState.STOPPED:
                 return Transition(SessionState.STOPPED, "restored")
             return _ignore(state)
-        case StartRefused(detail=detail):
+        case StartRefused(detail=detail, kind=kind):
             if state in TERMINAL:
                 return _ignore(state)
-            alert = RaiseAlert(
-                "start_refused",
-                "critical",
-                f"The session could not start: {detail}. Nothing was changed on disk.",
-            )
-            return Transition(SessionState.FAILED, "start_refused", [CancelReconnect(), SendStop(), ClearQr(), alert])
+            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}")
+            return Transition(SessionState.FAILED, kind, [CancelReconnect(), SendStop(), ClearQr(), alert])
     raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

@@ -18,6 +18,7 @@ from bridge.sessions.state import (
     Closed,
     Connecting,
     KeepQr,
+    LinkNewDevice,
     Logout,
     Opened,
     PairingCodeIssued,
@@ -25,7 +26,9 @@ from bridge.sessions.state import (
     RaiseAlert,
     ReconnectDue,
     ResetBackoff,
+    ResetLogin,
     Restored,
+    RestoreVanishedCreds,
     RuntimeExited,
     RuntimeFatal,
     RuntimeRestarted,
@@ -64,11 +67,19 @@ def test_state_module_imports_nothing_heavy() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("state", sorted(TERMINAL))
-def test_start_from_any_terminal_state_starts_and_records_desire(state: SessionState) -> None:
+@pytest.mark.parametrize("state", sorted(TERMINAL - {S.LOGGED_OUT}))
+def test_start_from_a_terminal_state_records_desire_and_restores_vanished_creds_before_starting(
+    state: SessionState,
+) -> None:
     t = transition(state, Start())
     assert t.state is S.STARTING
-    assert t.actions == [SetDesired(True), SendStart()]
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), RestoreVanishedCreds(), SendStart()]
+
+
+def test_start_after_logout_links_a_new_device_instead_of_restoring() -> None:
+    t = transition(S.LOGGED_OUT, Start())
+    assert t.state is S.STARTING
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), LinkNewDevice(), SendStart()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
