@@ -76,6 +76,8 @@ class ErrorCode(enum.StrEnum):
     # alerts, events, webhooks
     ALERT_ERROR = "alert_error"
     UNKNOWN_EVENT_KIND = "unknown_event_kind"
+    DELIVERY_FAILED = "delivery_failed"
+    NOT_READY = "not_ready"
 
 
 class ExitCode(enum.IntEnum):
@@ -149,6 +151,8 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.NO_QR: Failure(404, _X.NOT_FOUND),
     _E.ALERT_ERROR: Failure(500, _X.ERROR),
     _E.UNKNOWN_EVENT_KIND: Failure(400, _X.USAGE),
+    _E.DELIVERY_FAILED: Failure(502, _X.ERROR),
+    _E.NOT_READY: Failure(503, _X.ERROR),
 }
 
 
