@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", description="Python log level")
+    monitor_settle_seconds: float = Field(
+        10.0, description="A linked folder whose creds.json has not changed this long has settled: the monitor "
+        "snapshots it once after each link"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
