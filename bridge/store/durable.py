@@ -26,7 +26,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Final
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,10 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 #: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
-STORAGE_FULL: Final = "storage_full"
-STORAGE_READ_ONLY: Final = "storage_read_only"
-STORAGE_PERMISSION: Final = "storage_permission"
-STORAGE_IO: Final = "storage_io"
+STORAGE_FULL: Final = ErrorCode.STORAGE_FULL
+STORAGE_READ_ONLY: Final = ErrorCode.STORAGE_READ_ONLY
+STORAGE_PERMISSION: Final = ErrorCode.STORAGE_PERMISSION
+STORAGE_IO: Final = ErrorCode.STORAGE_IO
 STORAGE_FAULT_CODES: Final[frozenset[str]] = frozenset(
     {STORAGE_FULL, STORAGE_READ_ONLY, STORAGE_PERMISSION, STORAGE_IO}
 )

@@ -39,7 +39,7 @@ from typing import Any
 import msgspec
 
 from bridge import metrics
-from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError
+from bridge.errors import CredsCorruptError, ErrorCode, HostileNameError, SnapshotError
 from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.creds_history import CredsHistory, linked_creds_of
@@ -663,7 +663,7 @@ class Snapshots:
                     f"restoring snapshot {manifest.id} of session {session_id!r} would leave {keys_after} key "
                     f"files where {target} holds {keys_before} of the same account; nothing was changed. "
                     "Repair creds.json alone, or restore this snapshot on purpose without the check",
-                    code="restore_loses_keys",
+                    code=ErrorCode.RESTORE_LOSES_KEYS,
                 )
             outcome = self._restore(session_id, manifest, target)
         outcome.keys_before, outcome.keys_after = keys_before, keys_after
