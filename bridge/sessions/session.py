@@ -245,6 +245,11 @@ class Session:
             event, future = await self._queue.get()
             try:
                 result = await self._handle(event)
+            except BridgeError as exc:  # a refused request: the caller gets the error
+                log.error("session %s: %r refused: %s", self.id, event, exc)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                continue
             except Exception as exc:  # never let one bad event kill the session's actor
                 log.exception("session %s: handling %r failed", self.id, event)
                 if future is not None and not future.done():
@@ -264,9 +269,19 @@ class Session:
 
     async def _transition(self, event: st.SessionEvent) -> st.Transition:
         result = st.transition(self.state, event)
+        actions = result.actions
+        unrecorded: BridgeError | None = None
+        if actions and isinstance(actions[0], st.SetDesired):
+            try:
+                await self._set_desired(actions[0].running)
+            except BridgeError as exc:
+                if actions[0].running:
+                    raise  # a start that cannot be recorded does not happen
+                unrecorded = exc  # a stop always happens; the caller learns it was not recorded
+            actions = actions[1:]
         if result.changed:
             await self._set_state(result.state, result.reason)
-        for action in result.actions:
+        for action in actions:
             follow = await self._do(action)
             if follow:
                 # The action failed; its event decides what happens next (see SessionAction).
@@ -276,6 +291,8 @@ class Session:
         if result.changed:
             # Waiters see the state once its actions are done, even if the next event moves on.
             self._wake(result.state)
+        if unrecorded is not None:
+            raise unrecorded
         return result
 
     def _wake(self, state: st.SessionState) -> None:
@@ -296,11 +313,21 @@ class Session:
         await self._record(last_state=new.value, last_reason=reason)
 
     async def _record(self, **fields: Any) -> None:
-        """Write registry fields off the event loop (the registry fsyncs)."""
+        """Write registry fields off the event loop (the registry fsyncs). For bookkeeping that
+        follows what already happened (a state WhatsApp imposed): a failure is logged, the
+        registry stays as it was, and the session goes on."""
         try:
-            self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
-        except (BridgeError, OSError) as exc:
+            await self._set_record(**fields)
+        except BridgeError as exc:
             log.error("session %s: registry update failed: %s", self.id, exc)
+
+    async def _set_record(self, **fields: Any) -> None:
+        self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
+
+    async def _set_desired(self, running: bool) -> None:
+        """Record the operator's desire; raises (`StoreError`) with nothing changed."""
+        if self.record.desired_running != running:
+            await self._set_record(desired_running=running)
 
     async def _link_new_device(self) -> None:
         """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load."""
