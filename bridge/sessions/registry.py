@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.errors import SessionError, SessionNotFound
-from bridge.store.durable import atomic_write, explain_os_error
+from bridge.store.durable import atomic_write, explain_os_error, make_dirs
 
 LoginMethod = Literal["qr", "pairing_code"]
 REGISTRY_FILE = "sessions.json"
@@ -55,10 +55,7 @@ class _RegistryFile(msgspec.Struct):
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """The store's durable write (temp, fsync, rename, fsync folder), creating `.bridge/` first."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise explain_os_error(exc, path.parent, "creating the folder") from exc
+    make_dirs(path.parent)
     atomic_write(path, data)
 
 
