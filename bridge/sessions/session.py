@@ -28,13 +28,14 @@ import msgspec
 
 from bridge import metrics
 from bridge.config import Settings
+from bridge.delivery import Backoff
 from bridge.errors import BridgeError, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
-from bridge.sessions.reconnect import Backoff, DisconnectReason
+from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.layout import CREDS_FILE
@@ -116,6 +117,8 @@ class Session:
         self.me: str | None = None
         self.last_disconnect: str | None = None
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+        self.attempt = 0
+        """Reconnect attempts since the session was last open (or started)."""
         self._qr_count = 0
         self._timer: asyncio.Task[None] | None = None
         self._lock: SessionLock | None = None
@@ -368,11 +371,12 @@ class Session:
                 except BridgeError as exc:
                     log.warning("session %s: Baileys logout failed (%s); marked logged out anyway", self.id, exc)
             case st.ScheduleReconnect():
-                self._arm_timer(self.backoff.next_delay())
+                self.attempt += 1
+                self._arm_timer(self.backoff.delay(self.attempt))
             case st.CancelReconnect():
                 self._cancel_timer()
             case st.ResetBackoff():
-                self.backoff.reset()
+                self.attempt = 0
             case st.TakeSnapshot(reason=reason):
                 await self._snapshot(reason)
             case st.RaiseAlert(kind=kind, severity=severity, message=message):
@@ -458,7 +462,7 @@ class Session:
 
     def _arm_timer(self, delay: float) -> None:
         self._cancel_timer()
-        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.backoff.attempt})
+        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.attempt})
 
         async def fire() -> None:
             await asyncio.sleep(delay)
