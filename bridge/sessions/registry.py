@@ -27,6 +27,7 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.errors import SessionError, SessionNotFound
+from bridge.sessions.state import SessionState
 from bridge.store.durable import atomic_write, explain_os_error, make_dirs
 
 LoginMethod = Literal["qr", "pairing_code"]
@@ -44,7 +45,7 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     archived: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
-    last_state: str = "stopped"
+    last_state: str = SessionState.STOPPED.value
     last_reason: str = ""
 
 
