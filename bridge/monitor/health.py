@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from bridge.config import Settings
 from bridge.events import Event, EventBus, Severity
-from bridge.monitor.watcher import newest_first
+from bridge.monitor.history import newest_first
 from bridge.sessions.state import SessionState
 from bridge.store.snapshots import Snapshots
 
