@@ -16,31 +16,11 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from bridge.errors import CredsCorruptError
 from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.identity import Identity, identity_of
 from bridge.store.layout import CREDS_FILE, is_bridge_private
-
-
-class Identity(NamedTuple):
-    """Which WhatsApp account a linked creds.json belongs to: its identity key and account jid."""
-
-    key: str
-    jid: str
-
-    def __str__(self) -> str:
-        return f"{self.jid} (identity key {self.key[:12]}…)"
-
-
-def identity_of(creds: dict[str, Any]) -> Identity | None:
-    """The identity of linked creds; None for creds that are not linked (worth nothing to keep)."""
-    if not is_registered(creds):
-        return None
-    public = creds.get("signedIdentityKey", {}).get("public", {})
-    key = public.get("data") if isinstance(public, dict) else None
-    user, _, server = str(creds["me"]["id"]).partition("@")
-    return Identity(str(key), f"{user.split(':', 1)[0]}@{server}")
 
 
 class CredsStatus(StrEnum):
@@ -74,7 +54,8 @@ class FolderLook:
     """What one read-only look at a session folder found.
 
     `unreadable` holds the OS error when the folder or its creds.json could not be read at all
-    (permission denied, I/O error): then nothing else in the look means anything.
+    (permission denied, I/O error): then nothing else in the look means anything. `identity` is
+    that of valid creds, linked (`registered`) or not.
     """
 
     exists: bool
@@ -157,7 +138,7 @@ def diagnose(
     """The damage in `look`, or None when the folder is healthy or simply not set up yet.
 
     `baseline` is the last healthy look (None after a monitor restart); `expected` is the linked
-    identity this folder belongs to (None if it never was linked, or a new link is expected);
+    identity this folder belongs to (None if it never was linked, or a new link is allowed);
     `had_creds` says creds of this session were ever seen or saved (a snapshot or creds history
     exists); `owner` is the other session whose account the folder's creds are. `relinking` says the bridge
     itself is linking a new device in this folder, where unlinked creds replacing linked ones (and
@@ -179,12 +160,13 @@ def diagnose(
             detail = f"creds.json was truncated ({baseline.creds_size} -> {look.creds_size} bytes): {look.problem}"
             return Finding(Damage.CREDS_TRUNCATED, detail)
         return Finding(Damage.CREDS_INVALID, f"creds.json is not usable: {look.problem}")
-    if owner is not None:
-        return Finding(Damage.CREDS_FOREIGN, f"creds.json holds session {owner}'s account ({look.identity})")
-    if expected is not None and look.identity is not None and look.identity != expected:
-        return Finding(Damage.CREDS_FOREIGN,
-                       f"creds.json holds another account ({look.identity}), not this session's ({expected})")
-    if expected is not None and look.identity is None and not relinking:
+    found = look.identity
+    if look.registered and found is not None and owner is not None:
+        return Finding(Damage.CREDS_FOREIGN, f"creds.json holds session {owner}'s account, {found.describe()}")
+    if expected is not None and look.registered and found is not None and not expected.same_account(found):
+        return Finding(Damage.CREDS_FOREIGN, f"creds.json holds another account, {found.describe()}, not this "
+                                             f"session's {expected.describe()}")
+    if expected is not None and not look.registered and not relinking:
         return Finding(
             Damage.CREDS_UNREGISTERED,
             "linked creds.json was replaced by unlinked creds (a fresh identity that needs a new QR)",

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from bridge.errors import BridgeError, CredsCorruptError
-from bridge.monitor.folder_check import Identity, identity_of
 from bridge.monitor.repair_plan import CredsCandidate, SnapshotCandidate
-from bridge.store.creds import validate_creds_text
+from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.identity import Identity, identity_of
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots import SnapshotManifest, Snapshots
 
@@ -68,22 +68,24 @@ def linked_identity(snapshots: Snapshots, session_id: str) -> Identity | None:
         if manifest.reason == PRE_RESTORE:
             continue
         found = snapshot_creds(snapshots, manifest)
-        identity = identity_of(found[1]) if found is not None else None
-        if identity is not None:
-            return identity
+        if found is not None and is_registered(found[1]):
+            return identity_of(found[1])
     return None
 
 
 def _of_identity(
     snapshots: Snapshots, session_id: str, identity: Identity | None
 ) -> Iterator[tuple[SnapshotManifest, str]]:
-    """Snapshots newest first whose creds are intact and belong to `identity` (None: any creds),
-    with the creds text; `pre-restore` snapshots (copies of damage) are never used."""
+    """Snapshots newest first whose creds are intact and belong to `identity` (linked creds of that
+    account; None: any creds), with the creds text; `pre-restore` snapshots (copies of damage) are
+    never used."""
     for manifest in newest_first(snapshots, session_id):
         if manifest.reason == PRE_RESTORE:
             continue
         found = snapshot_creds(snapshots, manifest)
-        if found is not None and (identity is None or identity_of(found[1]) == identity):
+        if found is None:
+            continue
+        if identity is None or (is_registered(found[1]) and identity.same_account(identity_of(found[1]))):
             yield manifest, found[0]
 
 

@@ -25,11 +25,12 @@ from typing import Any, Protocol
 from bridge.errors import BridgeError, CredsCorruptError
 from bridge.events import EventBus
 from bridge.metrics import MONITOR_RESTORES
-from bridge.monitor.folder_check import Identity, identity_of, inspect_folder
+from bridge.monitor.folder_check import inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
 from bridge.store import durable
-from bridge.store.creds import validate_creds_text
+from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.identity import Identity, identity_of
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots import REPLACED, Snapshots
 
@@ -204,7 +205,7 @@ def _is_own(raw: bytes, expected: Identity | None) -> bool:
         creds = validate_creds_text(raw.decode("utf-8"))
     except (CredsCorruptError, UnicodeDecodeError):
         return False
-    return expected is None or identity_of(creds) == expected
+    return expected is None or (is_registered(creds) and expected.same_account(identity_of(creds)))
 
 
 def alert_text(incident: Incident) -> str:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bridge.events import Severity
-from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, Identity
+from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook
+from bridge.store.identity import Identity
 
 
 class RepairAction(StrEnum):
@@ -164,7 +165,7 @@ def _severity(facts: RepairFacts) -> Severity:
     """Warning only for a folder known to hold creds that were never linked (a new QR gives back
     everything they were worth); critical whenever a linked account may be at stake."""
     baseline = facts.baseline
-    never_linked = facts.expected is None and baseline is not None and baseline.healthy and baseline.identity is None
+    never_linked = facts.expected is None and baseline is not None and baseline.healthy and not baseline.registered
     if never_linked and facts.finding.damage not in (Damage.FOLDER_UNREADABLE, Damage.CREDS_FOREIGN):
         return "warning"
     return "critical"
@@ -185,9 +186,11 @@ def _plan_foreign(facts: RepairFacts) -> RepairPlan:
             severity="critical",
         )
     whose = f"session {facts.owner}'s account" if facts.owner is not None else "an account no session owns"
+    found_text = found.describe() if found is not None else "unknown"
+    ours = facts.expected.describe() if facts.expected is not None else "not known"
     return _plan(
         facts, RepairAction.STOP_SESSION if stop else RepairAction.NOTHING,
-        detail=f"creds.json holds {whose} ({found}), not this session's ({facts.expected})",
+        detail=f"creds.json holds {whose}, {found_text}; this session's account is {ours}",
         stop=stop,
         next_step=f"put this session's own folder back (its creds are in `python -m bridge snapshots {facts.session}`)"
                   " and start it; nothing was overwritten",

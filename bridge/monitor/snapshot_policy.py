@@ -16,15 +16,18 @@ remembers of the session, it names the snapshot to take (or None):
   schedule, `BRIDGE_SNAPSHOT_INTERVAL`).
 
 A snapshot that fails (disk full, read-only, I/O error) is not retried on every scan: each session
-backs off exponentially (`SnapshotBackoff`), from one scan interval up to `MAX_BACKOFF`; the
-first failure of an episode raises one warning alert, the first success after it one info.
+backs off exponentially (`SnapshotBackoff`, delays from `bridge.delivery.Backoff`), from one scan
+interval up to `MAX_BACKOFF`; the first failure of an episode raises one warning alert, the first
+success after it one info.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.monitor.folder_check import FolderLook, Identity
+from bridge.delivery import Backoff
+from bridge.monitor.folder_check import FolderLook
+from bridge.store.identity import Identity
 
 MAX_BACKOFF = 900.0
 """Longest wait between snapshot attempts of a session whose snapshots fail (s)."""
@@ -58,7 +61,7 @@ def remember(memory: SessionMemory, look: FolderLook, now: float) -> None:
 
 def settle_due(memory: SessionMemory, look: FolderLook, settle_seconds: float) -> float | None:
     """Monotonic time at which `look`'s folder will have settled, if a settled snapshot is still owed."""
-    if look.identity is None or memory.settled_for == look.identity:
+    if not look.registered or memory.settled_for == look.identity:
         return None
     return memory.creds_changed_at + settle_seconds
 
@@ -88,16 +91,16 @@ def snapshot_reason(
 
 @dataclass
 class SnapshotBackoff:
-    """Per-session exponential backoff for failing snapshots.
+    """Per-session attempt count and next allowed time for failing snapshots; the delays come
+    from the bridge's one backoff policy (`bridge.delivery.Backoff`)."""
 
-    A private doubling backoff: the bridge's one `Backoff` (bridge/delivery.py) replaces it once it
-    is on main.
-    """
-
-    initial: float
-    maximum: float = MAX_BACKOFF
+    policy: Backoff
     failures: int = 0
     retry_at: float = 0.0
+
+    @classmethod
+    def every(cls, initial: float) -> SnapshotBackoff:
+        return cls(Backoff(initial, max(initial, MAX_BACKOFF)))
 
     def allowed(self, now: float) -> bool:
         return now >= self.retry_at
@@ -105,7 +108,7 @@ class SnapshotBackoff:
     def failed(self, now: float) -> float:
         """Count a failure; returns the seconds until the next attempt."""
         self.failures += 1
-        delay = min(self.maximum, self.initial * 2.0 ** (self.failures - 1))
+        delay = self.policy.delay(self.failures)
         self.retry_at = now + delay
         return delay
 

@@ -36,16 +36,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, SessionNotFound
 from bridge.events import EventBus
 from bridge.monitor import history
-from bridge.monitor.folder_check import (
-    CREDS_DAMAGE,
-    Damage,
-    Finding,
-    FolderLook,
-    Identity,
-    diagnose,
-    identity_of,
-    inspect_folder,
-)
+from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
 from bridge.monitor.repair_plan import RepairFacts, RepairPlan, plan_repair
@@ -57,20 +48,15 @@ from bridge.monitor.snapshot_policy import (
     settle_due,
     snapshot_reason,
 )
-from bridge.sessions.state import ACTIVE, SessionState
+from bridge.sessions.state import ACTIVE, LINKING, SessionState
 from bridge.store.adopt import read_adopted
+from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE, validate_session_id
 from bridge.store.snapshots import SnapshotManifest, Snapshots
 
 __all__ = ["AuthWatcher", "SessionControl", "SessionStatus"]
 
 log = logging.getLogger("bridge.monitor")
-
-LINKING = frozenset({SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING})
-"""While a managed session is linking (a start from logged_out links a new device over the kept
-folder: the store snapshots the linked creds, then saves fresh ones), unlinked creds replacing
-linked ones are the bridge's own doing, not damage."""
-
 
 class _StopWhen:
     """A stop event for watchfiles (it only calls `is_set`) that is "set" when `predicate` holds."""
@@ -123,7 +109,9 @@ class AuthWatcher:
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
         self._loss_started: dict[str, float] = {}
-        self._expected: dict[str, Identity | None] = {}
+        self.identities = IdentityBook(settings.bridge_dir)
+        self._identity_problem: dict[str, str] = {}
+        self._never_linked: set[str] = set()
         self._open: dict[str, _OpenIncident] = {}
         self._memory: dict[str, SessionMemory] = {}
         self._backoff: dict[str, SnapshotBackoff] = {}
@@ -322,15 +310,17 @@ class AuthWatcher:
         look = await asyncio.to_thread(inspect_folder, folder)
         expected = await self._expected_identity(session_id)
         baseline = self._baseline.get(session_id)
-        owner = await self._owner_of(look.identity, session_id)
-        linked_here = baseline is not None and baseline.healthy and baseline.identity is None
+        owner = await self._owner_of(look, expected, session_id)
+        # A link in a folder that held unlinked creds (first link, or a relink the bridge runs) gives
+        # the folder a new account; anything else that changes it is damage or a mix-up.
+        linked_here = baseline is not None and baseline.healthy and not baseline.registered
         had_creds = expected is not None or (baseline is not None and baseline.healthy)
         if not had_creds and not look.healthy and look.unreadable is None:
             had_creds = await asyncio.to_thread(history.has_snapshots, self.snapshots, session_id)
         finding = diagnose(
             look,
             baseline,
-            expected=None if (relinking or linked_here) and owner is None else expected,
+            expected=None if relinking or linked_here else expected,
             owner=owner,
             had_creds=had_creds,
             relinking=relinking,
@@ -339,32 +329,59 @@ class AuthWatcher:
         return look, finding
 
     async def _expected_identity(self, session_id: str) -> Identity | None:
-        """The account this session's folder belongs to: the last one seen linked in it, or (after a
-        restart) the newest snapshot's."""
-        if session_id not in self._expected:
-            self._expected[session_id] = await asyncio.to_thread(history.linked_identity, self.snapshots, session_id)
-        return self._expected[session_id]
-
-    async def _owner_of(self, identity: Identity | None, session_id: str) -> str | None:
-        """Another session whose account `identity` is, if any."""
-        if identity is None:
+        """The linked account this session's folder belongs to: recorded in the IdentityBook (by
+        whoever linked it, or by this monitor when it first saw it linked), else learnt from the
+        newest linked snapshot. None when the session was never linked."""
+        try:
+            expected = await asyncio.to_thread(self.identities.expected, session_id)
+        except BridgeError as exc:
+            if self._identity_problem.get(session_id) != str(exc):
+                log.error("session %s: %s", session_id, exc)
+            self._identity_problem[session_id] = str(exc)
+            expected = None
+        else:
+            self._identity_problem.pop(session_id, None)
+        if expected is not None and expected.jid is not None:
+            return expected
+        if session_id in self._never_linked:
             return None
-        known = await asyncio.to_thread(self.session_ids)
-        for sid in sorted(known - {session_id}):
-            if await self._expected_identity(sid) == identity:
-                return sid
+        learnt = await asyncio.to_thread(history.linked_identity, self.snapshots, session_id)
+        if learnt is None:
+            self._never_linked.add(session_id)  # until this monitor snapshots it again
+        elif expected is None or expected.same_account(learnt):
+            await self._record(session_id, learnt)
+            return learnt
         return None
+
+    async def _record(self, session_id: str, identity: Identity) -> None:
+        try:
+            await asyncio.to_thread(self.identities.record, session_id, identity)
+        except BridgeError as exc:
+            log.warning("session %s: could not record its account %s: %s", session_id, identity.describe(), exc)
+
+    async def _owner_of(self, look: FolderLook, expected: Identity | None, session_id: str) -> str | None:
+        """Another session whose account the folder's linked creds are, if any (only asked when
+        they are not plainly this session's own)."""
+        found = look.identity
+        if found is None or not look.registered or (expected is not None and expected.same_account(found)):
+            return None
+        try:
+            return await asyncio.to_thread(self.identities.owner_of, found, excluding=session_id)
+        except BridgeError as exc:
+            log.warning("cannot tell whose account %s is: %s", found.describe(), exc)
+            return None
 
     async def _facts(
         self, session_id: str, finding: Finding, look: FolderLook, state: SessionState | None
     ) -> RepairFacts:
         expected = await self._expected_identity(session_id)
-        owner = await self._owner_of(look.identity, session_id)
+        owner = await self._owner_of(look, expected, session_id)
         owner_holds_ours = owner_managed = False
         if owner is not None:
             owner_folder = await asyncio.to_thread(self.snapshots.session_folder, owner)
             owner_look = await asyncio.to_thread(inspect_folder, owner_folder)
-            owner_holds_ours = expected is not None and owner_look.identity == expected
+            owner_holds_ours = (expected is not None and owner_look.registered and owner_look.identity is not None
+                                and expected.same_account(owner_look.identity))
             owner_managed = _state(await self._status(owner)) in ACTIVE
         creds = snapshot = None
         damage = finding.damage
@@ -420,9 +437,11 @@ class AuthWatcher:
                 await self._close(entry, "the folder is readable and holds its own account again")
         if not look.healthy:
             return
-        if look.identity is not None and self._expected.get(session_id) != look.identity:
-            log.info("session %s holds account %s", session_id, look.identity)
-            self._expected[session_id] = look.identity
+        if look.registered and look.identity is not None:
+            expected = await self._expected_identity(session_id)
+            if expected is None or expected != look.identity:
+                log.info("session %s holds account %s", session_id, look.identity.describe())
+                await self._record(session_id, look.identity)
         self._remember_healthy(session_id, look)
         await self._maybe_snapshot(session_id, look)
 
@@ -485,7 +504,9 @@ class AuthWatcher:
 
     async def _snapshot(self, session_id: str, reason: str) -> SnapshotManifest | None:
         """Take one snapshot, respecting (and updating) the session's backoff."""
-        backoff = self._backoff.setdefault(session_id, SnapshotBackoff(max(1.0, self.settings.monitor_scan_interval)))
+        backoff = self._backoff.get(session_id)
+        if backoff is None:
+            backoff = self._backoff[session_id] = SnapshotBackoff.every(max(1.0, self.settings.monitor_scan_interval))
         now = time.monotonic()
         if not backoff.allowed(now):
             return None
@@ -501,6 +522,7 @@ class AuthWatcher:
             else:
                 log.info("snapshot of %s failed again (%s); next attempt in %.0f s", session_id, exc, delay)
             return None
+        self._never_linked.discard(session_id)
         if backoff.succeeded():
             self.bus.alert(session_id, "snapshot_failed", "info",
                            f"session {session_id}: snapshots work again ({manifest.id})", resolved=True)
