@@ -80,6 +80,8 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_EVENT_KIND = "unknown_event_kind"
     DELIVERY_FAILED = "delivery_failed"
     NOT_READY = "not_ready"
+    EVENT_LOG_UNAVAILABLE = "event_log_unavailable"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
 
 
 class ExitCode(enum.IntEnum):
@@ -157,6 +159,8 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.UNKNOWN_EVENT_KIND: Failure(400, _X.USAGE),
     _E.DELIVERY_FAILED: Failure(502, _X.ERROR),
     _E.NOT_READY: Failure(503, _X.ERROR),
+    _E.EVENT_LOG_UNAVAILABLE: Failure(503, _X.ERROR),
+    _E.WEBHOOK_NOT_FOUND: Failure(404, _X.NOT_FOUND),
 }
 
 
