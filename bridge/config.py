@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, description="Largest accepted HTTP request body")
     events_buffer: int = Field(1000, description="Events kept for SSE Last-Event-ID resume")
     webhook_timeout: float = Field(10.0, description="Seconds per webhook delivery attempt")
-    webhook_max_attempts: int = Field(6, description="Webhook delivery attempts before giving up")
+    webhook_max_attempts: int = Field(
+        30, ge=1, description="Webhook delivery attempts before a delivery goes to the dead-letter list"
+    )
     webhook_backoff_initial: float = Field(1.0, description="First webhook retry delay; doubles per attempt (s)")
     sse_heartbeat: float = Field(15.0, description="Seconds between SSE keep-alive comments")
     shutdown_timeout: float = Field(10.0, description="Seconds the API waits for in-flight requests on shutdown")
@@ -98,6 +100,25 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", description="Python log level")
+    monitor_settle_seconds: float = Field(
+        10.0, description="A linked folder whose creds.json has not changed this long has settled: the monitor "
+        "snapshots it once after each link"
+    )
+
+    # --- event log and webhooks (docs/api.md) ---
+    state_dir: Path = Field(
+        Path("./data/state"), description="Folder for the event log and webhook outbox; never inside the auth root"
+    )
+    event_retention_days: float = Field(7.0, gt=0, description="Events older than this are pruned from the log")
+    event_retention_count: int = Field(1_000_000, ge=1000, description="Newest events the log keeps at most")
+    event_memory_max: int = Field(
+        100_000, ge=100, description="Events held in memory while the event log cannot write; older ones are lost"
+    )
+    webhook_backoff_max: float = Field(300.0, description="Cap of the webhook retry delay (s)")
+    webhook_max_age: float = Field(
+        86400.0, description="A webhook delivery still failing this long after its event goes to the dead-letter list"
+    )
+    webhook_concurrency: int = Field(4, ge=1, description="Deliveries in flight at once per webhook")
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """JSON error middleware: every failure leaves as `{"error": {"code", "message"}}`, never a trace.
 
-Why a status table keyed by error class: the session and store layers raise `BridgeError`s that
-know nothing about HTTP; this is the one place that decides what a client sees. Anything
+The session and store layers raise `BridgeError`s that know nothing about HTTP; the status comes
+from the one table of error codes (`bridge.errors.FAILURES`, shared with the CLI's exit codes). Anything
 unexpected is logged with its traceback here and answered with a generic 500 message.
 """
 
@@ -14,34 +14,21 @@ from aiohttp import web
 from bridge import errors as e
 from bridge.api.models import ErrorBody, ErrorDetail
 from bridge.api.routing import Handler, RequestError
+from bridge.errors import ErrorCode, http_status
 
 log = logging.getLogger(__name__)
 
-# Most specific first: the first class that matches decides the status.
-STATUS_BY_ERROR: tuple[tuple[type[e.BridgeError], int], ...] = (
-    (e.SessionNotFound, 404),
-    (e.SessionStateError, 409),
-    (e.CredsCorruptError, 409),
-    (e.HostileNameError, 400),
-    (e.SnapshotError, 409),
-    (e.SessionError, 400),
-    (e.NodeRuntimeError, 503),
-    (e.ProtocolError, 502),
-    (e.ConfigError, 500),
-    (e.StoreError, 500),
-)
-
-CODE_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    503: "unavailable",
+CODE_BY_STATUS: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_ERROR,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -49,14 +36,6 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     """Build the one error shape the API uses."""
     body = ErrorBody(error=ErrorDetail(code=code, message=message))
     return web.Response(body=body.model_dump_json().encode(), status=status, content_type="application/json")
-
-
-def status_for(exc: e.BridgeError) -> int:
-    """HTTP status for a bridge error (500 for a kind the table does not know)."""
-    for cls, status in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return status
-    return 500
 
 
 def _http_message(exc: web.HTTPException) -> str:
@@ -77,7 +56,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RequestError as exc:
         return error_response(exc.status, exc.code, exc.message)
     except e.BridgeError as exc:
-        status = status_for(exc)
+        status = http_status(exc)
         if status >= 500:
             log.error("%s %s failed: %s (%s)", request.method, request.path, exc.message, exc.code)
         return error_response(status, exc.code, exc.message)
@@ -85,10 +64,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        response = error_response(exc.status, CODE_BY_STATUS.get(exc.status, "http_error"), _http_message(exc))
+        response = error_response(exc.status, CODE_BY_STATUS.get(exc.status, ErrorCode.HTTP_ERROR), _http_message(exc))
         if headers:
             response.headers.update(headers)
         return response
     except Exception:
         log.exception("%s %s failed with an unexpected error", request.method, request.path)
-        return error_response(500, "internal", "internal error; the bridge log has the details")
+        return error_response(500, ErrorCode.INTERNAL, "internal error; the bridge log has the details")

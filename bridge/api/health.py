@@ -16,6 +16,7 @@ from bridge.api.errors import error_response
 from bridge.api.models import Health, Ready
 from bridge.api.routing import json_response, operation
 from bridge.api.views import state_of
+from bridge.errors import ErrorCode
 
 routes = web.RouteTableDef()
 
@@ -38,4 +39,4 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 async def readyz(request: web.Request) -> web.StreamResponse:
     if request.app[state.READY].is_set():
         return json_response(Ready(ready=True))
-    return error_response(503, "not_ready", "the bridge is starting or shutting down; retry shortly")
+    return error_response(503, ErrorCode.NOT_READY, "the bridge is starting or shutting down; retry shortly")

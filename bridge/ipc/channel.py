@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.errors import BridgeError, HostileNameError, NodeRuntimeError, ProtocolError
+from bridge.errors import BridgeError, ErrorCode, HostileNameError, NodeRuntimeError, ProtocolError
 from bridge.ipc import protocol as p
 from bridge.metrics import IPC_REQUESTS, IPC_VIOLATIONS
 
@@ -263,7 +263,7 @@ class Channel:
         except Exception as exc:
             log.exception("[%s] %s failed unexpectedly", req.s, req.op)
             await self._reply_error(req.id, req.s, BridgeError(f"internal error: {type(exc).__name__}",
-                                                               code="internal_error"))
+                                                               code=ErrorCode.INTERNAL))
             return
         with contextlib.suppress(ChannelClosed):
             await self._send(p.ok(req.id, req.s, result))

@@ -9,7 +9,7 @@ What the store adds over legacy, and why:
 - creds.json is never deleted, emptied, or replaced by text that fails `validate_creds_text`;
   a creds.json that exists but cannot be read is an error (`CredsCorruptError` naming the latest
   snapshot), never a reason to start fresh (legacy silently makes a new identity = new QR);
-- replacing registered creds (`me` present) by unregistered ones, or by creds of another identity
+- replacing registered creds (linked: `creds.is_registered`) by unregistered ones, or by creds of another identity
   (different `signedIdentityKey`), first calls `before_creds_downgrade(reason)` (the snapshot hook;
   default: a plain copy into `.bridge/creds-backups/<session>/`), and aborts if that hook fails;
 - a key set to null is moved to `.bridge/trash/<session>/`, never unlinked;
@@ -76,8 +76,9 @@ class AuthStore:
         self.creds_path = self.folder / CREDS_FILE
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
         self._lock = threading.RLock()
-        self._ensure_folder()
-        durable.sweep_temp_files(self.folder)
+        with durable.store_errors(self.folder, "opening the session folder"):
+            self._ensure_folder()
+            durable.sweep_temp_files(self.folder)
 
     # ----- folder -------------------------------------------------------------------------
     def _ensure_folder(self) -> None:
@@ -88,14 +89,16 @@ class AuthStore:
                 f"{self.folder} exists but is not a folder; move it aside so the session "
                 f"{self.session_id} can keep its auth files there"
             )
-        _make_dirs(self.folder)
+        durable.make_dirs(self.folder)
 
     # ----- creds --------------------------------------------------------------------------
     def load_creds(self) -> str | None:
         """creds.json text, or None only when there is no creds.json at all.
 
         Raises `CredsCorruptError` naming the file and the snapshot to restore when the file
-        exists but cannot be read, decoded or validated.
+        exists but cannot be decoded or validated. When the storage fails (permission, I/O,
+        read-only) it raises the classified `StoreError` instead: the file may be intact, and
+        nothing should be restored over it.
         """
         with self._lock:
             try:
@@ -106,6 +109,8 @@ class AuthStore:
             except OSError as exc:
                 STORE_ERRORS.labels(op="load_creds").inc()
                 reason = durable.explain_os_error(exc, self.creds_path, "reading")
+                if durable.is_storage_fault(reason):
+                    raise reason from exc
                 raise CredsCorruptError(
                     f"{reason} If the file itself is damaged: {self._restore_hint()}"
                 ) from exc
@@ -147,10 +152,12 @@ class AuthStore:
             hook(reason)
         except Exception as exc:
             STORE_ERRORS.labels(op="save_creds").inc()
+            code = durable.fault_code(exc)
             raise StoreError(
                 f"session {self.session_id}: could not keep a copy of the current creds before replacing them "
                 f"({exc}); creds.json was NOT changed. Fix the cause (disk space, permissions of "
-                f"{self.bridge_dir}) and retry."
+                f"{self.bridge_dir}) and retry.",
+                code=code,
             ) from exc
 
     def backup_creds_copy(self, reason: str) -> Path | None:
@@ -163,7 +170,7 @@ class AuthStore:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.creds_backup_dir / f"creds-{stamp}-{reason}-{hashlib.sha256(raw).hexdigest()[:12]}.json"
-        _make_dirs(self.creds_backup_dir)
+        durable.make_dirs(self.creds_backup_dir)
         durable.atomic_write(target, raw)
         log.info("session %s: kept a copy of creds.json at %s (%s)", self.session_id, target, reason)
         return target
@@ -208,7 +215,7 @@ class AuthStore:
         present = [name for name in names if (self.folder / name).is_file()]
         if not present:
             return 0
-        _make_dirs(self.trash_dir)
+        durable.make_dirs(self.trash_dir)
         stamp = time.time_ns()
         for name in present:
             target = self.trash_dir / _trash_name(stamp, name)
@@ -229,7 +236,9 @@ class AuthStore:
     def list_keys(self) -> list[tuple[str, str]]:
         """`(type, escaped_id)` of every key file in the folder (see `parse_key_file_name`)."""
         found = []
-        for name in sorted(os.listdir(self.folder)):
+        with durable.store_errors(self.folder, "listing"):
+            names = sorted(os.listdir(self.folder))
+        for name in names:
             parsed = parse_key_file_name(name)
             if parsed is not None:
                 found.append(parsed)
@@ -369,20 +378,3 @@ def _trash_name(stamp: int, name: str) -> str:
         return candidate
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
     return f"{stamp}-{digest}-{name.encode('utf-8')[:180].decode('utf-8', 'ignore')}"
-
-
-def _make_dirs(path: Path) -> None:
-    """mkdir -p with mode 0700, fsyncing each parent that gained an entry."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise durable.explain_os_error(exc, folder, "creating the folder") from exc
-        durable.fsync_dir(folder.parent)

@@ -58,22 +58,102 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def explain_os_error(exc: OSError, path: Path, action: str) -> StoreError:
-    """Turn an OSError into a `StoreError` telling the operator what broke and what to do."""
+#: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
+STORAGE_FULL: Final = "storage_full"
+STORAGE_READ_ONLY: Final = "storage_read_only"
+STORAGE_PERMISSION: Final = "storage_permission"
+STORAGE_IO: Final = "storage_io"
+STORAGE_FAULT_CODES: Final[frozenset[str]] = frozenset(
+    {STORAGE_FULL, STORAGE_READ_ONLY, STORAGE_PERMISSION, STORAGE_IO}
+)
+_CODE_BY_ERRNO: Final[dict[int, str]] = {
+    errno.ENOSPC: STORAGE_FULL,
+    errno.EDQUOT: STORAGE_FULL,
+    errno.EROFS: STORAGE_READ_ONLY,
+    errno.EACCES: STORAGE_PERMISSION,
+    errno.EPERM: STORAGE_PERMISSION,
+    errno.EIO: STORAGE_IO,
+}
+
+
+def fault_code(exc: BaseException) -> str | None:
+    """The storage-fault code of `exc` or of any exception in its `__cause__` chain, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "code", None)
+        if isinstance(current, StoreError) and code in STORAGE_FAULT_CODES:
+            return str(code)
+        if isinstance(current, OSError) and current.errno in _CODE_BY_ERRNO:
+            return _CODE_BY_ERRNO[current.errno]
+        current = current.__cause__
+    return None
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """True when `exc` (or its cause) is the storage failing: full, read-only, permission, I/O.
+
+    Such a fault is not damage: nothing is restored because of it; it is reported once and the
+    operation is retried when storage is back.
+    """
+    return fault_code(exc) is not None
+
+
+def explain_os_error(
+    exc: OSError, path: Path, action: str, *, error_type: type[StoreError] = StoreError
+) -> StoreError:
+    """Turn an OSError into a `StoreError` telling the operator what broke and what to do.
+
+    Its `code` names the fault (`storage_full`, `storage_read_only`, `storage_permission`,
+    `storage_io`), or is `store_error` for anything else.
+    """
     code = exc.errno
     reason = os.strerror(code) if code else str(exc)
+    where = path.parent if action != "reading" else path
     if code in (errno.ENOSPC, errno.EDQUOT):
-        fix = f"the file system holding {path.parent} is full: free space (or raise the quota) and retry"
+        fix = f"the file system holding {where} is full: free space (or raise the quota) and retry"
     elif code == errno.EIO:
         fix = "the disk or file system reported an I/O error: check `dmesg`, move the auth root to healthy storage"
     elif code in (errno.EACCES, errno.EPERM):
-        fix = f"the bridge user may not access {path.parent}: fix ownership/permissions (chown/chmod)"
+        fix = f"the bridge user may not access {where}: fix ownership/permissions (chown/chmod)"
     elif code == errno.EROFS:
-        fix = f"{path.parent} is on a read-only file system: remount it read-write"
+        fix = f"{where} is on a read-only file system: remount it read-write"
     else:
         fix = "check the file system and permissions of the auth root"
     tail = "" if action == "reading" else " The previous file, if any, is intact."
-    return StoreError(f"{action} {path} failed ({reason}); {fix}.{tail}")
+    return error_type(
+        f"{action} {path} failed ({reason}); {fix}.{tail}",
+        code=_CODE_BY_ERRNO.get(code or 0, StoreError.code),
+    )
+
+
+@contextmanager
+def store_errors(path: Path, action: str, *, error_type: type[StoreError] = StoreError) -> Iterator[None]:
+    """Run a block of file operations; any OSError leaves it as a classified `StoreError`."""
+    try:
+        yield
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else path
+        raise explain_os_error(exc, where, action, error_type=error_type) from exc
+
+
+def make_dirs(path: Path, mode: int = 0o700) -> None:
+    """mkdir -p with `mode`, fsyncing each parent that gained an entry; errors are classified."""
+    missing: list[Path] = []
+    probe = path
+    with store_errors(path, "creating the folder"):
+        while not probe.is_dir():
+            missing.append(probe)
+            probe = probe.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=mode)
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise
+                continue
+            fsync_dir(folder.parent)
 
 
 def fsync_dir(path: Path) -> None:

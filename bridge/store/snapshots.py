@@ -34,14 +34,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from bridge import metrics
-from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError, StoreError
+from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError
 from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
-from bridge.store.durable import explain_os_error, fsync_dir, write_temp
+from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, store_errors, write_temp
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
 from bridge.store.lock import RepositoryLock
 
@@ -174,7 +175,7 @@ def write_file_once(path: Path, data: bytes, mode: int = 0o444) -> None:
 
     The file appears whole or not at all; a half-written object or manifest is never visible.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     try:
         tmp = write_temp(path.parent, data, mode)
     except OSError as exc:
@@ -265,7 +266,7 @@ class Snapshots:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise StoreError(f"cannot read object {path}: {exc.strerror}") from exc
+            raise explain_os_error(exc, path, "reading") from exc
         if sha256_hex(existing) == sha:
             return True
         log.warning("object %s was corrupt; rewriting it from a good copy", path)
@@ -289,7 +290,7 @@ class Snapshots:
         except FileNotFoundError:
             raise SnapshotError(f"object {path} is missing; restore from another snapshot or a backup") from None
         except OSError as exc:
-            raise SnapshotError(f"cannot read object {path}: {exc.strerror}") from exc
+            raise explain_os_error(exc, path, "reading", error_type=SnapshotError) from exc
         if sha256_hex(data) != sha:
             raise SnapshotError(f"object {path} is corrupt (sha256 mismatch); use another snapshot or a backup")
         return data
@@ -316,15 +317,20 @@ class Snapshots:
         return found[0].created_at if found else None
 
     def _iter_manifest_files(self, session_id: str | None = None) -> Iterator[Path]:
-        if session_id is not None:
-            folders = [self._session_dir(session_id)]
-        elif self.snapshots_dir.is_dir():
-            folders = sorted(p for p in self.snapshots_dir.iterdir() if p.is_dir())
-        else:
-            folders = []
-        for folder in folders:
-            if folder.is_dir():
-                yield from sorted(p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        with store_errors(self.snapshots_dir, "listing", error_type=SnapshotError):
+            if session_id is not None:
+                folders = [self._session_dir(session_id)]
+            elif self.snapshots_dir.is_dir():
+                folders = sorted(p for p in self.snapshots_dir.iterdir() if p.is_dir())
+            else:
+                folders = []
+            found = [
+                sorted(p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+                for folder in folders
+                if folder.is_dir()
+            ]
+        for names in found:
+            yield from names
 
     def load_manifest(self, path: Path) -> SnapshotManifest:
         """Decode one manifest file; raises SnapshotError naming it if unreadable."""
@@ -391,24 +397,27 @@ class Snapshots:
 
     def latest_good(self, session_id: str, *, registered: bool = False) -> SnapshotManifest | None:
         """The newest snapshot whose every object is intact and whose creds.json validates
-        (and, with `registered`, whose creds belong to a linked device)."""
+        (and, with `registered`, whose creds belong to a linked device, judged from the creds
+        themselves: manifests written before "registered" meant linked may say so wrongly)."""
         for manifest in self.list(session_id):
-            if (manifest.registered or not registered) and self._is_good(manifest):
+            if registered and not manifest.registered:
+                continue
+            creds = self._good_creds(manifest)
+            if creds is not None and (not registered or is_registered(creds)):
                 return manifest
         return None
 
-    def _is_good(self, manifest: SnapshotManifest) -> bool:
-        creds = [f for f in manifest.files if f.name == CREDS_FILE]
-        if not creds:
-            return False
+    def _good_creds(self, manifest: SnapshotManifest) -> dict[str, Any] | None:
+        """The snapshot's creds if every object is intact and creds.json validates, else None."""
+        creds: dict[str, Any] | None = None
         try:
             for entry in manifest.files:
                 data = self.read_object(entry.sha256)
                 if entry.name == CREDS_FILE:
-                    validate_creds_text(data.decode("utf-8"))
+                    creds = validate_creds_text(data.decode("utf-8"))
         except (SnapshotError, CredsCorruptError, UnicodeDecodeError):
-            return False
-        return True
+            return None
+        return creds
 
     # ----- create --------------------------------------------------------------------------
     def session_folder(self, session_id: str) -> Path:
@@ -435,16 +444,14 @@ class Snapshots:
             )
         with RepositoryLock(self.bridge_dir, exclusive=False):
             contents: dict[str, bytes] = {}
-            for path in sorted(folder.iterdir()):
-                if is_bridge_private(path.name):
-                    continue
-                if not path.is_file() or path.is_symlink():
-                    log.warning("snapshot of %s skips %s: not a regular file (Baileys writes none)", session_id, path)
-                    continue
-                try:
+            with store_errors(folder, "reading for a snapshot", error_type=SnapshotError):
+                for path in sorted(folder.iterdir()):
+                    if is_bridge_private(path.name):
+                        continue
+                    if not path.is_file() or path.is_symlink():
+                        log.warning("snapshot of %s skips %s: not a regular file", session_id, path)
+                        continue
                     contents[path.name] = path.read_bytes()
-                except OSError as exc:
-                    raise SnapshotError(f"cannot read {path} for a snapshot: {exc.strerror}") from exc
             shas = self.put_objects(list(contents.values()))
             files = [
                 FileEntry(name=name, size=len(data), sha256=sha)
@@ -546,6 +553,10 @@ class Snapshots:
         """
         manifest = self.get(session_id, snapshot_id)
         target = self.session_folder(session_id)
+        with store_errors(target, "restoring"):
+            return self._restore(session_id, manifest, target)
+
+    def _restore(self, session_id: str, manifest: SnapshotManifest, target: Path) -> RestoreOutcome:
         staging_root, replaced_root = self._work_dirs(target)
         staging = staging_root / f"{session_id}-{manifest.id}-{secrets.token_hex(3)}"
         staging.mkdir(parents=True, mode=0o700)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bridge.sessions.state import (
     ACTIVE,
+    HALTED,
+    LINKING,
+    RESTORABLE,
     TERMINAL,
     CancelReconnect,
     ClearQr,
     Closed,
     Connecting,
     KeepQr,
+    LinkNewDevice,
     Logout,
     Opened,
     PairingCodeIssued,
@@ -19,7 +26,9 @@ from bridge.sessions.state import (
     RaiseAlert,
     ReconnectDue,
     ResetBackoff,
+    ResetLogin,
     Restored,
+    RestoreVanishedCreds,
     RuntimeExited,
     RuntimeFatal,
     RuntimeRestarted,
@@ -41,11 +50,36 @@ from bridge.sessions.state import (
 S = SessionState
 
 
-@pytest.mark.parametrize("state", sorted(TERMINAL))
-def test_start_from_any_terminal_state_starts_and_records_desire(state: SessionState) -> None:
+def test_state_groups_cover_every_state_once() -> None:
+    assert ACTIVE | TERMINAL == frozenset(S)
+    assert not ACTIVE & TERMINAL
+    assert ACTIVE == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING, S.OPEN, S.RECONNECTING}
+    assert HALTED == {S.LOGGED_OUT, S.BANNED, S.FAILED}
+    assert RESTORABLE == {S.STOPPED, *HALTED}
+    assert LINKING == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING} and LINKING < ACTIVE
+
+
+def test_state_module_imports_nothing_heavy() -> None:
+    """Monitor and API import the groups; that must not pull in the event loop or the bus."""
+    heavy = ("asyncio", "msgspec", "bridge.events")
+    code = f"import sys, bridge.sessions.state; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL - {S.LOGGED_OUT}))
+def test_start_from_a_terminal_state_records_desire_and_restores_vanished_creds_before_starting(
+    state: SessionState,
+) -> None:
     t = transition(state, Start())
     assert t.state is S.STARTING
-    assert t.actions == [SetDesired(True), SendStart()]
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), RestoreVanishedCreds(), SendStart()]
+
+
+def test_start_after_logout_links_a_new_device_instead_of_restoring() -> None:
+    t = transition(S.LOGGED_OUT, Start())
+    assert t.state is S.STARTING
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), LinkNewDevice(), SendStart()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))

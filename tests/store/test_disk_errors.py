@@ -21,7 +21,9 @@ import pytest
 
 from bridge.errors import StoreError
 from bridge.store.auth_store import AuthStore
-from bridge.store.durable import TEMP_PREFIX
+from bridge.store.durable import TEMP_PREFIX, explain_os_error, is_storage_fault
+from bridge.store.lock import RootLock, SessionLock
+from bridge.store.snapshots import Snapshots
 
 NOBODY = 65534
 
@@ -79,6 +81,7 @@ def test_disk_full_gives_a_clear_error_and_keeps_the_old_files(tiny_tmpfs: Path,
     newer["padding"] = "p" * 5000
     with pytest.raises(StoreError) as err:
         store.save_creds(json.dumps(newer))
+    assert err.value.code == "storage_full" and is_storage_fault(err.value)
     message = str(err.value)
     assert str(store.creds_path) in message
     assert "full" in message and "free space" in message
@@ -111,7 +114,8 @@ def _in_child_as_nobody(action: Callable[[], Any]) -> dict[str, Any]:
             try:
                 action()
             except Exception as exc:
-                outcome = {"raised": type(exc).__name__, "message": str(exc)}
+                code = getattr(exc, "code", None)
+                outcome = {"raised": type(exc).__name__, "message": str(exc), "code": code}
             os.write(write_fd, json.dumps(outcome).encode())
         finally:
             os._exit(0)
@@ -157,8 +161,16 @@ def test_permission_denied_names_the_path_and_the_fix(shared_dir: Path, register
 
     store.creds_path.chmod(0o600)
     got = _in_child_as_nobody(store.load_creds)
-    assert got["raised"] == "CredsCorruptError"
-    assert "Permission denied" in got["message"] and "will not start this session fresh" in got["message"]
+    assert got["raised"] == "StoreError", "unreadable is a storage fault, not damaged creds to restore over"
+    assert got["code"] == "storage_permission"
+    assert "Permission denied" in got["message"] and "chown" in got["message"]
+
+    store.folder.chmod(0o700)
+    got = _in_child_as_nobody(lambda: AuthStore(store.folder, session_id="s1", bridge_dir=shared_dir / ".bridge"))
+    assert (got["raised"], got["code"]) == ("StoreError", "storage_permission"), "a folder we may not enter"
+    got = _in_child_as_nobody(lambda: Snapshots(shared_dir).create("s1"))
+    assert got["code"] == "storage_permission", got
+    store.folder.chmod(0o755)
 
     assert store.load_creds() == registered_creds
     assert store.get_keys("session", ["1.0"]) == {"1.0": '{"v":1}'}
@@ -185,6 +197,7 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
     with pytest.raises(StoreError) as err:
         store.save_creds(json.dumps(newer))
     assert "I/O error" in str(err.value) and "dmesg" in str(err.value)
+    assert err.value.code == "storage_io"
     assert str(store.creds_path) in str(err.value)
     with pytest.raises(StoreError, match="dmesg"):
         store.set_keys({"pre-key": {str(i): '{"v":2}' for i in range(10)}})
@@ -193,3 +206,61 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
     assert store.load_creds() == registered_creds
     assert set(store.get_keys("pre-key", [str(i) for i in range(10)]).values()) == {'{"v":1}'}
     assert _no_temp_files(store.folder)
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [
+        (errno.ENOSPC, "storage_full"),
+        (errno.EDQUOT, "storage_full"),
+        (errno.EROFS, "storage_read_only"),
+        (errno.EACCES, "storage_permission"),
+        (errno.EPERM, "storage_permission"),
+        (errno.EIO, "storage_io"),
+        (errno.ENAMETOOLONG, "store_error"),
+    ],
+)
+def test_every_storage_fault_has_its_own_code(number: int, code: str) -> None:
+    error = explain_os_error(OSError(number, os.strerror(number)), Path("/auth/s1/creds.json"), "writing")
+    assert error.code == code
+    assert is_storage_fault(error) == (code != "store_error")
+    wrapped = StoreError("a hook failed")
+    wrapped.__cause__ = error
+    assert is_storage_fault(wrapped) == (code != "store_error"), "the cause chain counts"
+
+
+@pytest.fixture()
+def read_only_root(tiny_tmpfs: Path, registered_creds: str) -> Iterator[Path]:
+    """An auth root with one session and its lock file, then remounted read-only (as ops do)."""
+    root = tiny_tmpfs / "auth"
+    AuthStore(root / "s1", session_id="s1", bridge_dir=root / ".bridge").save_creds(registered_creds)
+    SessionLock(root / ".bridge", "s1").release()
+    with SessionLock(root / ".bridge", "s1"):
+        pass
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True)
+
+
+def test_a_read_only_root_gives_classified_errors_never_a_raw_oserror(
+    read_only_root: Path, registered_creds: str
+) -> None:
+    bridge_dir = read_only_root / ".bridge"
+    with SessionLock(bridge_dir, "s1") as lock:
+        assert lock.held, "an existing lock file still locks on a read-only root"
+    for attempt in (
+        lambda: SessionLock(bridge_dir, "s2").acquire(),
+        lambda: RootLock(bridge_dir).acquire(),
+        lambda: AuthStore(read_only_root / "s2", session_id="s2", bridge_dir=bridge_dir),
+        lambda: AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).save_creds(
+            json.dumps(dict(json.loads(registered_creds), accountSyncCounter=4))
+        ),
+        lambda: Snapshots(read_only_root).create("s1"),
+    ):
+        with pytest.raises(StoreError) as err:
+            attempt()
+        assert err.value.code == "storage_read_only", err.value
+        assert "read-only" in str(err.value) and "remount" in str(err.value)
+    assert AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).load_creds() == registered_creds
