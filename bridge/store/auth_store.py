@@ -39,6 +39,8 @@ from bridge.store import durable
 from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
 from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
 from bridge.store.layout import CREDS_FILE, BridgeDirs, key_file_name, parse_key_file_name, validate_session_id
+from bridge.store.snapshots.manifests import ManifestStore, latest_good
+from bridge.store.snapshots.objects import ObjectStore
 from bridge.store.trash import move_to_trash
 
 log = logging.getLogger(__name__)
@@ -315,26 +317,15 @@ class AuthStore:
             raise durable.explain_os_error(exc, path, "reading") from exc
 
     def latest_snapshot(self) -> tuple[str, bool] | None:
-        """Id of the newest snapshot manifest of this session and whether it is registered."""
+        """Id of the newest good snapshot of this session (linked creds preferred) and whether its
+        creds are linked; None when there is none (or the snapshots cannot be read)."""
+        dirs = BridgeDirs(self.bridge_dir)
         try:
-            names = sorted(
-                (n for n in os.listdir(self.snapshot_dir) if n.endswith(".json") and not n.startswith(".")),
-                reverse=True,
-            )
-        except OSError:
+            manifest = latest_good(ManifestStore(dirs), ObjectStore(dirs), self.session_id, prefer_registered=True)
+        except StoreError as exc:
+            log.warning("session %s: cannot look for a snapshot to name: %s", self.session_id, exc)
             return None
-        fallback: tuple[str, bool] | None = None
-        for name in names:
-            try:
-                manifest = json.loads((self.snapshot_dir / name).read_bytes())
-            except (OSError, ValueError):
-                continue
-            registered = bool(isinstance(manifest, dict) and manifest.get("registered"))
-            if registered:
-                return name[: -len(".json")], True
-            if fallback is None:
-                fallback = (name[: -len(".json")], False)
-        return fallback
+        return None if manifest is None else (manifest.id, manifest.registered)
 
     def _restore_hint(self) -> str:
         latest = self.latest_snapshot()
