@@ -143,20 +143,7 @@ def store_errors(path: Path, action: str, *, error_type: type[StoreError] = Stor
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
     """mkdir -p with `mode`, fsyncing each parent that gained an entry; errors are classified."""
-    missing: list[Path] = []
-    probe = path
-    with store_errors(path, "creating the folder"):
-        while not probe.is_dir():
-            missing.append(probe)
-            probe = probe.parent
-        for folder in reversed(missing):
-            try:
-                folder.mkdir(mode=mode)
-            except FileExistsError:
-                if not folder.is_dir():
-                    raise
-                continue
-            fsync_dir(folder.parent)
+    make_dir_set([path], mode)
 
 
 def make_dir_set(paths: Iterable[Path], mode: int = 0o700) -> None:
