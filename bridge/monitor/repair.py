@@ -177,12 +177,10 @@ class RepairExecutor:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{session}-{stamp}-{hashlib.sha256(raw).hexdigest()[:12]}-creds.json"
             evidence = self.snapshots.bridge_dir / REPLACED / name
-            evidence.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            durable.make_dirs(evidence.parent)
             durable.atomic_write(evidence, raw)
             kept = str(evidence)
-        if not folder.is_dir():
-            folder.mkdir(parents=True, mode=0o700)
-            durable.fsync_dir(folder.parent)
+        durable.make_dirs(folder)
         durable.atomic_write(path, creds.text.encode("utf-8"))
         log.warning("session %s: put back creds.json from %s", session, creds.source)
         return kept

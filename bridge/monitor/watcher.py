@@ -49,6 +49,7 @@ from bridge.monitor.snapshot_policy import (
     snapshot_reason,
 )
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
+from bridge.store import durable
 from bridge.store.adopt import read_adopted
 from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE, validate_session_id
@@ -141,7 +142,10 @@ class AuthWatcher:
     # ----- running ----------------------------------------------------------------------
     async def run(self) -> None:
         """Watch and scan until cancelled (or `stop()`); never raises for a damaged folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(durable.make_dirs, self.root)
+        except BridgeError as exc:
+            log.error("cannot create the auth root: %s", exc)
         # watchfiles reports absolute, resolved paths; map them back against the resolved root.
         self._watch_root = self.root.resolve()
         self._stop.clear()
