@@ -113,6 +113,7 @@ class AuthWatcher:
         self.identities = IdentityBook(settings.bridge_dir)
         self._identity_problem: dict[str, str] = {}
         self._never_linked: set[str] = set()
+        self._unrecorded: dict[str, Identity] = {}
         self._open: dict[str, _OpenIncident] = {}
         self._memory: dict[str, SessionMemory] = {}
         self._backoff: dict[str, SnapshotBackoff] = {}
@@ -347,6 +348,8 @@ class AuthWatcher:
             self._identity_problem.pop(session_id, None)
         if expected is not None and expected.jid is not None:
             return expected
+        if session_id in self._unrecorded:
+            return self._unrecorded[session_id]
         if session_id in self._never_linked:
             return None
         learnt = await asyncio.to_thread(history.linked_identity, self.snapshots, session_id)
@@ -358,10 +361,17 @@ class AuthWatcher:
         return None
 
     async def _record(self, session_id: str, identity: Identity) -> None:
+        """Record the folder's account in the IdentityBook; when storage refuses, keep it in memory
+        (it is still checked) and say so once, then retry quietly on later looks."""
         try:
             await asyncio.to_thread(self.identities.record, session_id, identity)
         except BridgeError as exc:
-            log.warning("session %s: could not record its account %s: %s", session_id, identity.describe(), exc)
+            if self._unrecorded.get(session_id) != identity:
+                log.warning("session %s: could not record its account %s (retrying on later looks): %s",
+                            session_id, identity.describe(), exc)
+            self._unrecorded[session_id] = identity
+        else:
+            self._unrecorded.pop(session_id, None)
 
     async def _owner_of(self, look: FolderLook, expected: Identity | None, session_id: str) -> str | None:
         """Another session whose account the folder's linked creds are, if any (only asked when
@@ -445,6 +455,8 @@ class AuthWatcher:
             expected = await self._expected_identity(session_id)
             if expected is None or expected != look.identity:
                 log.info("session %s holds account %s", session_id, look.identity.describe())
+                await self._record(session_id, look.identity)
+            elif session_id in self._unrecorded:
                 await self._record(session_id, look.identity)
         self._remember_healthy(session_id, look)
         await self._maybe_snapshot(session_id, look)
@@ -532,6 +544,11 @@ class AuthWatcher:
                            f"session {session_id}: snapshots work again ({manifest.id})", resolved=True)
         self._announce(manifest)
         return manifest
+
+    def snapshot_failures(self, session_id: str) -> int:
+        """Failed snapshot attempts of the session's current failing episode (0 when they work)."""
+        backoff = self._backoff.get(session_id)
+        return backoff.failures if backoff is not None else 0
 
     def _announce(self, manifest: SnapshotManifest) -> None:
         data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}
