@@ -115,6 +115,7 @@ class AuthWatcher:
         self._never_linked: set[str] = set()
         self._unrecorded: dict[str, Identity] = {}
         self._open: dict[str, _OpenIncident] = {}
+        self._recent: dict[str, tuple[_OpenIncident, float]] = {}
         self._memory: dict[str, SessionMemory] = {}
         self._backoff: dict[str, SnapshotBackoff] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -330,8 +331,14 @@ class AuthWatcher:
             had_creds=had_creds,
             relinking=relinking,
             mass_delete_min=self.settings.monitor_mass_delete_min,
+            deletion_going_on=self._deletion_going_on(session_id),
         )
         return look, finding
+
+    def _deletion_going_on(self, session_id: str) -> bool:
+        recent = self._recent.get(session_id)
+        return (recent is not None and time.monotonic() < recent[1]
+                and recent[0].incident.kind == Damage.KEYS_MASS_DELETED.value)
 
     async def _expected_identity(self, session_id: str) -> Identity | None:
         """The linked account this session's folder belongs to: recorded in the IdentityBook (by
@@ -412,24 +419,46 @@ class AuthWatcher:
     async def _handle(
         self, plan: RepairPlan, detected_at: float, expected: Identity | None, folder: Path
     ) -> Incident | None:
-        """Execute a new incident's plan, or quietly retry the open one it repeats."""
+        """Execute a new incident's plan, or quietly repeat it for the incident it continues: an
+        open one (not repaired yet), or one repaired within `monitor_mass_delete_window` whose
+        damage comes back (a script still deleting, a writer that keeps truncating)."""
         current = self._open.get(plan.session)
+        recent = self._recent.get(plan.session)
+        if current is None and recent is not None and time.monotonic() < recent[1]:
+            current = recent[0]
         if current is not None and current.signature == plan.signature:
             if plan.changes_files:
+                was_open = not current.incident.restored
                 await self.executor.apply(plan, current.incident, expected=expected)
                 if current.incident.restored:
-                    await self._close(current, f"repaired on a later attempt ({plan.action.value})")
-                    self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+                    log.warning("session %s: %s again (incident %s); repaired again", plan.session,
+                                plan.damage.value, current.incident.id)
+                    self._remember_repair(current)
+                    await self._rebase(plan, folder)
+                    if was_open:
+                        await self._close(current, f"repaired on a later attempt ({plan.action.value})")
             return None
         incident = await self.executor.execute(plan, detected_at=detected_at, expected=expected)
         self.incidents.append(incident)
+        entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
         if incident.restored:
-            self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+            self._remember_repair(entry)
+            await self._rebase(plan, folder)
         else:
-            entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
             for sid in plan.sessions:
                 self._open[sid] = entry
         return incident
+
+    async def _rebase(self, plan: RepairPlan, folder: Path) -> None:
+        """The baseline after a repair: the folder as it is now, plus the key files just put back
+        (a deletion still going on may already have taken some of them again: they count as lost)."""
+        after = await asyncio.to_thread(inspect_folder, folder)
+        self._baseline[plan.session] = dataclasses.replace(after, key_files=after.key_files | plan.keys)
+
+    def _remember_repair(self, entry: _OpenIncident) -> None:
+        until = time.monotonic() + self.settings.monitor_mass_delete_window
+        for sid in entry.incident.sessions or [entry.incident.session]:
+            self._recent[sid] = (entry, until)
 
     async def _close(self, entry: _OpenIncident, how: str) -> None:
         """An open incident is over: said once, as `info`."""
