@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", description="Python log level")
+    monitor_settle_seconds: float = Field(
+        10.0, description="A linked folder whose creds.json has not changed this long has settled: the monitor "
+        "snapshots it once after each link"
+    )
 
     # --- event log and webhooks (docs/api.md) ---
     state_dir: Path = Field(

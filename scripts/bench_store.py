@@ -5,7 +5,9 @@ files, values the exact JSON text BufferJSON.replacer makes for a Uint8Array), t
 the same batches. Legacy writes without fsync (and can tear files on a crash); the bridge writes
 every file via temp + fsync + rename and fsyncs the folder once per batch (group commit).
 
-Prints keys/s for each side and the ratio bridge/legacy (target: >= 0.5 for 100-key batches).
+Prints keys/s for each side and the ratio bridge/legacy (target: >= 0.5 for 100-key batches),
+then `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
+`accountSyncCounter` changes every save (the bridge also keeps its creds history).
 
     python scripts/bench_store.py [--repeat 3] [--value-bytes 600] [--json]
 """
@@ -71,6 +73,30 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     return set_rate, batch * batches / get_seconds
 
 
+CREDS_SAVES = 200
+
+
+def creds_run(base: Path, run: int) -> tuple[float, float]:
+    """creds.save/s of (legacy saveCreds, AuthStore.save_creds), each save a changed creds text."""
+    out = subprocess.run(
+        ["node", str(LEGACY), str(base / f"legacy-creds-{run}"), "creds", str(CREDS_SAVES)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    folder = base / f"bridge-creds-{run}"
+    store = AuthStore(folder, session_id=folder.name, bridge_dir=base / ".bridge")
+    creds = json.loads(result["creds"])
+    texts = [json.dumps(dict(creds, accountSyncCounter=i)) for i in range(CREDS_SAVES)]
+    start = time.perf_counter()
+    for text in texts:
+        store.save_creds(text)
+    elapsed = time.perf_counter() - start
+    return result["saves"] / result["creds_seconds"], CREDS_SAVES / elapsed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark legacy useMultiFileAuthState vs AuthStore")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
@@ -93,11 +119,16 @@ def main() -> int:
                 runs["bridge_get"].append(bg)
             med = {k: statistics.median(v) for k, v in runs.items()}
             results.append({"batch": batch, "batches": batches, **med})
+        creds_runs = [creds_run(base, r) for r in range(args.repeat)]
+        creds = {
+            "legacy_saves": statistics.median(c[0] for c in creds_runs),
+            "bridge_saves": statistics.median(c[1] for c in creds_runs),
+        }
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"keys": results, "creds": creds}, indent=2))
         return 0
     print(f"value {args.value_bytes} raw bytes, median of {args.repeat} runs, keys/s (batches/s = keys/s / batch)")
     head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
@@ -109,6 +140,11 @@ def main() -> int:
             f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} {set_ratio:>6.2f} "
             f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f}"
         )
+    ratio = creds["bridge_saves"] / creds["legacy_saves"]
+    print(
+        f"creds.save/s ({CREDS_SAVES} changed saves): legacy {creds['legacy_saves']:.0f} "
+        f"bridge {creds['bridge_saves']:.0f} ratio {ratio:.2f}"
+    )
     return 0
 
 

@@ -8,18 +8,34 @@ channel), so a pooled runtime serving tenants A and B can never read or write te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 import msgspec
 
 from bridge.errors import ProtocolError
 from bridge.ipc import protocol as p
-from bridge.store.auth_store import AsyncAuthStore
+
+
+class AuthPort(Protocol):
+    """The four things a runtime may ask of a session's folder (`AuthPort` is one; the
+    sessions layer wraps it to add its own rules)."""
+
+    async def load_creds(self) -> str | None:
+        """creds.json text, None when there is none."""
+
+    async def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:
+        """Exact JSON text of each key file (None = absent)."""
+
+    async def set_keys(self, batch: Mapping[str, Mapping[str, str | None]]) -> None:
+        """Write a batch durably (None = delete); returns only once durable."""
+
+    async def save_creds(self, text: str) -> None:
+        """Replace creds.json durably."""
 
 
 class AuthRequestHandler:
-    """Maps `auth.load|auth.get|auth.set|creds.save` to the session's `AsyncAuthStore`.
+    """Maps `auth.load|auth.get|auth.set|creds.save` to the session's `AuthPort`.
 
     Use `host(session, store)` before sending the runtime a `start` for that session and
     `release(session)` after stopping it. Works as the channel's `on_request` and as its
@@ -27,9 +43,9 @@ class AuthRequestHandler:
     """
 
     def __init__(self) -> None:
-        self._stores: dict[str, AsyncAuthStore] = {}
+        self._stores: dict[str, AuthPort] = {}
 
-    def host(self, session: str, store: AsyncAuthStore) -> None:
+    def host(self, session: str, store: AuthPort) -> None:
         """Allow the runtime to read and write `session`'s folder through `store`."""
         self._stores[session] = store
 

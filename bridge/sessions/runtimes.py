@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -22,14 +22,31 @@ from bridge.config import Settings
 from bridge.errors import SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
-from bridge.runtime.auth_handler import AuthRequestHandler
+from bridge.runtime.auth_handler import AuthPort, AuthRequestHandler
 from bridge.runtime.process import NodeProcess, ProcessState
-from bridge.store.auth_store import AsyncAuthStore
-
-if TYPE_CHECKING:
-    from bridge.sessions.session import Session
 
 log = logging.getLogger(__name__)
+
+
+class RuntimeListener(Protocol):
+    """What a runtime slot tells the session it hosts. Every method must return at once (they
+    run on the IPC reader and the process supervisor): a session only queues what it hears."""
+
+    @property
+    def id(self) -> str:
+        """The hosted session's id (the `s` of its IPC messages)."""
+
+    def on_runtime_event(self, name: str, data: msgspec.Struct) -> None:
+        """A validated event of this session from its runtime (connection.update, qr, ...)."""
+
+    def runtime_exited(self, detail: str) -> None:
+        """The process died unexpectedly; its supervisor restarts it with backoff."""
+
+    def runtime_restarted(self) -> None:
+        """The process runs again after `runtime_exited`, hosting no socket: start it anew."""
+
+    def runtime_fatal(self, detail: str) -> None:
+        """The supervisor gave the process up (crash loop); no more automatic restarts."""
 
 
 class RuntimeSlot:
@@ -38,7 +55,7 @@ class RuntimeSlot:
     def __init__(self, settings: Settings, name: str, bus: EventBus) -> None:
         self.name = name
         self.auth = AuthRequestHandler()
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, RuntimeListener] = {}
         self.process = NodeProcess(
             settings, name, on_request=self.auth, on_event=self._on_event, on_state=self._on_state,
             bus=bus, sessions=self.auth,
@@ -59,18 +76,18 @@ class RuntimeSlot:
             session.on_runtime_event(evt.name, data)
 
     def _on_state(self, state: ProcessState, reason: str) -> None:
+        listeners = list(self.sessions.values())
         if state is ProcessState.EXITED:
             self._crashed = True
-            change = "exited"
+            for listener in listeners:
+                listener.runtime_exited(reason)
         elif state is ProcessState.RUNNING and self._crashed:
             self._crashed = False
-            change = "restarted"
+            for listener in listeners:
+                listener.runtime_restarted()
         elif state is ProcessState.FATAL:
-            change = "fatal"
-        else:
-            return
-        for session in list(self.sessions.values()):
-            session.on_runtime_state(change, reason)
+            for listener in listeners:
+                listener.runtime_fatal(reason)
 
 
 class RuntimePool:
@@ -86,9 +103,6 @@ class RuntimePool:
 
     def slot_of(self, session_id: str) -> RuntimeSlot | None:
         return self._by_session.get(session_id)
-
-    def slots(self) -> list[RuntimeSlot]:
-        return list(self._slots.values())
 
     def _pick(self, session_id: str) -> RuntimeSlot:
         if self.per_runtime == 1:
@@ -106,7 +120,7 @@ class RuntimePool:
         self._slots[name] = slot
         return slot
 
-    async def attach(self, session: Session, store: AsyncAuthStore) -> RuntimeSlot:
+    async def attach(self, session: RuntimeListener, store: AuthPort) -> RuntimeSlot:
         """Host `session` in a runtime (starting it if needed) so a `start` can follow.
 
         Only the choice of slot is serialised; process start-up (a second or two of Node loading
@@ -129,7 +143,7 @@ class RuntimePool:
             await slot.process.start()
         return slot
 
-    async def detach(self, session: Session) -> None:
+    async def detach(self, session: RuntimeListener) -> None:
         """Stop `session` in its runtime; stop the runtime when it hosts nothing else.
 
         The session leaves the slot under the lock, so of several sessions detaching at once

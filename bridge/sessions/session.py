@@ -28,12 +28,14 @@ import msgspec
 
 from bridge import metrics
 from bridge.config import Settings
-from bridge.errors import BridgeError, CredsCorruptError, SessionStateError
+from bridge.delivery import Backoff
+from bridge.errors import BridgeError, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
-from bridge.sessions.reconnect import Backoff, DisconnectReason
+from bridge.sessions.auth import SessionAuth
+from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.layout import CREDS_FILE
@@ -78,35 +80,6 @@ class SessionInfo(msgspec.Struct, frozen=True):
     pairing_code: str | None
 
 
-class _SessionAuth(AsyncAuthStore):
-    """The session's store as the runtime sees it; answers `auth.load` with "no creds" once when
-    the session links a new device over a logged-out folder (see docs/sessions.md)."""
-
-    def __init__(self, store: AuthStore, session: Session) -> None:
-        super().__init__(store)
-        self._session = session
-
-    async def load_creds(self) -> str | None:
-        if self._session.fresh_creds:
-            self._session.fresh_creds = False
-            log.warning("session %s: linking a new device; the old creds are kept in a snapshot", self._session.id)
-            return None
-        creds = await super().load_creds()
-        if creds is None:
-            # Last line of defence (a start path that skipped `_prepare_start`, e.g. a runtime
-            # restarted after a crash): never hand Baileys "no creds" for a linked account.
-            linked = await asyncio.to_thread(
-                self._session.snapshots.latest_good, self._session.id, registered=True
-            )
-            if linked is not None:
-                raise CredsCorruptError(
-                    f"session {self._session.id}: {self._session.folder / CREDS_FILE} is missing but snapshot "
-                    f"{linked.id} holds linked creds; stop the session and run `python -m bridge restore "
-                    f"{self._session.id} {linked.id}` (or let the monitor restore it) instead of linking anew"
-                )
-        return creds
-
-
 _Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
 
 
@@ -143,12 +116,13 @@ class Session:
         self.pairing_code: str | None = None
         self.me: str | None = None
         self.last_disconnect: str | None = None
-        self.fresh_creds = False
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+        self.attempt = 0
+        """Reconnect attempts since the session was last open (or started)."""
         self._qr_count = 0
         self._timer: asyncio.Task[None] | None = None
         self._lock: SessionLock | None = None
-        self._store: AuthStore | None = None
+        self._auth: SessionAuth | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._depth = 0  # > 0 while a transition's actions are running
@@ -217,7 +191,7 @@ class Session:
             self._worker = None
         self._release_lock()
 
-    # ----- runtime callbacks ---------------------------------------------------------------
+    # ----- runtime callbacks (the `RuntimeListener` of runtimes.py) ----------------------------
     def on_runtime_event(self, name: str, data: msgspec.Struct) -> None:
         """Translate one runtime event into session events (never blocks)."""
         if isinstance(data, p.ConnectionUpdateData):
@@ -250,14 +224,14 @@ class Session:
                  "from_me": data.from_me, "timestamp": data.timestamp},
             )
 
-    def on_runtime_state(self, change: str, detail: str = "") -> None:
-        """`change` is "exited", "restarted" or "fatal" (from the runtime pool)."""
-        if change == "exited":
-            self.post(st.RuntimeExited(detail))
-        elif change == "restarted":
-            self.post(st.RuntimeRestarted())
-        elif change == "fatal":
-            self.post(st.RuntimeFatal(detail))
+    def runtime_exited(self, detail: str) -> None:
+        self.post(st.RuntimeExited(detail))
+
+    def runtime_restarted(self) -> None:
+        self.post(st.RuntimeRestarted())
+
+    def runtime_fatal(self, detail: str) -> None:
+        self.post(st.RuntimeFatal(detail))
 
     def _publish_pairing_code(self, code: str) -> None:
         if code != self.pairing_code:
@@ -274,6 +248,11 @@ class Session:
             event, future = await self._queue.get()
             try:
                 result = await self._handle(event)
+            except BridgeError as exc:  # a refused request: the caller gets the error
+                log.error("session %s: %r refused: %s", self.id, event, exc)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                continue
             except Exception as exc:  # never let one bad event kill the session's actor
                 log.exception("session %s: handling %r failed", self.id, event)
                 if future is not None and not future.done():
@@ -293,18 +272,30 @@ class Session:
 
     async def _transition(self, event: st.SessionEvent) -> st.Transition:
         result = st.transition(self.state, event)
-        if isinstance(event, st.Start) and result.changed:
-            await self._prepare_start()
+        actions = result.actions
+        unrecorded: BridgeError | None = None
+        if actions and isinstance(actions[0], st.SetDesired):
+            try:
+                await self._set_desired(actions[0].running)
+            except BridgeError as exc:
+                if actions[0].running:
+                    raise  # a start that cannot be recorded does not happen
+                unrecorded = exc  # a stop always happens; the caller learns it was not recorded
+            actions = actions[1:]
         if result.changed:
             await self._set_state(result.state, result.reason)
-        follow: list[st.SessionEvent] = []
-        for action in result.actions:
-            follow += await self._do(action)
-        for extra in follow:
-            await self._handle(extra)
+        for action in actions:
+            follow = await self._do(action)
+            if follow:
+                # The action failed; its event decides what happens next (see SessionAction).
+                for extra in follow:
+                    await self._handle(extra)
+                break
         if result.changed:
             # Waiters see the state once its actions are done, even if the next event moves on.
             self._wake(result.state)
+        if unrecorded is not None:
+            raise unrecorded
         return result
 
     def _wake(self, state: st.SessionState) -> None:
@@ -325,43 +316,48 @@ class Session:
         await self._record(last_state=new.value, last_reason=reason)
 
     async def _record(self, **fields: Any) -> None:
-        """Write registry fields off the event loop (the registry fsyncs)."""
+        """Write registry fields off the event loop (the registry fsyncs). For bookkeeping that
+        follows what already happened (a state WhatsApp imposed): a failure is logged, the
+        registry stays as it was, and the session goes on."""
         try:
-            self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
-        except (BridgeError, OSError) as exc:
+            await self._set_record(**fields)
+        except BridgeError as exc:
             log.error("session %s: registry update failed: %s", self.id, exc)
 
-    async def _prepare_start(self) -> None:
-        """Before leaving a terminal state: a logged-out folder links a new device, but only once
-        a snapshot of its registered creds exists."""
-        self._qr_count = 0
-        self.pairing_code = None
-        self.backoff.reset()
-        if self.state is st.SessionState.LOGGED_OUT:
-            if self.snapshots.latest(self.id, registered=True) is None:
-                await self._snapshot("before_relink")
-            self.fresh_creds = True
-        elif not await asyncio.to_thread((self.folder / CREDS_FILE).exists):
-            await self._restore_vanished_creds()
+    async def _set_record(self, **fields: Any) -> None:
+        self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
 
-    async def _restore_vanished_creds(self) -> None:
+    async def _set_desired(self, running: bool) -> None:
+        """Record the operator's desire; raises (`StoreError`) with nothing changed."""
+        if self.record.desired_running != running:
+            await self._set_record(desired_running=running)
+
+    async def _link_new_device(self) -> None:
+        """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load."""
+        if await asyncio.to_thread(self.snapshots.latest, self.id, registered=True) is None:
+            await self._snapshot("before_relink")
+        self._session_auth().relink = True
+
+    async def _restore_vanished_creds(self) -> list[st.SessionEvent]:
         """creds.json vanished while the session was stopped (an `rm -rf`, a careless script).
         Starting now would let Baileys make a fresh identity and ask for a new QR over a linked
         account, the exact failure this project exists to prevent: restore the newest good
         registered snapshot first. A session that was never linked simply starts fresh."""
+        if await asyncio.to_thread((self.folder / CREDS_FILE).exists):
+            return []
         manifest = await asyncio.to_thread(self.snapshots.latest_good, self.id, registered=True)
         if manifest is None:
-            return
+            return []
         try:
             await asyncio.to_thread(self.snapshots.restore, self.id, manifest.id)
         except BridgeError as exc:
-            self.bus.alert(self.id, "creds_restore_failed", "critical",
-                           f"session {self.id}: creds.json is missing and restoring snapshot {manifest.id} "
-                           f"failed: {exc}. Restore it with `python -m bridge restore` before starting.")
-            raise
+            return [st.StartRefused(
+                f"creds.json is missing and restoring snapshot {manifest.id} failed: {exc}. Restore it with "
+                "`python -m bridge restore` before starting", kind="creds_restore_failed")]
         self.bus.alert(self.id, "creds_missing_restored", "critical",
                        f"session {self.id}: creds.json was missing at start; restored snapshot {manifest.id} "
                        "instead of linking a new device. Find out what removed it.")
+        return []
 
     async def _do(self, action: st.SessionAction) -> list[st.SessionEvent]:
         match action:
@@ -375,11 +371,12 @@ class Session:
                 except BridgeError as exc:
                     log.warning("session %s: Baileys logout failed (%s); marked logged out anyway", self.id, exc)
             case st.ScheduleReconnect():
-                self._arm_timer(self.backoff.next_delay())
+                self.attempt += 1
+                self._arm_timer(self.backoff.delay(self.attempt))
             case st.CancelReconnect():
                 self._cancel_timer()
             case st.ResetBackoff():
-                self.backoff.reset()
+                self.attempt = 0
             case st.TakeSnapshot(reason=reason):
                 await self._snapshot(reason)
             case st.RaiseAlert(kind=kind, severity=severity, message=message):
@@ -392,6 +389,13 @@ class Session:
             case st.SetDesired(running=running):
                 if self.record.desired_running != running:
                     await self._record(desired_running=running)
+            case st.ResetLogin():
+                self._qr_count = 0
+                self.pairing_code = None
+            case st.LinkNewDevice():
+                await self._link_new_device()
+            case st.RestoreVanishedCreds():
+                return await self._restore_vanished_creds()
         return []
 
     async def _snapshot(self, reason: str) -> None:
@@ -403,15 +407,18 @@ class Session:
             return
         self.bus.publish(self.id, "snapshot", {"id": manifest.id, "reason": reason, "registered": manifest.registered})
 
-    def _auth(self) -> AsyncAuthStore:
-        if self._store is None:
-            self._store = AuthStore(
+    def _session_auth(self) -> SessionAuth:
+        if self._auth is None:
+            store = AuthStore(
                 self.folder,
                 session_id=self.id,
                 bridge_dir=self.settings.bridge_dir,
                 before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
             )
-        return _SessionAuth(self._store, self)
+            self._auth = SessionAuth(
+                AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots
+            )
+        return self._auth
 
     async def _send_start(self) -> list[st.SessionEvent]:
         self._qr_count = 0  # a new socket shows its first QR for 60 s again
@@ -420,7 +427,7 @@ class Session:
                 lock = SessionLock(self.settings.bridge_dir, self.id)
                 lock.acquire(0.0)
                 self._lock = lock
-            await self.runtimes.attach(self, self._auth())
+            await self.runtimes.attach(self, self._session_auth())
             args = p.StartArgs(
                 wa_url=self.settings.wa_url,
                 trust_root=self.settings.wa_trust_root,
@@ -431,7 +438,7 @@ class Session:
             await self.call("start", msgspec.to_builtins(args), self.settings.ipc_request_timeout * 2)
         except SessionLockedError as exc:
             self._release_lock()
-            return [st.StartRefused(str(exc))]
+            return [st.StartRefused(f"{exc}; nothing was changed on disk")]
         except BridgeError as exc:
             slot = self.runtimes.slot_of(self.id)
             if slot is not None and slot.process.state is ProcessState.FATAL:
@@ -455,7 +462,7 @@ class Session:
 
     def _arm_timer(self, delay: float) -> None:
         self._cancel_timer()
-        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.backoff.attempt})
+        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.attempt})
 
         async def fire() -> None:
             await asyncio.sleep(delay)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from bridge.events import Severity
 from bridge.sessions.reconnect import ReconnectAction, classify
+
+if TYPE_CHECKING:
+    from bridge.events import Severity
 
 
 class SessionState(StrEnum):
@@ -37,13 +40,31 @@ class SessionState(StrEnum):
 TERMINAL: frozenset[SessionState] = frozenset(
     {SessionState.STOPPED, SessionState.LOGGED_OUT, SessionState.BANNED, SessionState.FAILED}
 )
-"""States with no runtime work going on; only `Start` leaves them."""
+"""States with no runtime work going on: no socket, no timer, no runtime event changes them;
+only `Start` (and `Restored`, back to stopped) leaves them. `stopped` is one of them: the
+transition table treats an operator's stop and an end imposed by WhatsApp or a fault alike."""
 
 ACTIVE: frozenset[SessionState] = frozenset(SessionState) - TERMINAL
-"""States in which the session wants a socket (or is waiting to get one back)."""
+"""States in which a runtime and a socket are wanted (starting, qr, pairing, connecting, open,
+reconnecting): a runtime may be writing the auth folder at any moment, so the folder must not be
+replaced under it (stop the session first)."""
 
-_LINKING = frozenset({SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING})
+HALTED: frozenset[SessionState] = TERMINAL - {SessionState.STOPPED}
+"""Terminal states the operator did not ask for (logged_out, banned, failed): something ended the
+session and a human has to act, so these are the states worth an alert and a reason."""
 
+RESTORABLE: frozenset[SessionState] = TERMINAL
+"""States in which a snapshot may be restored into the folder: no runtime touches it, and the
+restore moves a halted session back to stopped (`Restored`) so its next start uses the files."""
+
+LINKING: frozenset[SessionState] = frozenset(
+    {SessionState.STARTING, SessionState.QR, SessionState.PAIRING, SessionState.CONNECTING}
+)
+"""States in which a new device link may be in progress (a start from logged_out links a new
+device over the kept folder: the store snapshots the registered creds, then saves fresh
+unregistered ones). In these states unregistered creds over registered ones are the bridge's own
+doing, not damage. `starting` and `connecting` are also passed through by a linked session that
+reconnects, so this group says "may be linking", never "is linking"."""
 
 # --- events -------------------------------------------------------------------------------
 
@@ -136,9 +157,11 @@ class Restored:
 @dataclass(frozen=True, slots=True)
 class StartRefused:
     """The session could not be started for a reason retrying will not fix (its advisory lock is
-    held by another bridge instance: two writers on one creds.json is how creds get torn)."""
+    held by another bridge instance: two writers on one creds.json is how creds get torn; its
+    vanished creds could not be restored). `kind` names the alert."""
 
     detail: str
+    kind: str = "start_refused"
 
 
 SessionEvent = (
@@ -223,6 +246,25 @@ class KeepQr:
 
 
 @dataclass(frozen=True, slots=True)
+class ResetLogin:
+    """A new start begins a new login: forget the QR count and the last pairing code."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkNewDevice:
+    """Starting a logged-out session links a new device over the kept folder: make sure a
+    snapshot of the registered creds exists, then have the runtime's next `auth.load` answer "no
+    creds" (the store snapshots the registered creds again before fresh ones replace them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreVanishedCreds:
+    """creds.json vanished while the session was not running: if a snapshot holds linked creds,
+    restore it (with a critical alert) instead of letting Baileys make a new identity. Fails with
+    `StartRefused`."""
+
+
+@dataclass(frozen=True, slots=True)
 class SetDesired:
     """Record in the registry whether `start_all()` should start this session after a restart."""
 
@@ -240,8 +282,19 @@ SessionAction = (
     | RaiseAlert
     | ClearQr
     | KeepQr
+    | ResetLogin
+    | LinkNewDevice
+    | RestoreVanishedCreds
     | SetDesired
 )
+"""An action that fails returns the event describing the failure (e.g. `StartRefused`); the
+rest of its transition's actions are then skipped and that event's transition decides what
+follows.
+
+A transition whose first action is `SetDesired` is an operator's request (start, stop, logout):
+the desire is written before the new state is taken. If it cannot be written, a start is refused
+whole (the state stays, the caller gets the `StoreError`); a stop or logout still happens (stopping
+must always be possible) and the caller gets the `StoreError` afterwards, the registry unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,17 +368,19 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
     """The next state after `event` in `state`; see docs/sessions.md for the full table."""
     match event:
         case Start():
-            if state in TERMINAL:
-                return Transition(SessionState.STARTING, "start", [SetDesired(True), SendStart()])
-            return _ignore(state)
-        case Stop():
-            if state is SessionState.STOPPED:
+            if state not in TERMINAL:
                 return _ignore(state)
+            prepare: SessionAction = LinkNewDevice() if state is SessionState.LOGGED_OUT else RestoreVanishedCreds()
+            return Transition(
+                SessionState.STARTING, "start", [SetDesired(True), ResetBackoff(), ResetLogin(), prepare, SendStart()]
+            )
+        case Stop():
             if state in TERMINAL:
-                # Keep logged_out/banned/failed visible; only the desired flag changes.
+                # Keep logged_out/banned/failed visible; only the desired flag changes (a stop
+                # repeated after a stop that could not be recorded records it now).
                 return Transition(state, "stop", [SetDesired(False)], changed=False)
             return Transition(
-                SessionState.STOPPED, "stop", [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+                SessionState.STOPPED, "stop", [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
             )
         case Shutdown():
             if state in TERMINAL:
@@ -337,7 +392,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             return Transition(
                 SessionState.LOGGED_OUT,
                 "logout",
-                [CancelReconnect(), TakeSnapshot("logout"), SendLogout(), SendStop(), ClearQr(), SetDesired(False)],
+                [SetDesired(False), CancelReconnect(), TakeSnapshot("logout"), SendLogout(), SendStop(), ClearQr()],
             )
         case Connecting():
             if state in (SessionState.STARTING, SessionState.RECONNECTING):
@@ -353,7 +408,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
         case PairingCodeIssued():
             if state is SessionState.PAIRING:
                 return Transition(state, "pairing_code", [], changed=False)
-            if state in _LINKING:
+            if state in LINKING:
                 return Transition(SessionState.PAIRING, "pairing_code")
             return _ignore(state)
         case Opened():
@@ -391,13 +446,9 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             if state in TERMINAL and state is not SessionState.STOPPED:
                 return Transition(SessionState.STOPPED, "restored")
             return _ignore(state)
-        case StartRefused(detail=detail):
+        case StartRefused(detail=detail, kind=kind):
             if state in TERMINAL:
                 return _ignore(state)
-            alert = RaiseAlert(
-                "start_refused",
-                "critical",
-                f"The session could not start: {detail}. Nothing was changed on disk.",
-            )
-            return Transition(SessionState.FAILED, "start_refused", [CancelReconnect(), SendStop(), ClearQr(), alert])
+            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}")
+            return Transition(SessionState.FAILED, kind, [CancelReconnect(), SendStop(), ClearQr(), alert])
     raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

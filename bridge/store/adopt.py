@@ -21,6 +21,7 @@ import msgspec
 
 from bridge.errors import CredsCorruptError, SnapshotError, StoreError
 from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.durable import explain_os_error
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def read_adopted(auth_root: Path) -> AdoptedFile:
         return msgspec.json.decode(path.read_bytes(), type=AdoptedFile)
     except FileNotFoundError:
         return AdoptedFile()
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except OSError as exc:
+        raise explain_os_error(exc, path, "reading") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise StoreError(f"cannot read {path} ({exc}); fix it by hand or restore it from a backup") from exc
 
 

@@ -117,9 +117,37 @@ def validate_creds_text(text: str, *, source: str = "creds") -> dict[str, Any]:
 
 
 def is_registered(creds: dict[str, Any]) -> bool:
-    """True when the creds belong to a logged-in device (`me` with an id is present).
+    """True when the creds belong to a LINKED device: losing them means scanning a QR again.
 
-    Losing such creds means the tenant must scan a QR again; losing unregistered ones costs nothing.
+    Baileys 7.0.0-rc14 marks a link in two ways (checked against lib/Socket and lib/Utils):
+    a QR link (`pair-success`, `configureSuccessfulPairing`) sets `account` (the ADV signed device
+    identity) and `me`, and leaves `registered: false`; a pairing-code link sets `registered: true`
+    when the phone confirms the code (`link_code_companion_reg`), then `account` on `pair-success`.
+    `me` alone proves nothing: `requestPairingCode` sets it (name `~`) with a `pairingCode` before
+    anything is linked, and such creds are worth no more than fresh ones.
     """
     me = creds.get("me")
-    return isinstance(me, dict) and isinstance(me.get("id"), str) and bool(me["id"])
+    if not (isinstance(me, dict) and isinstance(me.get("id"), str) and me["id"]):
+        return False
+    account = creds.get("account")
+    return (isinstance(account, dict) and bool(account)) or creds.get("registered") is True
+
+
+def identity_key_bytes(creds: dict[str, Any]) -> bytes:
+    """The public half of `signedIdentityKey`: made once by `initAuthCreds()`, kept for life.
+
+    Raises `CredsCorruptError` when the creds have none (they would not pass `validate_creds`).
+    """
+    pair = creds.get("signedIdentityKey")
+    raw = _buffer_bytes(pair.get("public")) if isinstance(pair, dict) else None
+    if raw is None:
+        raise CredsCorruptError("creds have no signedIdentityKey.public Buffer; they are not Baileys creds")
+    return raw
+
+
+def account_jid(creds: dict[str, Any]) -> str | None:
+    """The account's user JID without the device part (`4915...@s.whatsapp.net`), None if not linked."""
+    if not is_registered(creds):
+        return None
+    user, _, server = str(creds["me"]["id"]).partition("@")
+    return f"{user.split(':', 1)[0]}@{server}" if server else None

@@ -26,7 +26,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Final
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -58,22 +58,102 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def explain_os_error(exc: OSError, path: Path, action: str) -> StoreError:
-    """Turn an OSError into a `StoreError` telling the operator what broke and what to do."""
+#: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
+STORAGE_FULL: Final = ErrorCode.STORAGE_FULL
+STORAGE_READ_ONLY: Final = ErrorCode.STORAGE_READ_ONLY
+STORAGE_PERMISSION: Final = ErrorCode.STORAGE_PERMISSION
+STORAGE_IO: Final = ErrorCode.STORAGE_IO
+STORAGE_FAULT_CODES: Final[frozenset[str]] = frozenset(
+    {STORAGE_FULL, STORAGE_READ_ONLY, STORAGE_PERMISSION, STORAGE_IO}
+)
+_CODE_BY_ERRNO: Final[dict[int, str]] = {
+    errno.ENOSPC: STORAGE_FULL,
+    errno.EDQUOT: STORAGE_FULL,
+    errno.EROFS: STORAGE_READ_ONLY,
+    errno.EACCES: STORAGE_PERMISSION,
+    errno.EPERM: STORAGE_PERMISSION,
+    errno.EIO: STORAGE_IO,
+}
+
+
+def fault_code(exc: BaseException) -> str | None:
+    """The storage-fault code of `exc` or of any exception in its `__cause__` chain, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "code", None)
+        if isinstance(current, StoreError) and code in STORAGE_FAULT_CODES:
+            return str(code)
+        if isinstance(current, OSError) and current.errno in _CODE_BY_ERRNO:
+            return _CODE_BY_ERRNO[current.errno]
+        current = current.__cause__
+    return None
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """True when `exc` (or its cause) is the storage failing: full, read-only, permission, I/O.
+
+    Such a fault is not damage: nothing is restored because of it; it is reported once and the
+    operation is retried when storage is back.
+    """
+    return fault_code(exc) is not None
+
+
+def explain_os_error(
+    exc: OSError, path: Path, action: str, *, error_type: type[StoreError] = StoreError
+) -> StoreError:
+    """Turn an OSError into a `StoreError` telling the operator what broke and what to do.
+
+    Its `code` names the fault (`storage_full`, `storage_read_only`, `storage_permission`,
+    `storage_io`), or is `store_error` for anything else.
+    """
     code = exc.errno
     reason = os.strerror(code) if code else str(exc)
+    where = path.parent if action != "reading" else path
     if code in (errno.ENOSPC, errno.EDQUOT):
-        fix = f"the file system holding {path.parent} is full: free space (or raise the quota) and retry"
+        fix = f"the file system holding {where} is full: free space (or raise the quota) and retry"
     elif code == errno.EIO:
         fix = "the disk or file system reported an I/O error: check `dmesg`, move the auth root to healthy storage"
     elif code in (errno.EACCES, errno.EPERM):
-        fix = f"the bridge user may not access {path.parent}: fix ownership/permissions (chown/chmod)"
+        fix = f"the bridge user may not access {where}: fix ownership/permissions (chown/chmod)"
     elif code == errno.EROFS:
-        fix = f"{path.parent} is on a read-only file system: remount it read-write"
+        fix = f"{where} is on a read-only file system: remount it read-write"
     else:
         fix = "check the file system and permissions of the auth root"
     tail = "" if action == "reading" else " The previous file, if any, is intact."
-    return StoreError(f"{action} {path} failed ({reason}); {fix}.{tail}")
+    return error_type(
+        f"{action} {path} failed ({reason}); {fix}.{tail}",
+        code=_CODE_BY_ERRNO.get(code or 0, StoreError.code),
+    )
+
+
+@contextmanager
+def store_errors(path: Path, action: str, *, error_type: type[StoreError] = StoreError) -> Iterator[None]:
+    """Run a block of file operations; any OSError leaves it as a classified `StoreError`."""
+    try:
+        yield
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else path
+        raise explain_os_error(exc, where, action, error_type=error_type) from exc
+
+
+def make_dirs(path: Path, mode: int = 0o700) -> None:
+    """mkdir -p with `mode`, fsyncing each parent that gained an entry; errors are classified."""
+    missing: list[Path] = []
+    probe = path
+    with store_errors(path, "creating the folder"):
+        while not probe.is_dir():
+            missing.append(probe)
+            probe = probe.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=mode)
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise
+                continue
+            fsync_dir(folder.parent)
 
 
 def fsync_dir(path: Path) -> None:
@@ -100,8 +180,8 @@ def _unlink_quietly(path: Path) -> None:
         log.warning("could not remove temp file %s: %s", path, exc)
 
 
-def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
-    """Write `data` to a new fsynced temp file in `folder` and return its path.
+def write_temp(folder: Path, data: bytes, mode: int = 0o600, *, sync: bool = True) -> Path:
+    """Write `data` to a new (fsynced, unless `sync` is False) temp file in `folder`; return its path.
 
     On failure the temp file is removed and the OSError propagates (the caller names the target).
     """
@@ -113,13 +193,15 @@ def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    STORE_FSYNCS.labels(target="file").inc()
+    if sync:
+        STORE_FSYNCS.labels(target="file").inc()
     return tmp
 
 
@@ -134,11 +216,18 @@ def _timed(op: str) -> Iterator[None]:
     STORE_WRITE_SECONDS.observe(time.perf_counter() - start)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Replace `path` with `data` atomically and durably (see module docstring)."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, sync_dir: bool = True, sync_file: bool = True
+) -> None:
+    """Replace `path` with `data` atomically and durably (see module docstring).
+
+    `sync_file=False, sync_dir=False` makes a best-effort copy: still never torn for a reader
+    while the machine runs, but a power cut may lose it or leave it empty. Only for copies whose
+    original is durable elsewhere (the creds history); readers must validate what they find.
+    """
     with _timed("write"):
         try:
-            tmp = write_temp(path.parent, data)
+            tmp = write_temp(path.parent, data, mode, sync=sync_file)
         except OSError as exc:
             raise explain_os_error(exc, path, "writing") from exc
         try:
@@ -151,6 +240,32 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
                 fsync_dir(path.parent)
             except OSError as exc:
                 raise explain_os_error(exc, path, "syncing the folder of") from exc
+
+
+def rename(source: Path, target: Path, *, sync_dirs: bool = True) -> None:
+    """Rename `source` to `target` (replacing it), then fsync both folders; errors are classified."""
+    try:
+        os.replace(source, target)
+        if sync_dirs:
+            fsync_dir(target.parent)
+            if source.parent != target.parent:
+                fsync_dir(source.parent)
+    except OSError as exc:
+        raise explain_os_error(exc, target, "renaming into") from exc
+
+
+def remove(path: Path, *, sync_dir: bool = True) -> bool:
+    """Unlink one file (True if it was there), then fsync its folder; errors are classified."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise explain_os_error(exc, path, "removing") from exc
+    if sync_dir:
+        with store_errors(path, "syncing the folder of"):
+            fsync_dir(path.parent)
+    return True
 
 
 def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: bool = True) -> None:
@@ -233,3 +348,154 @@ def sweep_temp_files(folder: Path) -> list[str]:
     if removed:
         log.info("removed %d temp file(s) of dead writers in %s", len(removed), folder)
     return removed
+
+
+# ===== Write-ahead journal primitives (used by bridge/store/journal*.py) =========================
+# Appended as one block so the rest of this module can be reorganised independently. The journal
+# makes a batch durable with ONE fdatasync of an append-only file; the legacy files are then
+# written with `write_unsynced` (atomic rename, no fsync) and made durable together at a
+# checkpoint (`sync_file_system`).
+
+def ensure_dir(path: Path) -> None:
+    """mkdir -p with mode 0700, fsyncing each parent that gained an entry (so it survives a crash)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise explain_os_error(exc, folder, "creating the folder") from exc
+        fsync_dir(folder.parent)
+
+
+def open_for_append(path: Path) -> int:
+    """Open `path` for appending (created with mode 0600; a new file's folder entry is fsynced).
+
+    Raises OSError; the caller names what the file is for.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        fsync_dir(path.parent)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def append_bytes(fd: int, data: bytes) -> None:
+    """Write all of `data` at the end of `fd` (opened by `open_for_append`). Raises OSError.
+
+    On error a prefix of `data` may have been written: the caller cuts it off with `truncate_fd`.
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def sync_data(fd: int) -> None:
+    """fdatasync `fd`: its bytes (and its size) are on stable storage when this returns."""
+    os.fdatasync(fd)
+    STORE_FSYNCS.labels(target="journal").inc()
+
+
+def truncate_fd(fd: int, size: int) -> None:
+    """Cut the file of `fd` back to `size` bytes and make that durable. Raises OSError."""
+    os.ftruncate(fd, size)
+    os.fsync(fd)
+    STORE_FSYNCS.labels(target="journal").inc()
+
+
+def write_unsynced(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (temp file + rename) but without any fsync.
+
+    A reader never sees a partial file; a power cut may lose the new file (the journal still holds
+    it until the next `sync_file_system`). Raises OSError; the temp file is removed on failure.
+    """
+    tmp = path.parent / temp_name()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            append_bytes(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def move_unsynced(src: Path, dst: Path) -> bool:
+    """Move `src` to `dst` (no fsync); False if `src` does not exist. Raises OSError.
+
+    Across file systems (EXDEV) the bytes are copied with `write_unsynced` first and the original
+    removed afterwards, so a crash leaves the file in at least one of the two places.
+    """
+    try:
+        os.rename(src, dst)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    try:
+        data = src.read_bytes()
+    except FileNotFoundError:
+        return False
+    write_unsynced(dst, data)
+    os.unlink(src)
+    return True
+
+
+def remove_file(path: Path) -> None:
+    """Unlink `path` (absent is fine). Only for bridge-private files the journal no longer needs."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def sync_file_system(path: Path) -> bool:
+    """`syncfs(2)` the file system holding `path`: every write and rename on it becomes durable.
+
+    Returns False when the syscall is not available (then the caller fsyncs files one by one).
+    Raises OSError when the file system reports a write-back error.
+    """
+    import ctypes  # only checkpoints need it; kept local so this block stays self-contained
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(path))
+    finally:
+        os.close(fd)
+    STORE_FSYNCS.labels(target="syncfs").inc()
+    return True
+
+
+def fsync_file(path: Path) -> bool:
+    """fsync one existing file (the fallback of `sync_file_system`); False if it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    STORE_FSYNCS.labels(target="file").inc()
+    return True

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from bridge.ipc import protocol as p
+from bridge.ipc.protocol_doc import render_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def test_docs_protocol_md_is_generated_from_protocol_py() -> None:
-    assert DOC.read_text(encoding="utf-8") == p.render_markdown(), (
-        "docs/protocol.md is stale: run `python -m bridge.ipc.protocol > docs/protocol.md`"
+    assert DOC.read_text(encoding="utf-8") == render_markdown(), (
+        "docs/protocol.md is stale: run `python -m bridge.ipc.protocol_doc > docs/protocol.md`"
     )
 
 

@@ -67,14 +67,34 @@ def test_terminal_states_get_a_backup_alert_only_when_the_session_raised_none(au
     assert sw.tick(now=t + sw.alert_grace + 1) == []
 
 
-def test_low_disk_is_a_warning_and_very_low_disk_critical(auth_root: Path) -> None:
+def test_low_disk_is_one_alert_per_episode_more_only_when_it_gets_worse_and_one_when_space_is_back(
+    auth_root: Path,
+) -> None:
     sw, _ = watch(auth_root, monitor_min_free_mb=512)
     mib = 1024 * 1024
-    assert sw.tick(facts=Facts(DiskUsage(10**12, 0, 600 * mib), {})) == []
-    [warn] = sw.tick(facts=Facts(DiskUsage(10**12, 0, 400 * mib), {}))
-    [crit] = sw.tick(facts=Facts(DiskUsage(10**12, 0, 100 * mib), {}))
-    assert (warn.data["alert"], warn.data["severity"]) == ("disk_low", "warning")
-    assert (crit.data["alert"], crit.data["severity"]) == ("disk_low", "critical")
+
+    def tick(free_mb: int) -> list[tuple[str, str]]:
+        raised = sw.tick(facts=Facts(DiskUsage(10**12, 0, free_mb * mib), {}))
+        return [(e.data["alert"], e.data["severity"]) for e in raised]
+
+    assert tick(600) == []
+    assert tick(400) == [("disk_low", "warning")]
+    assert tick(390) == [] and tick(400) == []  # the same episode: not on every scan
+    assert tick(100) == [("disk_low", "critical")]  # worse: said once more
+    assert tick(90) == [] and tick(300) == []
+    assert tick(520) == []  # just above the line: not "back" yet (no flapping at the threshold)
+    assert tick(600) == [("disk_low", "info")]  # space is back, said once
+    assert tick(600) == []
+    assert tick(10) == [("disk_low", "critical")]  # a new episode
+
+
+def test_an_unreadable_disk_usage_is_said_once_and_once_more_when_readable(auth_root: Path) -> None:
+    sw, _ = watch(auth_root)
+    broken = Facts("Input/output error", {})
+    assert kinds(sw.tick(facts=broken)) == [(None, "disk_unreadable")]
+    assert sw.tick(facts=broken) == []
+    [back] = sw.tick(facts=Facts(ROOMY, {}))
+    assert back.data["alert"] == "disk_unreadable" and back.data["severity"] == "info"
 
 
 def test_real_disk_usage_is_read_from_the_auth_root(auth_root: Path) -> None:
@@ -93,6 +113,7 @@ def test_a_stale_snapshot_is_alerted(auth_root: Path, tmp_path: Path) -> None:
     assert sw.tick(now=manifest.created_at + 3600) == []
     [alert] = sw.tick(now=manifest.created_at + 2 * 3600 + 11)
     assert (alert.session, alert.data["alert"]) == ("s3", "snapshot_stale")
+    assert sw.tick(now=manifest.created_at + 3 * 3600) == []  # one alert per stale episode
 
 
 async def test_run_follows_the_bus_and_ticks(auth_root: Path) -> None:
@@ -106,3 +127,11 @@ async def test_run_follows_the_bus_and_ticks(auth_root: Path) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert alert.data["alert"] == "banned"
+
+
+def test_a_halted_state_that_follows_an_incident_gets_no_backup_alert(auth_root: Path) -> None:
+    """The incident's one alert was raised by whoever opened it; its follow-on states carry its id."""
+    sw, bus = watch(auth_root)
+    event = bus.publish("s5", "state", {"state": "failed", "previous": "open", "reason": "x", "incident": "i-1"})
+    sw.observe(event)
+    assert sw.tick(now=event.ts + sw.alert_grace + 1) == []

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bridge.sessions.state import (
     ACTIVE,
+    HALTED,
+    LINKING,
+    RESTORABLE,
     TERMINAL,
     CancelReconnect,
     ClearQr,
     Closed,
     Connecting,
     KeepQr,
+    LinkNewDevice,
     Logout,
     Opened,
     PairingCodeIssued,
@@ -19,7 +26,9 @@ from bridge.sessions.state import (
     RaiseAlert,
     ReconnectDue,
     ResetBackoff,
+    ResetLogin,
     Restored,
+    RestoreVanishedCreds,
     RuntimeExited,
     RuntimeFatal,
     RuntimeRestarted,
@@ -41,11 +50,36 @@ from bridge.sessions.state import (
 S = SessionState
 
 
-@pytest.mark.parametrize("state", sorted(TERMINAL))
-def test_start_from_any_terminal_state_starts_and_records_desire(state: SessionState) -> None:
+def test_state_groups_cover_every_state_once() -> None:
+    assert ACTIVE | TERMINAL == frozenset(S)
+    assert not ACTIVE & TERMINAL
+    assert ACTIVE == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING, S.OPEN, S.RECONNECTING}
+    assert HALTED == {S.LOGGED_OUT, S.BANNED, S.FAILED}
+    assert RESTORABLE == {S.STOPPED, *HALTED}
+    assert LINKING == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING} and LINKING < ACTIVE
+
+
+def test_state_module_imports_nothing_heavy() -> None:
+    """Monitor and API import the groups; that must not pull in the event loop or the bus."""
+    heavy = ("asyncio", "msgspec", "bridge.events")
+    code = f"import sys, bridge.sessions.state; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL - {S.LOGGED_OUT}))
+def test_start_from_a_terminal_state_records_desire_and_restores_vanished_creds_before_starting(
+    state: SessionState,
+) -> None:
     t = transition(state, Start())
     assert t.state is S.STARTING
-    assert t.actions == [SetDesired(True), SendStart()]
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), RestoreVanishedCreds(), SendStart()]
+
+
+def test_start_after_logout_links_a_new_device_instead_of_restoring() -> None:
+    t = transition(S.LOGGED_OUT, Start())
+    assert t.state is S.STARTING
+    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), LinkNewDevice(), SendStart()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
@@ -124,6 +158,7 @@ def test_final_closes_stop_snapshot_first_and_alert(
 def test_api_logout_snapshots_before_baileys_logout() -> None:
     t = transition(S.OPEN, Logout())
     assert t.state is S.LOGGED_OUT
+    assert t.actions[0] == SetDesired(False)
     assert t.actions.index(TakeSnapshot("logout")) < t.actions.index(SendLogout())
     # Baileys' own 401 close that follows is ignored: no second snapshot, no alert
     after = transition(t.state, Closed(401))
@@ -136,10 +171,10 @@ def test_logout_only_when_open(state: SessionState) -> None:
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
-def test_stop_from_active_stops_everything(state: SessionState) -> None:
+def test_stop_from_active_records_the_desire_first_then_stops_everything(state: SessionState) -> None:
     t = transition(state, Stop())
     assert t.state is S.STOPPED
-    assert t.actions == [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+    assert t.actions == [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
@@ -155,10 +190,10 @@ def test_shutdown_leaves_terminal_states_alone(state: SessionState) -> None:
     assert transition(state, Shutdown()).changed is False
 
 
-@pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
-def test_stop_keeps_a_final_state_visible(state: SessionState) -> None:
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_stop_keeps_a_final_state_visible_and_only_records_the_desire(state: SessionState) -> None:
     t = transition(state, Stop())
-    assert t.state is state and t.actions == [SetDesired(False)]
+    assert t.state is state and t.changed is False and t.actions == [SetDesired(False)]
 
 
 STALE_EVENTS: list[SessionEvent] = [

@@ -255,5 +255,6 @@ def test_registered_creds_replaced_by_another_identity_are_kept_first(
     assert seen == []
     other = json.loads(fresh_creds)
     other["me"] = {"id": "4915199999999:1@s.whatsapp.net"}
+    other["registered"] = True
     store.save_creds(json.dumps(other))
     assert seen == ["creds-identity-change"]

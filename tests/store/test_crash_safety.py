@@ -113,6 +113,7 @@ def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int) -> None:
     folder, bridge_dir = root / "crash", root / ".bridge"
     base = json.loads(fresh_creds)
     base["me"] = {"id": "4915112345678:3@s.whatsapp.net", "name": "Crash"}
+    base["registered"] = True
     creds_file = tmp_path / "base-creds.json"
     creds_file.write_text(json.dumps(base))
     AuthStore(folder, session_id="crash", bridge_dir=bridge_dir).save_creds(json.dumps(base))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bridge.errors import CredsCorruptError
-from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.creds import account_jid, is_registered, validate_creds_text
 
 
 def test_real_baileys_creds_are_valid(fresh_creds: str, registered_creds: str) -> None:
@@ -74,3 +74,21 @@ def test_creds_from_before_pairing_codes_are_valid_but_a_damaged_pairing_key_is_
     creds["pairingEphemeralKeyPair"] = {"private": "x"}
     with pytest.raises(CredsCorruptError, match="pairingEphemeralKeyPair"):
         validate_creds_text(json.dumps(creds))
+
+
+def test_a_pairing_code_request_is_not_a_link(fresh_creds: str) -> None:
+    """What `requestPairingCode` leaves before the phone confirms: `me` named `~`, a code, no account."""
+    creds = json.loads(fresh_creds)
+    creds.update(me={"id": "4915112345678@s.whatsapp.net", "name": "~"}, pairingCode="ABCD1234", registered=False)
+    assert not is_registered(validate_creds_text(json.dumps(creds)))
+    assert account_jid(creds) is None
+
+
+def test_a_confirmed_pairing_code_or_an_account_is_a_link(fresh_creds: str, registered_creds: str) -> None:
+    creds = json.loads(fresh_creds)
+    creds.update(me={"id": "4915112345678@s.whatsapp.net", "name": "~"}, pairingCode="ABCD1234", registered=True)
+    assert is_registered(creds)
+    qr_linked = json.loads(registered_creds)
+    assert qr_linked["account"] and qr_linked["registered"] is False, "a QR link sets account, not registered"
+    assert is_registered(qr_linked)
+    assert account_jid(qr_linked) == "4915112345678@s.whatsapp.net", "the device part is not the account"

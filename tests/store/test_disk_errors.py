@@ -7,6 +7,7 @@ here (no device-mapper), so EIO is injected into `os.fsync`, the call that repor
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,7 +22,10 @@ import pytest
 
 from bridge.errors import StoreError
 from bridge.store.auth_store import AuthStore
-from bridge.store.durable import TEMP_PREFIX
+from bridge.store.durable import TEMP_PREFIX, explain_os_error, is_storage_fault
+from bridge.store.lock import RepositoryLock, RootLock, SessionLock
+from bridge.store.snapshots import Snapshots
+from tests.store.test_snapshots import make_legacy
 
 NOBODY = 65534
 
@@ -30,12 +34,12 @@ def _no_temp_files(folder: Path) -> bool:
     return not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
 
 
-@pytest.fixture()
-def tiny_tmpfs() -> Iterator[Path]:
-    """A 64 KiB tmpfs, unmounted afterwards."""
+@contextlib.contextmanager
+def mounted_tmpfs(size: str) -> Iterator[Path]:
+    """A tmpfs of `size`, unmounted afterwards (skips the test where mounting is not permitted)."""
     mount_point = Path(tempfile.mkdtemp(prefix="bridge-tmpfs-"))
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
@@ -48,6 +52,13 @@ def tiny_tmpfs() -> Iterator[Path]:
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
         mount_point.rmdir()
+
+
+@pytest.fixture()
+def tiny_tmpfs() -> Iterator[Path]:
+    """A 64 KiB tmpfs, unmounted afterwards."""
+    with mounted_tmpfs("64k") as mount_point:
+        yield mount_point
 
 
 def _fill(path: Path) -> None:
@@ -79,6 +90,7 @@ def test_disk_full_gives_a_clear_error_and_keeps_the_old_files(tiny_tmpfs: Path,
     newer["padding"] = "p" * 5000
     with pytest.raises(StoreError) as err:
         store.save_creds(json.dumps(newer))
+    assert err.value.code == "storage_full" and is_storage_fault(err.value)
     message = str(err.value)
     assert str(store.creds_path) in message
     assert "full" in message and "free space" in message
@@ -111,7 +123,8 @@ def _in_child_as_nobody(action: Callable[[], Any]) -> dict[str, Any]:
             try:
                 action()
             except Exception as exc:
-                outcome = {"raised": type(exc).__name__, "message": str(exc)}
+                code = getattr(exc, "code", None)
+                outcome = {"raised": type(exc).__name__, "message": str(exc), "code": code}
             os.write(write_fd, json.dumps(outcome).encode())
         finally:
             os._exit(0)
@@ -157,8 +170,16 @@ def test_permission_denied_names_the_path_and_the_fix(shared_dir: Path, register
 
     store.creds_path.chmod(0o600)
     got = _in_child_as_nobody(store.load_creds)
-    assert got["raised"] == "CredsCorruptError"
-    assert "Permission denied" in got["message"] and "will not start this session fresh" in got["message"]
+    assert got["raised"] == "StoreError", "unreadable is a storage fault, not damaged creds to restore over"
+    assert got["code"] == "storage_permission"
+    assert "Permission denied" in got["message"] and "chown" in got["message"]
+
+    store.folder.chmod(0o700)
+    got = _in_child_as_nobody(lambda: AuthStore(store.folder, session_id="s1", bridge_dir=shared_dir / ".bridge"))
+    assert (got["raised"], got["code"]) == ("StoreError", "storage_permission"), "a folder we may not enter"
+    got = _in_child_as_nobody(lambda: Snapshots(shared_dir).create("s1"))
+    assert got["code"] == "storage_permission", got
+    store.folder.chmod(0o755)
 
     assert store.load_creds() == registered_creds
     assert store.get_keys("session", ["1.0"]) == {"1.0": '{"v":1}'}
@@ -185,6 +206,7 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
     with pytest.raises(StoreError) as err:
         store.save_creds(json.dumps(newer))
     assert "I/O error" in str(err.value) and "dmesg" in str(err.value)
+    assert err.value.code == "storage_io"
     assert str(store.creds_path) in str(err.value)
     with pytest.raises(StoreError, match="dmesg"):
         store.set_keys({"pre-key": {str(i): '{"v":2}' for i in range(10)}})
@@ -193,3 +215,91 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
     assert store.load_creds() == registered_creds
     assert set(store.get_keys("pre-key", [str(i) for i in range(10)]).values()) == {'{"v":1}'}
     assert _no_temp_files(store.folder)
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [
+        (errno.ENOSPC, "storage_full"),
+        (errno.EDQUOT, "storage_full"),
+        (errno.EROFS, "storage_read_only"),
+        (errno.EACCES, "storage_permission"),
+        (errno.EPERM, "storage_permission"),
+        (errno.EIO, "storage_io"),
+        (errno.ENAMETOOLONG, "store_error"),
+    ],
+)
+def test_every_storage_fault_has_its_own_code(number: int, code: str) -> None:
+    error = explain_os_error(OSError(number, os.strerror(number)), Path("/auth/s1/creds.json"), "writing")
+    assert error.code == code
+    assert is_storage_fault(error) == (code != "store_error")
+    wrapped = StoreError("a hook failed")
+    wrapped.__cause__ = error
+    assert is_storage_fault(wrapped) == (code != "store_error"), "the cause chain counts"
+
+
+@pytest.fixture()
+def read_only_root(tiny_tmpfs: Path, registered_creds: str) -> Iterator[Path]:
+    """An auth root with one session and its lock file, then remounted read-only (as ops do)."""
+    root = tiny_tmpfs / "auth"
+    AuthStore(root / "s1", session_id="s1", bridge_dir=root / ".bridge").save_creds(registered_creds)
+    SessionLock(root / ".bridge", "s1").release()
+    with SessionLock(root / ".bridge", "s1"):
+        pass
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True)
+
+
+def test_a_read_only_root_gives_classified_errors_never_a_raw_oserror(
+    read_only_root: Path, registered_creds: str
+) -> None:
+    bridge_dir = read_only_root / ".bridge"
+    with SessionLock(bridge_dir, "s1") as lock:
+        assert lock.held, "an existing lock file still locks on a read-only root"
+    for attempt in (
+        lambda: SessionLock(bridge_dir, "s2").acquire(),
+        lambda: RootLock(bridge_dir).acquire(),
+        lambda: AuthStore(read_only_root / "s2", session_id="s2", bridge_dir=bridge_dir),
+        lambda: AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).save_creds(
+            json.dumps(dict(json.loads(registered_creds), accountSyncCounter=4))
+        ),
+        lambda: Snapshots(read_only_root).create("s1"),
+    ):
+        with pytest.raises(StoreError) as err:
+            attempt()
+        assert err.value.code == "storage_read_only", err.value
+        assert "read-only" in str(err.value) and "remount" in str(err.value)
+    assert AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).load_creds() == registered_creds
+
+
+def _free_bytes(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bfree * stats.f_frsize
+
+
+def test_a_snapshot_failing_on_a_full_disk_leaves_no_object_behind(caplog: pytest.LogCaptureFixture) -> None:
+    with mounted_tmpfs("1m") as mount_point:
+        root = mount_point / "auth"
+        make_legacy(root / "acme", pre_keys=60)
+        bridge_dir = root / ".bridge"
+        with RepositoryLock(bridge_dir, exclusive=True):
+            pass  # the lock file exists, as it does on any root that ever had a snapshot
+        filler = mount_point / "filler"
+        filler.write_bytes(b"\0" * (_free_bytes(mount_point) - 40 * 1024))  # room for a few objects only
+        free_before = _free_bytes(mount_point)
+
+        snaps = Snapshots(root)
+        with pytest.raises(StoreError) as err:
+            snaps.create("acme", reason="monitor-first")
+        assert err.value.code == "storage_full" and is_storage_fault(err.value)
+        assert _free_bytes(mount_point) == free_before, "the failed snapshot's objects were taken back"
+        assert "object(s) a failed snapshot had written" in caplog.text, "some objects did fit before the disk was full"
+        assert not [p for p in (bridge_dir / "objects").rglob("*") if p.is_file()]
+        assert snaps.list("acme") == []
+
+        filler.unlink()
+        manifest = snaps.create("acme", reason="monitor-first")
+        assert snaps.verify(manifest).ok and len(manifest.files) > 60

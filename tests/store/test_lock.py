@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,14 +13,19 @@ import pytest
 
 from bridge.config import PROJECT_ROOT
 from bridge.errors import HostileNameError
-from bridge.store.lock import RepositoryLock, SessionLock, SessionLockedError
+from bridge.store.lock import RepositoryLock, RootLock, RootLockedError, SessionLock, SessionLockedError
 
 HOLDER = """
 import sys
 from pathlib import Path
-from bridge.store.lock import RepositoryLock, SessionLock
+from bridge.store.lock import RepositoryLock, RootLock, SessionLock
 kind, bridge_dir, session = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-lock = SessionLock(bridge_dir, session) if kind == "session" else RepositoryLock(bridge_dir, exclusive=True)
+if kind == "root":
+    lock = RootLock(bridge_dir)
+elif kind == "session":
+    lock = SessionLock(bridge_dir, session)
+else:
+    lock = RepositoryLock(bridge_dir, exclusive=True)
 with lock:
     print("locked", flush=True)
     sys.stdin.read()
@@ -96,3 +102,26 @@ def test_waiting_for_a_lock_gives_up_with_the_holder_named(
 def test_session_lock_names_are_validated(tmp_path: Path) -> None:
     with pytest.raises(HostileNameError):
         SessionLock(tmp_path, "../etc")
+
+
+def test_one_auth_root_has_one_running_bridge(tmp_path: Path, holders: list[subprocess.Popen[str]]) -> None:
+    bridge_dir = tmp_path / ".bridge"
+    first = _start_holder("root", bridge_dir)
+    holders.append(first)
+
+    second = RootLock(bridge_dir)
+    with pytest.raises(RootLockedError, match=f"pid {first.pid}") as info:
+        second.acquire()
+    assert info.value.code == "root_locked"
+    assert "stop it first" in str(info.value) and "BRIDGE_AUTH_ROOT" in str(info.value)
+    assert not second.held and second.holder() == first.pid
+    with SessionLock(bridge_dir, "acme"):
+        pass  # the root lock is its own lock: sessions are locked one by one as before
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    with RootLock(bridge_dir) as lock:
+        assert lock.held and lock.holder() == os.getpid()
+        with pytest.raises(RootLockedError):
+            RootLock(bridge_dir).acquire()  # a second bridge in this same process is refused too
+    assert not lock.held

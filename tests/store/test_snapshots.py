@@ -218,6 +218,19 @@ def test_latest_good_skips_snapshots_with_invalid_creds(root: Path, acme: Path) 
     assert snaps.latest_good("acme") == good
 
 
+def test_creds_of_a_pairing_code_request_are_not_a_registered_snapshot(root: Path, acme: Path) -> None:
+    """`me` named `~` with a pairing code, no account: what requestPairingCode saves before linking."""
+    snaps = Snapshots(root)
+    linked = snaps.create("acme")
+    creds = json.loads((acme / "creds.json").read_text())
+    creds.update(me={"id": "15550001111@s.whatsapp.net", "name": "~"}, pairingCode="ABCD1234", registered=False)
+    (acme / "creds.json").write_text(json.dumps(creds))
+    requested = snaps.create("acme")
+    assert not requested.registered
+    assert snaps.latest_good("acme") == requested
+    assert snaps.latest_good("acme", registered=True) == linked
+
+
 def test_snapshot_of_a_missing_folder_is_refused(root: Path) -> None:
     with pytest.raises(SnapshotError, match="not a folder"):
         Snapshots(root).create("ghost")

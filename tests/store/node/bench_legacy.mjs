@@ -1,10 +1,27 @@
 // Legacy side of scripts/bench_store.py: real useMultiFileAuthState doing keys.set / keys.get.
 //   node bench_legacy.mjs <folder> <batch> <batches> <valueBytes>
 // Prints {"set_seconds", "get_seconds", "keys"}; ids are unique per batch (new files, like pre-keys).
+//   node bench_legacy.mjs <folder> creds <saves>
+// Prints {"creds_seconds", "saves", "creds"}: saveCreds after each accountSyncCounter change, and
+// the creds text (BufferJSON) the bridge side then saves the same way.
 import { randomBytes } from 'crypto'
-import { useMultiFileAuthState } from '@whiskeysockets/baileys'
+import { BufferJSON, useMultiFileAuthState } from '@whiskeysockets/baileys'
 
 const [folder, batchArg, batchesArg, bytesArg] = process.argv.slice(2)
+if (batchArg === 'creds') {
+  const { state, saveCreds } = await useMultiFileAuthState(folder)
+  state.creds.me = { id: '4915112345678:3@s.whatsapp.net', name: 'Bench' }
+  state.creds.registered = true
+  const saves = Number(batchesArg)
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < saves; i++) {
+    state.creds.accountSyncCounter = i
+    await saveCreds()
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  process.stdout.write(JSON.stringify({ creds_seconds: seconds, saves, creds: JSON.stringify(state.creds, BufferJSON.replacer) }))
+  process.exit(0)
+}
 const batch = Number(batchArg)
 const batches = Number(batchesArg)
 const valueBytes = Number(bytesArg)

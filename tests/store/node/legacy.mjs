@@ -82,9 +82,13 @@ function generateKeys () {
 
 async function write (folder) {
   const { state, saveCreds } = await useMultiFileAuthState(folder)
-  // A registered account, as after a QR scan.
+  // A linked account, as Baileys' configureSuccessfulPairing leaves it after a QR scan: `me` and
+  // the ADV signed device identity in `account`; `registered` stays false on this path.
   state.creds.me = { id: '4915112345678:3@s.whatsapp.net', lid: '123456789012345:3@lid', name: 'Compat' }
-  state.creds.registered = true
+  const details = proto.ADVDeviceIdentity.encode({ rawId: 7, timestamp: 1700000000, keyIndex: 3 }).finish()
+  state.creds.account = proto.ADVSignedDeviceIdentity.decode(proto.ADVSignedDeviceIdentity.encode({
+    details, accountSignatureKey: randomBytes(32), accountSignature: randomBytes(64), deviceSignature: randomBytes(64)
+  }).finish())
   await saveCreds()
   const keys = generateKeys()
   await state.keys.set(keys)

@@ -1,0 +1,580 @@
+"""The write-ahead journal under `AuthStore`: every batch atomic across a crash, one fsync per batch.
+
+`AuthBackend` is the seam under `AuthStore` (the cluster backend will keep the same batches in
+PostgreSQL). `Journal` is the default, file-based implementation for the legacy layout:
+
+1. `commit(writes, trash)` appends the batch as ONE checksummed record to `.bridge/journal/<session>/`
+   and returns when one `fdatasync` made it durable (group commit: concurrent batches share it).
+   That is the acknowledgement. The batch then sits in an in-memory overlay.
+2. A worker (a small shared pool, one drain at a time per journal) writes the legacy files from
+   the record afterwards: temp + rename, no fsync, trash moves for deletions.
+3. Readers consult the overlay first and the files second, so an acknowledged batch is never
+   invisible, even before its files exist.
+4. `checkpoint()` starts a new segment, waits until every older record is in the files, makes the
+   files durable with one `syncfs` (or, where that is missing, fsyncs of the touched files and
+   folders) and deletes the old segments. After it, the folder alone is exactly what was
+   acknowledged: a legacy process (or a snapshot, restore, adopt or export) can read it.
+5. Opening replays every complete record after the last checkpoint (idempotent: records hold full
+   file contents), ignores and counts a torn tail (never acknowledged), then checkpoints. A damaged
+   record that was acknowledged stops everything (`JournalCorruptError`, see journal_log.py): a
+   partial replay could roll keys back behind files a later record already wrote, and skipping
+   the record would leave an acknowledged batch missing; both are the mixed state the journal
+   exists to prevent. The operator restores a snapshot or `set_aside`s the journal.
+
+One journal per session, not one per auth root (measured in docs/performance.md, "Journal"): the
+session lock already guarantees one writer process per session, so the journal needs no
+cross-session coordination; checkpoints, recovery and corruption stay local to one session; and
+the CLI can checkpoint a stopped session while the bridge keeps running others.
+
+The store's rules stay in `AuthStore`, above this seam: the backend has no way to delete a file
+(a `trash` name is moved, never unlinked), refuses to trash creds.json, and knows nothing of
+downgrades or snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+import msgspec
+
+from bridge.errors import StoreError
+from bridge.store import durable
+from bridge.store.journal_apply import Target, apply_record
+from bridge.store.journal_log import (
+    JournalBusyError,
+    JournalCorruptError,
+    JournalLog,
+    LogStats,
+    list_segments,
+    take_lock,
+)
+from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
+from bridge.store.layout import is_bridge_private
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AuthBackend",
+    "Journal",
+    "JournalBackend",
+    "JournalBusyError",
+    "JournalCorruptError",
+    "Materialise",
+    "ReplayReport",
+    "Target",
+    "checkpoint_session",
+    "journal_folder",
+    "open_session_backend",
+    "set_aside",
+]
+
+JOURNAL_DIR: Final = "journal"
+SET_ASIDE_DIR: Final = "journal-set-aside"
+#: A checkpoint runs on its own once the current segment holds this many bytes.
+CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
+#: Pause before retrying a materialisation that failed (disk full, EIO).
+RETRY_SECONDS: Final = 1.0
+APPLY_WORKERS: Final = 4
+
+
+class Materialise(enum.Enum):
+    """When the legacy files of an acknowledged batch are written.
+
+    INLINE: by the committing thread right after the fdatasync, before `commit` returns (the
+    folder is current whenever no commit is running: a drop-in for code that reads files).
+    BACKGROUND: by a worker after `commit` returned (lowest acknowledgement latency; readers of
+    the raw files lag by the worker's queue). DEFERRED: only at `flush`/`checkpoint` (tests).
+    """
+
+    INLINE = "inline"
+    BACKGROUND = "background"
+    DEFERRED = "deferred"
+
+
+class AuthBackend(Protocol):
+    """Where one session's legacy files live. `AuthStore` keeps the rules; the backend keeps bytes.
+
+    Names are legacy file names (`creds.json`, `<type>-<id>.json`), values their exact bytes.
+    """
+
+    def read(self, names: Sequence[str]) -> dict[str, bytes | None]:
+        """The newest acknowledged bytes of each name (None: absent or trashed)."""
+        ...
+
+    def list_names(self) -> list[str]:
+        """Every name that currently has a value (bridge-private dot names excluded)."""
+        ...
+
+    def commit(self, writes: Mapping[str, bytes], trash: Sequence[str]) -> None:
+        """Make one batch durable, all or nothing, before returning. `trash` names are kept, never deleted."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Make the legacy folder alone hold exactly what was acknowledged, durably."""
+        ...
+
+    def close(self) -> None:
+        """Checkpoint and release the backend."""
+        ...
+
+
+class ReplayReport(msgspec.Struct):
+    """What opening a journal did: records replayed, torn tail records ignored."""
+
+    replayed: int = 0
+    torn_records: int = 0
+    torn_bytes: int = 0
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=APPLY_WORKERS, thread_name_prefix="journal-apply")
+        return _pool
+
+
+class Journal:
+    """One journal folder and the sessions whose batches it holds (see module docstring).
+
+    `resolve(session_id)` says where a session's records land; it is used for replay and for
+    sessions that were not attached with `backend()`. Raises `JournalCorruptError`,
+    `JournalBusyError` or `StoreError` when the journal cannot be opened.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        resolve: Callable[[str], Target],
+        *,
+        checkpoint_bytes: int = CHECKPOINT_BYTES,
+        materialise: Materialise = Materialise.INLINE,
+    ) -> None:
+        self.folder = folder
+        self._resolve = resolve
+        self._checkpoint_bytes = checkpoint_bytes
+        self._materialise = materialise
+        self._state = threading.Condition(threading.Lock())
+        self._apply_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
+        self._targets: dict[str, Target] = {}
+        self._overlay: dict[tuple[str, str], tuple[int, bytes | None]] = {}
+        self._pending: dict[int, Record] = {}
+        self._touched: set[Path] = set()
+        self._draining = False
+        self._apply_error: StoreError | None = None
+        self._retry: threading.Timer | None = None
+        self._closed = False
+        self.log, recovery = JournalLog.open(folder)
+        self._next_apply = self.log.last_seq + 1
+        self.report = ReplayReport(torn_records=recovery.torn_records, torn_bytes=recovery.torn_bytes)
+        try:
+            self._replay([f.payload for f in recovery.frames])
+        except BaseException:
+            self.log.close()
+            raise
+
+    # ----- recovery -------------------------------------------------------------------------
+    def _replay(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            try:
+                record = decode_payload(payload)
+            except msgspec.DecodeError as exc:
+                raise JournalCorruptError(
+                    f"a journal record in {self.folder} has a valid checksum but does not decode ({exc}); "
+                    "nothing after it was replayed"
+                ) from exc
+            target = self._target(record.session)
+            try:
+                self._touched.update(apply_record(record, target))
+            except OSError as exc:
+                raise durable.explain_os_error(exc, target.folder, "replaying the journal into") from exc
+            self.report.replayed += 1
+        if payloads:
+            log.info("journal %s: replayed %d batch(es)", self.folder, len(payloads))
+            self.checkpoint()
+
+    def _target(self, session_id: str) -> Target:
+        target = self._targets.get(session_id)
+        return target if target is not None else self._resolve(session_id)
+
+    # ----- sessions -------------------------------------------------------------------------
+    def backend(self, session_id: str, target: Target | None = None) -> JournalBackend:
+        """The `AuthBackend` of one session whose batches go into this journal."""
+        chosen = target if target is not None else self._resolve(session_id)
+        with self._state:
+            self._targets[session_id] = chosen
+        return JournalBackend(self, session_id, chosen)
+
+    # ----- write ----------------------------------------------------------------------------
+    def commit(self, session_id: str, writes: Mapping[str, bytes], trash: Sequence[str]) -> int:
+        """Append one batch durably (group commit) and queue it for the files; returns its seq."""
+        record = make_record(session_id, writes, trash)
+        if not record.writes and not record.trash:
+            return 0
+        seq = self.log.append(encode_payload(record))
+        with self._state:
+            for name, data in record.writes.items():
+                self._remember(session_id, name, seq, data)
+            for name in record.trash:
+                self._remember(session_id, name, seq, None)
+            self._pending[seq] = record
+            self._state.notify_all()
+            start = self._materialise is Materialise.BACKGROUND and not self._draining
+            if start:
+                self._draining = True
+        if start:
+            _get_pool().submit(self._drain_in_background)
+        elif self._materialise is Materialise.INLINE:
+            self._apply_inline(seq)
+        return seq
+
+    def _apply_inline(self, seq: int) -> None:
+        """Write the files of every queued record up to `seq`; the batch is acknowledged whatever happens.
+
+        A failure here (folder full, EIO) does not undo the acknowledgement: the record is durable
+        in the journal and served from the overlay; a worker retries and `checkpoint` reports it.
+        """
+        try:
+            self._apply_pending(until=seq)
+        except StoreError as exc:
+            log.warning("journal %s: writing the legacy files failed (%s); retrying in %.0f s", self.folder, exc,
+                        RETRY_SECONDS)
+            self._schedule_retry()
+            return
+        if self.log.bytes_since_rotation >= self._checkpoint_bytes:
+            self._checkpoint_quietly()
+
+    def _remember(self, session_id: str, name: str, seq: int, data: bytes | None) -> None:
+        key = (session_id, name)
+        current = self._overlay.get(key)
+        if current is None or current[0] < seq:
+            self._overlay[key] = (seq, data)
+
+    # ----- read -----------------------------------------------------------------------------
+    def read(self, session_id: str, folder: Path, names: Sequence[str]) -> dict[str, bytes | None]:
+        """Overlay first, then the files (see module docstring)."""
+        result: dict[str, bytes | None] = {}
+        missing: list[str] = []
+        with self._state:
+            for name in names:
+                hit = self._overlay.get((session_id, name))
+                if hit is None:
+                    missing.append(name)
+                else:
+                    result[name] = hit[1]
+        for name in missing:
+            path = folder / name
+            try:
+                result[name] = path.read_bytes()
+            except FileNotFoundError:
+                result[name] = None
+            except OSError as exc:
+                raise durable.explain_os_error(exc, path, "reading") from exc
+        return result
+
+    def list_names(self, session_id: str, folder: Path) -> list[str]:
+        """Names with a value: the files, plus overlay writes, minus overlay trash."""
+        try:
+            on_disk = {n for n in os.listdir(folder) if not is_bridge_private(n)}
+        except FileNotFoundError:
+            on_disk = set()
+        with self._state:
+            for (sid, name), (_, data) in self._overlay.items():
+                if sid != session_id:
+                    continue
+                if data is None:
+                    on_disk.discard(name)
+                else:
+                    on_disk.add(name)
+        return sorted(on_disk)
+
+    # ----- materialise ----------------------------------------------------------------------
+    def _drain_in_background(self) -> None:
+        try:
+            self._apply_pending(until=None)
+        except StoreError as exc:
+            log.warning("journal %s: writing the legacy files failed (%s); retrying in %.0f s", self.folder, exc,
+                        RETRY_SECONDS)
+            self._schedule_retry()
+            return
+        except Exception:  # pragma: no cover - a bug; the overlay still serves every batch
+            log.exception("journal %s: materialisation crashed", self.folder)
+            self._schedule_retry()
+            return
+        if self.log.bytes_since_rotation >= self._checkpoint_bytes:
+            self._checkpoint_quietly()
+
+    def _checkpoint_quietly(self) -> None:
+        try:
+            self.checkpoint()
+        except StoreError as exc:
+            log.warning("journal %s: automatic checkpoint failed: %s", self.folder, exc)
+
+    def _schedule_retry(self) -> None:
+        with self._state:
+            if self._closed or (self._retry is not None and self._retry.is_alive()):
+                return
+            self._retry = threading.Timer(RETRY_SECONDS, self._retry_now)
+            self._retry.daemon = True
+            self._retry.start()
+
+    def _retry_now(self) -> None:
+        with self._state:
+            if self._closed or self._draining:
+                return
+            self._draining = True
+        self._drain_in_background()
+
+    def _apply_pending(self, until: int | None) -> None:
+        """Apply queued records in seq order; with `until`, wait until every record <= until is applied."""
+        with self._apply_lock:
+            while True:
+                with self._state:
+                    item = self._pending.get(self._next_apply)
+                    while item is None and until is not None and self._next_apply <= until:
+                        if not self._state.wait(timeout=5.0):
+                            raise StoreError(f"journal {self.folder}: record {self._next_apply} was never queued")
+                        item = self._pending.get(self._next_apply)
+                    if item is None:
+                        self._draining = False
+                        return
+                    seq = self._next_apply
+                record = item
+                session_id = record.session
+                target = self._target(session_id)
+                try:
+                    touched = apply_record(record, target)
+                except OSError as exc:
+                    error = durable.explain_os_error(exc, target.folder, "writing journaled files into")
+                    with self._state:
+                        self._apply_error = error
+                        self._draining = False
+                    raise error from exc
+                with self._state:
+                    del self._pending[seq]
+                    self._next_apply = seq + 1
+                    self._apply_error = None
+                    self._touched.update(touched)
+                    for name in (*record.writes, *record.trash):
+                        key = (session_id, name)
+                        hit = self._overlay.get(key)
+                        if hit is not None and hit[0] == seq:
+                            del self._overlay[key]
+                    self._state.notify_all()
+
+    def flush(self) -> None:
+        """Write every acknowledged batch into the legacy files now (no fsync). Raises StoreError."""
+        self._apply_pending(until=self.log.last_seq)
+
+    # ----- checkpoint -----------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """See module docstring, step 4. Raises StoreError (then the journal keeps everything)."""
+        with self._checkpoint_lock:
+            last = self.log.rotate()
+            self._apply_pending(until=last)
+            with self._state:
+                touched, self._touched = self._touched, set()
+            try:
+                _sync(touched)
+            except OSError as exc:
+                with self._state:
+                    self._touched |= touched
+                raise durable.explain_os_error(exc, self.folder, "checkpointing the journal of") from exc
+            self.log.drop_through(last)
+
+    @property
+    def stats(self) -> LogStats:
+        """Records, fdatasyncs and bytes of the log since it was opened."""
+        return self.log.stats
+
+    def close(self) -> None:
+        """Checkpoint and close. If the checkpoint fails the records stay on disk for the next open."""
+        if self._closed:
+            return
+        try:
+            self.checkpoint()
+        finally:
+            with self._state:
+                self._closed = True
+                if self._retry is not None:
+                    self._retry.cancel()
+            self.log.close()
+
+
+def _sync(paths: set[Path]) -> None:
+    """Make every path in `paths` (and its folder entry) durable: syncfs once per file system."""
+    folders = {p.parent for p in paths}
+    devices: dict[int, Path] = {}
+    for folder in folders:
+        try:
+            devices.setdefault(os.stat(folder).st_dev, folder)
+        except FileNotFoundError:
+            continue
+    fallback = [folder for folder in devices.values() if not durable.sync_file_system(folder)]
+    if not fallback:
+        return
+    fallback_devices = {os.stat(f).st_dev for f in fallback}
+    for path in paths:
+        try:
+            if os.stat(path.parent).st_dev in fallback_devices:
+                durable.fsync_file(path)
+        except FileNotFoundError:
+            continue
+    for folder in folders:
+        if folder.exists() and os.stat(folder).st_dev in fallback_devices:
+            durable.fsync_dir(folder)
+
+
+class JournalBackend:
+    """`AuthBackend` of one session on a `Journal` (what `AuthStore` sits on)."""
+
+    def __init__(self, journal: Journal, session_id: str, target: Target, on_close: Callable[[], None] | None = None):
+        self.journal = journal
+        self.session_id = session_id
+        self.target = target
+        self._on_close = on_close
+
+    def read(self, names: Sequence[str]) -> dict[str, bytes | None]:
+        """See `AuthBackend.read`."""
+        return self.journal.read(self.session_id, self.target.folder, names)
+
+    def list_names(self) -> list[str]:
+        """See `AuthBackend.list_names`."""
+        return self.journal.list_names(self.session_id, self.target.folder)
+
+    def commit(self, writes: Mapping[str, bytes], trash: Sequence[str]) -> None:
+        """See `AuthBackend.commit`."""
+        self.journal.commit(self.session_id, writes, trash)
+
+    def checkpoint(self) -> None:
+        """See `AuthBackend.checkpoint`."""
+        self.journal.checkpoint()
+
+    def close(self) -> None:
+        """See `AuthBackend.close`."""
+        if self._on_close is not None:
+            self._on_close()
+        else:
+            self.journal.close()
+
+
+# ----- one journal per session: where it lives, shared within a process -------------------------
+_open: dict[Path, tuple[Journal, int]] = {}
+_open_lock = threading.Lock()
+
+
+def journal_folder(bridge_dir: Path, session_id: str) -> Path:
+    """`.bridge/journal/<session>/`."""
+    return bridge_dir / JOURNAL_DIR / session_id
+
+
+def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
+    def resolve(found: str) -> Target:
+        if found != session_id:
+            raise JournalCorruptError(f"the journal of session {session_id} holds a batch of session {found!r}")
+        return target
+
+    return resolve
+
+
+def open_session_backend(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> JournalBackend:
+    """The journal-backed `AuthBackend` of one session; shared by every caller in this process.
+
+    Opening replays and checkpoints what a crash left. Raises JournalBusyError when another
+    process holds the session's journal.
+    """
+    key = journal_folder(bridge_dir, session_id).resolve()
+    target = Target(folder=folder, trash_dir=trash_dir)
+    with _open_lock:
+        entry = _open.get(key)
+        if entry is None:
+            journal = Journal(key, _single_session(session_id, target))
+            _open[key] = (journal, 1)
+        else:
+            journal = entry[0]
+            _open[key] = (journal, entry[1] + 1)
+    return JournalBackend(journal, session_id, target, on_close=lambda: _release(key))
+
+
+def _release(key: Path) -> None:
+    with _open_lock:
+        entry = _open.get(key)
+        if entry is None:
+            return
+        journal, count = entry
+        if count > 1:
+            _open[key] = (journal, count - 1)
+            return
+        del _open[key]
+    journal.close()
+
+
+def checkpoint_session(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> ReplayReport | None:
+    """Make the session folder hold exactly what was acknowledged: the hook before stop, snapshot,
+    adopt, restore and export.
+
+    Uses the journal open in this process if there is one; otherwise opens it (replaying what a
+    crash left), checkpoints and closes it. Returns None when the session never had a journal.
+    Raises JournalBusyError when another process (a bridge running this session) holds it.
+    """
+    key = journal_folder(bridge_dir, session_id).resolve()
+    with _open_lock:
+        entry = _open.get(key)
+    if entry is not None:
+        entry[0].checkpoint()
+        return entry[0].report
+    if not list_segments(key):
+        return None
+    journal = Journal(key, _single_session(session_id, Target(folder=folder, trash_dir=trash_dir)))
+    journal.close()
+    return journal.report
+
+
+def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
+    """Move a session's journal to `.bridge/journal-set-aside/<session>-<UTC>/` (kept, never deleted).
+
+    The operator's way past a `JournalCorruptError`: the session then opens with its files as they
+    are. Refuses (JournalBusyError) while any process holds the journal. Returns the new place.
+    """
+    source = journal_folder(bridge_dir, session_id)
+    if not source.is_dir():
+        return None
+    with _open_lock:
+        if source.resolve() in _open:
+            raise JournalBusyError(f"the journal of session {session_id} is open in this process; stop the session")
+    lock_fd = take_lock(source)
+    try:
+        parking = bridge_dir / SET_ASIDE_DIR
+        durable.ensure_dir(parking)
+        target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
+        if not durable.move_unsynced(source, target):
+            return None
+        durable.fsync_dir(parking)
+        durable.fsync_dir(source.parent)
+    finally:
+        os.close(lock_fd)
+    log.warning("session %s: journal set aside at %s", session_id, target)
+    return target

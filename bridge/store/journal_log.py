@@ -1,0 +1,334 @@
+"""`JournalLog`: the append-only, segmented write-ahead log with group commit.
+
+Why a log: a batch becomes durable with ONE `fdatasync` of a file that only grows, instead of one
+fsync per key file plus the folder. Why group commit: a thread that appends while another thread's
+fdatasync is in flight does not start its own; it waits, and the next fdatasync (run by whichever
+waiter gets there first) covers every record appended meanwhile. `append` returns only when the
+record is on stable storage: that is the acknowledgement.
+
+Segments are files `<first seq, 20 digits>.wal` in one folder. `rotate` closes the current
+segment (after fsyncing it) and starts the next, so a checkpoint can make the legacy files durable
+without stopping writers and then `drop_through` the old segments.
+
+Failure rules (nothing acknowledged is ever lost, nothing half-written is ever acknowledged):
+- a failed append (disk full) cuts the partial record off again and raises `StoreError`; the log
+  stays usable;
+- a failed fdatasync (EIO) or a failed cut leaves the log unusable (`StoreError` on every call):
+  after a failed fsync the kernel's page cache may claim bytes that never reached the disk, so the
+  only safe continuation is to reopen and recover from what is really on disk.
+
+`open` takes an exclusive `flock` on `<folder>/lock` (one process per journal; the kernel drops
+it when the holder dies), reads every segment, cuts a torn tail off the last one and returns the
+valid records for replay. Damage that a later valid record proves was acknowledged raises
+`JournalCorruptError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from bridge.errors import StoreError
+from bridge.store import durable
+from bridge.store.journal_record import Damage, Frame, frame, scan
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SUFFIX: Final = ".wal"
+LOCK_FILE: Final = "lock"
+
+
+class JournalCorruptError(StoreError):
+    """A journal record that was acknowledged is damaged on disk: nothing was replayed or changed."""
+
+    code = "journal_corrupt"
+
+
+class JournalBusyError(StoreError):
+    """Another process holds this journal (a running bridge owns the session)."""
+
+    code = "journal_busy"
+
+
+class Recovery(msgspec.Struct):
+    """What `JournalLog.open` found: the records to replay and the torn tail it ignored."""
+
+    frames: list[Frame]
+    torn_records: int = 0
+    torn_bytes: int = 0
+    damage: Damage | None = None
+
+
+class LogStats(msgspec.Struct):
+    """Counters of one open log (tests and the benchmark read them)."""
+
+    records: int = 0
+    fsyncs: int = 0
+    bytes: int = 0
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def list_segments(folder: Path) -> list[tuple[int, Path]]:
+    """`(first_seq, path)` of every segment in `folder`, oldest first."""
+    found = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        stem = name[: -len(SEGMENT_SUFFIX)]
+        if name.endswith(SEGMENT_SUFFIX) and stem.isdigit():
+            found.append((int(stem), folder / name))
+    return sorted(found)
+
+
+def take_lock(folder: Path) -> int:
+    """Take the journal's exclusive flock (returns its fd) or raise JournalBusyError."""
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise JournalBusyError(
+                f"the journal {folder} is in use by another process (a bridge running this session); "
+                "stop that session first, or act through that bridge's API"
+            ) from exc
+        raise durable.explain_os_error(exc, path, "locking") from exc
+    return fd
+
+
+class JournalLog:
+    """One open journal folder (see module docstring). Thread-safe."""
+
+    def __init__(self, folder: Path, lock_fd: int, segments: list[tuple[int, Path]], next_seq: int) -> None:
+        self.folder = folder
+        self._lock_fd = lock_fd
+        self._segments = segments
+        self._cond = threading.Condition(threading.Lock())
+        self._next_seq = next_seq
+        self._appended_seq = next_seq - 1
+        self._durable_seq = next_seq - 1
+        self._syncing = False
+        self._failed: StoreError | None = None
+        self.stats = LogStats()
+        path = segments[-1][1]
+        try:
+            self._fd = durable.open_for_append(path)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            os.close(lock_fd)
+            raise durable.explain_os_error(exc, path, "opening the journal segment") from exc
+        self._durable_size = self._size
+
+    # ----- open / recover -------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: Path) -> tuple[JournalLog, Recovery]:
+        """Lock, read and repair `folder`; see module docstring. Raises JournalCorruptError/JournalBusyError."""
+        durable.ensure_dir(folder)
+        lock_fd = take_lock(folder)
+        try:
+            segments = list_segments(folder)
+            recovery = Recovery(frames=[])
+            next_seq = segments[0][0] if segments else 1
+            for index, (first_seq, path) in enumerate(segments):
+                if first_seq != next_seq:
+                    raise JournalCorruptError(
+                        f"journal segment {path} starts at record {first_seq}, expected {next_seq}: "
+                        f"a segment is missing. {_corrupt_advice(folder)}"
+                    )
+                result = scan(path.read_bytes(), first_seq)
+                recovery.frames.extend(result.frames)
+                next_seq = first_seq + len(result.frames)
+                if result.damage is None:
+                    continue
+                last = index == len(segments) - 1
+                if result.damage.acknowledged or not last:
+                    raise JournalCorruptError(
+                        f"journal segment {path} is damaged at byte {result.damage.offset} "
+                        f"(record {result.damage.expected_seq}: {result.damage.reason}) and that record was "
+                        f"acknowledged; nothing was replayed. {_corrupt_advice(folder)}"
+                    )
+                recovery.damage = result.damage
+                recovery.torn_records = 1 + result.damage.valid_after
+                recovery.torn_bytes = result.damage.bytes_after
+                _cut(path, result.good_end)
+                log.warning(
+                    "journal %s: ignored a torn tail of %d byte(s) (%s); it was never acknowledged",
+                    path,
+                    result.damage.bytes_after,
+                    result.damage.reason,
+                )
+            if not segments:
+                segments = [(next_seq, folder / segment_name(next_seq))]
+            return cls(folder, lock_fd, segments, next_seq), recovery
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    # ----- append with group commit ---------------------------------------------------------
+    def append(self, payload: bytes) -> int:
+        """Append one record and return its seq once it is on stable storage (group commit)."""
+        with self._cond:
+            self._check_usable()
+            seq = self._next_seq
+            data = frame(seq, self._durable_seq, payload)
+            start = self._size
+            try:
+                durable.append_bytes(self._fd, data)
+            except OSError as exc:
+                self._cut_back(start, exc)
+                raise durable.explain_os_error(exc, self._segments[-1][1], "appending a batch to") from exc
+            self._size += len(data)
+            self._next_seq += 1
+            self._appended_seq = seq
+            self.stats.records += 1
+            self.stats.bytes += len(data)
+            self._wait_durable(seq)
+        return seq
+
+    def _wait_durable(self, seq: int) -> None:
+        while self._durable_seq < seq:
+            self._check_usable()
+            if self._syncing:
+                self._cond.wait()
+                continue
+            self._sync_locked(release=True)
+
+    def _sync_locked(self, *, release: bool) -> None:
+        """fdatasync everything appended so far (called with the lock held; `release` drops it meanwhile)."""
+        self._syncing = True
+        target_seq, target_size, fd = self._appended_seq, self._size, self._fd
+        error: OSError | None = None
+        if release:
+            self._cond.release()
+        try:
+            durable.sync_data(fd)
+        except OSError as exc:
+            error = exc
+        finally:
+            if release:
+                self._cond.acquire()
+            self._syncing = False
+        self.stats.fsyncs += 1
+        if error is not None:
+            self._cut_back(self._durable_size, error, always_fail=True)
+            self._cond.notify_all()
+            raise durable.explain_os_error(error, self._segments[-1][1], "syncing the journal") from error
+        self._durable_seq = max(self._durable_seq, target_seq)
+        self._durable_size = max(self._durable_size, target_size)
+        self._cond.notify_all()
+
+    def _cut_back(self, size: int, cause: OSError, *, always_fail: bool = False) -> None:
+        """Cut the current segment back to `size` bytes; if that fails too, the log becomes unusable.
+
+        Used after a failed append (the partial record goes, earlier records stay) and after a failed
+        fdatasync (the unsynced group goes: it was never acknowledged).
+        """
+        try:
+            durable.truncate_fd(self._fd, size)
+            self._size = size
+        except OSError as exc:
+            log.error("journal %s: could not cut a failed record off (%s)", self.folder, exc)
+            always_fail = True
+        if always_fail:
+            self._failed = durable.explain_os_error(cause, self._segments[-1][1], "writing the journal")
+            self._cond.notify_all()
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise StoreError(
+                f"{self._failed} The journal {self.folder} refuses further batches until the session is "
+                "restarted (recovery then replays exactly what reached the disk)."
+            )
+
+    # ----- rotation -------------------------------------------------------------------------
+    def rotate(self) -> int:
+        """Make every appended record durable, start a new segment if the current one has any.
+
+        Returns the seq of the last record before the new segment (0: none ever written).
+        """
+        with self._cond:
+            self._check_usable()
+            while self._syncing:
+                self._cond.wait()
+            if self._durable_seq < self._appended_seq:
+                self._sync_locked(release=False)
+            last = self._appended_seq
+            if self._size == 0:
+                return last
+            path = self.folder / segment_name(self._next_seq)
+            try:
+                new_fd = durable.open_for_append(path)
+            except OSError as exc:
+                raise durable.explain_os_error(exc, path, "starting the journal segment") from exc
+            os.close(self._fd)
+            self._fd = new_fd
+            self._segments.append((self._next_seq, path))
+            self._size = self._durable_size = 0
+            return last
+
+    def drop_through(self, seq: int) -> int:
+        """Delete closed segments whose records all have seq <= `seq`; returns how many."""
+        with self._cond:
+            dropped = []
+            while len(self._segments) > 1 and self._segments[1][0] - 1 <= seq:
+                dropped.append(self._segments.pop(0)[1])
+        for path in dropped:
+            durable.remove_file(path)
+        if dropped:
+            durable.fsync_dir(self.folder)
+        return len(dropped)
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the newest appended record."""
+        return self._appended_seq
+
+    @property
+    def bytes_since_rotation(self) -> int:
+        """Size of the current segment."""
+        return self._size
+
+    def close(self) -> None:
+        """Close the segment and release the lock (records stay for the next open to replay)."""
+        with self._cond:
+            while self._syncing:
+                self._cond.wait()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+            if self._failed is None:
+                self._failed = StoreError(f"the journal {self.folder} is closed")
+
+
+def _cut(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        durable.truncate_fd(fd, size)
+    except OSError as exc:
+        raise durable.explain_os_error(exc, path, "cutting the torn tail off") from exc
+    finally:
+        os.close(fd)
+
+
+def _corrupt_advice(folder: Path) -> str:
+    return (
+        f"The session's files are as the last materialisation left them; the journal {folder} is kept "
+        "untouched. Restore the latest snapshot, or set the journal aside with "
+        "`bridge.store.journal.set_aside` to start from the files as they are."
+    )
