@@ -608,7 +608,7 @@ def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
     lock_fd = take_lock(source)
     try:
         parking = bridge_dir / SET_ASIDE_DIR
-        durable.ensure_dir(parking)
+        durable.make_dirs(parking)
         target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
         if not durable.move_unsynced(source, target):
             return None
