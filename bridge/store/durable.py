@@ -538,23 +538,6 @@ def sweep_temp_files(folder: Path) -> list[str]:
 # written with `write_unsynced` (atomic rename, no fsync) and made durable together at a
 # checkpoint (`sync_file_system`).
 
-def ensure_dir(path: Path) -> None:
-    """mkdir -p with mode 0700, fsyncing each parent that gained an entry (so it survives a crash)."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.is_dir():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise explain_os_error(exc, folder, "creating the folder") from exc
-        fsync_dir(folder.parent)
-
-
 def open_for_append(path: Path) -> int:
     """Open `path` for appending (created with mode 0600; a new file's folder entry is fsynced).
 

@@ -136,7 +136,7 @@ class JournalLog:
     @classmethod
     def open(cls, folder: Path) -> tuple[JournalLog, Recovery]:
         """Lock, read and repair `folder`; see module docstring. Raises JournalCorruptError/JournalBusyError."""
-        durable.ensure_dir(folder)
+        durable.make_dirs(folder)
         lock_fd = take_lock(folder)
         try:
             segments = list_segments(folder)
