@@ -61,8 +61,6 @@ class ErrorCode(enum.StrEnum):
     BACKUP_INVALID = "backup_invalid"
     BAD_POLICY = "bad_policy"
     RESTORE_LOSES_KEYS = "restore_loses_keys"
-    JOURNAL_CORRUPT = "journal_corrupt"
-    JOURNAL_BUSY = "journal_busy"
     # Node runtime and IPC
     PROTOCOL_ERROR = "protocol_error"
     RUNTIME_ERROR = "runtime_error"
@@ -147,8 +145,6 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.BACKUP_INVALID: Failure(409, _X.CHECK_FAILED),
     _E.BAD_POLICY: Failure(400, _X.USAGE),
     _E.RESTORE_LOSES_KEYS: Failure(409, _X.REFUSED),
-    _E.JOURNAL_CORRUPT: Failure(500, _X.CHECK_FAILED),
-    _E.JOURNAL_BUSY: Failure(409, _X.REFUSED),
     _E.PROTOCOL_ERROR: Failure(502, _X.ERROR),
     _E.RUNTIME_ERROR: Failure(503, _X.ERROR),
     _E.RUNTIME_TIMEOUT: Failure(503, _X.ERROR),

@@ -17,7 +17,6 @@ THE_WRITER = "store/durable.py"
 
 #: module (relative to bridge/) -> why it still writes by itself. The lead removes entries.
 PENDING: dict[str, str] = {
-    "monitor/incidents.py": "appends incidents with a bare os.open/os.write; to use durable.append_line",
     "store/journal_log.py": "opens/creates its segment lock file with os.open; to use the durable journal block",
 }
 

@@ -31,8 +31,8 @@ from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
 from bridge.store import durable
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.identity import Identity, identity_of
-from bridge.store.layout import CREDS_FILE
-from bridge.store.snapshots import REPLACED, Snapshots
+from bridge.store.layout import CREDS_FILE, BridgeDirs
+from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
 
@@ -184,7 +184,7 @@ class RepairExecutor:
         if raw and only_if_damaged:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{session}-{stamp}-{hashlib.sha256(raw).hexdigest()[:12]}-creds.json"
-            evidence = self.snapshots.bridge_dir / REPLACED / name
+            evidence = BridgeDirs(self.snapshots.bridge_dir).replaced / name
             durable.make_dirs(evidence.parent)
             durable.atomic_write(evidence, raw)
             kept = str(evidence)
