@@ -66,11 +66,11 @@ async def test_messages_out_and_in(make_manager: MakeManager, simulator: Simulat
     contact = fresh_phone()
     await simulator.create_contact(contact)
     message_id = await manager.send_text("talk", contact, "hello from the bridge")
-    assert message_id
+    assert message_id.id and message_id.persisted and message_id.server_ack
     got = await simulator.wait_inbox(contact, lambda m: m.text == "hello from the bridge", TIMEOUT)
-    assert got.id == message_id
+    assert got.id == message_id.id
     second = await manager.send_text("talk", f"{contact}@s.whatsapp.net", "by jid")
-    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == second.id, TIMEOUT)
 
     seq = bus.last_seq
     await simulator.send_from_contact(contact, phone, "hi bridge")
@@ -121,14 +121,14 @@ async def test_a_restarted_runtime_sends_again_without_ipc_violations(
     contact = fresh_phone()
     await simulator.create_contact(contact)
     first = await manager.send_text("resend", contact, "before the crash")
-    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == first.id, TIMEOUT)
     pid = manager.get("resend").pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     await manager.wait_for_state("resend", {"reconnecting"}, TIMEOUT)
     await manager.wait_for_state("resend", {"open"}, TIMEOUT)
     second = await manager.send_text("resend", contact, "after the crash")
-    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == second.id, TIMEOUT)
     slot = manager.runtimes.slot_of("resend")
     assert slot is not None and slot.process.violations == 0
 
@@ -214,7 +214,7 @@ async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_
     contact = fresh_phone()
     await simulator.create_contact(contact)
     first = await manager.send_text("acked", contact, "acked by the server")
-    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == first.id, TIMEOUT)
     await simulator.fault("stall", phone=phone)  # the server goes silent: no ack will come
     with pytest.raises(NodeRuntimeError) as failure:
         await manager.send_text("acked", contact, "never acked")
