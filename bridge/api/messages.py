@@ -28,5 +28,5 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         raise SessionStateError(
             f"session {session_id} is {current}, not open; start it and wait for state 'open' before sending"
         )
-    message_id = await manager.send_text(session_id, spec.to, spec.text)
-    return json_response(MessageSent(id=str(message_id)), status=201)
+    sent = await manager.send_text(session_id, spec.to, spec.text)
+    return json_response(MessageSent(id=sent.id, persisted=sent.persisted, server_ack=sent.server_ack), status=201)
