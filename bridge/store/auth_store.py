@@ -22,13 +22,12 @@ so the event loop never blocks on fsync.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,17 +36,19 @@ from typing import Any, Final
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.metrics import STORE_ERRORS
 from bridge.store import durable
-from bridge.store.creds import is_registered, parse_json_text, validate_creds_text
-from bridge.store.layout import CREDS_FILE, NAME_MAX, key_file_name, parse_key_file_name, validate_session_id
+from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
+from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
+from bridge.store.layout import CREDS_FILE, BridgeDirs, key_file_name, parse_key_file_name, validate_session_id
+from bridge.store.snapshots.manifests import ManifestStore, latest_good
+from bridge.store.snapshots.objects import ObjectStore
+from bridge.store.trash import move_to_trash
 
 log = logging.getLogger(__name__)
 
 DowngradeHook = Callable[[str], object]
-TRASH: Final = "trash"
-CREDS_BACKUPS: Final = "creds-backups"
-SNAPSHOTS: Final = "snapshots"
 #: The reason passed to `before_creds_downgrade`.
 DOWNGRADE_REASON: Final = "creds-downgrade"
+_REASON: Final = re.compile(r"[A-Za-z0-9-]{1,40}")
 #: The reason when registered creds are replaced by creds of another identity (new identity key).
 IDENTITY_CHANGE_REASON: Final = "creds-identity-change"
 
@@ -66,14 +67,17 @@ class AuthStore:
         session_id: str,
         bridge_dir: Path,
         before_creds_downgrade: DowngradeHook | None = None,
+        creds_history_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
         self.bridge_dir = Path(bridge_dir)
-        self.trash_dir = self.bridge_dir / TRASH / self.session_id
-        self.creds_backup_dir = self.bridge_dir / CREDS_BACKUPS / self.session_id
-        self.snapshot_dir = self.bridge_dir / SNAPSHOTS / self.session_id
+        dirs = BridgeDirs(self.bridge_dir)
+        self.trash_dir = dirs.session_trash(self.session_id)
+        self.creds_backup_dir = dirs.session_creds_backups(self.session_id)
+        self.snapshot_dir = dirs.session_snapshots(self.session_id)
         self.creds_path = self.folder / CREDS_FILE
+        self.history = CredsHistory(self.bridge_dir, self.session_id, creds_history_keep)
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
         self._lock = threading.RLock()
         with durable.store_errors(self.folder, "opening the session folder"):
@@ -134,8 +138,10 @@ class AuthStore:
             old_raw = self._read_optional(self.creds_path)
             if old_raw == data:
                 return
+            old_valid = False
             if old_raw is not None:
                 old = _parse_creds_quietly(old_raw)
+                old_valid = old is not None and not validate_creds(old)
                 if old is None:
                     log.warning("%s is unreadable; keeping a copy before replacing it", self.creds_path)
                     self._run_hook(self.backup_creds_copy, "replace-corrupt-creds")
@@ -145,7 +151,32 @@ class AuthStore:
                 elif is_registered(old) and old.get("signedIdentityKey") != new.get("signedIdentityKey"):
                     log.warning("session %s: registered creds replaced by another identity", self.session_id)
                     self._run_hook(self._before_downgrade, IDENTITY_CHANGE_REASON)
+            kept = self._in_history(lambda names: self._keep_previous(old_raw if old_valid else None, names))
             durable.atomic_write(self.creds_path, data)
+            if kept is not None:
+                self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names), kept)
+
+    def _keep_previous(self, old_raw: bytes | None, names: list[str]) -> list[str]:
+        """Durably keep valid creds about to be replaced, unless the history has them already."""
+        if old_raw is not None and not self.history.contains(old_raw, names):
+            self.history.add(old_raw, durable_copy=True, names=names)
+        return names
+
+    def _in_history(self, step: Callable[[list[str]], object], names: list[str] | None = None) -> list[str] | None:
+        """Run one creds-history step on `names` (default: a fresh listing); None if it failed.
+
+        The history never fails a save: refusing creds Node already uses would split the state
+        in Node's memory from the one on disk, which costs more than a missing history entry.
+        """
+        try:
+            if names is None:
+                names = self.history.names()
+            step(names)
+        except StoreError as exc:
+            STORE_ERRORS.labels(op="creds_history").inc()
+            log.warning("session %s: creds history not updated: %s", self.session_id, exc)
+            return None
+        return names
 
     def _run_hook(self, hook: DowngradeHook, reason: str) -> None:
         try:
@@ -168,12 +199,37 @@ class AuthStore:
         raw = self._read_optional(self.creds_path)
         if raw is None:
             return None
+        return self._keep_copy(raw, reason)
+
+    def _keep_copy(self, raw: bytes, reason: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.creds_backup_dir / f"creds-{stamp}-{reason}-{hashlib.sha256(raw).hexdigest()[:12]}.json"
         durable.make_dirs(self.creds_backup_dir)
         durable.atomic_write(target, raw)
         log.info("session %s: kept a copy of creds.json at %s (%s)", self.session_id, target, reason)
         return target
+
+    def restore_creds(self, text: str, *, reason: str) -> Path | None:
+        """Repair: atomically put `text` back as creds.json; key files are not touched.
+
+        The creds.json found (damaged, foreign, whatever it is) is first kept as evidence in
+        `.bridge/creds-backups/<session>/creds-<UTC>-<reason>-<sha>.json`, whose path is returned
+        (None when there was no creds.json or it already held `text`). `reason` names the repair
+        in that file name (letters, digits, `-`). Refuses creds that fail `validate_creds_text`.
+        """
+        if not _REASON.fullmatch(reason):
+            raise StoreError(f"restore reason {reason!r} must be 1-40 characters from a-z A-Z 0-9 -")
+        validate_creds_text(text, source=f"creds to restore for session {self.session_id}")
+        data = text.encode("utf-8")
+        with self._lock:
+            current = self._read_optional(self.creds_path)
+            if current == data:
+                return None
+            evidence = None if current is None else self._keep_copy(current, reason)
+            durable.atomic_write(self.creds_path, data)
+            self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names))
+        log.warning("session %s: creds.json restored (%s); evidence kept at %s", self.session_id, reason, evidence)
+        return evidence
 
     # ----- keys ---------------------------------------------------------------------------
     def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:
@@ -203,35 +259,12 @@ class AuthStore:
         with self._lock:
             try:
                 durable.atomic_write_many(self.folder, writes, sync_dir=False)
-                moved = self._move_to_trash(deletes)
+                moved = move_to_trash(self.folder, self.trash_dir, deletes)
                 if writes or moved:
-                    durable.fsync_dir(self.folder)
-            except OSError as exc:
+                    durable.fsync_dirs([self.folder])
+            except StoreError:
                 STORE_ERRORS.labels(op="set_keys").inc()
-                raise durable.explain_os_error(exc, self.folder, "updating keys in") from exc
-
-    def _move_to_trash(self, names: list[str]) -> int:
-        """Move existing key files into the trash folder (durably); absent ones are ignored."""
-        present = [name for name in names if (self.folder / name).is_file()]
-        if not present:
-            return 0
-        durable.make_dirs(self.trash_dir)
-        stamp = time.time_ns()
-        for name in present:
-            target = self.trash_dir / _trash_name(stamp, name)
-            try:
-                os.rename(self.folder / name, target)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                # .bridge on another file system: copy durably first, then remove the original.
-                raw = (self.folder / name).read_bytes()
-                durable.atomic_write(target, raw)
-                os.unlink(self.folder / name)
-        durable.fsync_dir(self.trash_dir)
-        return len(present)
+                raise
 
     def list_keys(self) -> list[tuple[str, str]]:
         """`(type, escaped_id)` of every key file in the folder (see `parse_key_file_name`)."""
@@ -284,26 +317,15 @@ class AuthStore:
             raise durable.explain_os_error(exc, path, "reading") from exc
 
     def latest_snapshot(self) -> tuple[str, bool] | None:
-        """Id of the newest snapshot manifest of this session and whether it is registered."""
+        """Id of the newest good snapshot of this session (linked creds preferred) and whether its
+        creds are linked; None when there is none (or the snapshots cannot be read)."""
+        dirs = BridgeDirs(self.bridge_dir)
         try:
-            names = sorted(
-                (n for n in os.listdir(self.snapshot_dir) if n.endswith(".json") and not n.startswith(".")),
-                reverse=True,
-            )
-        except OSError:
+            manifest = latest_good(ManifestStore(dirs), ObjectStore(dirs), self.session_id, prefer_registered=True)
+        except StoreError as exc:
+            log.warning("session %s: cannot look for a snapshot to name: %s", self.session_id, exc)
             return None
-        fallback: tuple[str, bool] | None = None
-        for name in names:
-            try:
-                manifest = json.loads((self.snapshot_dir / name).read_bytes())
-            except (OSError, ValueError):
-                continue
-            registered = bool(isinstance(manifest, dict) and manifest.get("registered"))
-            if registered:
-                return name[: -len(".json")], True
-            if fallback is None:
-                fallback = (name[: -len(".json")], False)
-        return fallback
+        return None if manifest is None else (manifest.id, manifest.registered)
 
     def _restore_hint(self) -> str:
         latest = self.latest_snapshot()
@@ -369,12 +391,3 @@ def _parse_creds_quietly(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _trash_name(stamp: int, name: str) -> str:
-    """`<time_ns>-<name>`, shortened with a hash when it would exceed NAME_MAX."""
-    candidate = f"{stamp}-{name}"
-    if len(candidate.encode("utf-8")) <= NAME_MAX:
-        return candidate
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return f"{stamp}-{digest}-{name.encode('utf-8')[:180].decode('utf-8', 'ignore')}"

@@ -14,19 +14,22 @@ remove the leftovers of a writer that was killed, and never a file of a live one
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
 import secrets
+import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
 from typing import Final
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -59,10 +62,10 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 #: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
-STORAGE_FULL: Final = "storage_full"
-STORAGE_READ_ONLY: Final = "storage_read_only"
-STORAGE_PERMISSION: Final = "storage_permission"
-STORAGE_IO: Final = "storage_io"
+STORAGE_FULL: Final = ErrorCode.STORAGE_FULL
+STORAGE_READ_ONLY: Final = ErrorCode.STORAGE_READ_ONLY
+STORAGE_PERMISSION: Final = ErrorCode.STORAGE_PERMISSION
+STORAGE_IO: Final = ErrorCode.STORAGE_IO
 STORAGE_FAULT_CODES: Final[frozenset[str]] = frozenset(
     {STORAGE_FULL, STORAGE_READ_ONLY, STORAGE_PERMISSION, STORAGE_IO}
 )
@@ -140,20 +143,32 @@ def store_errors(path: Path, action: str, *, error_type: type[StoreError] = Stor
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
     """mkdir -p with `mode`, fsyncing each parent that gained an entry; errors are classified."""
-    missing: list[Path] = []
-    probe = path
-    with store_errors(path, "creating the folder"):
-        while not probe.is_dir():
-            missing.append(probe)
-            probe = probe.parent
-        for folder in reversed(missing):
-            try:
-                folder.mkdir(mode=mode)
-            except FileExistsError:
-                if not folder.is_dir():
-                    raise
-                continue
-            fsync_dir(folder.parent)
+    make_dir_set([path], mode)
+
+
+def make_dir_set(paths: Iterable[Path], mode: int = 0o700) -> None:
+    """`make_dirs` for many folders at once: each parent that gained entries is fsynced once.
+
+    A first snapshot creates up to 256 object folders under one parent; this costs one fsync of
+    that parent, not 256. Errors are classified.
+    """
+    parents: set[Path] = set()
+    with store_errors(Path("."), "creating the folder"):
+        for path in sorted(set(paths)):
+            missing: list[Path] = []
+            probe = path
+            while not probe.is_dir():
+                missing.append(probe)
+                probe = probe.parent
+            for folder in reversed(missing):
+                try:
+                    folder.mkdir(mode=mode)
+                except FileExistsError:
+                    if not folder.is_dir():
+                        raise
+                    continue
+                parents.add(folder.parent)
+    fsync_dirs(parents)
 
 
 def fsync_dir(path: Path) -> None:
@@ -180,8 +195,8 @@ def _unlink_quietly(path: Path) -> None:
         log.warning("could not remove temp file %s: %s", path, exc)
 
 
-def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
-    """Write `data` to a new fsynced temp file in `folder` and return its path.
+def write_temp(folder: Path, data: bytes, mode: int = 0o600, *, sync: bool = True) -> Path:
+    """Write `data` to a new (fsynced, unless `sync` is False) temp file in `folder`; return its path.
 
     On failure the temp file is removed and the OSError propagates (the caller names the target).
     """
@@ -193,13 +208,15 @@ def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    STORE_FSYNCS.labels(target="file").inc()
+    if sync:
+        STORE_FSYNCS.labels(target="file").inc()
     return tmp
 
 
@@ -214,11 +231,18 @@ def _timed(op: str) -> Iterator[None]:
     STORE_WRITE_SECONDS.observe(time.perf_counter() - start)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Replace `path` with `data` atomically and durably (see module docstring)."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, sync_dir: bool = True, sync_file: bool = True
+) -> None:
+    """Replace `path` with `data` atomically and durably (see module docstring).
+
+    `sync_file=False, sync_dir=False` makes a best-effort copy: still never torn for a reader
+    while the machine runs, but a power cut may lose it or leave it empty. Only for copies whose
+    original is durable elsewhere (the creds history); readers must validate what they find.
+    """
     with _timed("write"):
         try:
-            tmp = write_temp(path.parent, data)
+            tmp = write_temp(path.parent, data, mode, sync=sync_file)
         except OSError as exc:
             raise explain_os_error(exc, path, "writing") from exc
         try:
@@ -231,6 +255,32 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
                 fsync_dir(path.parent)
             except OSError as exc:
                 raise explain_os_error(exc, path, "syncing the folder of") from exc
+
+
+def rename(source: Path, target: Path, *, sync_dirs: bool = True) -> None:
+    """Rename `source` to `target` (replacing it), then fsync both folders; errors are classified."""
+    try:
+        os.replace(source, target)
+        if sync_dirs:
+            fsync_dir(target.parent)
+            if source.parent != target.parent:
+                fsync_dir(source.parent)
+    except OSError as exc:
+        raise explain_os_error(exc, target, "renaming into") from exc
+
+
+def remove(path: Path, *, sync_dir: bool = True) -> bool:
+    """Unlink one file (True if it was there), then fsync its folder; errors are classified."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise explain_os_error(exc, path, "removing") from exc
+    if sync_dir:
+        with store_errors(path, "syncing the folder of"):
+            fsync_dir(path.parent)
+    return True
 
 
 def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: bool = True) -> None:
@@ -281,6 +331,173 @@ def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: boo
                 raise explain_os_error(exc, folder / items[0][0], "syncing the folder of") from exc
 
 
+def write_files(files: Mapping[Path, bytes], *, mode: int = 0o600, sync_dirs: bool = True) -> None:
+    """Write many files, possibly in several folders, each atomically; fsync each folder once.
+
+    For content-addressed objects (`mode=0o444`: their name says what they hold, so one is only
+    ever rewritten when its bytes no longer match) and for copying files into a staging folder.
+    Files are written in parallel for larger batches. On failure the files already renamed in
+    place stay (the caller owns them: `Snapshots` takes back a failed snapshot's objects, a
+    restore removes its staging folder) and the error is classified.
+    """
+    if not files:
+        return
+    with _timed("write_files"):
+        items = list(files.items())
+        errors: list[tuple[OSError, Path]] = []
+
+        def one(item: tuple[Path, bytes]) -> None:
+            path, data = item
+            tmp = write_temp(path.parent, data, mode)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+
+        if len(items) < PARALLEL_MIN_FILES:
+            for item in items:
+                try:
+                    one(item)
+                except OSError as exc:
+                    errors.append((exc, item[0]))
+                    break
+        else:
+            futures = [(path, _get_pool().submit(one, (path, data))) for path, data in items]
+            for path, fut in futures:
+                try:
+                    fut.result()
+                except OSError as exc:
+                    errors.append((exc, path))
+        if errors:
+            error, target = errors[0]
+            raise explain_os_error(error, target, "writing") from error
+        if sync_dirs:
+            fsync_dirs({path.parent for path, _ in items})
+
+
+def fsync_dirs(folders: Iterable[Path]) -> None:
+    """fsync several folders (in parallel when there are many); errors are classified."""
+    todo = sorted(set(folders))
+    try:
+        if len(todo) < PARALLEL_MIN_FILES:
+            for folder in todo:
+                fsync_dir(folder)
+        else:
+            list(_get_pool().map(fsync_dir, todo))
+    except OSError as exc:
+        raise explain_os_error(exc, Path(exc.filename) if exc.filename else todo[0], "syncing the folder") from exc
+
+
+def move_file(source: Path, target: Path) -> bool:
+    """Move one file (no folder fsync: the caller syncs both folders once per batch).
+
+    False when `source` does not exist. Across file systems (EXDEV) the bytes are first written
+    durably at `target`, then `source` is removed, so a crash leaves the file in at least one place.
+    Errors are classified.
+    """
+    try:
+        os.rename(source, target)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise explain_os_error(exc, target, "moving into") from exc
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise explain_os_error(exc, source, "reading") from exc
+    atomic_write(target, data)
+    remove(source, sync_dir=False)
+    return True
+
+
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported here.
+
+    No folder fsync (the caller syncs once). Raises the classified error for a real failure.
+    """
+    libc_name = ctypes.util.find_library("c")
+    func = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise explain_os_error(OSError(err, os.strerror(err), str(b)), b, "swapping in")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a bridge-private work folder (a restore's staging) and everything in it; best effort.
+
+    Never for anything holding credentials someone may need: those are moved, not removed.
+    """
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_empty_dir(path: Path) -> bool:
+    """rmdir `path` if it is empty (True if removed); the parent is not fsynced."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def open_lock_file(path: Path) -> int:
+    """Open (creating, mode 0600) a lock file and return its descriptor.
+
+    On a read-only file system (or one the bridge may not write) an existing lock file is opened
+    read-only: flock works on that, only the holder's pid cannot be recorded. Errors are classified.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES) and path.is_file():
+            try:
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+        raise explain_os_error(exc, path, "opening the lock file") from exc
+
+
+def rewrite_fd(fd: int, data: bytes) -> None:
+    """Replace the whole content of an open file with `data` (lock files: the holder's pid).
+
+    Not atomic and not fsynced: only for diagnostics whose loss or tear is harmless. Raises OSError.
+    """
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one line (a newline is added if missing) to `path` and fsync it; errors classified.
+
+    For small journals (the monitor's incidents): a new file's folder entry is fsynced too, so a
+    line acknowledged is a line that survives a power cut.
+    """
+    data = line if line.endswith(b"\n") else line + b"\n"
+    try:
+        fd = open_for_append(path)
+        try:
+            append_bytes(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise explain_os_error(exc, path, "appending to") from exc
+    STORE_FSYNCS.labels(target="file").inc()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -320,23 +537,6 @@ def sweep_temp_files(folder: Path) -> list[str]:
 # makes a batch durable with ONE fdatasync of an append-only file; the legacy files are then
 # written with `write_unsynced` (atomic rename, no fsync) and made durable together at a
 # checkpoint (`sync_file_system`).
-
-def ensure_dir(path: Path) -> None:
-    """mkdir -p with mode 0700, fsyncing each parent that gained an entry (so it survives a crash)."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.is_dir():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise explain_os_error(exc, folder, "creating the folder") from exc
-        fsync_dir(folder.parent)
-
 
 def open_for_append(path: Path) -> int:
     """Open `path` for appending (created with mode 0600; a new file's folder entry is fsynced).

@@ -33,12 +33,14 @@ downgrades or snapshots.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
@@ -67,9 +69,11 @@ __all__ = [
     "JournalBackend",
     "JournalBusyError",
     "JournalCorruptError",
+    "Materialise",
     "ReplayReport",
     "Target",
     "checkpoint_session",
+    "frozen_session",
     "journal_folder",
     "open_session_backend",
     "set_aside",
@@ -81,7 +85,21 @@ SET_ASIDE_DIR: Final = "journal-set-aside"
 CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
 RETRY_SECONDS: Final = 1.0
-APPLY_WORKERS: Final = 2
+APPLY_WORKERS: Final = 4
+
+
+class Materialise(enum.Enum):
+    """When the legacy files of an acknowledged batch are written.
+
+    INLINE: by the committing thread right after the fdatasync, before `commit` returns (the
+    folder is current whenever no commit is running: a drop-in for code that reads files).
+    BACKGROUND: by a worker after `commit` returned (lowest acknowledgement latency; readers of
+    the raw files lag by the worker's queue). DEFERRED: only at `flush`/`checkpoint` (tests).
+    """
+
+    INLINE = "inline"
+    BACKGROUND = "background"
+    DEFERRED = "deferred"
 
 
 class AuthBackend(Protocol):
@@ -154,12 +172,12 @@ class Journal:
         resolve: Callable[[str], Target],
         *,
         checkpoint_bytes: int = CHECKPOINT_BYTES,
-        background: bool = True,
+        materialise: Materialise = Materialise.INLINE,
     ) -> None:
         self.folder = folder
         self._resolve = resolve
         self._checkpoint_bytes = checkpoint_bytes
-        self._background = background
+        self._materialise = materialise
         self._state = threading.Condition(threading.Lock())
         self._apply_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
@@ -226,12 +244,30 @@ class Journal:
                 self._remember(session_id, name, seq, None)
             self._pending[seq] = record
             self._state.notify_all()
-            start = self._background and not self._draining
+            start = self._materialise is Materialise.BACKGROUND and not self._draining
             if start:
                 self._draining = True
         if start:
             _get_pool().submit(self._drain_in_background)
+        elif self._materialise is Materialise.INLINE:
+            self._apply_inline(seq)
         return seq
+
+    def _apply_inline(self, seq: int) -> None:
+        """Write the files of every queued record up to `seq`; the batch is acknowledged whatever happens.
+
+        A failure here (folder full, EIO) does not undo the acknowledgement: the record is durable
+        in the journal and served from the overlay; a worker retries and `checkpoint` reports it.
+        """
+        try:
+            self._apply_pending(until=seq)
+        except StoreError as exc:
+            log.warning("journal %s: writing the legacy files failed (%s); retrying in %.0f s", self.folder, exc,
+                        RETRY_SECONDS)
+            self._schedule_retry()
+            return
+        if self.log.bytes_since_rotation >= self._checkpoint_bytes:
+            self._checkpoint_quietly()
 
     def _remember(self, session_id: str, name: str, seq: int, data: bytes | None) -> None:
         key = (session_id, name)
@@ -291,10 +327,13 @@ class Journal:
             self._schedule_retry()
             return
         if self.log.bytes_since_rotation >= self._checkpoint_bytes:
-            try:
-                self.checkpoint()
-            except StoreError as exc:
-                log.warning("journal %s: automatic checkpoint failed: %s", self.folder, exc)
+            self._checkpoint_quietly()
+
+    def _checkpoint_quietly(self) -> None:
+        try:
+            self.checkpoint()
+        except StoreError as exc:
+            log.warning("journal %s: automatic checkpoint failed: %s", self.folder, exc)
 
     def _schedule_retry(self) -> None:
         with self._state:
@@ -367,6 +406,17 @@ class Journal:
                     self._touched |= touched
                 raise durable.explain_os_error(exc, self.folder, "checkpointing the journal of") from exc
             self.log.drop_through(last)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Checkpoint, then keep every session's files still (at a batch boundary) until the block ends.
+
+        Commits are still acknowledged meanwhile (journal + overlay); their files are written after.
+        For readers of the raw folder that need one consistent cut: snapshots, backups, export.
+        """
+        self.checkpoint()
+        with self._apply_lock:
+            yield
 
     @property
     def stats(self) -> LogStats:
@@ -516,6 +566,33 @@ def checkpoint_session(bridge_dir: Path, session_id: str, folder: Path, trash_di
     return journal.report
 
 
+@contextmanager
+def frozen_session(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> Iterator[ReplayReport | None]:
+    """`checkpoint_session`, then keep the session's files still while the block reads them.
+
+    With the journal open in this process: `Journal.frozen`. Otherwise the journal is opened
+    (replaying what a crash left) and held for the block, so no bridge can start writing meanwhile.
+    Yields None when the session never had a journal. Raises JournalBusyError when another process
+    (a bridge running this session) holds it.
+    """
+    key = journal_folder(bridge_dir, session_id).resolve()
+    with _open_lock:
+        entry = _open.get(key)
+    if entry is not None:
+        with entry[0].frozen():
+            yield entry[0].report
+        return
+    if not list_segments(key):
+        yield None
+        return
+    journal = Journal(key, _single_session(session_id, Target(folder=folder, trash_dir=trash_dir)))
+    try:
+        with journal.frozen():
+            yield journal.report
+    finally:
+        journal.close()
+
+
 def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
     """Move a session's journal to `.bridge/journal-set-aside/<session>-<UTC>/` (kept, never deleted).
 
@@ -531,7 +608,7 @@ def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
     lock_fd = take_lock(source)
     try:
         parking = bridge_dir / SET_ASIDE_DIR
-        durable.ensure_dir(parking)
+        durable.make_dirs(parking)
         target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
         if not durable.move_unsynced(source, target):
             return None

@@ -46,6 +46,9 @@ export class Account {
     this.devices = new Map()
     this.nextDeviceId = 1
     this.banned = false
+    this.pushName = `Sim ${phone}` // what the account's phone sends as `notify`
+    this.presence = { type: 'unavailable', last: Math.floor(Date.now() / 1000) }
+    this.contact = null // ContactState when the account is a simulated contact (contacts.mjs)
   }
 
   liveDevices () { return [...this.devices.values()].filter(d => !d.removed) }
@@ -57,8 +60,9 @@ export class Account {
       banned: this.banned,
       identity_pub: Buffer.from(this.identity.public).toString('hex'),
       devices: this.liveDevices().map(d => d.id),
-      contact: !!this.inbox,
-      received: this.inbox?.length ?? 0
+      push_name: this.pushName,
+      presence: this.presence.type,
+      contact: !!this.contact
     }
   }
 }

@@ -15,12 +15,48 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import msgspec
+
+from tests.simulator.models import (
+    Account,
+    Addressing,
+    Contact,
+    ContactCard,
+    ContactKind,
+    Device,
+    InboxMessage,
+    OutboxMessage,
+    PresenceState,
+    PresenceType,
+    Receipt,
+    ReceiptSent,
+    ReceiptType,
+    SentMessage,
+    SimulatorInfo,
+)
+
+__all__ = [
+    "Account",
+    "Contact",
+    "ContactCard",
+    "Device",
+    "FaultKind",
+    "InboxMessage",
+    "OutboxMessage",
+    "PresenceState",
+    "Receipt",
+    "SentMessage",
+    "SimulatorClient",
+    "SimulatorError",
+    "SimulatorInfo",
+    "SimulatorProcess",
+    "start_simulator",
+]
 
 SIMULATOR_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SIMULATOR_DIR.parent.parent
@@ -39,54 +75,14 @@ class SimulatorError(Exception):
         self.message = message
 
 
-class Account(msgspec.Struct, frozen=True):
-    phone: str
-    lid: str
-    jid: str
-    banned: bool
-    identity_pub: str
-    devices: list[int]
+T = TypeVar("T")
 
 
-class Device(msgspec.Struct, frozen=True):
-    jid: str
-    lid: str
-    phone: str
-    device: int
-    connected: bool
-    removed: bool
-    pre_keys: int
-    signed_pre_key_id: int | None
-    platform: str | None
-    offline_queue: int
+class _Unset:
+    """Marks an argument that was not given (None has a meaning: clear the value)."""
 
 
-class Contact(msgspec.Struct, frozen=True):
-    phone: str
-    jid: str
-    lid: str
-    received: int
-
-
-class InboxMessage(msgspec.Struct, frozen=True):
-    id: str
-    from_: str = msgspec.field(name="from")
-    text: str | None = None
-    type: str = ""
-    t: int = 0
-
-
-class SentMessage(msgspec.Struct, frozen=True):
-    id: str
-    to: str
-    devices: int
-    queued: int
-
-
-class SimulatorInfo(msgspec.Struct, frozen=True):
-    ws_url: str
-    control_url: str
-    root_pub: str
+_UNSET = _Unset()
 
 
 class SimulatorClient:
@@ -158,34 +154,148 @@ class SimulatorClient:
     async def unban(self, phone: str) -> Account:
         return msgspec.convert(await self._call("POST", "/unban", {"phone": phone}), Account)
 
-    async def create_contact(self, phone: str) -> Contact:
-        """A simulated WhatsApp user with its own Signal identity."""
-        return msgspec.convert(await self._call("POST", "/contacts", {"phone": phone}), Contact)
+    async def create_contact(
+        self,
+        phone: str,
+        *,
+        addressing: Addressing | None = None,
+        push_name: str | None = None,
+        picture_url: str | _Unset | None = _UNSET,
+        picture_hidden: bool | None = None,
+        status: str | _Unset | None = _UNSET,
+        status_hidden: bool | None = None,
+    ) -> Contact:
+        """A simulated WhatsApp user with its own Signal identity (created once, then reconfigured).
+
+        `addressing="lid"` makes its messages arrive from its LID with the phone number only in
+        `sender_pn`, as WhatsApp does for LID chats. `picture_url` / `status` set its profile
+        (None clears); the `*_hidden` flags make the server refuse them (401) like a privacy setting.
+        """
+        body: dict[str, Any] = {"phone": phone}
+        for key, value in (("addressing", addressing), ("push_name", push_name), ("picture_hidden", picture_hidden),
+                           ("status_hidden", status_hidden)):
+            if value is not None:
+                body[key] = value
+        for key, maybe in (("picture_url", picture_url), ("status", status)):
+            if not isinstance(maybe, _Unset):
+                body[key] = maybe
+        return msgspec.convert(await self._call("POST", "/contacts", body), Contact)
+
+    async def contact(self, phone: str) -> Contact:
+        return msgspec.convert(await self._call("GET", f"/contacts/{phone}"), Contact)
 
     async def inbox(self, phone: str) -> list[InboxMessage]:
         """What the contact received and decrypted, oldest first."""
         return msgspec.convert(await self._call("GET", f"/contacts/{phone}/inbox"), list[InboxMessage])
 
-    async def send_from_contact(self, phone: str, to: str, text: str) -> SentMessage:
-        """Contact `phone` sends `text` to account `to` (a phone number), encrypted per device."""
-        body = {"to": to, "text": text}
+    async def outbox(self, phone: str) -> list[OutboxMessage]:
+        """What the contact sent, oldest first."""
+        return msgspec.convert(await self._call("GET", f"/contacts/{phone}/outbox"), list[OutboxMessage])
+
+    async def receipts(self, phone: str) -> list[Receipt]:
+        """Receipts sessions sent for the contact's messages (delivery, read, ...), oldest first."""
+        return msgspec.convert(await self._call("GET", f"/contacts/{phone}/receipts"), list[Receipt])
+
+    async def _send(self, phone: str, to: str, kind: ContactKind, **fields: Any) -> SentMessage:
+        body = {"to": to, "kind": kind, **{k: v for k, v in fields.items() if v is not None}}
         return msgspec.convert(await self._call("POST", f"/contacts/{phone}/send", body), SentMessage)
+
+    async def send_from_contact(
+        self, phone: str, to: str, text: str, *, quoted: str | None = None, mentions: list[str] | None = None
+    ) -> SentMessage:
+        """Contact `phone` sends `text` to account `to` (a phone number), encrypted per device;
+        `quoted` makes it a reply to a message of that chat (by id)."""
+        return await self._send(phone, to, "text", text=text, quoted=quoted, mentions=mentions)
+
+    async def send_reaction(self, phone: str, to: str, key_id: str, emoji: str) -> SentMessage:
+        """React to a message of the chat (`emoji=""` removes the reaction)."""
+        return await self._send(phone, to, "reaction", key_id=key_id, emoji=emoji)
+
+    async def send_edit(self, phone: str, to: str, key_id: str, text: str) -> SentMessage:
+        """Edit a text the contact sent (protocolMessage MESSAGE_EDIT, stanza edit="1")."""
+        return await self._send(phone, to, "edit", key_id=key_id, text=text)
+
+    async def send_revoke(self, phone: str, to: str, key_id: str) -> SentMessage:
+        """Delete for everyone a message the contact sent (protocolMessage REVOKE, edit="7")."""
+        return await self._send(phone, to, "revoke", key_id=key_id)
+
+    async def send_location(
+        self, phone: str, to: str, lat: float, long: float, *, name: str | None = None, address: str | None = None
+    ) -> SentMessage:
+        return await self._send(phone, to, "location", lat=lat, long=long, name=name, address=address)
+
+    async def send_contacts(self, phone: str, to: str, cards: list[ContactCard]) -> SentMessage:
+        """One card is a contactMessage, several a contactsArrayMessage."""
+        contacts = [msgspec.to_builtins(card) for card in cards]
+        return await self._send(phone, to, "contact", contacts=contacts)
+
+    async def send_poll(
+        self, phone: str, to: str, name: str, options: list[str], *, selectable_count: int = 1
+    ) -> SentMessage:
+        """A poll with a fresh 32-byte message secret (pollCreationMessageV3 when single-select)."""
+        return await self._send(phone, to, "poll", name=name, options=options, selectable_count=selectable_count)
+
+    async def send_poll_vote(self, phone: str, to: str, poll_id: str, options: list[str]) -> SentMessage:
+        """Vote on a poll of the chat: option hashes encrypted with the poll's secret (AES-GCM)."""
+        return await self._send(phone, to, "poll_vote", poll_id=poll_id, options=options)
+
+    async def send_receipt(self, phone: str, to: str, ids: list[str], type: ReceiptType = "read") -> ReceiptSent:
+        """Contact `phone` tells account `to` it got (delivery), read or played these messages."""
+        body = {"to": to, "ids": ids, "type": type}
+        return msgspec.convert(await self._call("POST", f"/contacts/{phone}/receipt", body), ReceiptSent)
+
+    async def set_presence(self, phone: str, type: PresenceType, to: str | None = None) -> dict[str, Any]:
+        """available/unavailable go to the devices subscribed to the contact; composing, recording
+        and paused are chat states sent to account `to`'s connected devices."""
+        body: dict[str, Any] = {"type": type}
+        if to is not None:
+            body["to"] = to
+        result: dict[str, Any] = await self._call("POST", f"/contacts/{phone}/presence", body)
+        return result
+
+    async def presence_state(self, phone: str) -> PresenceState:
+        return msgspec.convert(await self._call("GET", f"/contacts/{phone}/presence"), PresenceState)
 
     async def wait_inbox(
         self, phone: str, predicate: Callable[[InboxMessage], bool], within: float = 60.0
     ) -> InboxMessage:
         """Poll the contact's inbox until a message matches (tests never assert durations)."""
-        async with asyncio.timeout(within):
-            while True:
-                for msg in await self.inbox(phone):
-                    if predicate(msg):
-                        return msg
-                await asyncio.sleep(0.2)
+        return await _first(lambda: self.inbox(phone), predicate, within)
+
+    async def wait_receipt(
+        self, phone: str, predicate: Callable[[Receipt], bool], within: float = 60.0
+    ) -> Receipt:
+        """Poll the receipts sessions sent to the contact until one matches."""
+        return await _first(lambda: self.receipts(phone), predicate, within)
+
+    async def wait_presence(
+        self, phone: str, predicate: Callable[[PresenceState], bool], within: float = 60.0
+    ) -> PresenceState:
+        """Poll the contact's presence state until it matches."""
+        return await _first(lambda: self._one(self.presence_state(phone)), predicate, within)
+
+    @staticmethod
+    async def _one(item: Awaitable[T]) -> list[T]:
+        return [await item]
 
     async def stop(self) -> None:
         """Ask the simulator to exit (the launcher also stops it when the test ends)."""
         with contextlib.suppress(aiohttp.ClientError, SimulatorError):
             await self._call("POST", "/stop")
+
+
+POLL_INTERVAL = 0.2
+"""Seconds between two control-API polls of the wait_* helpers."""
+
+
+async def _first(fetch: Callable[[], Awaitable[list[T]]], predicate: Callable[[T], bool], within: float) -> T:
+    """Poll `fetch` until an item matches; TimeoutError after `within` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            for item in await fetch():
+                if predicate(item):
+                    return item
+            await asyncio.sleep(POLL_INTERVAL)
 
 
 def node_binary() -> str:

@@ -1,76 +1,68 @@
-// The Signal side of a simulated primary device (a contact's phone, or an account's own phone):
-// its identity, signed pre-key, one-time pre-keys and sessions, in memory, via npm libsignal.
-import libsignal from 'libsignal'
-import { proto } from '@whiskeysockets/baileys'
-import { randomBytes } from 'node:crypto'
+// A simulated WhatsApp user's phone as the tests see it: how it is addressed (phone number, or a
+// LID with the number only in `sender_pn`), its profile (push name, picture, status text), its
+// presence, and its memory of every chat: what it received and decrypted, what it sent, the
+// receipts and chat states sessions sent it. The Signal side is an account endpoint (signal.mjs).
+import { HttpError } from './errors.mjs'
+import { S_WHATSAPP_NET as S, unixNow } from './wire.mjs'
 
-const withType = pub => (pub.length === 33 ? Buffer.from(pub) : Buffer.concat([Buffer.from([5]), Buffer.from(pub)]))
+export const ADDRESSING = ['pn', 'lid']
 
-/** Pad like Baileys' writeRandomPadMax16 / unpadRandomMax16. */
-export const pad = msg => { const n = (randomBytes(1)[0] & 0x0f) + 1; return Buffer.concat([msg, Buffer.alloc(n, n)]) }
-export const unpad = buf => { const n = buf[buf.length - 1]; if (!n || n > buf.length) throw new Error('bad padding'); return buf.subarray(0, buf.length - n) }
+/** An account's user jid in one addressing mode ('pn' -> phone@s.whatsapp.net, 'lid' -> lid@lid). */
+export const userJid = (acc, mode) => (mode === 'lid' ? `${acc.lid}@lid` : `${acc.phone}@${S}`)
 
-export class SignalEndpoint {
-  /** `identity` is a Baileys-style { private, public(32) } key pair (the account key for phones). */
-  constructor (identity) {
-    this.identity = { privKey: Buffer.from(identity.private), pubKey: withType(identity.public) }
-    this.registrationId = libsignal.keyhelper.generateRegistrationId()
-    this.signedPreKey = libsignal.keyhelper.generateSignedPreKey(this.identity, 1)
-    this.preKeys = new Map()
-    this.nextPreKeyId = 1
-    this.sessions = new Map()
-    this.identities = new Map()
-    const self = this
-    this.storage = {
-      getOurIdentity: () => self.identity,
-      getOurRegistrationId: () => self.registrationId,
-      isTrustedIdentity: (id, key) => { const known = self.identities.get(id); if (!known) { self.identities.set(id, Buffer.from(key)); return true } return known.equals(Buffer.from(key)) },
-      loadSession: id => self.sessions.get(id),
-      storeSession: (id, record) => { self.sessions.set(id, record) },
-      loadPreKey: id => self.preKeys.get(Number(id))?.keyPair,
-      removePreKey: id => { self.preKeys.delete(Number(id)) },
-      loadSignedPreKey: id => (Number(id) === self.signedPreKey.keyId ? self.signedPreKey.keyPair : undefined),
-    }
+export class ContactState {
+  constructor (acc) {
+    this.acc = acc
+    this.addressing = 'pn'
+    this.pushName = `Contact ${acc.phone}`
+    this.picture = null // { id, url } or null (none set) ; pictureHidden answers 401
+    this.pictureHidden = false
+    this.status = null // text or null (none set); statusHidden answers 401
+    this.statusHidden = false
+    this.presence = { type: 'unavailable', last: Number(unixNow()) }
+    this.inbox = [] // decrypted messages from sessions (JSON records, oldest first)
+    this.outbox = [] // what the contact sent (JSON records)
+    this.receipts = [] // receipts sessions sent for the contact's messages
+    this.chatstates = [] // chat states (composing, recording, paused) sessions sent the contact
+    this.errors = [] // messages the contact could not decrypt
+    this.messages = new Map() // id -> { id, fromMe, author, peer, message }: what a reply/reaction/vote can refer to
+    this.subscribers = new Map() // Device -> the jid it subscribed to (presence)
   }
 
-  /** A bundle for whoever wants to start a session with us; consumes one pre-key, like the server does. */
-  takeBundle () {
-    const pk = libsignal.keyhelper.generatePreKey(this.nextPreKeyId++)
-    this.preKeys.set(pk.keyId, pk)
+  get jid () { return userJid(this.acc, this.addressing) }
+
+  /** Apply a control-API body: addressing, push_name, picture_url, picture_hidden, status, status_hidden. */
+  configure (body) {
+    if (body.addressing !== undefined) {
+      if (!ADDRESSING.includes(body.addressing)) throw new HttpError(400, `"addressing" is one of ${ADDRESSING.join(', ')}`)
+      this.addressing = body.addressing
+    }
+    if (body.push_name !== undefined) this.pushName = String(body.push_name)
+    if (body.picture_url !== undefined) {
+      if (body.picture_url && !URL.canParse(String(body.picture_url))) throw new HttpError(400, '"picture_url" is not a URL')
+      this.picture = body.picture_url ? { id: String(Date.now()), url: String(body.picture_url) } : null
+    }
+    if (body.picture_hidden !== undefined) this.pictureHidden = !!body.picture_hidden
+    if (body.status !== undefined) this.status = body.status === null ? null : String(body.status)
+    if (body.status_hidden !== undefined) this.statusHidden = !!body.status_hidden
+    return this
+  }
+
+  remember (entry) { this.messages.set(entry.id, entry) }
+
+  toJSON () {
+    const a = this.acc
     return {
-      registrationId: this.registrationId,
-      identityPub: this.identity.pubKey.subarray(1),
-      signedPreKey: { keyId: this.signedPreKey.keyId, pub: this.signedPreKey.keyPair.pubKey.subarray(1), signature: this.signedPreKey.signature },
-      preKey: { keyId: pk.keyId, pub: pk.keyPair.pubKey.subarray(1) },
+      phone: a.phone,
+      jid: `${a.phone}@${S}`,
+      lid: `${a.lid}@lid`,
+      addressing: this.addressing,
+      push_name: this.pushName,
+      picture_url: this.picture?.url ?? null,
+      status: this.status,
+      presence: this.presence.type,
+      received: this.inbox.length,
+      sent: this.outbox.length
     }
-  }
-
-  address (user, device) { return new libsignal.ProtocolAddress(String(user), device) }
-  hasSession (addr) { return !!this.sessions.get(addr.toString())?.haveOpenSession?.() }
-
-  /** Start a session from a companion's uploaded bundle. */
-  async initSession (addr, bundle) {
-    await new libsignal.SessionBuilder(this.storage, addr).initOutgoing({
-      registrationId: bundle.registrationId,
-      identityKey: withType(bundle.identityPub),
-      signedPreKey: { keyId: bundle.signedPreKey.keyId, publicKey: withType(bundle.signedPreKey.pub), signature: bundle.signedPreKey.signature },
-      preKey: bundle.preKey ? { keyId: bundle.preKey.keyId, publicKey: withType(bundle.preKey.pub) } : undefined,
-    })
-  }
-
-  /** Encrypt a proto.Message; returns { type: 'pkmsg'|'msg', ciphertext }. */
-  async encrypt (addr, message) {
-    const { type, body } = await new libsignal.SessionCipher(this.storage, addr).encrypt(pad(Buffer.from(proto.Message.encode(message).finish())))
-    return { type: type === 3 ? 'pkmsg' : 'msg', ciphertext: Buffer.from(body, 'binary') }
-  }
-
-  /** Decrypt an `enc` payload into a proto.Message. */
-  async decrypt (addr, type, ciphertext) {
-    const cipher = new libsignal.SessionCipher(this.storage, addr)
-    const plain = type === 'pkmsg' ? await cipher.decryptPreKeyWhisperMessage(ciphertext) : await cipher.decryptWhisperMessage(ciphertext)
-    return proto.Message.decode(unpad(Buffer.from(plain)))
   }
 }
-
-/** Verify an XEdDSA signature strictly (Baileys' Curve.verify accepts anything; libsignal's does not). */
-export const verifySignature = (pub32, msg, sig) => { try { return libsignal.curve.verifySignature(withType(pub32), msg, sig) === true } catch { return false } }

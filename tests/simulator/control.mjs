@@ -17,6 +17,8 @@ function readJson (req) {
   })
 }
 
+const contact = (sim, phone) => sim.messaging.contact(phone).contact
+
 /** Route table: [method, regexp, handler(sim, body, match) -> JSON value]. */
 export function routes (onStop) {
   const need = (body, k) => { if (body[k] === undefined || body[k] === null || body[k] === '') throw new HttpError(400, `missing "${k}"`); return body[k] }
@@ -30,11 +32,17 @@ export function routes (onStop) {
     ['POST', /^\/pair-code$/, async (sim, b) => (await sim.enterPairCode(need(b, 'phone'), need(b, 'code'))).toJSON()],
     ['POST', /^\/fault$/, (sim, b) => sim.fault({ ...b, kind: String(need(b, 'kind')) })],
     ['POST', /^\/unban$/, (sim, b) => sim.unban(need(b, 'phone'))],
-    ['POST', /^\/contacts$/, (sim, b) => sim.messaging.contact(need(b, 'phone')).toJSON()],
-    ['GET', /^\/contacts$/, sim => sim.messaging.contacts().map(c => c.toJSON())],
-    ['GET', /^\/contacts\/\+?([0-9]+)\/inbox$/, (sim, b, m) => sim.messaging.contact(m[1]).inbox],
-    ['GET', /^\/contacts\/\+?([0-9]+)\/receipts$/, (sim, b, m) => sim.messaging.contact(m[1]).receipts],
-    ['POST', /^\/contacts\/\+?([0-9]+)\/send$/, async (sim, b, m) => sim.messaging.sendFromContact(m[1], String(need(b, 'to')), String(need(b, 'text')))],
+    ['POST', /^\/contacts$/, (sim, b) => contact(sim, need(b, 'phone')).configure(b).toJSON()],
+    ['GET', /^\/contacts$/, sim => sim.messaging.contacts().map(a => a.contact.toJSON())],
+    ['GET', /^\/contacts\/\+?([0-9]+)$/, (sim, b, m) => contact(sim, m[1]).toJSON()],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/inbox$/, (sim, b, m) => contact(sim, m[1]).inbox],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/outbox$/, (sim, b, m) => contact(sim, m[1]).outbox],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/receipts$/, (sim, b, m) => contact(sim, m[1]).receipts],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/errors$/, (sim, b, m) => contact(sim, m[1]).errors],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/send$/, async (sim, b, m) => sim.messaging.sendFromContact(m[1], need(b, 'to'), String(b.kind ?? 'text'), b)],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/receipt$/, (sim, b, m) => sim.messaging.sendReceipt(m[1], { to: need(b, 'to'), ids: need(b, 'ids'), type: b.type })],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/presence$/, (sim, b, m) => sim.presence.fromContact(m[1], { type: String(need(b, 'type')), to: b.to })],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/presence$/, (sim, b, m) => sim.presence.state(m[1])],
     ['POST', /^\/stop$/, () => { setTimeout(onStop, TIMEOUTS.stopReplyMs); return { stopping: true } }],
   ]
 }

@@ -103,3 +103,37 @@ async def pair_by_qr(sim: SimulatorClient, driver: BaileysDriver, phone: str) ->
     qr = await driver.wait_for(lambda e: bool(e.get("qr")))
     await sim.scan(str(qr["qr"]), phone)
     return await driver.wait_for(lambda e: e.get("connection") == "open")
+
+
+REPLY_EVENT = {"send": "sent", "pair_code": "pairing_code"}
+
+
+async def run(driver: BaileysDriver, cmd: str, *, within: float = 60.0, **args: Any) -> Event:
+    """Send a driver command and return its answer event; a failed command raises with its error."""
+    mark = len(driver.events)
+    await driver.command(cmd, **args)
+    name = REPLY_EVENT.get(cmd, cmd)
+    event = await driver.wait_for(
+        lambda e: e.get("ev") == name or (e.get("ev") == "error" and e.get("cmd") == cmd), within, after=mark
+    )
+    if event["ev"] == "error":
+        raise AssertionError(f"driver command {cmd} failed: {event}")
+    return event
+
+
+async def received(driver: BaileysDriver, message_id: str, within: float = 60.0) -> Event:
+    """The `message` event (messages.upsert) of `message_id`."""
+    return await driver.wait_for(lambda e: e.get("ev") == "message" and e.get("id") == message_id, within)
+
+
+async def failure(driver: BaileysDriver, cmd: str, *, within: float = 60.0, **args: Any) -> Event:
+    """Send a driver command that must fail; return its error event (AssertionError if it succeeds)."""
+    mark = len(driver.events)
+    await driver.command(cmd, **args)
+    name = REPLY_EVENT.get(cmd, cmd)
+    event = await driver.wait_for(
+        lambda e: e.get("ev") == name or (e.get("ev") == "error" and e.get("cmd") == cmd), within, after=mark
+    )
+    if event["ev"] != "error":
+        raise AssertionError(f"driver command {cmd} was expected to fail: {event}")
+    return event

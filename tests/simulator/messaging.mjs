@@ -1,136 +1,39 @@
-// Pre-key storage, usync device lists, pre-key bundles, and message routing between companion
-// devices (real Baileys clients) and simulated primary devices (contacts and accounts' phones).
-import { getBinaryNodeChild, getBinaryNodeChildren, getBinaryNodeChildBuffer, encodeBigEndian, jidDecode, proto } from '@whiskeysockets/baileys'
+// Message routing between companion devices (real Baileys clients) and simulated primary devices
+// (contacts and accounts' phones): fan-out of a companion's `<message>`, server acks, delivery
+// receipts, what contacts decrypt, what contacts send (every kind in content.mjs) and the
+// receipts they send back (delivered, read, played).
+import { getBinaryNodeChild, getBinaryNodeChildren, jidDecode, proto } from '@whiskeysockets/baileys'
 import { deflateSync } from 'node:zlib'
-import { SignalEndpoint } from './contacts.mjs'
+import { ContactState, userJid } from './contacts.mjs'
+import { buildMessage, decryptPollVote, describeMessage, optionHash, pollOf, stanzaAttrs } from './content.mjs'
 import { HttpError, log } from './errors.mjs'
-import { S_WHATSAPP_NET as S, unixNow as now, messageId, uint } from './wire.mjs'
+import { S_WHATSAPP_NET as S, unixNow as now, messageId } from './wire.mjs'
 
-const textOf = m => m?.conversation ?? m?.extendedTextMessage?.text ?? null
+export const RECEIPT_TYPES = ['delivery', 'read', 'played']
+
+const modeOf = jid => (jidDecode(jid ?? '')?.server === 'lid' ? 'lid' : 'pn')
+const MAX_RECEIPT_IDS = 100
+
+/** `from` plus the other-address attribute WhatsApp adds: `sender_lid` on pn stanzas, `sender_pn` on lid ones. */
+function addressedFrom (acc, mode, device) {
+  const dev = device ? `:${device}` : ''
+  return mode === 'lid'
+    ? { from: `${acc.lid}${dev}@lid`, sender_pn: `${acc.phone}@${S}` }
+    : { from: `${acc.phone}${dev}@${S}`, sender_lid: `${acc.lid}@lid` }
+}
 
 export class Messaging {
   constructor (sim) { this.sim = sim }
 
-  /** The simulated phone of an account (its Signal identity is the account key, as on WhatsApp). */
-  endpoint (acc) { return (acc.endpoint ??= new SignalEndpoint(acc.identity)) }
-
   /** A contact: an account with no companions whose phone records what it decrypts. */
   contact (phone) {
     const acc = this.sim.accounts.ensure(phone)
-    if (!acc.inbox) {
-      acc.inbox = []; acc.receipts = []; acc.errors = []
-    }
-    this.endpoint(acc)
+    acc.contact ??= new ContactState(acc)
+    this.sim.endpoint(acc)
     return acc
   }
 
-  contacts () { return this.sim.accounts.all().filter(a => a.inbox) }
-
-  /** jid (pn or lid, with or without device) -> { acc, device } or null. */
-  resolve (jid) {
-    const d = jid && jidDecode(jid)
-    if (!d?.user) return null
-    const acc = this.sim.accounts.byUser(d.user, d.server === 'lid' ? 'lid' : 'pn')
-    return acc ? { acc, device: d.device ?? 0 } : null
-  }
-
-  onIq (conn, node, child) {
-    const sim = this.sim; const d = conn.device
-    if (node.attrs.xmlns === 'usync') return sim.result(conn, node, [this.usync(child)])
-    if (child?.tag === 'count') return sim.result(conn, node, [{ tag: 'count', attrs: { value: String(d.preKeys.size) } }])
-    if (child?.tag === 'digest') return sim.result(conn, node, [{ tag: 'digest', attrs: {}, content: [] }])
-    if (child?.tag === 'rotate') { this.storeSignedPreKey(d, getBinaryNodeChild(child, 'skey')); return sim.result(conn, node) }
-    if (child?.tag === 'key') return sim.result(conn, node, [{ tag: 'list', attrs: {}, content: getBinaryNodeChildren(child, 'user').map(u => this.bundleNode(u.attrs.jid)) }])
-    if (node.attrs.type === 'set' && getBinaryNodeChild(node, 'list')) {
-      this.storeUpload(d, node); sim.result(conn, node)
-      const after = d.onPreKeys; d.onPreKeys = null; after?.()
-      return undefined
-    }
-    return sim.result(conn, node)
-  }
-
-  storeSignedPreKey (d, skey) {
-    if (!skey) return
-    d.signedPreKey = { keyId: uint(getBinaryNodeChildBuffer(skey, 'id')), pub: Buffer.from(getBinaryNodeChildBuffer(skey, 'value')), signature: Buffer.from(getBinaryNodeChildBuffer(skey, 'signature')) }
-  }
-
-  /** `<iq xmlns=encrypt type=set><registration/><type/><identity/><list><key/>..</list><skey/></iq>` */
-  storeUpload (d, node) {
-    const identity = getBinaryNodeChildBuffer(node, 'identity')
-    if (identity && !Buffer.from(identity).equals(d.identityPub)) log('pre-key upload with a different identity for', d.jid)
-    const reg = getBinaryNodeChildBuffer(node, 'registration')
-    if (reg) d.registrationId = uint(reg)
-    for (const key of getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'key')) {
-      d.preKeys.set(uint(getBinaryNodeChildBuffer(key, 'id')), Buffer.from(getBinaryNodeChildBuffer(key, 'value')))
-    }
-    this.storeSignedPreKey(d, getBinaryNodeChild(node, 'skey'))
-  }
-
-  /** A companion's bundle from what it uploaded, consuming its lowest one-time pre-key. */
-  companionBundle (dev) {
-    const [keyId] = [...dev.preKeys.keys()].sort((a, b) => a - b)
-    const preKey = keyId === undefined ? undefined : { keyId, pub: dev.preKeys.get(keyId) }
-    if (keyId !== undefined) dev.preKeys.delete(keyId)
-    return { registrationId: dev.registrationId, identityPub: dev.identityPub, signedPreKey: dev.signedPreKey, preKey }
-  }
-
-  bundleNode (jid) {
-    const r = this.resolve(jid)
-    const dev = r && r.device !== 0 ? r.acc.devices.get(r.device) : null
-    if (!r || (r.device !== 0 && (!dev || dev.removed))) return { tag: 'user', attrs: { jid }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] }
-    const b = r.device === 0 ? this.endpoint(r.acc).takeBundle() : this.companionBundle(dev)
-    const key = k => ({ tag: 'key', attrs: {}, content: [{ tag: 'id', attrs: {}, content: Buffer.from(encodeBigEndian(k.keyId, 3)) }, { tag: 'value', attrs: {}, content: Buffer.from(k.pub) }] })
-    return {
-      tag: 'user',
-      attrs: { jid },
-      content: [
-        { tag: 'registration', attrs: {}, content: Buffer.from(encodeBigEndian(b.registrationId, 4)) },
-        { tag: 'type', attrs: {}, content: Buffer.from([5]) },
-        { tag: 'identity', attrs: {}, content: Buffer.from(b.identityPub) },
-        {
-          tag: 'skey',
-          attrs: {},
-          content: [
-            { tag: 'id', attrs: {}, content: Buffer.from(encodeBigEndian(b.signedPreKey.keyId, 3)) },
-            { tag: 'value', attrs: {}, content: Buffer.from(b.signedPreKey.pub) },
-            { tag: 'signature', attrs: {}, content: Buffer.from(b.signedPreKey.signature) },
-          ]
-        },
-        ...(b.preKey ? [key(b.preKey)] : []),
-      ]
-    }
-  }
-
-  /** usync: devices, lid and contact protocols; every phone number "is on WhatsApp" (a contact). */
-  usync (usyncNode) {
-    const protocols = new Set((getBinaryNodeChild(usyncNode, 'query')?.content ?? []).map(p => p.tag))
-    const users = getBinaryNodeChildren(getBinaryNodeChild(usyncNode, 'list'), 'user').map(u => {
-      let jid = u.attrs.jid
-      const phoneNode = getBinaryNodeChild(u, 'contact')
-      if (!jid && phoneNode?.content) jid = `${Buffer.from(phoneNode.content).toString().replace(/^\+/, '')}@${S}`
-      let r = this.resolve(jid)
-      if (!r && jid && jidDecode(jid)?.server === S && /^[1-9][0-9]{5,14}$/.test(jidDecode(jid).user)) r = { acc: this.contact(jidDecode(jid).user), device: 0 }
-      const content = []
-      if (r && protocols.has('devices')) {
-        content.push({
-          tag: 'devices',
-          attrs: {},
-          content: [{
-            tag: 'device-list',
-            attrs: {},
-            content: [
-              { tag: 'device', attrs: { id: '0' } },
-              ...r.acc.liveDevices().map(d => ({ tag: 'device', attrs: { id: String(d.id), 'key-index': String(d.id) } })),
-            ]
-          }]
-        })
-      }
-      if (r && protocols.has('lid') && jidDecode(jid).server !== 'lid') content.push({ tag: 'lid', attrs: { val: `${r.acc.lid}@lid` } })
-      if (protocols.has('contact')) content.push({ tag: 'contact', attrs: { type: r ? 'in' : 'out' } })
-      return { tag: 'user', attrs: { jid }, content }
-    })
-    return { tag: 'usync', attrs: { ...usyncNode.attrs }, content: [{ tag: 'result', attrs: {} }, { tag: 'list', attrs: {}, content: users }] }
-  }
+  contacts () { return this.sim.accounts.all().filter(a => a.contact) }
 
   // ---- messages from a companion ----
   async onMessage (conn, node) {
@@ -138,24 +41,28 @@ export class Messaging {
     const { id } = node.attrs
     conn.sendNode({ tag: 'ack', attrs: { class: 'message', id, from: node.attrs.to, t: now() } })
     const targets = []
-    const participants = getBinaryNodeChild(node, 'participants')
-    for (const to of getBinaryNodeChildren(participants, 'to')) {
-      const enc = getBinaryNodeChild(to, 'enc'); if (enc) targets.push({ jid: to.attrs.jid, enc })
+    for (const to of getBinaryNodeChildren(getBinaryNodeChild(node, 'participants'), 'to')) {
+      const enc = getBinaryNodeChild(to, 'enc')
+      if (enc) targets.push({ jid: to.attrs.jid, enc })
     }
     const direct = getBinaryNodeChild(node, 'enc')
     if (direct) targets.push({ jid: node.attrs.to, enc: direct })
     const deviceIdentity = getBinaryNodeChild(node, 'device-identity')
+    const mode = modeOf(node.attrs.to)
     const delivered = new Set()
     for (const { jid, enc } of targets) {
-      const r = this.resolve(jid)
-      if (!r) { log(`message ${id} for unknown ${jid}`); continue }
+      const r = this.sim.resolve(jid)
+      if (!r) {
+        log(`message ${id} for unknown ${jid}`)
+        continue
+      }
       if (r.device === 0) {
-        const ok = await this.toPhone(sender, r.acc, id, enc)
+        const ok = await this.toPhone(sender, r.acc, node, enc)
         if (ok && r.acc !== sender.account && !delivered.has(r.acc)) {
           delivered.add(r.acc)
           // a real phone's receipt comes a network round trip later; sent at once it lands in the
           // same Baileys event buffer as the sender's own upsert and is merged into it
-          const receipt = { tag: 'receipt', attrs: { from: `${r.acc.phone}@${S}`, id, t: now() } }
+          const receipt = { tag: 'receipt', attrs: { from: userJid(r.acc, mode), id, t: now() } }
           setTimeout(() => conn.sendNode(receipt), this.sim.opts.receiptDelayMs).unref?.()
         }
       } else {
@@ -164,7 +71,7 @@ export class Messaging {
         const own = r.acc === sender.account
         this.deliver(dev, {
           tag: 'message',
-          attrs: { from: sender.jid, id, t: now(), type: node.attrs.type ?? 'text', ...(own ? { recipient: node.attrs.to } : {}) },
+          attrs: { ...addressedFrom(sender.account, mode, sender.id), id, t: now(), type: node.attrs.type ?? 'text', ...(node.attrs.edit ? { edit: node.attrs.edit } : {}), ...(own ? { recipient: node.attrs.to } : { notify: sender.account.pushName }) },
           content: [{ tag: 'enc', attrs: { ...enc.attrs }, content: enc.content }, ...(deviceIdentity ? [deviceIdentity] : [])]
         })
       }
@@ -172,41 +79,84 @@ export class Messaging {
   }
 
   /** A simulated phone decrypts what a companion sent it. Returns true when it decrypted. */
-  async toPhone (sender, acc, id, enc) {
-    const ep = this.endpoint(acc)
+  async toPhone (sender, acc, node, enc) {
+    const ep = this.sim.endpoint(acc)
+    const { id } = node.attrs
+    let msg
     try {
-      const msg = await ep.decrypt(ep.address(sender.account.phone, sender.id), enc.attrs.type, Buffer.from(enc.content))
-      const inner = msg.deviceSentMessage?.message ?? msg
-      const entry = { id, from: `${sender.account.phone}@${S}`, from_device: sender.jid, text: textOf(inner), type: enc.attrs.type, t: Number(now()) };
-      (acc.phoneLog ??= []).push(entry)
-      if (acc.inbox && !msg.deviceSentMessage) acc.inbox.push(entry)
-      return true
+      msg = await ep.decrypt(ep.address(sender.account.phone, sender.id), enc.attrs.type, Buffer.from(enc.content))
     } catch (e) {
-      log(`phone ${acc.phone} could not decrypt ${id} from ${sender.jid}: ${e.message}`);
-      (acc.errors ??= []).push({ id, from: sender.jid, error: e.message })
+      log(`phone ${acc.phone} could not decrypt ${id} from ${sender.jid}: ${e.message}`)
+      const errors = acc.contact?.errors ?? (acc.phoneErrors ??= [])
+      errors.push({ id, from: sender.jid, error: e.message })
       return false
     }
+    const inner = msg.deviceSentMessage?.message ?? msg
+    const mode = modeOf(node.attrs.to)
+    const c = acc.contact
+    const entry = {
+      id,
+      from: `${sender.account.phone}@${S}`,
+      from_lid: `${sender.account.lid}@lid`,
+      from_device: sender.jid,
+      to: node.attrs.to,
+      type: enc.attrs.type,
+      stanza_type: node.attrs.type ?? null,
+      edit_attr: node.attrs.edit ?? null,
+      t: Number(now()),
+      ...describeMessage(inner, { pollVote: c ? u => this.readVote(c, sender.account, u) : undefined })
+    }
+    ;(acc.phoneLog ??= []).push(entry)
+    if (c && !msg.deviceSentMessage) {
+      c.inbox.push(entry)
+      c.remember({ id, fromMe: false, author: userJid(sender.account, mode), peer: sender.account.phone, mode, message: inner })
+    }
+    return true
   }
 
-  deliver (dev, node) { if (dev.conn && !dev.conn.closed) dev.conn.sendNode(node); else dev.offline.push({ ...node, attrs: { ...node.attrs, offline: '1' } }) }
+  /** The option names of a vote on a poll this contact knows, or null when it cannot decrypt it. */
+  readVote (c, voter, update) {
+    const poll = c.messages.get(update.pollCreationMessageKey?.id ?? '')
+    const secret = poll?.message?.messageContextInfo?.messageSecret
+    if (!poll || !secret || !update.vote) return null
+    const names = new Map((pollOf(poll.message)?.options ?? []).map(o => [optionHash(o.optionName ?? '').toString('hex'), o.optionName]))
+    for (const voterJid of [userJid(voter, poll.mode), userJid(voter, poll.mode === 'lid' ? 'pn' : 'lid')]) {
+      try {
+        const hashes = decryptPollVote(update.vote, { pollMsgId: poll.id, pollCreatorJid: poll.author, voterJid, pollEncKey: Buffer.from(secret) })
+        return hashes.map(h => names.get(h.toString('hex')) ?? `unknown:${h.toString('hex')}`)
+      } catch {
+        // wrong voter addressing: try the other one
+      }
+    }
+    return null
+  }
+
+  deliver (dev, node) {
+    if (dev.conn && !dev.conn.closed) dev.conn.sendNode(node)
+    else dev.offline.push({ ...node, attrs: { ...node.attrs, offline: '1' } })
+  }
 
   async onReceipt (conn, node) {
     conn.sendNode({ tag: 'ack', attrs: { class: 'receipt', id: node.attrs.id, from: node.attrs.to ?? S, ...(node.attrs.type ? { type: node.attrs.type } : {}) } })
-    const r = this.resolve(node.attrs.to)
-    if (r?.acc.receipts) r.acc.receipts.push({ id: node.attrs.id, type: node.attrs.type ?? 'delivery', from: conn.device.jid })
+    const c = this.sim.resolve(node.attrs.to)?.acc.contact
+    if (!c) return
+    const ids = [node.attrs.id, ...getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'item').map(i => i.attrs.id)]
+    for (const id of ids) c.receipts.push({ id, type: node.attrs.type ?? 'delivery', from: conn.device.jid })
   }
 
   /**
    * What the real phone does right after a companion links: an INITIAL_BOOTSTRAP history-sync
    * notification with the (here empty) history inlined, encrypted from the phone (device 0) like any
-   * message, so Baileys leaves AwaitingInitialSync at once instead of after its 20 s timeout.
+   * message, so Baileys leaves AwaitingInitialSync at once instead of after its 20 s timeout. Its
+   * `notify` carries the account's push name, which is how Baileys learns `me.name`.
    */
   async sendHistorySync (dev) {
-    const acc = dev.account; const ep = this.endpoint(acc)
+    const acc = dev.account
+    const ep = this.sim.endpoint(acc)
     const addr = ep.address(acc.phone, dev.id)
     if (!ep.hasSession(addr)) {
       if (!dev.signedPreKey) return
-      await ep.initSession(addr, this.companionBundle(dev))
+      await ep.initSession(addr, this.sim.keys.companionBundle(dev))
     }
     const History = proto.HistorySync.HistorySyncType
     const inline = deflateSync(Buffer.from(proto.HistorySync.encode({ syncType: History.INITIAL_BOOTSTRAP, conversations: [], pushnames: [] }).finish()))
@@ -218,7 +168,7 @@ export class Messaging {
     })
     this.deliver(dev, {
       tag: 'message',
-      attrs: { from: `${acc.phone}@${S}`, id: messageId(), t: now(), type: 'text', category: 'peer' },
+      attrs: { from: `${acc.phone}@${S}`, id: messageId(), t: now(), type: 'text', category: 'peer', notify: acc.pushName },
       content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
     })
   }
@@ -228,31 +178,69 @@ export class Messaging {
     return { tag: 'sync', attrs: {}, content: getBinaryNodeChildren(syncNode, 'collection').map(c => ({ tag: 'collection', attrs: { name: c.attrs.name, version: c.attrs.version ?? '0' } })) }
   }
 
+  /** The account `to` names (a phone number, `+number` or a user jid). */
+  target (to) {
+    const user = String(to ?? '').replace(/^\+/, '').split('@')[0].split(':')[0]
+    const acc = this.sim.accounts.byPhone.get(user) ?? this.sim.accounts.byLid.get(user)
+    if (!acc) throw new HttpError(404, `no account ${to}`)
+    return acc
+  }
+
   // ---- a contact sends ----
-  async sendFromContact (phone, to, text) {
+  /** Contact `phone` sends a message of `kind` (content.mjs) to every linked device of account `to`. */
+  async sendFromContact (phone, to, kind, body) {
     const contact = this.contact(phone)
-    const target = this.sim.accounts.get(to)
-    if (!target) throw new HttpError(404, `no account ${to}`)
+    const c = contact.contact
+    const target = this.target(to)
     const devices = target.liveDevices()
     if (!devices.length) throw new HttpError(409, `account ${to} has no linked device`)
-    const ep = this.endpoint(contact)
+    const chat = [...c.messages.values()].filter(m => m.peer === target.phone)
+    const message = buildMessage(kind, body, {
+      find: id => chat.find(m => m.id === id) ?? null,
+      chatJid: userJid(target, c.addressing),
+      meJid: mode => userJid(contact, mode)
+    })
+    const ep = this.sim.endpoint(contact)
     const id = messageId()
+    const { attrs, enc } = stanzaAttrs(message)
     let queued = 0
     for (const dev of devices) {
       const addr = ep.address(target.phone, dev.id)
       if (!ep.hasSession(addr)) {
         if (!dev.signedPreKey) throw new HttpError(409, `${dev.jid} has not uploaded keys yet`)
-        await ep.initSession(addr, this.companionBundle(dev))
+        await ep.initSession(addr, this.sim.keys.companionBundle(dev))
       }
-      const { type, ciphertext } = await ep.encrypt(addr, { conversation: text })
+      const { type, ciphertext } = await ep.encrypt(addr, message)
       if (!dev.conn || dev.conn.closed) queued++
       this.deliver(dev, {
         tag: 'message',
-        attrs: { from: `${contact.phone}@${S}`, id, t: now(), type: 'text', notify: `Contact ${contact.phone}` },
-        content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
+        attrs: { ...addressedFrom(contact, c.addressing), id, t: now(), ...attrs, notify: c.pushName },
+        content: [{ tag: 'enc', attrs: { v: '2', type, ...enc }, content: ciphertext }]
       })
     }
-    return { id, to: `${target.phone}@${S}`, devices: devices.length, queued }
+    c.remember({ id, fromMe: true, author: c.jid, peer: target.phone, mode: c.addressing, message })
+    c.outbox.push({ id, to: `${target.phone}@${S}`, t: Number(now()), ...describeMessage(message) })
+    return { id, to: `${target.phone}@${S}`, devices: devices.length, queued, kind }
+  }
+
+  /** Contact `phone` sends a delivery/read/played receipt to account `to` for messages it received. */
+  sendReceipt (phone, { to, ids, type = 'delivery' }) {
+    const c = this.contact(phone).contact
+    const target = this.target(to)
+    if (!RECEIPT_TYPES.includes(type)) throw new HttpError(400, `"type" is one of ${RECEIPT_TYPES.join(', ')}`)
+    if (!Array.isArray(ids) || !ids.length || ids.length > MAX_RECEIPT_IDS) throw new HttpError(400, `"ids" must list 1 to ${MAX_RECEIPT_IDS} message ids`)
+    for (const id of ids) {
+      const m = c.messages.get(String(id))
+      if (!m || m.fromMe || m.peer !== target.phone) throw new HttpError(404, `the contact received no message ${id} from ${target.phone}`)
+    }
+    const [first, ...rest] = ids.map(String)
+    const node = {
+      tag: 'receipt',
+      attrs: { from: c.jid, id: first, t: now(), ...(type === 'delivery' ? {} : { type }) },
+      ...(rest.length ? { content: [{ tag: 'list', attrs: {}, content: rest.map(id => ({ tag: 'item', attrs: { id } })) }] } : {})
+    }
+    const devices = target.liveDevices()
+    for (const dev of devices) this.deliver(dev, node)
+    return { ids: [first, ...rest], type, devices: devices.length }
   }
 }
-export { proto }

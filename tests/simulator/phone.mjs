@@ -3,7 +3,7 @@
 // phone half of the link_code_companion_reg key exchange.
 import { Curve, proto, hmacSign, hkdf, aesEncryptCTR, aesDecryptCTR, aesDecryptGCM, derivePairingCodeKey, WA_ADV_ACCOUNT_SIG_PREFIX, WA_ADV_DEVICE_SIG_PREFIX } from '@whiskeysockets/baileys'
 import { randomBytes } from 'node:crypto'
-import { verifySignature } from './contacts.mjs'
+import { verifySignature } from './signal.mjs'
 
 /** Parse a Baileys QR string `ref,noiseKeyB64,identityKeyB64,advSecretB64[,platform]`. */
 export function parseQr (qr) {

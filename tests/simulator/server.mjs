@@ -8,6 +8,10 @@ import { makeCertChain } from './certs.mjs'
 import { Accounts } from './accounts.mjs'
 import { parseQr, signDeviceIdentity, verifyDeviceSignature, primaryHello, primaryFinish } from './phone.mjs'
 import { Messaging } from './messaging.mjs'
+import { KeyDirectory } from './keys.mjs'
+import { Directory } from './directory.mjs'
+import { Presence } from './presence.mjs'
+import { SignalEndpoint } from './signal.mjs'
 import { HttpError, log } from './errors.mjs'
 import { defaultOptions, TIMEOUTS } from './defaults.mjs'
 import { S_WHATSAPP_NET as S, unixNow as now, sleep } from './wire.mjs'
@@ -138,7 +142,21 @@ export class Simulator {
     this.nextConnId = 1
     this.stats = { connections: 0, violations: 0 }
     this.messaging = new Messaging(this)
+    this.keys = new KeyDirectory(this)
+    this.directory = new Directory(this)
+    this.presence = new Presence(this)
   }
+
+  /** jid (pn or lid, with or without device) -> { acc, device } or null. */
+  resolve (jid) {
+    const d = jid && jidDecode(jid)
+    if (!d?.user) return null
+    const acc = this.accounts.byUser(d.user, d.server === 'lid' ? 'lid' : 'pn')
+    return acc ? { acc, device: d.device ?? 0 } : null
+  }
+
+  /** The simulated phone of an account (its Signal identity is the account key, as on WhatsApp). */
+  endpoint (acc) { return (acc.endpoint ??= new SignalEndpoint(acc.identity)) }
 
   async listen () {
     this.wss = new WebSocketServer({ host: this.opts.host, port: this.opts.port, maxPayload: this.opts.maxFrame })
@@ -303,7 +321,9 @@ export class Simulator {
     if (!conn.device) return undefined // registering clients only send iqs
     if (node.tag === 'message') return this.messaging.onMessage(conn, node)
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
-    return undefined // ack, presence, ib, chatstate: accepted and ignored
+    if (node.tag === 'presence') return this.presence.onPresence(conn, node)
+    if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)
+    return undefined // ack, ib: accepted and ignored
   }
 
   async onIq (conn, node) {
@@ -321,7 +341,9 @@ export class Simulator {
       conn.sendAndClose({ tag: 'stream:error', attrs: { code: '401' }, content: [{ tag: 'conflict', attrs: { type: 'device_removed' } }] })
       return undefined
     }
-    if (xmlns === 'encrypt' || xmlns === 'usync') return this.messaging.onIq(conn, node, child)
+    if (xmlns === 'encrypt') return this.keys.onIq(conn, node, child)
+    if (xmlns === 'usync') return this.directory.usync(conn, node)
+    if (xmlns === 'w:profile:picture') return this.directory.profilePicture(conn, node)
     if (xmlns === 'w:sync:app:state' && child?.tag === 'sync') return this.result(conn, node, [this.messaging.appStateSync(child)])
     if (xmlns === 'abt' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '1', hash: 'sim' }, content: [] }])
     if (xmlns === 'w' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '2', hash: 'sim' }, content: [] }])
