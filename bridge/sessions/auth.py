@@ -5,6 +5,10 @@ the session knows:
 - linking a new device over a logged-out folder: the next `auth.load` answers "no creds" once, so
   Baileys makes a fresh identity (the registered creds were snapshotted first, and the store
   snapshots them again before the fresh creds replace them);
+- the identity check: creds handed to the runtime must be the identity recorded for this session
+  (`IdentityBook.check`); foreign or swapped creds are refused (`identity_mismatch`, the refusal
+  kept in `refusal` for the session to fail with) and nothing reaches Baileys, so nothing is
+  overwritten. Skipped while a new device is being linked (`new_identity`);
 - a missing creds.json while a snapshot holds linked creds is refused (`CredsCorruptError`)
   instead of being answered "no creds": the last line of defence against linking a new device over
   a linked account on a start path that skipped the restore (a runtime restarted after a crash);
@@ -31,9 +35,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bridge.errors import CredsCorruptError, StoreError
+from bridge.errors import CredsCorruptError, ErrorCode, StoreError
 from bridge.store.auth_store import AsyncAuthStore
+from bridge.store.creds import parse_json_text
 from bridge.store.durable import is_storage_fault
+from bridge.store.identity import IdentityBook, IdentityMismatch, identity_of
 from bridge.store.layout import CREDS_FILE
 
 if TYPE_CHECKING:
@@ -53,14 +59,21 @@ class SessionAuth:
         session_id: str,
         folder: Path,
         snapshots: Snapshots,
+        identities: IdentityBook,
         on_fault: Callable[[StoreError], None],
     ) -> None:
         self.store = store
         self.session_id = session_id
         self.folder = folder
         self.snapshots = snapshots
+        self.identities = identities
         self.relink = False
         """True: answer the next `load_creds` with None (a new device is being linked)."""
+        self.new_identity = False
+        """True from a re-link until its identity is recorded: creds of a new identity are expected."""
+        self.refusal: StoreError | None = None
+        """Why the last `load_creds` refused the creds (identity), for the session to fail with."""
+        self.mismatch: IdentityMismatch | None = None
         self.fault: StoreError | None = None
         """The storage fault that stopped writes, until `flush()` succeeds."""
         self._on_fault = on_fault
@@ -74,7 +87,10 @@ class SessionAuth:
             self.relink = False
             log.warning("session %s: linking a new device; the old creds are kept in a snapshot", self.session_id)
             return None
+        self.refusal, self.mismatch = None, None
         creds = await self._read(self.store.load_creds())
+        if creds is not None and not self.new_identity:
+            await self._check_identity(creds)
         if creds is None:
             linked = await asyncio.to_thread(self.snapshots.latest_good, self.session_id, registered=True)
             if linked is not None:
@@ -84,6 +100,37 @@ class SessionAuth:
                     f"{linked.id}` (or let the monitor restore it) instead of linking anew"
                 )
         return creds
+
+    async def _check_identity(self, creds: str) -> None:
+        """Refuse creds of another identity than the one recorded (see the module docstring)."""
+        try:
+            parsed = parse_json_text(creds)
+            mismatch = await asyncio.to_thread(self.identities.check, self.session_id, parsed)
+        except StoreError as exc:
+            if is_storage_fault(exc):
+                self._on_fault(exc)
+                raise
+            self.refusal = exc  # damaged evidence (an unreadable record, creds without a key)
+            raise
+        if mismatch is not None:
+            self.mismatch = mismatch
+            self.refusal = StoreError(mismatch.describe(), code=ErrorCode.IDENTITY_MISMATCH)
+            log.critical("session %s: %s", self.session_id, self.refusal)
+            raise self.refusal
+
+    async def record_identity(self) -> None:
+        """Record the identity of the linked creds on disk, if this session has none recorded yet or
+        has just linked a new device; any other identity was checked at load and is left alone."""
+        creds = await self.store.load_creds()
+        if creds is None:
+            return
+        identity = identity_of(parse_json_text(creds))
+        if identity.jid is None:
+            return  # not linked (yet): nothing worth recording
+        if not self.new_identity and await asyncio.to_thread(self.identities.expected, self.session_id) is not None:
+            return
+        await asyncio.to_thread(self.identities.record, self.session_id, identity)
+        self.new_identity = False
 
     async def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:
         return await self._read(self.store.get_keys(key_type, ids))

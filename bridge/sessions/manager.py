@@ -30,6 +30,7 @@ from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
 from bridge.store.adopt import read_adopted
+from bridge.store.identity import IdentityBook
 from bridge.store.layout import CREDS_FILE, validate_session_id
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ class SessionManager:
         self.registry = Registry(settings.bridge_dir)
         self.runtimes = RuntimePool(settings, bus)
         self.desk = IncidentDesk(bus)
-        self._services = SessionServices(settings, bus, snapshots, self.registry, self.runtimes, self.desk)
+        self._services = SessionServices(
+            settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
+        )
         self._sessions: dict[str, Session] = {}
         self._adopt_external()
         for record in self.registry.all():

@@ -35,7 +35,7 @@ from bridge import metrics
 from bridge.config import Settings
 from bridge.delivery import Backoff
 from bridge.errors import BridgeError, SessionStateError, StoreError
-from bridge.events import EventBus
+from bridge.events import EventBus, Severity
 from bridge.ipc import protocol as p
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
@@ -46,6 +46,7 @@ from bridge.sessions.registry import Registry, SessionRecord
 from bridge.sessions.storage_probe import probe_write
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.durable import is_storage_fault
+from bridge.store.identity import IdentityBook
 from bridge.store.layout import CREDS_FILE
 from bridge.store.lock import SessionLock, SessionLockedError
 
@@ -106,6 +107,7 @@ class SessionServices:
     registry: Registry
     runtimes: RuntimePool
     desk: IncidentDesk
+    identities: IdentityBook
 
 
 class Session:
@@ -122,6 +124,7 @@ class Session:
         self.registry = services.registry
         self.runtimes = services.runtimes
         self.desk = services.desk
+        self.identities = services.identities
         settings = services.settings
         initial = st.SessionState.STOPPED
         if record.last_state in (st.SessionState.LOGGED_OUT, st.SessionState.BANNED):
@@ -362,10 +365,13 @@ class Session:
             await self._set_record(desired_running=running)
 
     async def _link_new_device(self) -> None:
-        """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load."""
+        """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load;
+        the new identity is expected (and recorded) from then until the session is open."""
         if await asyncio.to_thread(self.snapshots.latest, self.id, registered=True) is None:
             await self._snapshot("before_relink")
-        self._session_auth().relink = True
+        auth = self._session_auth()
+        auth.relink = True
+        auth.new_identity = True
 
     async def _restore_vanished_creds(self) -> list[st.SessionEvent]:
         """creds.json vanished while the session was stopped (an `rm -rf`, a careless script).
@@ -411,12 +417,8 @@ class Session:
                 self.attempt = 0
             case st.TakeSnapshot(reason=reason):
                 await self._snapshot(reason)
-            case st.RaiseAlert(kind=kind, severity=severity, message=message):
-                if self._quiet:
-                    log.warning("session %s: %s (%s; part of incident %s, already alerted)",
-                                self.id, message, kind, self.incident)
-                else:
-                    self.bus.alert(self.id, kind, severity, f"session {self.id}: {message}", incident=self.incident)
+            case st.RaiseAlert(kind=kind, severity=severity, message=message, incident_key=key):
+                self._raise_alert(kind, severity, f"session {self.id}: {message}", key)
             case st.ClearQr():
                 self.qr = None
             case st.KeepQr(qr=qr, expires_at=expires_at):
@@ -437,6 +439,8 @@ class Session:
                 self.incident, self._quiet = incident, incident is not None
             case st.ClearIncident():
                 self._leave_incident()
+            case st.RecordIdentity():
+                await self._record_identity()
             case st.ReportStorageFault(code=code, detail=detail):
                 self._report_storage_fault(code, detail)
             case st.ScheduleProbe():
@@ -470,7 +474,7 @@ class Session:
             )
             self._auth = SessionAuth(
                 AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots,
-                on_fault=self._on_storage_fault,
+                identities=self.identities, on_fault=self._on_storage_fault,
             )
         return self._auth
 
@@ -489,6 +493,25 @@ class Session:
         if self._incident_key != STORAGE_INCIDENT:
             self._leave_incident()
         self.incident, self._incident_key, self._quiet = incident, STORAGE_INCIDENT, False
+
+    def _raise_alert(self, kind: str, severity: Severity, message: str, key: str | None) -> None:
+        if self._quiet:
+            log.warning("%s (%s; part of incident %s, already alerted)", message, kind, self.incident)
+        elif key is not None and severity == "critical":
+            incident = self.desk.join(key, self.id, kind, message)
+            if self._incident_key != key:
+                self._leave_incident()
+            self.incident, self._incident_key = incident, key
+        else:
+            self.bus.alert(self.id, kind, severity, message, incident=self.incident)
+
+    async def _record_identity(self) -> None:
+        try:
+            await self._session_auth().record_identity()
+        except StoreError as exc:
+            # Not fatal for the open session; the next start checks against the old record (or
+            # none), and a re-link keeps asking to be recorded until it is.
+            log.error("session %s: could not record its identity: %s", self.id, exc)
 
     def _leave_incident(self) -> None:
         if self._incident_key is not None:
@@ -548,6 +571,9 @@ class Session:
             self._release_lock()
             return [st.StorageFault(exc.code, str(exc))]
         except BridgeError as exc:
+            refused = self._auth.refusal if self._auth is not None else None
+            if refused is not None:
+                return [self._refused_start(refused)]
             slot = self.runtimes.slot_of(self.id)
             if slot is not None and slot.process.state is ProcessState.FATAL:
                 return [st.RuntimeFatal(str(exc))]
@@ -555,6 +581,14 @@ class Session:
             self.last_disconnect = f"start failed: {exc}"
             return [st.Closed(None, f"start failed: {exc}")]
         return []
+
+    def _refused_start(self, refused: StoreError) -> st.StartRefused:
+        """The creds the runtime asked for were refused (identity): fail, never retry."""
+        mismatch = self._auth.mismatch if self._auth is not None else None
+        key = None
+        if mismatch is not None and mismatch.owner is not None:
+            key = "identity:" + "+".join(sorted((self.id, mismatch.owner)))  # swapped: one incident
+        return st.StartRefused(str(refused), kind=refused.code, incident_key=key)
 
     async def _send_stop(self) -> None:
         try:

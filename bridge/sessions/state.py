@@ -176,6 +176,8 @@ class StartRefused:
 
     detail: str
     kind: str = "start_refused"
+    incident_key: str | None = None
+    """Set when other sessions may be refused for the same cause (swapped folders): one alert."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,11 +264,13 @@ class TakeSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class RaiseAlert:
-    """Publish an alert on the bus (the monitor routes it to log / Telegram)."""
+    """Publish an alert on the bus (the monitor routes it to log / Telegram). With `incident_key`
+    the alert opens (or joins, silently) the incident of that cause."""
 
     kind: str
     severity: Severity
     message: str
+    incident_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +321,12 @@ class ClearIncident:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordIdentity:
+    """The session is open: record the identity of its linked creds if none is recorded yet, or
+    if it has just linked a new device (checked at every start against this record)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FlushHeldWrites:
     """Write what a storage fault held back, in order, before anything reads the folder again.
     Nothing held: nothing to do. Fails with `StorageFault`."""
@@ -363,6 +373,7 @@ SessionAction = (
     | ResetLogin
     | FollowIncident
     | ClearIncident
+    | RecordIdentity
     | LinkNewDevice
     | RestoreVanishedCreds
     | FlushHeldWrites
@@ -503,7 +514,9 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
         case Opened():
             if state in HOSTED:
                 return Transition(
-                    SessionState.OPEN, "open", [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident()]
+                    SessionState.OPEN,
+                    "open",
+                    [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident(), RecordIdentity()],
                 )
             return _ignore(state)
         case Closed():
@@ -537,10 +550,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             if state in TERMINAL and state is not SessionState.STOPPED:
                 return Transition(SessionState.STOPPED, "restored")
             return _ignore(state)
-        case StartRefused(detail=detail, kind=kind):
+        case StartRefused(detail=detail, kind=kind, incident_key=key):
             if state not in HOSTED:
                 return _ignore(state)
-            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}")
+            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}", key)
             return Transition(SessionState.FAILED, kind, [CancelReconnect(), SendStop(), ClearQr(), alert])
         case StorageFault(code=code, detail=detail):
             if state in TERMINAL:

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.errors import HostileNameError, NodeRuntimeError, SessionError, SessionNotFound, SessionStateError
 from bridge.events import EventBus
+from bridge.store.identity import IdentityBook, identity_of
 from bridge.store.snapshots import Snapshots
 from tests.sessions.conftest import MakeManager, fresh_phone
 from tests.sessions.helpers import TIMEOUT, files_of, kept, link, trashed, wait_event
@@ -57,6 +58,12 @@ async def test_api_logout_snapshots_first_keeps_files_and_relinking_starts_fresh
     downgrade = next(s for s in snaps if s.reason == "creds-downgrade")
     assert downgrade.registered and downgrade.created_at >= logout_snap.created_at
     assert next(e.data["state"] for e in bus.since(seq, "out") if e.kind == "state") == "starting"
+    # The deliberate relink recorded the new identity: the session starts again on it.
+    book = IdentityBook(manager.settings.bridge_dir)
+    assert book.expected("out") == identity_of(json.loads((folder / "creds.json").read_text()))
+    await manager.stop("out")
+    await manager.start("out")
+    await manager.wait_for_state("out", {"open"}, TIMEOUT)
 
 
 async def test_messages_out_and_in(make_manager: MakeManager, simulator: SimulatorClient) -> None:

@@ -11,6 +11,7 @@ import pytest
 from bridge.errors import StoreError
 from bridge.sessions.auth import SessionAuth
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.identity import IdentityBook
 from bridge.store.snapshots import Snapshots
 from tests.sessions.disk import small_disk
 
@@ -21,7 +22,7 @@ def session_auth(root: Path, faults: list[StoreError]) -> SessionAuth:
     folder = root / "s"
     store = AuthStore(folder, session_id="s", bridge_dir=root / ".bridge")
     return SessionAuth(AsyncAuthStore(store), session_id="s", folder=folder, snapshots=Snapshots(root),
-                       on_fault=faults.append)
+                       identities=IdentityBook(root / ".bridge"), on_fault=faults.append)
 
 
 async def test_writes_after_a_storage_fault_are_held_in_order_and_flushed_when_space_returns() -> None:

@@ -31,6 +31,7 @@ from bridge.sessions.state import (
     QrIssued,
     RaiseAlert,
     ReconnectDue,
+    RecordIdentity,
     ReportStorageFault,
     ResetBackoff,
     ResetLogin,
@@ -118,7 +119,7 @@ def test_qr_login_path_starting_qr_connecting_open() -> None:
     assert not any(isinstance(a, (SendStart, ScheduleReconnect)) for a in t.actions)
     t = transition(t.state, Opened())
     assert t.state is S.OPEN
-    assert t.actions == [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident()]
+    assert t.actions == [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident(), RecordIdentity()]
 
 
 def test_pairing_code_moves_to_pairing_and_later_qrs_keep_it_there() -> None:
