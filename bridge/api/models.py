@@ -73,6 +73,10 @@ class SendMessage(Strict):
 
 class MessageSent(BaseModel):
     id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
+    persisted: bool = Field(
+        True, description="False: the server has the message (do not send it again) but the session's keys "
+        "could not be stored; the session pauses until storage works again",
+    )
 
 
 class CreateSnapshot(Strict):
