@@ -206,3 +206,20 @@ async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_session(
     got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in sent]
     for sid in ("a", "b", "c"):
         assert [g["body"]["data"]["n"] for g in got if g["body"]["session"] == sid] == list(range(20))
+
+
+async def test_a_backlog_longer_than_the_memory_window_is_read_back_in_order(
+    bridge: Bridge, aiohttp_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.eventlog.outbox import OutboxBacklog
+
+    monkeypatch.setattr(OutboxBacklog, "WINDOW", 5)
+    receiver = Receiver(answers=[web.Response(status=503) for _ in range(3)])
+    sent = [bridge.bus.publish("long", "message", {"n": n}) for n in range(23)]
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    sent += [bridge.bus.publish("long", "message", {"n": n}) for n in range(23, 40)]
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in range(17)]
+    assert [g["body"]["data"]["n"] for g in got] == list(range(23, 40)), "a webhook gets events from its creation on"
+    extra = [bridge.bus.publish("long", "message", {"n": n}) for n in range(40, 60)]
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in extra]
+    assert [g["body"]["data"]["n"] for g in got] == list(range(40, 60))
