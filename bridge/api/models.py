@@ -209,6 +209,9 @@ class Redelivered(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     sessions: dict[str, int] = Field(description="Number of sessions per state, plus total")
+    event_log: Literal["ok", "failing"] = Field(
+        "ok", description="failing: events wait in memory because the event log cannot write (see the alert)"
+    )
 
 
 class Ready(BaseModel):
