@@ -73,8 +73,10 @@ class SendMessage(Strict):
 
 class MessageSent(BaseModel):
     id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
-    persisted: bool = Field(True, description="false: the message went out but a storage fault kept its "
-                                              "encryption state from being stored; do not send it again")
+    persisted: bool = Field(
+        True, description="False: the server has the message (do not send it again) but the session's keys "
+        "could not be stored; the session pauses until storage works again",
+    )
     server_ack: bool = Field(True, description="the WhatsApp server confirmed receipt")
 
 
@@ -208,6 +210,9 @@ class Redelivered(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     sessions: dict[str, int] = Field(description="Number of sessions per state, plus total")
+    event_log: Literal["ok", "failing"] = Field(
+        "ok", description="failing: events wait in memory because the event log cannot write (see the alert)"
+    )
 
 
 class Ready(BaseModel):
