@@ -513,18 +513,25 @@ def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
     return resolve
 
 
-def open_session_backend(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> JournalBackend:
+def open_session_backend(
+    bridge_dir: Path,
+    session_id: str,
+    folder: Path,
+    trash_dir: Path,
+    *,
+    materialise: Materialise = Materialise.INLINE,
+) -> JournalBackend:
     """The journal-backed `AuthBackend` of one session; shared by every caller in this process.
 
-    Opening replays and checkpoints what a crash left. Raises JournalBusyError when another
-    process holds the session's journal.
+    Opening replays and checkpoints what a crash left. `materialise` applies when this call opens
+    the journal (see `Materialise`). Raises JournalBusyError when another process holds it.
     """
     key = journal_folder(bridge_dir, session_id).resolve()
     target = Target(folder=folder, trash_dir=trash_dir)
     with _open_lock:
         entry = _open.get(key)
         if entry is None:
-            journal = Journal(key, _single_session(session_id, target))
+            journal = Journal(key, _single_session(session_id, target), materialise=materialise)
             _open[key] = (journal, 1)
         else:
             journal = entry[0]
