@@ -26,6 +26,10 @@ session lock already guarantees one writer process per session, so the journal n
 cross-session coordination; checkpoints, recovery and corruption stay local to one session; and
 the CLI can checkpoint a stopped session while the bridge keeps running others.
 
+Who must checkpoint first (the folder alone is then exact): session stop (`close`), snapshot,
+restore, adopt, export/rollback to legacy. Readers that need one consistent cut of a live folder
+use `frozen_session` (checkpoint, then no file changes until the block ends).
+
 The store's rules stay in `AuthStore`, above this seam: the backend has no way to delete a file
 (a `trash` name is moved, never unlinked), refuses to trash creds.json, and knows nothing of
 downgrades or snapshots.
