@@ -7,6 +7,10 @@ stays green while it says exactly what is still broken, and turns red the moment
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
+from typing import Any
+
 import pytest
 
 ITEM1 = (
@@ -46,3 +50,14 @@ ITEM7 = (
 
 def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
+
+
+def matrix(axes: dict[str, list[Any]], known: dict[str, str]) -> list[Any]:
+    """`pytest.param`s for every combination of `axes` (ids `a-b-c`); a combination whose id
+    matches a pattern of `known` (fnmatch, first match wins) is marked xfail with that reason."""
+    params = []
+    for combo in itertools.product(*axes.values()):
+        case = "-".join(str(value) for value in combo)
+        reason = next((why for pattern, why in known.items() if fnmatch.fnmatchcase(case, pattern)), None)
+        params.append(pytest.param(*combo, id=case, marks=[xfail(reason)] if reason else []))
+    return params
