@@ -4,15 +4,11 @@
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
+import { attachMessages } from './messages.mjs'
 
 const REASONS = new Map()
 for (const [name, code] of Object.entries(DisconnectReason)) {
   if (typeof code === 'number' && !REASONS.has(code)) REASONS.set(code, name)
-}
-
-function textOf (message) {
-  const m = message?.message
-  return m?.conversation ?? m?.extendedTextMessage?.text ?? null
 }
 
 export class Session {
@@ -62,22 +58,7 @@ export class Session {
       this.auth.saveCreds().catch(() => {})
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
-    sock.ev.on('messages.upsert', ({ messages, type }) => {
-      if (!current() || (type !== 'notify' && type !== 'append')) return
-      for (const m of messages ?? []) {
-        const text = textOf(m)
-        if (text === null || !m.key?.id) continue
-        const ts = typeof m.messageTimestamp === 'number' ? m.messageTimestamp : Number(m.messageTimestamp ?? 0)
-        this.emit('message', {
-          id: m.key.id,
-          from: m.key.fromMe ? (sock.user?.id ?? '') : (m.key.participant || m.key.remoteJid || ''),
-          to: m.key.fromMe ? (m.key.remoteJid ?? '') : (sock.user?.id ?? ''),
-          text,
-          from_me: Boolean(m.key.fromMe),
-          timestamp: ts
-        })
-      }
-    })
+    attachMessages(this, sock, current)
     return {}
   }
 
@@ -140,7 +121,7 @@ export class Session {
   // Answered only once the server acknowledged the message (`<ack class="message" id=...>`):
   // "sent" must mean WhatsApp has it, not that bytes reached our socket buffer. The waiter is
   // registered before the send, with our own message id, so a fast ack cannot be missed.
-  async send (to, text, ackTimeoutMs = 20_000) {
+  async send (to, content, options = {}, ackTimeoutMs = 20_000) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
     let onAck
@@ -157,7 +138,7 @@ export class Session {
       sock.ws.on('CB:ack,class:message', onAck)
     })
     try {
-      const [sent] = await Promise.all([sock.sendMessage(to, { text }, { messageId }), acked])
+      const [sent] = await Promise.all([sock.sendMessage(to, content, { ...options, messageId }), acked])
       return { id: sent?.key?.id ?? messageId }
     } finally {
       sock.ws.off('CB:ack,class:message', onAck)

@@ -21,6 +21,8 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
+from bridge.messages.desk import MessageDesk
+from bridge.messages.ports import ManagerPort
 from bridge.sessions import state as st
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
@@ -47,6 +49,7 @@ class SessionManager:
         self.snapshots = snapshots
         self.registry = Registry(settings.bridge_dir)
         self.runtimes = RuntimePool(settings, bus)
+        self.messages = MessageDesk(bus, ManagerPort(self))
         self._sessions: dict[str, Session] = {}
         self._adopt_external()
         for record in self.registry.all():
@@ -81,10 +84,12 @@ class SessionManager:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id
 
     def _make(self, record: SessionRecord) -> Session:
-        return Session(
+        session = Session(
             record, folder=self._folder(record), settings=self.settings, bus=self.bus,
             snapshots=self.snapshots, registry=self.registry, runtimes=self.runtimes,
         )
+        session.on_messaging = self.messages.on_runtime_event
+        return session
 
     def _session(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
