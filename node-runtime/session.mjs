@@ -139,7 +139,7 @@ export class Session {
     })
     try {
       const [sent] = await Promise.all([sock.sendMessage(to, content, { ...options, messageId }), acked])
-      return { id: sent?.key?.id ?? messageId }
+      return { id: sent?.key?.id ?? messageId, message: sent }
     } finally {
       sock.ws.off('CB:ack,class:message', onAck)
       acked.catch(() => {})

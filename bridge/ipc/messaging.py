@@ -101,6 +101,8 @@ class SendResult(msgspec.Struct):
     id: str
     persisted: bool = True
     server_ack: bool = True
+    message: WaMessageJson | None = None
+    """The WAMessage Baileys built and sent (proto JSON): what the store keeps for later replies."""
 
 
 class ReadArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -175,6 +175,10 @@ class MessageDesk:
         if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)
+        if result.message is not None:
+            # Baileys may hold its own `append` upsert in its event buffer for a while; the answer
+            # carries the same WAMessage, so a reply or edit right after the send finds it.
+            self._upsert(session, result.message)
         if result.server_ack:
             self.sent(session, result.id)
         return SendOutcome(result.id, result.persisted, result.server_ack)

@@ -125,7 +125,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     timestamp: int
     """Unix seconds, as WhatsApp stamped the message."""
 
-    status: MessageStatus = MessageStatus.PENDING
+    status: MessageStatus
     push_name: str | None = None
     text: str | None = None
     """Text of a text or edit message, caption of a media message."""
