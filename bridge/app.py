@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from bridge.api import state
-from bridge.api.app import create_app
+from bridge.api.app import create_app, open_event_log
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.events import EventBus
@@ -81,9 +81,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         _install_signal_handlers(stop)
     settings.auth_root.mkdir(parents=True, exist_ok=True)
     bus = EventBus(settings.events_buffer)
+    event_log = open_event_log(settings, bus)
+    await event_log.open()  # before anything publishes; closed after the sessions' last events
     snapshots = Snapshots(settings.auth_root)
     manager = SessionManager(settings, bus, snapshots)
-    app = create_app(settings, manager, bus, snapshots, ready=False)
+    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()
     monitor: asyncio.Task[None] | None = None
@@ -122,4 +124,5 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
         await manager.shutdown()
+        await event_log.close()
         log.info("shutdown complete")

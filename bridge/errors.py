@@ -46,6 +46,8 @@ class ErrorCode(enum.StrEnum):
     ROOT_LOCKED = "root_locked"
     IDENTITY_MISMATCH = "identity_mismatch"
     IDENTITY_UNREADABLE = "identity_unreadable"
+    JOURNAL_CORRUPT = "journal_corrupt"
+    JOURNAL_BUSY = "journal_busy"
     SESSION_FOLDER_MISSING = "session_folder_missing"
     ADOPT_REFUSED = "adopt_refused"
     STORAGE_FULL = "storage_full"
@@ -134,6 +136,8 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.ROOT_LOCKED: Failure(409, _X.REFUSED),
     _E.IDENTITY_MISMATCH: Failure(409, _X.REFUSED),
     _E.IDENTITY_UNREADABLE: Failure(500, _X.ERROR),
+    _E.JOURNAL_CORRUPT: Failure(500, _X.CHECK_FAILED),
+    _E.JOURNAL_BUSY: Failure(409, _X.REFUSED),
     _E.SESSION_FOLDER_MISSING: Failure(404, _X.NOT_FOUND),
     _E.ADOPT_REFUSED: Failure(409, _X.REFUSED),
     _E.STORAGE_FULL: Failure(507, _X.ERROR),

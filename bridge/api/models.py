@@ -7,9 +7,12 @@ server accepts and returns.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yarl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PHONE_PATTERN = r"^\+?[1-9][0-9]{6,14}$"  # as bridge.sessions.phone.validate_phone
@@ -105,10 +108,31 @@ WEBHOOK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
 URL_PATTERN = r"^https?://[^\s]+$"
 
 
+def _http_url(value: str) -> str:
+    """An absolute http(s) URL with a host that the HTTP client can reach (else 422)."""
+    try:
+        parsed = yarl.URL(value)
+    except (ValueError, TypeError):
+        raise ValueError("not a URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.is_absolute() or not parsed.raw_host:
+        raise ValueError("must be an absolute http or https URL with a host")
+    try:
+        ipaddress.ip_address(parsed.raw_host)
+    except ValueError:
+        if parsed.raw_host.replace(".", "").isdigit() or not _HOST.fullmatch(parsed.raw_host):
+            raise ValueError(f"host {parsed.raw_host!r} is neither a DNS name nor an IP address") from None
+    return value
+
+
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?")
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class WebhookConfig(Strict):
     """The per-session webhook of the first API (`PUT /sessions/{id}/webhook`)."""
 
-    url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
+    url: HttpUrl = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
     secret: str = Field(min_length=16, max_length=256, description="Signing secret (whsec_<base64> or any text)")
     events: list[str] = Field(default_factory=list, max_length=64,
                               description="Event kinds to deliver; empty means all")
@@ -117,7 +141,7 @@ class WebhookConfig(Strict):
 class WebhookSpec(Strict):
     """A webhook: global (no `sessions`) or limited to some sessions, filtered by event kind."""
 
-    url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
+    url: HttpUrl = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
     secret: str | None = Field(
         None, min_length=16, max_length=256,
         description="Signing secret (whsec_<base64> as Standard Webhooks, or any text); omitted: one is made "

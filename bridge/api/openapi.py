@@ -21,7 +21,8 @@ from bridge.api.static_files import PAGE_HEADERS, STATIC_DIR
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
-    400: "Malformed request (bad JSON, bad phone, invalid state for this call)",
+    400: "Malformed request (bad JSON, bad phone, unknown event kind); a request that is not valid HTTP "
+    "(e.g. a request line over 8190 bytes) is refused by the HTTP server itself, in text/plain",
     401: "Missing or wrong X-API-Key",
     404: "Unknown session, snapshot or route",
     409: "Conflict with the session's state (e.g. not open, not stopped)",
@@ -72,10 +73,10 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
             entry["content"] = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
         responses[str(status)] = entry
     for status in op.errors:
-        responses.setdefault(str(status), {
-            "description": ERROR_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}},
-        })
+        content: dict[str, Any] = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
+        if status == 400:
+            content["text/plain"] = {"schema": {"type": "string"}}
+        responses.setdefault(str(status), {"description": ERROR_TEXT.get(status, "Error"), "content": content})
     doc: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,

@@ -88,7 +88,7 @@ async def _store(request: web.Request, hook_id: str, spec: WebhookSpec, status: 
 
 
 @operation(routes, "GET", BASE, summary="List webhooks (without secrets)", tag="webhooks",
-           responses={200: WebhookList}, errors=(401,))
+           responses={200: WebhookList}, errors=(400, 401))
 async def list_webhooks(request: web.Request) -> web.StreamResponse:
     return json_response(WebhookList(webhooks=[_view(h) for h in _dispatcher(request).all()]))
 
@@ -105,7 +105,7 @@ async def create_webhook(request: web.Request) -> web.StreamResponse:
 
 
 @operation(routes, "GET", ONE, summary="One webhook (without its secret)", tag="webhooks",
-           responses={200: WebhookView}, errors=(401, 404))
+           responses={200: WebhookView}, errors=(400, 401, 404))
 async def get_webhook(request: web.Request) -> web.StreamResponse:
     return json_response(_view(_existing(request)))
 
@@ -118,7 +118,7 @@ async def put_webhook(request: web.Request) -> web.StreamResponse:
 
 
 @operation(routes, "DELETE", ONE, summary="Remove a webhook and its undelivered deliveries", tag="webhooks",
-           responses={204: None}, errors=(401, 404))
+           responses={204: None}, errors=(400, 401, 404))
 async def delete_webhook(request: web.Request) -> web.StreamResponse:
     hook = _existing(request)
     await _dispatcher(request).remove(hook.id)
@@ -126,7 +126,7 @@ async def delete_webhook(request: web.Request) -> web.StreamResponse:
 
 
 @operation(routes, "GET", ONE + "/deliveries", summary="Deliveries of a webhook (state=failed: dead letters)",
-           tag="webhooks", query=DeliveryQuery, responses={200: DeliveryList}, errors=(401, 404, 422))
+           tag="webhooks", query=DeliveryQuery, responses={200: DeliveryList}, errors=(400, 401, 404, 422))
 async def list_deliveries(request: web.Request) -> web.StreamResponse:
     hook = _existing(request)
     query = read_query(request, DeliveryQuery)
@@ -162,7 +162,7 @@ async def put_session_webhook(request: web.Request) -> web.StreamResponse:
 
 
 @operation(routes, "GET", SESSION_HOOK, summary="The session's webhook (without its secret)", tag="webhooks",
-           responses={200: WebhookView}, errors=(401, 404))
+           responses={200: WebhookView}, errors=(400, 401, 404))
 async def get_session_webhook(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     hook = _dispatcher(request).get(session_webhook_id(session_id))
@@ -173,7 +173,7 @@ async def get_session_webhook(request: web.Request) -> web.StreamResponse:
 
 
 @operation(routes, "DELETE", SESSION_HOOK, summary="Remove the session's webhook", tag="webhooks",
-           responses={204: None}, errors=(401, 404))
+           responses={204: None}, errors=(400, 401, 404))
 async def delete_session_webhook(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
     if not await _dispatcher(request).remove(session_webhook_id(session_id)):

@@ -7,7 +7,11 @@ intact snapshot in place (moving what it replaces under .bridge/replaced/) and a
 Telegram when BRIDGE_TELEGRAM_TOKEN and BRIDGE_TELEGRAM_CHAT_ID are set). It never deletes.
 
 `--once` checks and snapshots every folder a single time and exits (for cron); exit code 0 when
-everything is healthy, 1 when an incident was found (restored or not), 2 on bad arguments.
+everything is healthy, 1 when an incident was found (restored or not), 2 on bad arguments, 3
+when another bridge or monitor already runs on this root.
+
+It holds the root lock (`.bridge/locks/bridge.lock`) for its whole life, like `python -m bridge`
+does: two monitors on one root would repair the same folder twice.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import Settings
+from bridge.errors import BridgeError
 from bridge.events import EventBus
+from bridge.store.lock import RootLock, RootLockedError
 
 
 def register(subparsers: Any) -> None:
@@ -97,7 +103,19 @@ def run(args: argparse.Namespace) -> int:
     if not settings.auth_root.is_dir():
         print(f"error: {settings.auth_root} is not a folder; pass the legacy auth root with --root", file=sys.stderr)
         return 2
+    lock = RootLock(settings.bridge_dir)
+    try:
+        lock.acquire()
+    except RootLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except BridgeError as exc:
+        print(f"error: cannot take the root lock: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    return asyncio.run(_once(settings) if args.once else _forever(settings))
+    try:
+        return asyncio.run(_once(settings) if args.once else _forever(settings))
+    finally:
+        lock.release()

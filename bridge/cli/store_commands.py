@@ -27,36 +27,14 @@ from typing import Any
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, HostileNameError, SnapshotError
+from bridge.errors import BridgeError, ErrorCode, ExitCode, SnapshotError, exit_code
 from bridge.store.adopt import adopt, registration_for, scan
 from bridge.store.backups import create_backup, restore_from_backup, verify_backup
-from bridge.store.lock import SessionLock, SessionLockedError
-from bridge.store.snapshots import KeepPolicy, Snapshots, prune_trash
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_NOT_FOUND = 4
-EXIT_ERROR = 5
-
-_NOT_FOUND_CODES = {"snapshot_not_found", "session_folder_missing", "not_found"}
-_REFUSED_CODES = {"adopt_refused"}
-_USAGE_CODES = {"bad_policy", "snapshot_ambiguous"}
+from bridge.store.lock import SessionLock
+from bridge.store.snapshots import KeepPolicy, Snapshots
+from bridge.store.trash import prune_trash
 
 Handler = Callable[[argparse.Namespace, Snapshots], tuple[int, Any, str]]
-
-
-def _exit_code(exc: BridgeError) -> int:
-    if isinstance(exc, SessionLockedError) or exc.code in _REFUSED_CODES:
-        return EXIT_REFUSED
-    if isinstance(exc, HostileNameError) or exc.code in _USAGE_CODES:
-        return EXIT_USAGE
-    if exc.code in _NOT_FOUND_CODES:
-        return EXIT_NOT_FOUND
-    if isinstance(exc, SnapshotError):
-        return EXIT_CHECK_FAILED
-    return EXIT_ERROR
 
 
 def _when(ts: float) -> str:
@@ -85,10 +63,10 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             code, data, human = handler(args, Snapshots(root))
         except BridgeError as exc:
-            return _fail(args, _exit_code(exc), exc.code, exc.message)
+            return _fail(args, exit_code(exc), exc.code, exc.message)
         except OSError as exc:
             message = f"{exc.filename or root}: {exc.strerror or exc}; check the path and its permissions"
-            return _fail(args, EXIT_ERROR, "os_error", message)
+            return _fail(args, ExitCode.ERROR, ErrorCode.OS_ERROR, message)
         _emit(args, data, human)
         return code
 
@@ -102,7 +80,7 @@ def _snapshot(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str
         f"snapshot {manifest.id} of {manifest.session}: {len(manifest.files)} files, "
         f"{manifest.total_bytes} bytes, registered={manifest.registered}"
     )
-    return EXIT_OK, manifest, human
+    return ExitCode.OK, manifest, human
 
 
 def _snapshots(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
@@ -123,21 +101,21 @@ def _snapshots(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, st
         "sessions": listing,
         "dedup": {**msgspec.structs.asdict(stats), "ratio": stats.ratio},
     }
-    return EXIT_OK, data, "\n".join(lines)
+    return ExitCode.OK, data, "\n".join(lines)
 
 
 def _verify(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     if args.archive:
         if not Path(args.archive).exists():
-            raise SnapshotError(f"archive {args.archive} does not exist", code="not_found")
+            raise SnapshotError(f"archive {args.archive} does not exist", code=ErrorCode.NOT_FOUND)
         backup = verify_backup(Path(args.archive))
         lines = [f"backup {backup.archive}: {len(backup.snapshots)} snapshot(s), {backup.objects} object(s)"]
         lines += [f"  PROBLEM {p}" for p in backup.problems]
         lines.append("OK" if backup.ok else f"FAILED: {len(backup.problems)} problem(s)")
         data = {**msgspec.structs.asdict(backup), "ok": backup.ok}
-        return (EXIT_OK if backup.ok else EXIT_CHECK_FAILED), data, "\n".join(lines)
+        return (ExitCode.OK if backup.ok else ExitCode.CHECK_FAILED), data, "\n".join(lines)
     if args.session and not snaps.list(args.session):
-        raise SnapshotError(f"session {args.session!r} has no snapshot to verify", code="not_found")
+        raise SnapshotError(f"session {args.session!r} has no snapshot to verify", code=ErrorCode.NOT_FOUND)
     snapshot = snaps.get(args.session, args.snapshot) if args.snapshot else None
     report = snaps.verify(snapshot, session_id=None if snapshot else args.session)
     lines = [
@@ -149,14 +127,14 @@ def _verify(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
         lines += [f"    referenced by {ref}" for ref in p.snapshots]
     lines.append("OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
     data = {**msgspec.structs.asdict(report), "ok": report.ok}
-    return (EXIT_OK if report.ok else EXIT_CHECK_FAILED), data, "\n".join(lines)
+    return (ExitCode.OK if report.ok else ExitCode.CHECK_FAILED), data, "\n".join(lines)
 
 
 def _restore(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     with SessionLock(snaps.bridge_dir, args.session):
         if args.archive:
             if not Path(args.archive).exists():
-                raise SnapshotError(f"archive {args.archive} does not exist", code="not_found")
+                raise SnapshotError(f"archive {args.archive} does not exist", code=ErrorCode.NOT_FOUND)
             outcome = restore_from_backup(snaps, Path(args.archive), args.session, args.snapshot)
         else:
             snapshot_id = args.snapshot
@@ -166,7 +144,7 @@ def _restore(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]
                     raise SnapshotError(
                         f"session {args.session!r} has no intact snapshot with valid creds; "
                         "name one explicitly or restore from a backup archive",
-                        code="snapshot_not_found",
+                        code=ErrorCode.SNAPSHOT_NOT_FOUND,
                     )
                 snapshot_id = good.id
             else:
@@ -180,14 +158,17 @@ def _restore(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]
         human += f"\nthe previous folder was snapshotted as {outcome.pre_restore_snapshot}"
     if outcome.replaced_path:
         human += f" and moved to {outcome.replaced_path}"
-    return EXIT_OK, outcome, human
+    human += f"\nkey files: {outcome.keys_before} before, {outcome.keys_after} after"
+    if outcome.keys_after < outcome.keys_before:
+        human += " (fewer: the snapshot is older than the folder it replaced)"
+    return ExitCode.OK, outcome, human
 
 
 def _prune(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     policy = KeepPolicy(last=args.keep_last, daily=args.keep_daily, weekly=args.keep_weekly)
     if not policy.keeps_anything() or min(args.keep_last, args.keep_daily, args.keep_weekly) < 0:
         raise SnapshotError(
-            "the keep-policy must keep at least one snapshot and use no negative count", code="bad_policy"
+            "the keep-policy must keep at least one snapshot and use no negative count", code=ErrorCode.BAD_POLICY
         )
     sessions = [args.session] if args.session else snaps.sessions()
     reports = [snaps.prune(s, policy, force=args.force, dry_run=args.dry_run) for s in sessions]
@@ -201,20 +182,20 @@ def _prune(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     if not args.dry_run:
         objs = sum(r.objects_removed for r in reports)
         lines.append(f"objects removed: {objs}, bytes freed: {sum(r.bytes_freed for r in reports)}")
-    return EXIT_OK, reports, "\n".join(lines)
+    return ExitCode.OK, reports, "\n".join(lines)
 
 
 def _backup(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
     if args.snapshot_first:
         for session in args.session or snaps.live_sessions():
             snaps.create(session, reason="backup")
-    dest = Path(args.to) if args.to else snaps.bridge_dir / "backups"
+    dest = Path(args.to) if args.to else snaps.repo.dirs.backups
     result = create_backup(snaps, dest, args.session, all_snapshots=args.all_snapshots)
     human = (
         f"wrote {result.archive} ({result.size} bytes, {len(result.snapshots)} snapshot(s), "
         f"{result.objects} object(s))\nchecksum: {result.checksum_file}"
     )
-    return EXIT_OK, result, human
+    return ExitCode.OK, result, human
 
 
 def _adopt(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
@@ -227,9 +208,9 @@ def _adopt(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
             lines.append(f"  {f.folder}  {state}  {f.me or ''}  {keys}  last write {_when(f.last_modified)}")
             if f.problem:
                 lines.append(f"    problem: {f.problem}")
-        return EXIT_OK, found, "\n".join(lines)
+        return ExitCode.OK, found, "\n".join(lines)
     if not args.folder or not args.session:
-        raise SnapshotError("adopt needs a FOLDER and --session ID (or --scan ROOT)", code="bad_policy")
+        raise SnapshotError("adopt needs a FOLDER and --session ID (or --scan ROOT)", code=ErrorCode.BAD_POLICY)
     with SessionLock(snaps.bridge_dir, args.session):
         result = adopt(snaps, Path(args.folder), args.session, force=args.force)
     where = "recorded in .bridge/adopted.json" if result.external else "already in the auth root"
@@ -238,7 +219,7 @@ def _adopt(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
         f"registered={result.state.registered} keys={result.state.keys}"
     )
     data = {**msgspec.structs.asdict(result), "registration": registration_for(result)}
-    return EXIT_OK, data, human
+    return ExitCode.OK, data, human
 
 
 def _prune_trash(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
@@ -246,7 +227,7 @@ def _prune_trash(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, 
     report = prune_trash(snaps.bridge_dir, days, args.session, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     human = f"{verb} {len(report.removed)} trashed key file(s) older than {days:g} days ({report.bytes_freed} bytes)"
-    return EXIT_OK, report, human
+    return ExitCode.OK, report, human
 
 
 # ----- parsers ------------------------------------------------------------------------------

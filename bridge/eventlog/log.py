@@ -106,6 +106,8 @@ class EventLog:
         self._ops: list[tuple[WriteOp, asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._writing = 0
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-write")
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-read")
         self._wconn: sqlite3.Connection | None = None
@@ -126,7 +128,6 @@ class EventLog:
         A file that cannot be opened does not stop the bridge: the log starts in the failing
         state (alert), holds events in memory and keeps trying.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         last = 0
         try:
             last = await self._in_writer(self._open_writer)
@@ -165,13 +166,17 @@ class EventLog:
         self._reader_pool.shutdown(wait=True)
 
     async def flush(self, within: float = 10.0) -> bool:
-        """Wait until everything queued so far is written; False if `within` s passed first."""
-        self._wake.set()
+        """Wait until every event appended so far is written; False if `within` s passed first."""
+        target = self._pending[-1].seq if self._pending else 0
         try:
-            await asyncio.wait_for(self._idle.wait(), within)
+            async with asyncio.timeout(within):
+                while self._pending and self._pending[0].seq <= target:
+                    self._progress.clear()
+                    self._wake.set()
+                    await self._progress.wait()
         except TimeoutError:
             return False
-        return not self._pending
+        return True
 
     def set_router(self, route: Router | None) -> None:
         """Who plans outbox rows for each burst (the webhook dispatcher)."""
@@ -193,7 +198,14 @@ class EventLog:
     def append(self, event: Event) -> None:
         """The bus's sink: queue `event` for the next burst. Never blocks, never raises."""
         if len(self._pending) >= self.memory_max:
-            self._drop(self._pending.popleft())
+            if len(self._pending) > self._writing:
+                # The oldest not already in the transaction being written goes.
+                victim = self._pending[self._writing]
+                del self._pending[self._writing]
+                self._drop(victim)
+            else:
+                self._drop(event)
+                return
         self._pending.append(event)
         EVENT_LOG_HELD.set(len(self._pending))
         self._idle.clear()
@@ -221,6 +233,7 @@ class EventLog:
             self._wake.clear()
             while self._pending or self._ops:
                 events = list(self._pending)
+                self._writing = len(events)
                 ops, self._ops = self._ops, []
                 try:
                     rows = self._route(events) if self._route is not None and events else []
@@ -231,17 +244,21 @@ class EventLog:
                 try:
                     results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops])
                 except (sqlite3.Error, OSError) as exc:
+                    self._writing = 0
                     error = EventLogUnavailable(_explain(exc, self.path))
                     for _, future in ops:
                         if not future.done():
                             future.set_exception(error)
                     failures += 1
                     self._set_failing(exc)
+                    self._progress.set()
                     await asyncio.sleep(self._backoff.delay(failures))
                     continue
                 EVENT_LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                self._progress.set()
                 for _ in events:
                     self._pending.popleft()
+                self._writing = 0
                 EVENT_LOG_HELD.set(len(self._pending))
                 EVENTS_PERSISTED.inc(len(events))
                 for (_, future), result in zip(ops, results, strict=True):
@@ -279,6 +296,7 @@ class EventLog:
         return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
 
     def _open_writer(self) -> int:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = schema.connect(self.path)
         self._wconn = conn
         self._inode = os.stat(self.path).st_ino

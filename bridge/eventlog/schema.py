@@ -56,6 +56,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
+        # Owner-only: events hold message texts, QR references and pairing codes. SQLite gives its
+        # -wal and -shm files the mode of the database file, so creating that one 0600 is enough.
+        path.touch(mode=0o600, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 5000")

@@ -134,6 +134,7 @@ def diagnose(
     owner: str | None = None,
     relinking: bool = False,
     mass_delete_min: int = 10,
+    deletion_going_on: bool = False,
 ) -> Finding | None:
     """The damage in `look`, or None when the folder is healthy or simply not set up yet.
 
@@ -143,6 +144,8 @@ def diagnose(
     exists); `owner` is the other session whose account the folder's creds are. `relinking` says the bridge
     itself is linking a new device in this folder, where unlinked creds replacing linked ones (and
     old keys going to the trash) are expected and were saved by the store first.
+    `deletion_going_on` says a mass deletion was just repaired: then any key file vanishing is its
+    continuation (putting back a pre-key Baileys consumed meanwhile is harmless).
 
     Foreign creds (another linked identity) are reported as `creds_foreign`; whether that is one
     half of a swap needs the other folder, which `plan_repair` is given.
@@ -173,7 +176,9 @@ def diagnose(
         )
     if baseline is not None and not relinking:
         gone = baseline.key_files - look.key_files
-        if len(gone) >= mass_delete_min and len(gone) * 2 >= len(baseline.key_files):
+        if (gone and deletion_going_on) or (
+            len(gone) >= mass_delete_min and len(gone) * 2 >= len(baseline.key_files)
+        ):
             return Finding(
                 Damage.KEYS_MASS_DELETED,
                 f"{len(gone)} of {len(baseline.key_files)} key files vanished",

@@ -92,7 +92,7 @@ def _of_identity(
 def newest_creds(snapshots: Snapshots, session_id: str, identity: Identity | None) -> CredsCandidate | None:
     """The newest intact creds of `identity` held by any snapshot of the session."""
     for manifest, text in _of_identity(snapshots, session_id, identity):
-        return CredsCandidate(text, f"snapshot {manifest.id}", manifest.created_at)
+        return CredsCandidate(text, f"snapshot {manifest.id} ({manifest.reason})")
     return None
 
 

@@ -2,8 +2,9 @@
 
 Why a file as well as the `incident` event: events live in memory, and the question "what
 happened to tenant X's creds last Tuesday and what did the monitor do" must survive restarts.
-The journal only ever grows: lines are appended (O_APPEND) and fsynced, one file per month, and
-nothing here rewrites, truncates or removes a file.
+The journal only ever grows: lines are appended (O_APPEND) and fsynced through the store's one
+writer (`durable.open_for_append` / `append_bytes` / `sync_data`; a new month's file gets its
+folder entry fsynced), one file per month, and nothing here rewrites, truncates or removes a file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from bridge.store import durable
 
 INCIDENTS_DIR = "incidents"
 
@@ -73,15 +76,21 @@ class IncidentLog:
         return self.folder / f"incidents-{datetime.fromtimestamp(ts, UTC):%Y-%m}.jsonl"
 
     def append(self, incident: Incident) -> Path:
-        """Durably append one line; returns the file written."""
+        """Durably append one line; returns the file written. Raises `StoreError` (classified:
+        full, read-only, permission, I/O) when it cannot."""
         line = msgspec.json.encode(incident) + b"\n"
         path = self.path_for(incident.detected_at or time.time())
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            durable.make_dirs(self.folder)
             try:
-                os.write(fd, line)
-                os.fsync(fd)
+                fd = durable.open_for_append(path)
+            except OSError as exc:
+                raise durable.explain_os_error(exc, path, "opening the incident journal") from exc
+            try:
+                durable.append_bytes(fd, line)
+                durable.sync_data(fd)
+            except OSError as exc:
+                raise durable.explain_os_error(exc, path, "appending to the incident journal") from exc
             finally:
                 os.close(fd)
         return path

@@ -31,8 +31,8 @@ from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
 from bridge.store import durable
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.identity import Identity, identity_of
-from bridge.store.layout import CREDS_FILE
-from bridge.store.snapshots import REPLACED, Snapshots
+from bridge.store.layout import CREDS_FILE, BridgeDirs
+from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
 
@@ -139,8 +139,12 @@ class RepairExecutor:
             incident.snapshot = plan.snapshot.id
             incident.keys_put_back = await asyncio.to_thread(self._put_back_keys, plan, folder)
         if plan.creds is not None:
-            incident.creds_source = plan.creds.source
-            kept = await asyncio.to_thread(self._put_back_creds, plan.session, folder, plan.creds, expected)
+            restored = plan.action is RepairAction.RESTORE_FOLDER
+            written, kept = await asyncio.to_thread(
+                self._put_back_creds, plan.session, folder, plan.creds, expected, only_if_damaged=not restored
+            )
+            if written or not restored:
+                incident.creds_source = plan.creds.source
             if kept is not None and incident.replaced_path is None:
                 incident.replaced_path = kept
 
@@ -159,33 +163,35 @@ class RepairExecutor:
         return len(files)
 
     def _put_back_creds(
-        self, session: str, folder: Path, creds: CredsCandidate, expected: Identity | None
-    ) -> str | None:
-        """Write `creds` as the folder's creds.json unless the session's own writer already put
-        intact creds of this account back. A damaged creds.json with content is kept under
-        `.bridge/replaced/` first; returns where, if anywhere."""
+        self, session: str, folder: Path, creds: CredsCandidate, expected: Identity | None, *, only_if_damaged: bool
+    ) -> tuple[bool, str | None]:
+        """Write `creds` as the folder's creds.json unless it holds them already, or (with
+        `only_if_damaged`) the session's own writer already put intact creds of this account back;
+        the damaged creds.json, if it has content, is kept under `.bridge/replaced/` first.
+        Returns (written, where the damaged file was kept)."""
         path = folder / CREDS_FILE
+        text = creds.text.encode("utf-8")
         try:
             raw: bytes | None = path.read_bytes()
         except FileNotFoundError:
             raw = None
-        if raw is not None and _is_own(raw, expected):
+        if raw == text:
+            return False, None
+        if only_if_damaged and raw is not None and _is_own(raw, expected):
             log.info("session %s: creds.json was repaired by its own writer meanwhile", session)
-            return None
+            return False, None
         kept: str | None = None
-        if raw:
+        if raw and only_if_damaged:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{session}-{stamp}-{hashlib.sha256(raw).hexdigest()[:12]}-creds.json"
-            evidence = self.snapshots.bridge_dir / REPLACED / name
-            evidence.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            evidence = BridgeDirs(self.snapshots.bridge_dir).replaced / name
+            durable.make_dirs(evidence.parent)
             durable.atomic_write(evidence, raw)
             kept = str(evidence)
-        if not folder.is_dir():
-            folder.mkdir(parents=True, mode=0o700)
-            durable.fsync_dir(folder.parent)
-        durable.atomic_write(path, creds.text.encode("utf-8"))
+        durable.make_dirs(folder)
+        durable.atomic_write(path, text)
         log.warning("session %s: put back creds.json from %s", session, creds.source)
-        return kept
+        return True, kept
 
     async def record(self, incident: Incident) -> None:
         """Journal, publish and alert one incident: its one alert."""
@@ -201,6 +207,7 @@ class RepairExecutor:
 
 
 def _is_own(raw: bytes, expected: Identity | None) -> bool:
+    """Valid creds (of `expected`'s linked account, when known)."""
     try:
         creds = validate_creds_text(raw.decode("utf-8"))
     except (CredsCorruptError, UnicodeDecodeError):

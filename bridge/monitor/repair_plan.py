@@ -43,7 +43,6 @@ class CredsCandidate:
 
     text: str
     source: str
-    saved_at: float
 
 
 @dataclass(frozen=True)
@@ -217,8 +216,8 @@ def _plan_folder_removed(facts: RepairFacts) -> RepairPlan:
         return _plan(facts, RepairAction.NOTHING,
                      error="no intact snapshot or creds of this account; nothing was changed",
                      next_step="restore a backup (`python -m bridge restore`) or link the device again")
-    newer_creds = facts.creds if facts.creds is not None and facts.creds.saved_at > snapshot.created_at else None
-    return _plan(facts, RepairAction.RESTORE_FOLDER, snapshot=snapshot, creds=newer_creds,
+    # The newest intact creds (the creds history first) go over the snapshot's when they differ.
+    return _plan(facts, RepairAction.RESTORE_FOLDER, snapshot=snapshot, creds=facts.creds,
                  stop=(facts.session,) if facts.running else (), restart=facts.running,
                  warning=_fewer_keys(facts, snapshot), next_step="find out what removed the folder")
 

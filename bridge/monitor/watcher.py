@@ -49,6 +49,7 @@ from bridge.monitor.snapshot_policy import (
     snapshot_reason,
 )
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
+from bridge.store import durable
 from bridge.store.adopt import read_adopted
 from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE, validate_session_id
@@ -112,7 +113,9 @@ class AuthWatcher:
         self.identities = IdentityBook(settings.bridge_dir)
         self._identity_problem: dict[str, str] = {}
         self._never_linked: set[str] = set()
+        self._unrecorded: dict[str, Identity] = {}
         self._open: dict[str, _OpenIncident] = {}
+        self._recent: dict[str, tuple[_OpenIncident, float]] = {}
         self._memory: dict[str, SessionMemory] = {}
         self._backoff: dict[str, SnapshotBackoff] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -141,7 +144,10 @@ class AuthWatcher:
     # ----- running ----------------------------------------------------------------------
     async def run(self) -> None:
         """Watch and scan until cancelled (or `stop()`); never raises for a damaged folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(durable.make_dirs, self.root)
+        except BridgeError as exc:
+            log.error("cannot create the auth root: %s", exc)
         # watchfiles reports absolute, resolved paths; map them back against the resolved root.
         self._watch_root = self.root.resolve()
         self._stop.clear()
@@ -325,8 +331,14 @@ class AuthWatcher:
             had_creds=had_creds,
             relinking=relinking,
             mass_delete_min=self.settings.monitor_mass_delete_min,
+            deletion_going_on=self._deletion_going_on(session_id),
         )
         return look, finding
+
+    def _deletion_going_on(self, session_id: str) -> bool:
+        recent = self._recent.get(session_id)
+        return (recent is not None and time.monotonic() < recent[1]
+                and recent[0].incident.kind == Damage.KEYS_MASS_DELETED.value)
 
     async def _expected_identity(self, session_id: str) -> Identity | None:
         """The linked account this session's folder belongs to: recorded in the IdentityBook (by
@@ -343,6 +355,8 @@ class AuthWatcher:
             self._identity_problem.pop(session_id, None)
         if expected is not None and expected.jid is not None:
             return expected
+        if session_id in self._unrecorded:
+            return self._unrecorded[session_id]
         if session_id in self._never_linked:
             return None
         learnt = await asyncio.to_thread(history.linked_identity, self.snapshots, session_id)
@@ -354,10 +368,17 @@ class AuthWatcher:
         return None
 
     async def _record(self, session_id: str, identity: Identity) -> None:
+        """Record the folder's account in the IdentityBook; when storage refuses, keep it in memory
+        (it is still checked) and say so once, then retry quietly on later looks."""
         try:
             await asyncio.to_thread(self.identities.record, session_id, identity)
         except BridgeError as exc:
-            log.warning("session %s: could not record its account %s: %s", session_id, identity.describe(), exc)
+            if self._unrecorded.get(session_id) != identity:
+                log.warning("session %s: could not record its account %s (retrying on later looks): %s",
+                            session_id, identity.describe(), exc)
+            self._unrecorded[session_id] = identity
+        else:
+            self._unrecorded.pop(session_id, None)
 
     async def _owner_of(self, look: FolderLook, expected: Identity | None, session_id: str) -> str | None:
         """Another session whose account the folder's linked creds are, if any (only asked when
@@ -398,24 +419,46 @@ class AuthWatcher:
     async def _handle(
         self, plan: RepairPlan, detected_at: float, expected: Identity | None, folder: Path
     ) -> Incident | None:
-        """Execute a new incident's plan, or quietly retry the open one it repeats."""
+        """Execute a new incident's plan, or quietly repeat it for the incident it continues: an
+        open one (not repaired yet), or one repaired within `monitor_mass_delete_window` whose
+        damage comes back (a script still deleting, a writer that keeps truncating)."""
         current = self._open.get(plan.session)
+        recent = self._recent.get(plan.session)
+        if current is None and recent is not None and time.monotonic() < recent[1]:
+            current = recent[0]
         if current is not None and current.signature == plan.signature:
             if plan.changes_files:
+                was_open = not current.incident.restored
                 await self.executor.apply(plan, current.incident, expected=expected)
                 if current.incident.restored:
-                    await self._close(current, f"repaired on a later attempt ({plan.action.value})")
-                    self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+                    log.warning("session %s: %s again (incident %s); repaired again", plan.session,
+                                plan.damage.value, current.incident.id)
+                    self._remember_repair(current)
+                    await self._rebase(plan, folder)
+                    if was_open:
+                        await self._close(current, f"repaired on a later attempt ({plan.action.value})")
             return None
         incident = await self.executor.execute(plan, detected_at=detected_at, expected=expected)
         self.incidents.append(incident)
+        entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
         if incident.restored:
-            self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+            self._remember_repair(entry)
+            await self._rebase(plan, folder)
         else:
-            entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
             for sid in plan.sessions:
                 self._open[sid] = entry
         return incident
+
+    async def _rebase(self, plan: RepairPlan, folder: Path) -> None:
+        """The baseline after a repair: the folder as it is now, plus the key files just put back
+        (a deletion still going on may already have taken some of them again: they count as lost)."""
+        after = await asyncio.to_thread(inspect_folder, folder)
+        self._baseline[plan.session] = dataclasses.replace(after, key_files=after.key_files | plan.keys)
+
+    def _remember_repair(self, entry: _OpenIncident) -> None:
+        until = time.monotonic() + self.settings.monitor_mass_delete_window
+        for sid in entry.incident.sessions or [entry.incident.session]:
+            self._recent[sid] = (entry, until)
 
     async def _close(self, entry: _OpenIncident, how: str) -> None:
         """An open incident is over: said once, as `info`."""
@@ -441,6 +484,8 @@ class AuthWatcher:
             expected = await self._expected_identity(session_id)
             if expected is None or expected != look.identity:
                 log.info("session %s holds account %s", session_id, look.identity.describe())
+                await self._record(session_id, look.identity)
+            elif session_id in self._unrecorded:
                 await self._record(session_id, look.identity)
         self._remember_healthy(session_id, look)
         await self._maybe_snapshot(session_id, look)
@@ -528,6 +573,11 @@ class AuthWatcher:
                            f"session {session_id}: snapshots work again ({manifest.id})", resolved=True)
         self._announce(manifest)
         return manifest
+
+    def snapshot_failures(self, session_id: str) -> int:
+        """Failed snapshot attempts of the session's current failing episode (0 when they work)."""
+        backoff = self._backoff.get(session_id)
+        return backoff.failures if backoff is not None else 0
 
     def _announce(self, manifest: SnapshotManifest) -> None:
         data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}

@@ -5,10 +5,10 @@ them. Adopting only (1) checks the folder looks like a Baileys auth folder and i
 written in the last 60 s, so no legacy process still owns it), (2) records where it lives, and
 (3) takes an initial snapshot. The folder's bytes are never written.
 
-A folder that is not `AUTH_ROOT/<id>` is recorded in `AUTH_ROOT/.bridge/adopted.json`
-(`{"version": 1, "sessions": {id: {"folder": abs_path, "adopted_at": t, "snapshot": id}}}`), which
-`session_folder` and the sessions registry read. The registry itself (`.bridge/sessions.json`)
-belongs to the sessions part: `registration_for` says, purely, what it must record.
+A folder that is not `AUTH_ROOT/<id>` is recorded in `AUTH_ROOT/.bridge/adopted.json` through
+`bridge.store.folders` (which everything else reads to find session folders). The registry itself
+(`.bridge/sessions.json`) belongs to the sessions part: `registration_for` says, purely, what it
+must record.
 """
 
 from __future__ import annotations
@@ -21,29 +21,27 @@ import msgspec
 
 from bridge.errors import CredsCorruptError, SnapshotError, StoreError
 from bridge.store.creds import is_registered, validate_creds_text
-from bridge.store.durable import explain_os_error
-from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
+from bridge.store.folders import AdoptedFile, AdoptedFolder, read_adopted, session_folder, write_adopted
+from bridge.store.layout import CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
 
 if TYPE_CHECKING:
     from bridge.store.snapshots import Snapshots
 
-ADOPTED_FILE = "adopted.json"
+__all__ = [
+    "AdoptResult",
+    "AdoptedFile",
+    "AdoptedFolder",
+    "FolderState",
+    "Registration",
+    "adopt",
+    "inspect_folder",
+    "read_adopted",
+    "registration_for",
+    "scan",
+    "session_folder",
+]
+
 QUIET_SECONDS = 60.0
-
-
-class AdoptedFolder(msgspec.Struct):
-    """Where an adopted session's folder lives (absolute), when, and its first snapshot."""
-
-    folder: str
-    adopted_at: float
-    snapshot: str = ""
-
-
-class AdoptedFile(msgspec.Struct):
-    """The whole `.bridge/adopted.json`."""
-
-    version: int = 1
-    sessions: dict[str, AdoptedFolder] = msgspec.field(default_factory=dict)
 
 
 class FolderState(msgspec.Struct):
@@ -80,36 +78,6 @@ class AdoptResult(msgspec.Struct):
     external: bool
     snapshot: str
     state: FolderState
-
-
-def _adopted_path(auth_root: Path) -> Path:
-    return auth_root / BRIDGE_DIR_NAME / ADOPTED_FILE
-
-
-def read_adopted(auth_root: Path) -> AdoptedFile:
-    """The adopted-folders file (empty if absent); raises StoreError if it cannot be parsed."""
-    path = _adopted_path(auth_root)
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=AdoptedFile)
-    except FileNotFoundError:
-        return AdoptedFile()
-    except OSError as exc:
-        raise explain_os_error(exc, path, "reading") from exc
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise StoreError(f"cannot read {path} ({exc}); fix it by hand or restore it from a backup") from exc
-
-
-def session_folder(auth_root: Path, session_id: str) -> Path:
-    """A session's auth folder: the adopted external path if recorded, else `AUTH_ROOT/<id>`."""
-    validate_session_id(session_id)
-    entry = read_adopted(auth_root).sessions.get(session_id)
-    return Path(entry.folder) if entry else auth_root / session_id
-
-
-def _write_adopted(auth_root: Path, data: AdoptedFile) -> None:
-    from bridge.store.snapshots import write_file_once
-
-    write_file_once(_adopted_path(auth_root), msgspec.json.format(msgspec.json.encode(data), indent=2), mode=0o600)
 
 
 def inspect_folder(folder: Path) -> FolderState:
@@ -219,15 +187,15 @@ def adopt(
     if external:
         # Record first: the snapshot resolves the folder through this file.
         adopted.sessions[session_id] = AdoptedFolder(folder=str(folder), adopted_at=current)
-        _write_adopted(auth_root, adopted)
+        write_adopted(auth_root, adopted)
     try:
         manifest = snapshots.create(session_id, reason="adopt")
     except BaseException:
         if external and previous is None:
             del adopted.sessions[session_id]
-            _write_adopted(auth_root, adopted)
+            write_adopted(auth_root, adopted)
         raise
     if external:
         adopted.sessions[session_id] = AdoptedFolder(folder=str(folder), adopted_at=current, snapshot=manifest.id)
-        _write_adopted(auth_root, adopted)
+        write_adopted(auth_root, adopted)
     return AdoptResult(session=session_id, folder=str(folder), external=external, snapshot=manifest.id, state=state)

@@ -22,14 +22,12 @@ so the event loop never blocks on fsync.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,14 +38,14 @@ from bridge.metrics import STORE_ERRORS
 from bridge.store import durable
 from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
 from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
-from bridge.store.layout import CREDS_FILE, NAME_MAX, key_file_name, parse_key_file_name, validate_session_id
+from bridge.store.layout import CREDS_FILE, BridgeDirs, key_file_name, parse_key_file_name, validate_session_id
+from bridge.store.snapshots.manifests import ManifestStore, latest_good
+from bridge.store.snapshots.objects import ObjectStore
+from bridge.store.trash import move_to_trash
 
 log = logging.getLogger(__name__)
 
 DowngradeHook = Callable[[str], object]
-TRASH: Final = "trash"
-CREDS_BACKUPS: Final = "creds-backups"
-SNAPSHOTS: Final = "snapshots"
 #: The reason passed to `before_creds_downgrade`.
 DOWNGRADE_REASON: Final = "creds-downgrade"
 _REASON: Final = re.compile(r"[A-Za-z0-9-]{1,40}")
@@ -74,9 +72,10 @@ class AuthStore:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
         self.bridge_dir = Path(bridge_dir)
-        self.trash_dir = self.bridge_dir / TRASH / self.session_id
-        self.creds_backup_dir = self.bridge_dir / CREDS_BACKUPS / self.session_id
-        self.snapshot_dir = self.bridge_dir / SNAPSHOTS / self.session_id
+        dirs = BridgeDirs(self.bridge_dir)
+        self.trash_dir = dirs.session_trash(self.session_id)
+        self.creds_backup_dir = dirs.session_creds_backups(self.session_id)
+        self.snapshot_dir = dirs.session_snapshots(self.session_id)
         self.creds_path = self.folder / CREDS_FILE
         self.history = CredsHistory(self.bridge_dir, self.session_id, creds_history_keep)
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
@@ -260,35 +259,12 @@ class AuthStore:
         with self._lock:
             try:
                 durable.atomic_write_many(self.folder, writes, sync_dir=False)
-                moved = self._move_to_trash(deletes)
+                moved = move_to_trash(self.folder, self.trash_dir, deletes)
                 if writes or moved:
-                    durable.fsync_dir(self.folder)
-            except OSError as exc:
+                    durable.fsync_dirs([self.folder])
+            except StoreError:
                 STORE_ERRORS.labels(op="set_keys").inc()
-                raise durable.explain_os_error(exc, self.folder, "updating keys in") from exc
-
-    def _move_to_trash(self, names: list[str]) -> int:
-        """Move existing key files into the trash folder (durably); absent ones are ignored."""
-        present = [name for name in names if (self.folder / name).is_file()]
-        if not present:
-            return 0
-        durable.make_dirs(self.trash_dir)
-        stamp = time.time_ns()
-        for name in present:
-            target = self.trash_dir / _trash_name(stamp, name)
-            try:
-                os.rename(self.folder / name, target)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                # .bridge on another file system: copy durably first, then remove the original.
-                raw = (self.folder / name).read_bytes()
-                durable.atomic_write(target, raw)
-                os.unlink(self.folder / name)
-        durable.fsync_dir(self.trash_dir)
-        return len(present)
+                raise
 
     def list_keys(self) -> list[tuple[str, str]]:
         """`(type, escaped_id)` of every key file in the folder (see `parse_key_file_name`)."""
@@ -341,26 +317,15 @@ class AuthStore:
             raise durable.explain_os_error(exc, path, "reading") from exc
 
     def latest_snapshot(self) -> tuple[str, bool] | None:
-        """Id of the newest snapshot manifest of this session and whether it is registered."""
+        """Id of the newest good snapshot of this session (linked creds preferred) and whether its
+        creds are linked; None when there is none (or the snapshots cannot be read)."""
+        dirs = BridgeDirs(self.bridge_dir)
         try:
-            names = sorted(
-                (n for n in os.listdir(self.snapshot_dir) if n.endswith(".json") and not n.startswith(".")),
-                reverse=True,
-            )
-        except OSError:
+            manifest = latest_good(ManifestStore(dirs), ObjectStore(dirs), self.session_id, prefer_registered=True)
+        except StoreError as exc:
+            log.warning("session %s: cannot look for a snapshot to name: %s", self.session_id, exc)
             return None
-        fallback: tuple[str, bool] | None = None
-        for name in names:
-            try:
-                manifest = json.loads((self.snapshot_dir / name).read_bytes())
-            except (OSError, ValueError):
-                continue
-            registered = bool(isinstance(manifest, dict) and manifest.get("registered"))
-            if registered:
-                return name[: -len(".json")], True
-            if fallback is None:
-                fallback = (name[: -len(".json")], False)
-        return fallback
+        return None if manifest is None else (manifest.id, manifest.registered)
 
     def _restore_hint(self) -> str:
         latest = self.latest_snapshot()
@@ -426,12 +391,3 @@ def _parse_creds_quietly(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _trash_name(stamp: int, name: str) -> str:
-    """`<time_ns>-<name>`, shortened with a hash when it would exceed NAME_MAX."""
-    candidate = f"{stamp}-{name}"
-    if len(candidate.encode("utf-8")) <= NAME_MAX:
-        return candidate
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return f"{stamp}-{digest}-{name.encode('utf-8')[:180].decode('utf-8', 'ignore')}"

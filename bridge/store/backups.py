@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import tarfile
 import time
@@ -30,22 +29,16 @@ from pathlib import Path
 
 import msgspec
 
-from bridge.errors import SnapshotError
-from bridge.store.durable import explain_os_error, fsync_dir, write_temp
-from bridge.store.lock import RepositoryLock
-from bridge.store.snapshots import (
-    RestoreOutcome,
-    SnapshotManifest,
-    Snapshots,
-    sha256_hex,
-    write_file_once,
-)
+from bridge.errors import ErrorCode, SnapshotError
+from bridge.store import durable
+from bridge.store.layout import SESSION_ID
+from bridge.store.snapshots import RestoreOutcome, SnapshotManifest, Snapshots, sha256_hex
 
 BACKUP_MANIFEST = "BACKUP.json"
 BACKUP_FORMAT = 1
 CHECKSUM_SUFFIX = ".sha256"
 MAX_MEMBER_BYTES = 64 << 20
-_SNAPSHOT_MEMBER = re.compile(r"snapshots/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([A-Za-z0-9_.-]{1,100})\.json")
+_SNAPSHOT_MEMBER = re.compile(rf"snapshots/({SESSION_ID})/([A-Za-z0-9_.-]{{1,100}})\.json")
 _OBJECT_MEMBER = re.compile(r"objects/([0-9a-f]{2})/([0-9a-f]{64})")
 
 
@@ -141,16 +134,11 @@ def create_backup(
     blob = buffer.getvalue()
     digest = sha256_hex(blob)
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    durable.make_dirs(dest_dir)
     archive = dest_dir / f"bridge-backup-{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}-{digest[:8]}.tar.gz"
-    try:
-        tmp = write_temp(dest_dir, blob, 0o444)
-        os.replace(tmp, archive)
-        fsync_dir(dest_dir)
-    except OSError as exc:
-        raise explain_os_error(exc, archive, "writing backup") from exc
+    durable.atomic_write(archive, blob, mode=0o444)
     checksum = archive.with_name(archive.name + CHECKSUM_SUFFIX)
-    write_file_once(checksum, f"{digest}  {archive.name}\n".encode(), mode=0o444)
+    durable.atomic_write(checksum, f"{digest}  {archive.name}\n".encode(), mode=0o444)
     return BackupResult(
         archive=str(archive),
         checksum_file=str(checksum),
@@ -281,18 +269,20 @@ def import_backup(snapshots: Snapshots, archive: Path) -> list[SnapshotManifest]
     """
     report, manifests, contents = _load(archive)
     if not report.ok:
-        raise SnapshotError(f"refusing backup {archive}: " + "; ".join(report.problems[:5]), code="backup_invalid")
+        raise SnapshotError(
+            f"refusing backup {archive}: " + "; ".join(report.problems[:5]), code=ErrorCode.BACKUP_INVALID
+        )
     for manifest in manifests:
         path = snapshots.manifest_path(manifest)
         data = contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"]
         if path.exists() and path.read_bytes() != data:
             raise SnapshotError(f"snapshot {path} exists locally with different content; refusing to import over it")
-    with RepositoryLock(snapshots.bridge_dir, exclusive=False):
+    with snapshots.repo.shared_lock():
         snapshots.put_objects(list(contents.objects.values()))
         for manifest in manifests:
-            path = snapshots.manifest_path(manifest)
-            if not path.exists():
-                write_file_once(path, contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"])
+            if not snapshots.manifest_path(manifest).exists():
+                data = contents.manifests[f"snapshots/{manifest.session}/{manifest.id}.json"]
+                snapshots.manifests.write(manifest, data)
     return manifests
 
 

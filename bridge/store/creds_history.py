@@ -28,10 +28,10 @@ from bridge.errors import CredsCorruptError
 from bridge.store import durable
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.identity import Identity, identity_of
+from bridge.store.layout import BridgeDirs
 
 log = logging.getLogger(__name__)
 
-HISTORY_DIR: Final = "creds-history"
 #: Distinct creds texts kept per session (a few KiB each).
 DEFAULT_KEEP: Final = 20
 _SHA_CHARS: Final = 12
@@ -45,7 +45,7 @@ class CredsHistory:
     """`.bridge/creds-history/<session>/` of one session (see module docstring)."""
 
     def __init__(self, bridge_dir: Path, session_id: str, keep: int = DEFAULT_KEEP) -> None:
-        self.folder = Path(bridge_dir) / HISTORY_DIR / session_id
+        self.folder = BridgeDirs(bridge_dir).session_creds_history(session_id)
         self.session_id = session_id
         self.keep = max(keep, 1)
 

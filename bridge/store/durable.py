@@ -14,12 +14,15 @@ remove the leftovers of a writer that was killed, and never a file of a live one
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
 import secrets
+import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,20 +143,32 @@ def store_errors(path: Path, action: str, *, error_type: type[StoreError] = Stor
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
     """mkdir -p with `mode`, fsyncing each parent that gained an entry; errors are classified."""
-    missing: list[Path] = []
-    probe = path
-    with store_errors(path, "creating the folder"):
-        while not probe.is_dir():
-            missing.append(probe)
-            probe = probe.parent
-        for folder in reversed(missing):
-            try:
-                folder.mkdir(mode=mode)
-            except FileExistsError:
-                if not folder.is_dir():
-                    raise
-                continue
-            fsync_dir(folder.parent)
+    make_dir_set([path], mode)
+
+
+def make_dir_set(paths: Iterable[Path], mode: int = 0o700) -> None:
+    """`make_dirs` for many folders at once: each parent that gained entries is fsynced once.
+
+    A first snapshot creates up to 256 object folders under one parent; this costs one fsync of
+    that parent, not 256. Errors are classified.
+    """
+    parents: set[Path] = set()
+    with store_errors(Path("."), "creating the folder"):
+        for path in sorted(set(paths)):
+            missing: list[Path] = []
+            probe = path
+            while not probe.is_dir():
+                missing.append(probe)
+                probe = probe.parent
+            for folder in reversed(missing):
+                try:
+                    folder.mkdir(mode=mode)
+                except FileExistsError:
+                    if not folder.is_dir():
+                        raise
+                    continue
+                parents.add(folder.parent)
+    fsync_dirs(parents)
 
 
 def fsync_dir(path: Path) -> None:
@@ -316,6 +331,173 @@ def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: boo
                 raise explain_os_error(exc, folder / items[0][0], "syncing the folder of") from exc
 
 
+def write_files(files: Mapping[Path, bytes], *, mode: int = 0o600, sync_dirs: bool = True) -> None:
+    """Write many files, possibly in several folders, each atomically; fsync each folder once.
+
+    For content-addressed objects (`mode=0o444`: their name says what they hold, so one is only
+    ever rewritten when its bytes no longer match) and for copying files into a staging folder.
+    Files are written in parallel for larger batches. On failure the files already renamed in
+    place stay (the caller owns them: `Snapshots` takes back a failed snapshot's objects, a
+    restore removes its staging folder) and the error is classified.
+    """
+    if not files:
+        return
+    with _timed("write_files"):
+        items = list(files.items())
+        errors: list[tuple[OSError, Path]] = []
+
+        def one(item: tuple[Path, bytes]) -> None:
+            path, data = item
+            tmp = write_temp(path.parent, data, mode)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+
+        if len(items) < PARALLEL_MIN_FILES:
+            for item in items:
+                try:
+                    one(item)
+                except OSError as exc:
+                    errors.append((exc, item[0]))
+                    break
+        else:
+            futures = [(path, _get_pool().submit(one, (path, data))) for path, data in items]
+            for path, fut in futures:
+                try:
+                    fut.result()
+                except OSError as exc:
+                    errors.append((exc, path))
+        if errors:
+            error, target = errors[0]
+            raise explain_os_error(error, target, "writing") from error
+        if sync_dirs:
+            fsync_dirs({path.parent for path, _ in items})
+
+
+def fsync_dirs(folders: Iterable[Path]) -> None:
+    """fsync several folders (in parallel when there are many); errors are classified."""
+    todo = sorted(set(folders))
+    try:
+        if len(todo) < PARALLEL_MIN_FILES:
+            for folder in todo:
+                fsync_dir(folder)
+        else:
+            list(_get_pool().map(fsync_dir, todo))
+    except OSError as exc:
+        raise explain_os_error(exc, Path(exc.filename) if exc.filename else todo[0], "syncing the folder") from exc
+
+
+def move_file(source: Path, target: Path) -> bool:
+    """Move one file (no folder fsync: the caller syncs both folders once per batch).
+
+    False when `source` does not exist. Across file systems (EXDEV) the bytes are first written
+    durably at `target`, then `source` is removed, so a crash leaves the file in at least one place.
+    Errors are classified.
+    """
+    try:
+        os.rename(source, target)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise explain_os_error(exc, target, "moving into") from exc
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise explain_os_error(exc, source, "reading") from exc
+    atomic_write(target, data)
+    remove(source, sync_dir=False)
+    return True
+
+
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported here.
+
+    No folder fsync (the caller syncs once). Raises the classified error for a real failure.
+    """
+    libc_name = ctypes.util.find_library("c")
+    func = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise explain_os_error(OSError(err, os.strerror(err), str(b)), b, "swapping in")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a bridge-private work folder (a restore's staging) and everything in it; best effort.
+
+    Never for anything holding credentials someone may need: those are moved, not removed.
+    """
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_empty_dir(path: Path) -> bool:
+    """rmdir `path` if it is empty (True if removed); the parent is not fsynced."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def open_lock_file(path: Path) -> int:
+    """Open (creating, mode 0600) a lock file and return its descriptor.
+
+    On a read-only file system (or one the bridge may not write) an existing lock file is opened
+    read-only: flock works on that, only the holder's pid cannot be recorded. Errors are classified.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES) and path.is_file():
+            try:
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+        raise explain_os_error(exc, path, "opening the lock file") from exc
+
+
+def rewrite_fd(fd: int, data: bytes) -> None:
+    """Replace the whole content of an open file with `data` (lock files: the holder's pid).
+
+    Not atomic and not fsynced: only for diagnostics whose loss or tear is harmless. Raises OSError.
+    """
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one line (a newline is added if missing) to `path` and fsync it; errors classified.
+
+    For small journals (the monitor's incidents): a new file's folder entry is fsynced too, so a
+    line acknowledged is a line that survives a power cut.
+    """
+    data = line if line.endswith(b"\n") else line + b"\n"
+    try:
+        fd = open_for_append(path)
+        try:
+            append_bytes(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise explain_os_error(exc, path, "appending to") from exc
+    STORE_FSYNCS.labels(target="file").inc()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -355,23 +537,6 @@ def sweep_temp_files(folder: Path) -> list[str]:
 # makes a batch durable with ONE fdatasync of an append-only file; the legacy files are then
 # written with `write_unsynced` (atomic rename, no fsync) and made durable together at a
 # checkpoint (`sync_file_system`).
-
-def ensure_dir(path: Path) -> None:
-    """mkdir -p with mode 0700, fsyncing each parent that gained an entry (so it survives a crash)."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.is_dir():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise explain_os_error(exc, folder, "creating the folder") from exc
-        fsync_dir(folder.parent)
-
 
 def open_for_append(path: Path) -> int:
     """Open `path` for appending (created with mode 0600; a new file's folder entry is fsynced).

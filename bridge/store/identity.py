@@ -30,11 +30,10 @@ import msgspec
 from bridge.errors import ErrorCode, StoreError
 from bridge.store import durable
 from bridge.store.creds import account_jid, identity_key_bytes
-from bridge.store.layout import validate_session_id
+from bridge.store.layout import BridgeDirs
 
 log = logging.getLogger(__name__)
 
-IDENTITY_DIR: Final = "identity"
 #: Hex characters of the sha256 kept as the identity key (64 bits: plenty to tell accounts apart).
 KEY_HEX_CHARS: Final = 16
 
@@ -103,10 +102,11 @@ class IdentityBook:
 
     def __init__(self, bridge_dir: Path) -> None:
         self.bridge_dir = Path(bridge_dir)
-        self.folder = self.bridge_dir / IDENTITY_DIR
+        self._dirs = BridgeDirs(self.bridge_dir)
+        self.folder = self._dirs.identity
 
     def _path(self, session: str) -> Path:
-        return self.folder / f"{validate_session_id(session)}.json"
+        return self._dirs.session_identity(session)
 
     def expected(self, session: str) -> Identity | None:
         """The identity recorded for `session`, None if none was recorded yet.

@@ -38,8 +38,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
@@ -72,6 +73,7 @@ __all__ = [
     "ReplayReport",
     "Target",
     "checkpoint_session",
+    "frozen_session",
     "journal_folder",
     "open_session_backend",
     "set_aside",
@@ -405,6 +407,17 @@ class Journal:
                 raise durable.explain_os_error(exc, self.folder, "checkpointing the journal of") from exc
             self.log.drop_through(last)
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Checkpoint, then keep every session's files still (at a batch boundary) until the block ends.
+
+        Commits are still acknowledged meanwhile (journal + overlay); their files are written after.
+        For readers of the raw folder that need one consistent cut: snapshots, backups, export.
+        """
+        self.checkpoint()
+        with self._apply_lock:
+            yield
+
     @property
     def stats(self) -> LogStats:
         """Records, fdatasyncs and bytes of the log since it was opened."""
@@ -553,6 +566,33 @@ def checkpoint_session(bridge_dir: Path, session_id: str, folder: Path, trash_di
     return journal.report
 
 
+@contextmanager
+def frozen_session(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> Iterator[ReplayReport | None]:
+    """`checkpoint_session`, then keep the session's files still while the block reads them.
+
+    With the journal open in this process: `Journal.frozen`. Otherwise the journal is opened
+    (replaying what a crash left) and held for the block, so no bridge can start writing meanwhile.
+    Yields None when the session never had a journal. Raises JournalBusyError when another process
+    (a bridge running this session) holds it.
+    """
+    key = journal_folder(bridge_dir, session_id).resolve()
+    with _open_lock:
+        entry = _open.get(key)
+    if entry is not None:
+        with entry[0].frozen():
+            yield entry[0].report
+        return
+    if not list_segments(key):
+        yield None
+        return
+    journal = Journal(key, _single_session(session_id, Target(folder=folder, trash_dir=trash_dir)))
+    try:
+        with journal.frozen():
+            yield journal.report
+    finally:
+        journal.close()
+
+
 def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
     """Move a session's journal to `.bridge/journal-set-aside/<session>-<UTC>/` (kept, never deleted).
 
@@ -568,7 +608,7 @@ def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
     lock_fd = take_lock(source)
     try:
         parking = bridge_dir / SET_ASIDE_DIR
-        durable.ensure_dir(parking)
+        durable.make_dirs(parking)
         target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
         if not durable.move_unsynced(source, target):
             return None

@@ -88,7 +88,7 @@ def apply_record(record: Record, target: Target) -> list[Path]:
         stamp = time.time_ns()
         present = [name for name in record.trash if (target.folder / name).exists()]
         if present:
-            durable.ensure_dir(target.trash_dir)
+            durable.make_dirs(target.trash_dir)
         for name in present:
             moved_to = target.trash_dir / trash_name(stamp, name)
             if durable.move_unsynced(target.folder / name, moved_to):

@@ -35,7 +35,7 @@ from typing import Final
 
 import msgspec
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.store import durable
 from bridge.store.journal_record import Damage, Frame, frame, scan
 
@@ -48,13 +48,13 @@ LOCK_FILE: Final = "lock"
 class JournalCorruptError(StoreError):
     """A journal record that was acknowledged is damaged on disk: nothing was replayed or changed."""
 
-    code = "journal_corrupt"
+    code = ErrorCode.JOURNAL_CORRUPT
 
 
 class JournalBusyError(StoreError):
     """Another process holds this journal (a running bridge owns the session)."""
 
-    code = "journal_busy"
+    code = ErrorCode.JOURNAL_BUSY
 
 
 class Recovery(msgspec.Struct):
@@ -136,7 +136,7 @@ class JournalLog:
     @classmethod
     def open(cls, folder: Path) -> tuple[JournalLog, Recovery]:
         """Lock, read and repair `folder`; see module docstring. Raises JournalCorruptError/JournalBusyError."""
-        durable.ensure_dir(folder)
+        durable.make_dirs(folder)
         lock_fd = take_lock(folder)
         try:
             segments = list_segments(folder)

@@ -1,4 +1,8 @@
-"""The legacy folder layout: which file holds which value, byte-compatible with Baileys.
+"""Where everything lives: the legacy folder layout, the `.bridge/` map, the session-id rule.
+
+`BridgeDirs` is the one map of `AUTH_ROOT/.bridge/...`: every path the bridge keeps beside the
+legacy folders is named here once. `SESSION_ID_PATTERN` is the one session-id rule (the API, the
+IPC protocol and backups match against it).
 
 Baileys 7.0.0-rc14 `useMultiFileAuthState` stores creds in `creds.json` and each Signal key in
 `<type>-<id>.json`, after `fixFileName` replaced every `/` by `__` and every `:` by `-`. We use the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 from typing import Final
 
 from bridge.errors import HostileNameError
@@ -41,7 +46,11 @@ KEY_TYPES: Final[frozenset[str]] = frozenset(
 # Longest first, so "sender-key-memory-x.json" is read as type sender-key-memory, not sender-key.
 _TYPES_LONGEST_FIRST: Final = tuple(sorted(KEY_TYPES, key=len, reverse=True))
 
-_SESSION_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: The one session-id rule, anchored (for validators); `SESSION_ID` is the same without anchors,
+#: to embed in a larger pattern.
+SESSION_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SESSION_ID: Final = SESSION_ID_PATTERN[1:-1]
+_SESSION_ID_RE: Final = re.compile(SESSION_ID)
 #: Linux NAME_MAX, in bytes of the encoded name.
 NAME_MAX: Final = 255
 #: Longest key id accepted (characters); real ids (JIDs, base64 key ids, numbers) are far shorter.
@@ -137,3 +146,121 @@ def is_bridge_private(name: str) -> bool:
     Legacy Baileys never writes a name starting with a dot, so such names are never session data.
     """
     return name.startswith(".")
+
+
+class BridgeDirs:
+    """The one map of `AUTH_ROOT/.bridge/`: what the bridge keeps beside the legacy folders.
+
+    Only names paths; creates nothing. Per-session paths validate the session id first, so no
+    caller can build a path that leaves its folder.
+    """
+
+    def __init__(self, bridge_dir: Path) -> None:
+        self.root = Path(bridge_dir)
+
+    @classmethod
+    def of_auth_root(cls, auth_root: Path) -> BridgeDirs:
+        """The map of `auth_root/.bridge`."""
+        return cls(Path(auth_root) / BRIDGE_DIR_NAME)
+
+    # ----- files -----------------------------------------------------------------------------
+    @property
+    def registry(self) -> Path:
+        """`sessions.json`: the sessions registry (bridge/sessions/registry.py)."""
+        return self.root / "sessions.json"
+
+    @property
+    def adopted(self) -> Path:
+        """`adopted.json`: folders adopted in place outside the auth root (store/folders.py)."""
+        return self.root / "adopted.json"
+
+    @property
+    def webhooks(self) -> Path:
+        """`webhooks.json`: webhook configs with their secrets (mode 0600)."""
+        return self.root / "webhooks.json"
+
+    # ----- folders ---------------------------------------------------------------------------
+    @property
+    def locks(self) -> Path:
+        """`locks/`: `bridge.lock` (one bridge per root), `<session>.lock`, `repository.lock`."""
+        return self.root / "locks"
+
+    @property
+    def objects(self) -> Path:
+        """`objects/<sha[:2]>/<sha>`: snapshot file contents, content-addressed."""
+        return self.root / "objects"
+
+    @property
+    def snapshots(self) -> Path:
+        """`snapshots/<session>/<id>.json`: snapshot manifests."""
+        return self.root / "snapshots"
+
+    @property
+    def staging(self) -> Path:
+        """`staging/`: folders being built by a restore."""
+        return self.root / "staging"
+
+    @property
+    def replaced(self) -> Path:
+        """`replaced/`: folders a restore swapped out (kept, never deleted)."""
+        return self.root / "replaced"
+
+    @property
+    def trash(self) -> Path:
+        """`trash/<session>/`: key files Baileys deleted."""
+        return self.root / "trash"
+
+    @property
+    def creds_backups(self) -> Path:
+        """`creds-backups/<session>/`: creds kept before a downgrade or a repair."""
+        return self.root / "creds-backups"
+
+    @property
+    def creds_history(self) -> Path:
+        """`creds-history/<session>/`: the last distinct creds texts of each session."""
+        return self.root / "creds-history"
+
+    @property
+    def identity(self) -> Path:
+        """`identity/<session>.json`: the account each session's folder must hold."""
+        return self.root / "identity"
+
+    @property
+    def incidents(self) -> Path:
+        """`incidents/`: the monitor's incident journal."""
+        return self.root / "incidents"
+
+    @property
+    def journal(self) -> Path:
+        """`journal/<session>/`: the auth write-ahead journal."""
+        return self.root / "journal"
+
+    @property
+    def backups(self) -> Path:
+        """`backups/`: default destination of `python -m bridge backup`."""
+        return self.root / "backups"
+
+    # ----- per session -----------------------------------------------------------------------
+    def session_lock(self, session_id: str) -> Path:
+        """`locks/<session>.lock`."""
+        return self.locks / f"{validate_session_id(session_id)}.lock"
+
+    def session_snapshots(self, session_id: str) -> Path:
+        """`snapshots/<session>/`."""
+        return self.snapshots / validate_session_id(session_id)
+
+    def session_trash(self, session_id: str) -> Path:
+        """`trash/<session>/`."""
+        return self.trash / validate_session_id(session_id)
+
+    def session_creds_backups(self, session_id: str) -> Path:
+        """`creds-backups/<session>/`."""
+        return self.creds_backups / validate_session_id(session_id)
+
+    def session_creds_history(self, session_id: str) -> Path:
+        """`creds-history/<session>/`."""
+        return self.creds_history / validate_session_id(session_id)
+
+    def session_identity(self, session_id: str) -> Path:
+        """`identity/<session>.json`."""
+        return self.identity / f"{validate_session_id(session_id)}.json"

@@ -31,10 +31,11 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from bridge.errors import ErrorCode, StoreError
 from bridge.store import durable
-from bridge.store.layout import validate_session_id
+from bridge.store.layout import BridgeDirs
 
 log = logging.getLogger(__name__)
 
@@ -55,38 +56,15 @@ class RootLockedError(StoreError):
     code: str = ErrorCode.ROOT_LOCKED
 
 
-def _locks_dir(bridge_dir: Path) -> Path:
-    folder = bridge_dir / LOCKS_DIR
-    durable.make_dirs(folder)
-    return folder
-
-
-def _open_lock_file(path: Path) -> int:
-    """Open (creating) a lock file; an existing one on a read-only file system opens read-only."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES) and path.is_file():
-            try:
-                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                pass
-        raise durable.explain_os_error(exc, path, "opening the lock file") from exc
-
-
-_SESSION_ADVICE = "stop the other bridge instance or command using it, then retry"
-
-
 class _FlockFile:
     """One lock file and its open descriptor; `mode` is `fcntl.LOCK_EX` or `fcntl.LOCK_SH`."""
 
-    def __init__(
-        self, path: Path, mode: int, what: str, locked_error: type[StoreError] = SessionLockedError
-    ) -> None:
+    def __init__(self, path: Path, mode: int, what: str, locked: type[StoreError], advice: str) -> None:
         self.path = path
         self._mode = mode
         self._what = what
-        self._locked_error = locked_error
+        self._locked = locked
+        self._advice = advice
         self._fd: int | None = None
 
     @property
@@ -94,11 +72,12 @@ class _FlockFile:
         """True while this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self, timeout: float = 0.0, *, advice: str = _SESSION_ADVICE) -> None:
-        """Take the lock, waiting up to `timeout` seconds (0: try once); raises `locked_error` if held."""
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock, waiting up to `timeout` seconds (0: try once); raises `locked` if held."""
         if self._fd is not None:
             return
-        fd = _open_lock_file(self.path)
+        durable.make_dirs(self.path.parent)
+        fd = durable.open_lock_file(self.path)
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = 0.01
         while True:
@@ -113,20 +92,15 @@ class _FlockFile:
                     holder = read_holder(self.path)
                     os.close(fd)
                     who = f" by pid {holder}" if holder else ""
-                    raise self._locked_error(f"{self._what} is locked{who} ({self.path}); {advice}") from None
+                    raise self._locked(f"{self._what} is locked{who} ({self.path}); {self._advice}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
         self._fd = fd
         if self._mode == fcntl.LOCK_EX:
-            self._write_holder(fd)
-
-    def _write_holder(self, fd: int) -> None:
-        """Diagnostics only: the flock itself is the truth, the pid helps the operator."""
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError as exc:
-            log.warning("holding %s, but could not record our pid in it: %s", self.path, exc.strerror)
+            try:
+                durable.rewrite_fd(fd, f"{os.getpid()}\n".encode())
+            except OSError as exc:
+                log.warning("holding %s, but could not record our pid in it: %s", self.path, exc.strerror)
 
     def release(self) -> None:
         """Drop the lock (closing the descriptor releases the flock)."""
@@ -145,63 +119,15 @@ def read_holder(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-class RootLock:
-    """One running bridge per auth root: an exclusive flock on `.bridge/locks/bridge.lock`.
+class ExclusiveLock:
+    """An exclusive flock on one lock file, with the holder's pid recorded in it.
 
-    Held for the whole life of a bridge (`serve`) or standalone monitor; the kernel drops it when
-    the process exits, even by SIGKILL. A second bridge on the same root gets `RootLockedError`
-    naming the holder's pid instead of overwriting the registry and repairing folders twice.
-    Within one process, a second `RootLock` on the same root is refused too (flock is per open).
+    `with lock: ...`, or `acquire(timeout)` / `release()`. `SessionLock` and `RootLock` are the
+    two used; they only choose the file, the wording and the error.
     """
 
-    def __init__(self, bridge_dir: Path) -> None:
-        self.bridge_dir = Path(bridge_dir)
-        self.path = self.bridge_dir / LOCKS_DIR / ROOT_LOCK
-        self._lock = _FlockFile(self.path, fcntl.LOCK_EX, f"the auth root {self.bridge_dir.parent}", RootLockedError)
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._lock.held
-
-    def acquire(self, timeout: float = 0.0) -> None:
-        """Take the lock, or raise `RootLockedError` naming the running bridge's pid."""
-        _locks_dir(self.bridge_dir)
-        self._lock.acquire(
-            timeout,
-            advice=(
-                "another bridge or standalone monitor already runs on this auth root: stop it first "
-                "(or give this one its own BRIDGE_AUTH_ROOT); two on one root would overwrite each "
-                "other's registry and repair the same folders twice"
-            ),
-        )
-
-    def release(self) -> None:
-        """Release the lock; safe to call twice."""
-        self._lock.release()
-
-    def holder(self) -> int | None:
-        """Pid recorded by the current or last holder (diagnostic)."""
-        return read_holder(self.path)
-
-    def __enter__(self) -> RootLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
-
-
-class SessionLock:
-    """Exclusive advisory lock for one session: `with SessionLock(bridge_dir, "acme"): ...`."""
-
-    def __init__(self, bridge_dir: Path, session_id: str) -> None:
-        validate_session_id(session_id)
-        self.session_id = session_id
-        path = _locks_dir(bridge_dir) / f"{session_id}.lock"
-        self._lock = _FlockFile(path, fcntl.LOCK_EX, f"session {session_id!r}")
+    def __init__(self, path: Path, what: str, locked: type[StoreError], advice: str) -> None:
+        self._lock = _FlockFile(path, fcntl.LOCK_EX, what, locked, advice)
 
     @property
     def path(self) -> Path:
@@ -214,7 +140,7 @@ class SessionLock:
         return self._lock.held
 
     def acquire(self, timeout: float = 0.0) -> None:
-        """Take the lock or raise SessionLockedError naming the holder's pid."""
+        """Take the lock (waiting up to `timeout` s) or raise the lock's error naming the holder."""
         self._lock.acquire(timeout)
 
     def release(self) -> None:
@@ -225,7 +151,7 @@ class SessionLock:
         """Pid recorded by the current or last holder (diagnostic)."""
         return read_holder(self.path)
 
-    def __enter__(self) -> SessionLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -235,13 +161,45 @@ class SessionLock:
         self.release()
 
 
+class SessionLock(ExclusiveLock):
+    """One holder per session: `with SessionLock(bridge_dir, "acme"): ...` (`SessionLockedError`)."""
+
+    def __init__(self, bridge_dir: Path, session_id: str) -> None:
+        path = BridgeDirs(bridge_dir).session_lock(session_id)
+        self.session_id = session_id
+        advice = "stop the other bridge instance or command using it, then retry"
+        super().__init__(path, f"session {session_id!r}", SessionLockedError, advice)
+
+
+class RootLock(ExclusiveLock):
+    """One running bridge per auth root: an exclusive flock on `.bridge/locks/bridge.lock`.
+
+    Held for the whole life of a bridge (`serve`) or standalone monitor; the kernel drops it when
+    the process exits, even by SIGKILL. A second bridge on the same root gets `RootLockedError`
+    naming the holder's pid instead of overwriting the registry and repairing folders twice.
+    Within one process, a second `RootLock` on the same root is refused too (flock is per open).
+    """
+
+    def __init__(self, bridge_dir: Path) -> None:
+        self.bridge_dir = Path(bridge_dir)
+        advice = (
+            "another bridge or standalone monitor already runs on this auth root: stop it first "
+            "(or give this one its own BRIDGE_AUTH_ROOT); two on one root would overwrite each "
+            "other's registry and repair the same folders twice"
+        )
+        path = BridgeDirs(self.bridge_dir).locks / ROOT_LOCK
+        super().__init__(path, f"the auth root {self.bridge_dir.parent}", RootLockedError, advice)
+
+
 class RepositoryLock:
     """Shared (snapshot writers) or exclusive (prune) lock on the object store."""
 
     def __init__(self, bridge_dir: Path, *, exclusive: bool, timeout: float = 60.0) -> None:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         self._timeout = timeout
-        self._lock = _FlockFile(_locks_dir(bridge_dir) / REPOSITORY_LOCK, mode, "the snapshot repository")
+        path = BridgeDirs(bridge_dir).locks / REPOSITORY_LOCK
+        advice = "a prune or snapshot is running; retry when it has finished"
+        self._lock = _FlockFile(path, mode, "the snapshot repository", SessionLockedError, advice)
 
     def __enter__(self) -> RepositoryLock:
         self._lock.acquire(self._timeout)

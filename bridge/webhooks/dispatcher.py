@@ -208,6 +208,6 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, TimeoutError) as exc:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             hint = None
-        log.warning("webhook %s (%s) event %d attempt %d failed: %s", hook.id, hook.url, job.payload.seq,
-                    job.attempts, problem)
+        log.warning("webhook %s (%s) event %d attempt %d failed: %s", hook.id, hook.url[:200], job.payload.seq,
+                    job.attempts, problem[:300])
         raise DeliveryFailed(problem, retry_after=hint)

@@ -51,6 +51,18 @@ def damage(*shell: str) -> None:
     subprocess.run(["sh", "-c", " ".join(shell)], check=True)
 
 
+@asynccontextmanager
+async def damage_going_on(*shell: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run a damaging shell command in another process while the test (and the monitor) go on;
+    waits for it on the way out (the loop keeps running meanwhile, unlike `damage`)."""
+    proc = await asyncio.create_subprocess_exec("sh", "-c", " ".join(shell))
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            await asyncio.wait_for(proc.wait(), 120)
+
+
 def digest(folder: Path) -> dict[str, str]:
     """sha256 of every non-dot file of a folder, by name."""
     return {

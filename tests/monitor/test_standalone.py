@@ -23,6 +23,7 @@ from bridge.events import EventBus
 from bridge.monitor.alerts import AlertSink, LogSink, TelegramSink
 from bridge.monitor.folder_check import inspect_folder
 from bridge.monitor.runner import run_monitor
+from bridge.store.lock import RootLock
 from bridge.store.snapshots import Snapshots
 from tests.monitor.helpers import (
     LegacyTenant,
@@ -153,6 +154,21 @@ def test_cli_once_restores_and_reports_under_the_audit_hook(auth_root: Path, tmp
     [incident] = json.loads(second.stdout)["incidents"]
     assert incident["kind"] == "creds_deleted" and incident["restored"] is True
     assert digest(folder) == expected
+
+
+def test_a_second_monitor_on_the_same_root_refuses_with_one_line(auth_root: Path) -> None:
+    """Two monitors on one root would repair the same folder twice: the second one stops at once."""
+    make_legacy_folder(auth_root / "t", 3)
+    with RootLock(auth_root / ".bridge"):  # the running bridge or monitor
+        proc = subprocess.run(
+            [sys.executable, "-m", "bridge", "monitor", "--root", str(auth_root), "--once"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode == 3, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "already runs on this auth root" in line and "Traceback" not in line
+    assert proc.stdout == ""
+    assert Snapshots(auth_root).list("t") == []  # it did nothing at all
 
 
 def test_cli_refuses_a_root_that_does_not_exist(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from bridge.store.snapshots import Snapshots
 from tests.monitor.helpers import (
     copy_folder,
     damage,
+    damage_going_on,
     digest,
     make_legacy_folder,
     running_watcher,
@@ -285,23 +286,26 @@ async def test_a_replaced_auth_root_is_reported_and_watched_again(
     assert event.data["kind"] == "creds_deleted" and event.data["restored"]
 
 
-async def test_key_files_removed_one_by_one_still_add_up_to_a_mass_deletion(
+async def test_key_files_removed_one_by_one_are_one_incident_however_long_the_script_runs(
     templates: dict[str, Path], auth_root: Path
 ) -> None:
+    """Each removal alone is what Baileys does when it consumes a pre-key; together they are a mass
+    deletion, and a script that keeps deleting after the first repair is still that one incident."""
     folder = auth_root / "t4slow"
     copy_folder(templates["registered"], folder)
     original = digest(folder)
-    pre_keys = sorted(folder.glob("pre-key-*.json"))
-    assert len(pre_keys) >= 12
-    async with running_watcher(auth_root) as env:
+    async with running_watcher(auth_root, monitor_mass_delete_min=4, monitor_scan_interval=0.5) as env:
         first = await wait_event(env.bus, first_snapshot("t4slow"))
-        for path in pre_keys:
-            damage(f"rm {path}")
-            # Each removal alone is what Baileys does when it consumes a pre-key; the watcher looks
-            # at the folder between removals and must not accept the shrinking set as normal.
-            if await env.watcher.check("t4slow") is not None:
-                break  # detected and restored: the "script" is done deleting
-        event = await wait_event(env.bus, is_incident("t4slow"), after=first.seq)
+        async with damage_going_on(f"cd {folder} && for f in $(ls pre-key-*.json); do rm $f; sleep 0.15; done") as rm:
+            event = await wait_event(env.bus, is_incident("t4slow"), after=first.seq)
+            assert rm.returncode is None, "detected only after the script was done"
+        deadline = asyncio.get_running_loop().time() + 30
+        while digest(folder) != original:
+            assert asyncio.get_running_loop().time() < deadline, sorted(set(original) - set(digest(folder)))
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        after = env.bus.since(first.seq)
     assert event.data["kind"] == "keys_mass_deleted" and event.data["restored"]
     assert event.data["action"] == "put_back_keys"
-    assert digest(folder) == original
+    assert [e for e in after if e.kind == "incident"] == [event]
+    assert [e.data["alert"] for e in after if e.kind == "alert"] == ["keys_mass_deleted"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,29 @@ def make_store(auth_root: Path) -> Iterator[Callable[..., AuthStore]]:
         return AuthStore(auth_root / session_id, session_id=session_id, bridge_dir=auth_root / ".bridge", **kwargs)
 
     yield factory
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(size: str) -> Iterator[Path]:
+    """A tmpfs of `size`, unmounted afterwards (skips the test where mounting is not permitted)."""
+    mount_point = Path(tempfile.mkdtemp(prefix="bridge-tmpfs-"))
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        mount_point.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+        mount_point.rmdir()
+
+
+@pytest.fixture()
+def root(auth_root: Path) -> Path:
+    """The auth root under the name the snapshot and adopt tests use."""
+    return auth_root

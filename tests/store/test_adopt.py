@@ -35,13 +35,6 @@ def _fingerprint(folder: Path) -> dict[str, tuple[bytes, int, float, int]]:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "auth"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def legacy(tmp_path: Path) -> Path:
     folder = tmp_path / "old-node-app" / "auth_info_baileys"
     make_legacy(folder)

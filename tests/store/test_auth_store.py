@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.durable import TEMP_PREFIX
+from bridge.store.snapshots import Snapshots
 
 StoreFactory = Callable[..., AuthStore]
 
@@ -60,21 +61,22 @@ def test_no_key_operation_can_touch_creds(make_store: StoreFactory, registered_c
 
 
 def test_corrupt_creds_raise_naming_the_file_and_the_latest_snapshot(
-    make_store: StoreFactory, registered_creds: str, auth_root: Path
+    make_store: StoreFactory, registered_creds: str, fresh_creds: str, auth_root: Path
 ) -> None:
     store = make_store("t1")
     store.save_creds(registered_creds)
-    snaps = auth_root / ".bridge" / "snapshots" / "t1"
-    snaps.mkdir(parents=True)
-    (snaps / "20261125T100000000000Z-aaaaaa.json").write_text(json.dumps({"registered": True}))
-    (snaps / "20261125T110000000000Z-bbbbbb.json").write_text(json.dumps({"registered": False}))
-    store.creds_path.write_text(registered_creds[: len(registered_creds) // 2])  # a torn legacy write
+    snaps = Snapshots(auth_root)
+    linked = snaps.create("t1")
+    store.save_creds(fresh_creds)
+    unlinked = snaps.create("t1")
+    assert linked.registered and not unlinked.registered
+    store.creds_path.write_text(fresh_creds[: len(fresh_creds) // 2])  # a torn legacy write
 
     with pytest.raises(CredsCorruptError) as err:
         store.load_creds()
     message = str(err.value)
     assert str(store.creds_path) in message
-    assert "20261125T100000000000Z-aaaaaa" in message, "must point at the newest registered snapshot"
+    assert linked.id in message, "must point at the newest registered snapshot"
     assert "restore" in message
 
 

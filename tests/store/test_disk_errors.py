@@ -7,7 +7,6 @@ here (no device-mapper), so EIO is injected into `os.fsync`, the call that repor
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -25,6 +24,7 @@ from bridge.store.auth_store import AuthStore
 from bridge.store.durable import TEMP_PREFIX, explain_os_error, is_storage_fault
 from bridge.store.lock import RepositoryLock, RootLock, SessionLock
 from bridge.store.snapshots import Snapshots
+from tests.store.conftest import mounted_tmpfs
 from tests.store.test_snapshots import make_legacy
 
 NOBODY = 65534
@@ -32,26 +32,6 @@ NOBODY = 65534
 
 def _no_temp_files(folder: Path) -> bool:
     return not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(size: str) -> Iterator[Path]:
-    """A tmpfs of `size`, unmounted afterwards (skips the test where mounting is not permitted)."""
-    mount_point = Path(tempfile.mkdtemp(prefix="bridge-tmpfs-"))
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
-        mount_point.rmdir()
 
 
 @pytest.fixture()

@@ -26,6 +26,7 @@ from bridge.store.journal import (
     Materialise,
     Target,
     checkpoint_session,
+    frozen_session,
     journal_folder,
     open_session_backend,
     set_aside,
@@ -289,3 +290,30 @@ def test_backends_of_one_session_in_one_process_share_the_journal(root: Root) ->
     assert second.read(list(_batch(1))) == _batch(1)
     second.close()
     assert root.files() == _batch(1)
+
+
+def test_a_frozen_folder_stays_still_while_batches_are_still_acknowledged(root: Root) -> None:
+    backend = open_session_backend(root.bridge, "s1", root.folder, root.trash)
+    backend.commit(_batch(1), [])
+    with frozen_session(root.bridge, "s1", root.folder, root.trash):
+        assert root.files() == _batch(1)
+        writer = threading.Thread(target=backend.commit, args=(_batch(2), []))
+        writer.start()
+        for _ in range(3000):  # the commit is acknowledged once its fdatasync returns
+            if backend.read(list(_batch(2))) == _batch(2):
+                break
+            threading.Event().wait(0.01)
+        assert backend.read(list(_batch(2))) == _batch(2), "acknowledged and readable while frozen"
+        assert root.files() == _batch(1), "the folder does not move under a snapshot"
+    writer.join()
+    assert root.files() == _batch(2)
+    backend.close()
+
+
+def test_a_crashed_journal_is_replayed_before_a_frozen_read(root: Root) -> None:
+    journal = root.open(materialise=Materialise.DEFERRED)
+    journal.commit("s1", _batch(1), [])
+    journal.log.close()
+    with frozen_session(root.bridge, "s1", root.folder, root.trash) as report:
+        assert report is not None and report.replayed == 1
+        assert root.files() == _batch(1)

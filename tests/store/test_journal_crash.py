@@ -151,13 +151,15 @@ class WriterServer:
         except queue.Empty:
             pytest.fail("journal crash writer stopped answering")
 
-    def go(self, first_a: int, first_b: int) -> int:
+    def go(self, first_a: int, first_b: int) -> tuple[int, list[str]]:
+        """Start a writer; returns its pid and the acknowledgements it printed before the server said `pid`."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"go {first_a} {first_b}\n")
         self.proc.stdin.flush()
-        line = self.next_line()
-        assert line.startswith("pid "), line
-        return int(line.split()[1])
+        early = []
+        while not (line := self.next_line()).startswith("pid "):
+            early.append(line)
+        return int(line.split()[1]), early
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -216,11 +218,11 @@ def run_kills(base: Path, kills: int, seed: int) -> dict[str, int]:
     server = WriterServer(base)
     try:
         for _ in range(kills):
-            pid = server.go(current["a"] + 1, current["b"] + 1)
+            pid, early = server.go(current["a"] + 1, current["b"] + 1)
             threading.Event().wait(0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.06))
             os.kill(pid, signal.SIGKILL)
             while True:
-                line = server.next_line()
+                line = early.pop(0) if early else server.next_line()
                 kind, value = line.split()[:2]
                 if kind == "dead":
                     assert int(value) == pid and os.WIFSIGNALED(int(line.split()[2])), f"writer exited: {line}"

@@ -82,6 +82,7 @@ def test_a_full_disk_refuses_the_batch_and_loses_nothing_acknowledged(make_tmpfs
     with pytest.raises(StoreError) as err:
         journal.commit("s1", _batch(2), [])
     message = str(err.value)
+    assert err.value.code == "storage_full"
     assert "full" in message and "free space" in message and str(journal_folder(bridge, "s1")) in message
     assert journal.read("s1", folder, list(_batch(1))) == _batch(1), "the acknowledged batch is still what readers see"
 
@@ -105,8 +106,9 @@ def test_a_full_folder_keeps_the_batch_in_the_journal_until_the_checkpoint_can_w
 
     journal.commit("s1", _batch(1), [])  # acknowledged: the journal had room
     assert journal.read("s1", folder, list(_batch(1))) == _batch(1)
-    with pytest.raises(StoreError, match="full"):
+    with pytest.raises(StoreError, match="full") as err:
         journal.checkpoint()
+    assert err.value.code == "storage_full"
     assert journal.read("s1", folder, list(_batch(1))) == _batch(1), "a failed checkpoint hides nothing"
 
     filler.unlink()

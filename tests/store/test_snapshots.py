@@ -70,13 +70,6 @@ class Clock:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "auth"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def acme(root: Path) -> Iterator[Path]:
     folder = root / "acme"
     make_legacy(folder)

@@ -72,7 +72,7 @@ import sys
 from pathlib import Path
 import msgspec
 from bridge.store.lock import RepositoryLock
-from bridge.store.snapshots import FileEntry, SnapshotManifest, Snapshots, write_file_once
+from bridge.store.snapshots import FileEntry, SnapshotManifest, Snapshots
 root = Path(sys.argv[1])
 snaps = Snapshots(root)
 with RepositoryLock(snaps.bridge_dir, exclusive=False):
@@ -83,7 +83,7 @@ with RepositoryLock(snaps.bridge_dir, exclusive=False):
         id="29990101T000000000000Z-aaaaaa", session="busy", created_at=32503680000.0, reason="slow-writer",
         registered=False, files=[FileEntry(name="pre-key-5000.json", size=42, sha256=sha)],
     )
-    write_file_once(snaps.manifest_path(manifest), msgspec.json.encode(manifest))
+    snaps.manifests.write(manifest)
 print("done", flush=True)
 """
 

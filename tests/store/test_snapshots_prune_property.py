@@ -9,11 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.store.snapshots import KeepPolicy, SnapshotManifest, Snapshots, write_file_once
+from bridge.store.snapshots import KeepPolicy, SnapshotManifest, Snapshots
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -34,7 +33,7 @@ def _write_history(snaps: Snapshots, history: list[tuple[int, bool]]) -> list[Sn
         manifest = SnapshotManifest(
             id=f"{i:04d}", session="s", created_at=T0 + offset, reason="test", registered=registered, files=[]
         )
-        write_file_once(snaps.manifest_path(manifest), msgspec.json.encode(manifest))
+        snaps.manifests.write(manifest)
         made.append(manifest)
     return sorted(made, key=lambda m: m.created_at, reverse=True)
 
