@@ -155,7 +155,7 @@ async def test_a_full_disk_holds_events_in_memory_alerts_and_writes_them_when_sp
             if not log.healthy:
                 break
             await asyncio.sleep(0.02)
-        assert not log.healthy, "the disk filled up"
+        assert not log.healthy, "the disk filled up"  # /healthz says event_log: failing
         alerts = [e for e in bus.since(0) if e.kind == "alert" and e.data["alert"] == "event_log_failing"]
         assert len(alerts) == 1 and "full" in alerts[0].data["message"]
         assert log.held > 0

@@ -31,7 +31,8 @@ async def state_counts(app: web.Application) -> dict[str, int]:
 @operation(routes, "GET", "/healthz", summary="Liveness and per-state session counts", tag="health",
            responses={200: Health}, errors=(), public=True)
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return json_response(Health(status="ok", sessions=await state_counts(request.app)))
+    log_state = "ok" if request.app[state.EVENT_LOG].healthy else "failing"
+    return json_response(Health(status="ok", sessions=await state_counts(request.app), event_log=log_state))
 
 
 @operation(routes, "GET", "/readyz", summary="Ready to serve (sessions started, not shutting down)", tag="health",

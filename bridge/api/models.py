@@ -66,15 +66,6 @@ class PairingCodeView(BaseModel):
     code: str = Field(description="Code to type on the phone: Linked devices > Link with phone number")
 
 
-class SendMessage(Strict):
-    to: str = Field(min_length=1, max_length=128, description="Phone number or jid")
-    text: str = Field(min_length=1, max_length=65536)
-
-
-class MessageSent(BaseModel):
-    id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
-
-
 class CreateSnapshot(Strict):
     reason: str = Field("api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
@@ -205,6 +196,9 @@ class Redelivered(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     sessions: dict[str, int] = Field(description="Number of sessions per state, plus total")
+    event_log: Literal["ok", "failing"] = Field(
+        "ok", description="failing: events wait in memory because the event log cannot write (see the alert)"
+    )
 
 
 class Ready(BaseModel):

@@ -148,9 +148,7 @@ class EventLog:
                 await self._pruner
         if self._task is not None:
             if self._failure is None:
-                self._wake.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), flush_within)
+                await self.flush(flush_within)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
