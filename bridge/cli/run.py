@@ -42,6 +42,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused."""
     from bridge.app import serve
+    from bridge.doctor.disk import register_disk_metrics
 
     try:
         settings = settings_from_args(args)
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)
+    register_disk_metrics(settings)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:
