@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bridge.delivery import Backoff
-from bridge.errors import BridgeError, ErrorCode
+from bridge.errors import BridgeError, ErrorCode, StoreError
 from bridge.eventlog import retention, schema
 from bridge.events import Event, EventBus, Severity, canonical_kind, data_json
 from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
+from bridge.store.durable import make_dirs
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -131,7 +132,7 @@ class EventLog:
         last = 0
         try:
             last = await self._in_writer(self._open_writer)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreError) as exc:
             self._set_failing(exc)
         self.bus.attach(self, last)
         loop = asyncio.get_running_loop()
@@ -241,7 +242,7 @@ class EventLog:
                 started = time.perf_counter()
                 try:
                     results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops])
-                except (sqlite3.Error, OSError) as exc:
+                except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
                     error = EventLogUnavailable(_explain(exc, self.path))
                     for _, future in ops:
@@ -294,7 +295,7 @@ class EventLog:
         return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
 
     def _open_writer(self) -> int:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         conn = schema.connect(self.path)
         self._wconn = conn
         self._inode = os.stat(self.path).st_ino
