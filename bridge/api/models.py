@@ -73,10 +73,9 @@ class SendMessage(Strict):
 
 class MessageSent(BaseModel):
     id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
-    persisted: bool = Field(
-        True, description="False: the server has the message (do not send it again) but the session's keys "
-        "could not be stored; the session pauses until storage works again",
-    )
+    persisted: bool = Field(True, description="false: the message went out but a storage fault kept its "
+                                              "encryption state from being stored; do not send it again")
+    server_ack: bool = Field(True, description="the WhatsApp server confirmed receipt")
 
 
 class CreateSnapshot(Strict):
