@@ -66,18 +66,6 @@ class PairingCodeView(BaseModel):
     code: str = Field(description="Code to type on the phone: Linked devices > Link with phone number")
 
 
-class SendMessage(Strict):
-    to: str = Field(min_length=1, max_length=128, description="Phone number or jid")
-    text: str = Field(min_length=1, max_length=65536)
-
-
-class MessageSent(BaseModel):
-    id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
-    persisted: bool = Field(True, description="false: the message went out but a storage fault kept its "
-                                              "encryption state from being stored; do not send it again")
-    server_ack: bool = Field(True, description="the WhatsApp server confirmed receipt")
-
-
 class CreateSnapshot(Strict):
     reason: str = Field("api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 

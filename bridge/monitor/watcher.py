@@ -39,7 +39,7 @@ from bridge.monitor import history
 from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
-from bridge.monitor.repair_plan import RepairFacts, RepairPlan, plan_repair
+from bridge.monitor.repair_plan import CredsCandidate, RepairFacts, RepairPlan, plan_repair
 from bridge.monitor.snapshot_policy import (
     NewestSnapshot,
     SessionMemory,
@@ -407,7 +407,7 @@ class AuthWatcher:
         creds = snapshot = None
         damage = finding.damage
         if damage in CREDS_DAMAGE or damage is Damage.FOLDER_REMOVED:
-            creds = await asyncio.to_thread(history.newest_creds, self.snapshots, session_id, expected)
+            creds = await asyncio.to_thread(self._newest_creds, session_id, expected)
         if damage in (Damage.FOLDER_REMOVED, Damage.KEYS_MASS_DELETED):
             snapshot = await asyncio.to_thread(history.newest_intact_snapshot, self.snapshots, session_id, expected)
         return RepairFacts(
@@ -415,6 +415,14 @@ class AuthWatcher:
             expected=expected, owner=owner, owner_holds_ours=owner_holds_ours, owner_managed=owner_managed,
             creds=creds, snapshot=snapshot, running=state in ACTIVE, managed=state is not None,
         )
+
+    def _newest_creds(self, session_id: str, expected: Identity | None) -> CredsCandidate | None:
+        """The newest intact creds of the folder's account: the store's creds history first (the
+        creds last saved), then snapshots. A folder never linked takes its newest snapshot's."""
+        if expected is None:
+            return history.newest_creds(self.snapshots, session_id, None)
+        found = self.snapshots.newest_intact_creds(session_id, expected)
+        return CredsCandidate(found[0], found[1]) if found is not None else None
 
     async def _handle(
         self, plan: RepairPlan, detected_at: float, expected: Identity | None, folder: Path

@@ -26,6 +26,10 @@ session lock already guarantees one writer process per session, so the journal n
 cross-session coordination; checkpoints, recovery and corruption stay local to one session; and
 the CLI can checkpoint a stopped session while the bridge keeps running others.
 
+Who must checkpoint first (the folder alone is then exact): session stop (`close`), snapshot,
+restore, adopt, export/rollback to legacy. Readers that need one consistent cut of a live folder
+use `frozen_session` (checkpoint, then no file changes until the block ends).
+
 The store's rules stay in `AuthStore`, above this seam: the backend has no way to delete a file
 (a `trash` name is moved, never unlinked), refuses to trash creds.json, and knows nothing of
 downgrades or snapshots.
@@ -513,18 +517,25 @@ def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
     return resolve
 
 
-def open_session_backend(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> JournalBackend:
+def open_session_backend(
+    bridge_dir: Path,
+    session_id: str,
+    folder: Path,
+    trash_dir: Path,
+    *,
+    materialise: Materialise = Materialise.INLINE,
+) -> JournalBackend:
     """The journal-backed `AuthBackend` of one session; shared by every caller in this process.
 
-    Opening replays and checkpoints what a crash left. Raises JournalBusyError when another
-    process holds the session's journal.
+    Opening replays and checkpoints what a crash left. `materialise` applies when this call opens
+    the journal (see `Materialise`). Raises JournalBusyError when another process holds it.
     """
     key = journal_folder(bridge_dir, session_id).resolve()
     target = Target(folder=folder, trash_dir=trash_dir)
     with _open_lock:
         entry = _open.get(key)
         if entry is None:
-            journal = Journal(key, _single_session(session_id, target))
+            journal = Journal(key, _single_session(session_id, target), materialise=materialise)
             _open[key] = (journal, 1)
         else:
             journal = entry[0]

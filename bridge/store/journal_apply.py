@@ -7,6 +7,7 @@ together). Each trashed name is moved to `.bridge/trash/<session>/<time_ns>-<nam
 Applying a record is idempotent, which is what makes replay safe: writing the same bytes again
 changes nothing a reader can see, and trashing a name that is already gone does nothing. Records are
 always applied in seq order, so replaying a run of records ends in the state the last one left.
+(Replaying "write X" then "trash X" can put one more copy of X into the trash; never fewer.)
 """
 
 from __future__ import annotations

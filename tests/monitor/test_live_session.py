@@ -95,7 +95,7 @@ async def exchange(bridge: Bridge, simulator: SimulatorClient, sid: str, phone: 
         bridge.bus, lambda e: e.kind == "message" and e.data["text"] == f"to bridge {tag}", within=TIMEOUT, after=mark
     )
     sent = await bridge.manager.send_text(sid, contact, f"from bridge {tag}")
-    await simulator.wait_inbox(contact, lambda m: m.id == sent, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == sent.id, TIMEOUT)
 
 
 async def settled_snapshot(bridge: Bridge, session_id: str, within: float = TIMEOUT) -> dict[str, str]:
