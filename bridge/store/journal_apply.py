@@ -12,7 +12,6 @@ always applied in seq order, so replaying a run of records ends in the state the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -24,7 +23,7 @@ import msgspec
 
 from bridge.store import durable
 from bridge.store.journal_record import Record
-from bridge.store.layout import NAME_MAX
+from bridge.store.trash import trash_name
 
 #: Records with at least this many files write them in parallel: creating a file on a busy ext4
 #: waits for the file system's own journal, so overlapping the waits is what makes a batch fast.
@@ -57,15 +56,6 @@ class Target(msgspec.Struct, frozen=True):
 
     folder: Path
     trash_dir: Path
-
-
-def trash_name(stamp: int, name: str) -> str:
-    """`<time_ns>-<name>`, shortened with a hash when it would exceed NAME_MAX (as AuthStore names it)."""
-    candidate = f"{stamp}-{name}"
-    if len(candidate.encode("utf-8")) <= NAME_MAX:
-        return candidate
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return f"{stamp}-{digest}-{name.encode('utf-8')[:180].decode('utf-8', 'ignore')}"
 
 
 def apply_record(record: Record, target: Target) -> list[Path]:
