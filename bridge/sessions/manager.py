@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError
+from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.sessions import state as st
@@ -68,9 +68,30 @@ class SessionManager:
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
         )
         self._sessions: dict[str, Session] = {}
+        self.fault: StoreError | None = self.registry.unavailable
+        """A storage fault that keeps the bridge from starting its sessions (set by the service
+        while its auth root refuses writes; /healthz and /readyz show it)."""
+        if self.registry.unavailable is None:
+            self._load_sessions()
+
+    def _load_sessions(self) -> None:
         self._adopt_external()
         for record in self.registry.all():
-            self._sessions[record.id] = self._make(record)
+            if record.id not in self._sessions:
+                self._sessions[record.id] = self._make(record)
+
+    async def recover(self) -> None:
+        """Read what a storage fault kept unread (the registry) and register existing folders;
+        raises the `StoreError` while storage still refuses."""
+        if self.registry.unavailable is not None:
+            await asyncio.to_thread(self.registry.load)
+        await asyncio.to_thread(self._load_sessions)
+
+    async def defer_all(self, fault: StoreError) -> None:
+        """Sessions that should run but cannot start now (the auth root refuses writes) stay
+        stopped with the fault as their reason, and join the storage incident."""
+        wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
+        await asyncio.gather(*(s.dispatch(st.StartDeferred(fault.code, str(fault))) for s in wanted))
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
@@ -78,6 +99,13 @@ class SessionManager:
         `python -m bridge adopt` (.bridge/adopted.json), and `AUTH_ROOT/<id>` folders holding a
         creds.json (adopted in the root, or a legacy folder copied there). They are registered
         stopped; nothing in them is touched."""
+        try:
+            self._adopt_external_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("could not register every existing auth folder now (%s); the rest are registered at "
+                        "the next start", exc)
+
+    def _adopt_external_folders(self) -> None:
         for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
             if not self.registry.exists(sid):
                 self.registry.put(SessionRecord(id=sid, folder=entry.folder))
