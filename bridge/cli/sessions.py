@@ -27,8 +27,9 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.store.adopt import read_adopted
-from bridge.store.layout import CREDS_FILE
-from bridge.store.lock import LOCKS_DIR, read_holder
+from bridge.store.creds import is_registered
+from bridge.store.layout import CREDS_FILE, BridgeDirs
+from bridge.store.lock import read_holder
 from bridge.store.snapshots import Snapshots
 
 EXIT_OK = 0
@@ -70,12 +71,15 @@ def register(subparsers: Any) -> None:
 
 
 def _me(folder: Path) -> str | None:
+    """The linked device's JID; None when unreadable or not linked (a pairing-code request sets
+    `me` before anything is linked: that is no account yet)."""
     try:
         data = json.loads((folder / CREDS_FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    me = data.get("me") if isinstance(data, dict) else None
-    return str(me.get("id")) if isinstance(me, dict) and me.get("id") else None
+    if not isinstance(data, dict) or not is_registered(data):
+        return None
+    return str(data["me"]["id"])
 
 
 def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -> SessionRow:
@@ -83,7 +87,7 @@ def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -
     exists = folder.is_dir()
     files = sum(1 for p in folder.iterdir() if p.is_file()) if exists else 0
     latest = snapshots.latest(record.id)
-    holder = read_holder(root / ".bridge" / LOCKS_DIR / f"{record.id}.lock")
+    holder = read_holder(BridgeDirs.of_auth_root(root).session_lock(record.id))
     return SessionRow(
         id=record.id,
         state=record.last_state if known else "unregistered",
@@ -107,7 +111,9 @@ def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -
 
 def collect(root: Path, *, include_archived: bool = False) -> list[SessionRow]:
     """Every session the registry knows plus unregistered auth folders, sorted by id."""
-    registry = Registry(root / ".bridge")
+    registry = Registry(BridgeDirs.of_auth_root(root).root)
+    if registry.unavailable is not None:
+        raise registry.unavailable
     snapshots = Snapshots(root)
     records = {r.id: r for r in registry.all(include_archived=include_archived)}
     rows = [_row(root, snapshots, r, True) for r in records.values()]
