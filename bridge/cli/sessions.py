@@ -26,8 +26,8 @@ import psutil
 from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.sessions.registry import Registry, SessionRecord
-from bridge.store.adopt import read_adopted
 from bridge.store.creds import is_registered
+from bridge.store.folders import session_folders
 from bridge.store.layout import CREDS_FILE, BridgeDirs
 from bridge.store.lock import read_holder
 from bridge.store.snapshots import Snapshots
@@ -118,17 +118,12 @@ def collect(root: Path, *, include_archived: bool = False) -> list[SessionRow]:
     records = {r.id: r for r in registry.all(include_archived=include_archived)}
     rows = [_row(root, snapshots, r, True) for r in records.values()]
     archived = {r.id for r in registry.all() if r.archived}
-    extra: dict[str, SessionRecord] = {}
-    for sid, entry in read_adopted(root).sessions.items():
-        if sid not in records and sid not in archived:
-            extra[sid] = SessionRecord(id=sid, folder=entry.folder)
-    if root.is_dir():
-        for child in sorted(root.iterdir()):
-            if child.name.startswith(".") or not child.is_dir() or child.name in records or child.name in archived:
-                continue
-            if (child / CREDS_FILE).is_file():
-                extra.setdefault(child.name, SessionRecord(id=child.name))
-    rows += [_row(root, snapshots, r, False) for r in extra.values()]
+    extra = [
+        SessionRecord(id=f.session, folder=str(f.path) if f.adopted else None)
+        for f in session_folders(root).values()
+        if f.session not in records and f.session not in archived
+    ]
+    rows += [_row(root, snapshots, r, False) for r in extra]
     return sorted(rows, key=lambda r: r.id)
 
 

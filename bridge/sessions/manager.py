@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError, StoreError
+from bridge.errors import SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.sessions import state as st
@@ -29,9 +29,9 @@ from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
-from bridge.store.adopt import read_adopted
+from bridge.store.folders import session_folders
 from bridge.store.identity import IdentityBook
-from bridge.store.layout import CREDS_FILE, validate_session_id
+from bridge.store.layout import validate_session_id
 
 if TYPE_CHECKING:
     from bridge.store.snapshots import SnapshotManifest, Snapshots
@@ -106,24 +106,11 @@ class SessionManager:
                         "the next start", exc)
 
     def _adopt_external_folders(self) -> None:
-        for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
-            if not self.registry.exists(sid):
-                self.registry.put(SessionRecord(id=sid, folder=entry.folder))
-                log.info("registered adopted session %s at %s", sid, entry.folder)
-        root = self.settings.auth_root
-        if not root.is_dir():
-            return
-        for child in sorted(root.iterdir()):
-            if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+        for folder in session_folders(self.settings.auth_root).values():
+            if self.registry.exists(folder.session):
                 continue
-            if not (child / CREDS_FILE).is_file() or self.registry.exists(child.name):
-                continue
-            try:
-                validate_session_id(child.name)
-            except BridgeError:
-                continue
-            self.registry.put(SessionRecord(id=child.name))
-            log.info("registered existing auth folder %s", child)
+            self.registry.put(SessionRecord(id=folder.session, folder=str(folder.path) if folder.adopted else None))
+            log.info("registered existing auth folder %s as session %s", folder.path, folder.session)
 
     def _folder(self, record: SessionRecord) -> Path:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id
