@@ -167,16 +167,18 @@ class SimulatorClient:
         picture_hidden: bool | None = None,
         status: str | _Unset | None = _UNSET,
         status_hidden: bool | None = None,
+        group_add: Literal["all", "nobody"] | None = None,
     ) -> Contact:
         """A simulated WhatsApp user with its own Signal identity (created once, then reconfigured).
 
         `addressing="lid"` makes its messages arrive from its LID with the phone number only in
         `sender_pn`, as WhatsApp does for LID chats. `picture_url` / `status` set its profile
-        (None clears); the `*_hidden` flags make the server refuse them (401) like a privacy setting.
+        (None clears); the `*_hidden` flags make the server refuse them (401) like a privacy setting;
+        `group_add="nobody"` makes adding it to a group answer 403.
         """
         body: dict[str, Any] = {"phone": phone}
         for key, value in (("addressing", addressing), ("push_name", push_name), ("picture_hidden", picture_hidden),
-                           ("status_hidden", status_hidden)):
+                           ("status_hidden", status_hidden), ("group_add", group_add)):
             if value is not None:
                 body[key] = value
         for key, maybe in (("picture_url", picture_url), ("status", status)):

@@ -208,7 +208,7 @@ export class Groups {
       if (!acc) error = '404' // not on WhatsApp
       else if (action === 'add' && g.members.has(acc)) error = '409'
       else if (action !== 'add' && !g.members.has(acc)) error = '404'
-      else if (action === 'add' && acc.contact?.groupAddPrivacy === 'nobody') error = '403'
+      else if (action === 'add' && acc.contact?.groupAdd === 'nobody') error = '403'
       if (error) {
         results.push({ tag: 'participant', attrs: { jid, error } })
         continue

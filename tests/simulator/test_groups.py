@@ -50,17 +50,18 @@ async def test_session_group_messages_reach_every_member_contact_and_replies_com
 async def test_group_admin_actions_answer_per_participant_and_notify_members(
     simulator: SimulatorClient, tmp_path: Path
 ) -> None:
-    me, alice, carol, stranger = "15550500002", "15550509003", "15550509004", "15550509999"
+    me, alice, carol, stranger, shy = "15550500002", "15550509003", "15550509004", "15550509999", "15550509006"
     for phone in (alice, carol):
         await simulator.create_contact(phone)
+    await simulator.create_contact(shy, group_add="nobody")
     async with baileys(simulator, tmp_path) as driver:
         await pair_by_qr(simulator, driver, me)
         group = (await run(driver, "group_create", subject="Orders", participants=[jid(alice)]))["group"]["id"]
 
         added = await run(driver, "group_participants", jid=group, action="add",
-                          participants=[jid(carol), jid(alice), jid(stranger)])
+                          participants=[jid(carol), jid(alice), jid(stranger), jid(shy)])
         assert {r["jid"]: r["status"] for r in added["results"]} == {
-            jid(carol): "200", jid(alice): "409", jid(stranger): "404"}
+            jid(carol): "200", jid(alice): "409", jid(stranger): "404", jid(shy): "403"}
         event = await driver.wait_for(lambda e: e.get("ev") == "participants_update" and e.get("action") == "add")
         assert [p["id"] for p in event["participants"]] == [jid(carol)]
 
