@@ -107,7 +107,8 @@ class Settings(BaseSettings):
 
     # --- event log and webhooks (docs/api.md) ---
     state_dir: Path = Field(
-        Path("./data/state"), description="Folder for the event log and webhook outbox; never inside the auth root"
+        Path("./data/state"), description="Folder for the event log and webhook outbox, never inside the auth root; "
+        "when not set: `state` beside BRIDGE_AUTH_ROOT"
     )
     event_retention_days: float = Field(7.0, gt=0, description="Events older than this are pruned from the log")
     event_retention_count: int = Field(1_000_000, ge=1000, description="Newest events the log keeps at most")

@@ -45,6 +45,7 @@ class ErrorCode(enum.StrEnum):
     SESSION_LOCKED = "session_locked"
     ROOT_LOCKED = "root_locked"
     IDENTITY_MISMATCH = "identity_mismatch"
+    IDENTITY_UNREADABLE = "identity_unreadable"
     SESSION_FOLDER_MISSING = "session_folder_missing"
     ADOPT_REFUSED = "adopt_refused"
     STORAGE_FULL = "storage_full"
@@ -57,6 +58,7 @@ class ErrorCode(enum.StrEnum):
     SNAPSHOT_AMBIGUOUS = "snapshot_ambiguous"
     BACKUP_INVALID = "backup_invalid"
     BAD_POLICY = "bad_policy"
+    RESTORE_LOSES_KEYS = "restore_loses_keys"
     # Node runtime and IPC
     PROTOCOL_ERROR = "protocol_error"
     RUNTIME_ERROR = "runtime_error"
@@ -78,6 +80,8 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_EVENT_KIND = "unknown_event_kind"
     DELIVERY_FAILED = "delivery_failed"
     NOT_READY = "not_ready"
+    EVENT_LOG_UNAVAILABLE = "event_log_unavailable"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
 
 
 class ExitCode(enum.IntEnum):
@@ -124,6 +128,7 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.SESSION_LOCKED: Failure(409, _X.REFUSED),
     _E.ROOT_LOCKED: Failure(409, _X.REFUSED),
     _E.IDENTITY_MISMATCH: Failure(409, _X.REFUSED),
+    _E.IDENTITY_UNREADABLE: Failure(500, _X.ERROR),
     _E.SESSION_FOLDER_MISSING: Failure(404, _X.NOT_FOUND),
     _E.ADOPT_REFUSED: Failure(409, _X.REFUSED),
     _E.STORAGE_FULL: Failure(507, _X.ERROR),
@@ -135,6 +140,7 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.SNAPSHOT_AMBIGUOUS: Failure(400, _X.USAGE),
     _E.BACKUP_INVALID: Failure(409, _X.CHECK_FAILED),
     _E.BAD_POLICY: Failure(400, _X.USAGE),
+    _E.RESTORE_LOSES_KEYS: Failure(409, _X.REFUSED),
     _E.PROTOCOL_ERROR: Failure(502, _X.ERROR),
     _E.RUNTIME_ERROR: Failure(503, _X.ERROR),
     _E.RUNTIME_TIMEOUT: Failure(503, _X.ERROR),
@@ -153,6 +159,8 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.UNKNOWN_EVENT_KIND: Failure(400, _X.USAGE),
     _E.DELIVERY_FAILED: Failure(502, _X.ERROR),
     _E.NOT_READY: Failure(503, _X.ERROR),
+    _E.EVENT_LOG_UNAVAILABLE: Failure(503, _X.ERROR),
+    _E.WEBHOOK_NOT_FOUND: Failure(404, _X.NOT_FOUND),
 }
 
 

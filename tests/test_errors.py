@@ -25,11 +25,14 @@ def test_every_error_class_takes_its_code_from_the_enum() -> None:
 
 
 def _literal_codes(tree: ast.AST) -> set[str]:
-    """String literals passed as `code=` or assigned to `code` anywhere in a module."""
+    """String literals passed as `code=` (or to `error_response`) or assigned to `code` in a module."""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "code" and isinstance(node.value, ast.Constant):
             found.add(str(node.value.value))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "error_response"
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+            found.add(str(node.args[1].value))
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             named_code = any(isinstance(t, ast.Name) and t.id == "code" for t in targets)

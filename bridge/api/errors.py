@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge import errors as e
 from bridge.api.models import ErrorBody, ErrorDetail
@@ -17,6 +18,29 @@ from bridge.api.routing import Handler, RequestError
 from bridge.errors import ErrorCode, http_status
 
 log = logging.getLogger(__name__)
+SERVER_LOGGER = "aiohttp.server"
+
+
+class MalformedRequestFilter(logging.Filter):
+    """Turns aiohttp's "Error handling request" traceback for a request that is not valid HTTP
+    (a client's fault, already answered 400) into one warning line naming what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno >= logging.ERROR:
+            original = record.getMessage()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "%s: malformed HTTP request answered %s (%s)"
+            record.args = (original, exc.code or 400, exc.message or type(exc).__name__)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install `MalformedRequestFilter` on aiohttp's server logger (once)."""
+    logger = logging.getLogger(SERVER_LOGGER)
+    if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestFilter())
 
 CODE_BY_STATUS: dict[int, ErrorCode] = {
     400: ErrorCode.BAD_REQUEST,

@@ -1,17 +1,18 @@
 """Server-Sent Events: `/api/v1/events` (all sessions) and `/api/v1/sessions/{id}/events`.
 
-Each bus event becomes one SSE message with `id:` = the bus sequence number, so a reconnecting
-client (browsers do it by themselves) sends `Last-Event-ID` and gets what it missed from the
-bus's bounded buffer; `?after=0` replays the whole buffer. When the buffer no longer reaches back
-that far, a `gap` event says so. A comment line every `sse_heartbeat` seconds keeps proxies from
-closing an idle stream and lets the server notice a client that went away.
+Each event becomes one SSE message with `id:` = its sequence number in the event log, sent only
+once the event is on disk. A reconnecting client (browsers do it by themselves) sends
+`Last-Event-ID` and gets what it missed from the log, across bridge restarts too; `?after=0`
+replays everything the log still holds. When retention already pruned what the client asks for,
+a `gap` event says so first; an id newer than anything in the log (the log was replaced) gets a
+`reset` event. A comment line every `sse_heartbeat` seconds keeps proxies from closing an idle
+stream and lets the server notice a client that went away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,10 @@ from pydantic import Field
 from bridge.api import state
 from bridge.api.models import Strict
 from bridge.api.routing import RequestError, operation, read_query
-from bridge.events import Event, EventBus
+from bridge.errors import ErrorCode
+from bridge.eventlog.log import EventLog, EventLogUnavailable
+from bridge.eventlog.stream import follow, oldest_seq
+from bridge.events import Event, EventBus, canonical_kind, event_json
 
 routes = web.RouteTableDef()
 
@@ -28,17 +32,18 @@ SSE_MEDIA = {"200": {"text/event-stream": {"schema": {"type": "string"}}}}
 
 
 class EventsQuery(Strict):
-    after: int | None = Field(None, ge=0, description="Replay buffered events after this seq (like Last-Event-ID)")
+    after: int | None = Field(None, ge=0, description="Replay logged events after this seq (like Last-Event-ID)")
 
 
 def format_event(event: Event) -> bytes:
     """One SSE message; `data` is the whole event as JSON (see EventView in the schema)."""
-    payload = json.dumps(
-        {"seq": event.seq, "ts": event.ts, "session": event.session, "kind": event.kind, "data": event.data},
-        separators=(",", ":"),
-        default=str,
-    )
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {payload}\n\n".encode()
+    head = f"id: {event.seq}\nevent: {canonical_kind(event.kind)}\ndata: ".encode()
+    return head + event_json(event) + b"\n\n"
+
+
+GAP = b'event: gap\ndata: {"message":"events before this point were pruned by retention or lost"}\n\n'
+RESET = (b'event: reset\ndata: {"message":"Last-Event-ID is newer than the event log (it was replaced); '
+         b'reconnect with ?after=0"}\n\n')
 
 
 def resume_point(request: web.Request) -> int | None:
@@ -49,17 +54,30 @@ def resume_point(request: web.Request) -> int | None:
             value = int(header.strip())
         except ValueError:
             raise RequestError(
-                "Last-Event-ID must be the integer id of an event", code="validation_error", status=422
+                "Last-Event-ID must be the integer id of an event", code=ErrorCode.VALIDATION_ERROR
             ) from None
         if value < 0:
-            raise RequestError("Last-Event-ID must not be negative", code="validation_error", status=422)
+            raise RequestError("Last-Event-ID must not be negative", code=ErrorCode.VALIDATION_ERROR)
         return value
     return read_query(request, EventsQuery).after
 
 
-async def _pump(bus: EventBus, session: str | None, after: int | None, queue: asyncio.Queue[Any]) -> None:
-    async for event in bus.subscribe(session, after):
+async def _pump(
+    bus: EventBus, log: EventLog, session: str | None, after: int | None, queue: asyncio.Queue[Any]
+) -> None:
+    async for event in follow(bus, log, session, after):
         await queue.put(event)
+
+
+async def _preface(log: EventLog, bus: EventBus, after: int) -> bytes:
+    """A `gap` or `reset` notice for a client resuming from `after`, or nothing."""
+    if after > bus.committed_seq:
+        return RESET
+    try:
+        oldest = await log.read(oldest_seq)
+    except EventLogUnavailable:
+        return b""
+    return GAP if oldest > after + 1 else b""
 
 
 async def stream_events(request: web.Request, session: str | None) -> web.StreamResponse:
@@ -67,20 +85,21 @@ async def stream_events(request: web.Request, session: str | None) -> web.Stream
     app = request.app
     after = resume_point(request)
     bus = app[state.BUS]
+    log = app[state.EVENT_LOG]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
     app[state.STREAMS].add(queue)
-    pump = asyncio.create_task(_pump(bus, session, after, queue))
+    pump = asyncio.create_task(_pump(bus, log, session, after, queue))
     heartbeat = app[state.SETTINGS].sse_heartbeat
     try:
         await response.write(b"retry: 2000\n\n")
         if after is not None:
-            buffered = bus.since(after)
-            if buffered and buffered[0].seq > after + 1:
-                await response.write(b'event: gap\ndata: {"message":"some events are no longer buffered"}\n\n')
+            notice = await _preface(log, bus, after)
+            if notice:
+                await response.write(notice)
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), heartbeat)

@@ -13,6 +13,7 @@ from bridge.api.models import MessageSent, SendMessage
 from bridge.api.routing import json_response, operation, read_body
 from bridge.api.views import state_of
 from bridge.errors import SessionStateError
+from bridge.sessions.state import SessionState
 
 routes = web.RouteTableDef()
 
@@ -24,7 +25,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     spec = await read_body(request, SendMessage)
     manager = request.app[state.MANAGER]
     current = state_of(manager.get(session_id))
-    if current != "open":
+    if current is not SessionState.OPEN:
         raise SessionStateError(
             f"session {session_id} is {current}, not open; start it and wait for state 'open' before sending"
         )

@@ -101,15 +101,81 @@ class VerifyView(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
+WEBHOOK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+URL_PATTERN = r"^https?://[^\s]+$"
+
+
 class WebhookConfig(Strict):
-    url: str = Field(pattern=r"^https?://", max_length=2048, description="Where events are POSTed")
-    secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key for X-Bridge-Signature")
-    events: list[str] = Field(default_factory=list, description="Event kinds to deliver; empty means all")
+    """The per-session webhook of the first API (`PUT /sessions/{id}/webhook`)."""
+
+    url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
+    secret: str = Field(min_length=16, max_length=256, description="Signing secret (whsec_<base64> or any text)")
+    events: list[str] = Field(default_factory=list, max_length=64,
+                              description="Event kinds to deliver; empty means all")
+
+
+class WebhookSpec(Strict):
+    """A webhook: global (no `sessions`) or limited to some sessions, filtered by event kind."""
+
+    url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Where events are POSTed (http or https)")
+    secret: str | None = Field(
+        None, min_length=16, max_length=256,
+        description="Signing secret (whsec_<base64> as Standard Webhooks, or any text); omitted: one is made "
+        "and returned once",
+    )
+    events: list[str] = Field(default_factory=list, max_length=64,
+                              description="Event kinds to deliver (e.g. message, session.state); empty means all")
+    sessions: list[str] = Field(default_factory=list, max_length=1000,
+                                description="Session ids to deliver events of; empty means every session")
+
+
+class CreateWebhook(WebhookSpec):
+    id: str | None = Field(None, pattern=WEBHOOK_ID_PATTERN, description="Webhook id; omitted: one is made")
 
 
 class WebhookView(BaseModel):
+    id: str
     url: str
     events: list[str]
+    sessions: list[str] = Field(default_factory=list)
+    created_at: float = 0.0
+    secret: str | None = Field(None, description="Only in the answer that created the secret")
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookView]
+
+
+class DeliveryView(BaseModel):
+    seq: int = Field(description="The event's sequence number (its SSE id)")
+    webhook_id: str = Field(description="The `webhook-id` header value: stable across retries")
+    session: str | None
+    kind: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: float
+    next_at: float = Field(description="When a pending delivery is tried next")
+    last_error: str
+    done_at: float | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryView]
+
+
+class DeliveryQuery(Strict):
+    state: Literal["pending", "delivered", "failed"] | None = Field(None, description="Only deliveries in this state")
+    after: int = Field(0, ge=0, description="Only events with a larger seq (for paging)")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class Redeliver(Strict):
+    seqs: list[int] | None = Field(None, max_length=10000,
+                                   description="Events to deliver again; omitted: every failed delivery")
+
+
+class Redelivered(BaseModel):
+    requeued: int = Field(description="Failed deliveries put back in the queue")
 
 
 class Health(BaseModel):

@@ -20,6 +20,7 @@ from bridge.api import state
 from bridge.api.models import Strict
 from bridge.api.routing import RequestError, operation, read_query
 from bridge.api.views import state_of
+from bridge.errors import ErrorCode
 
 routes = web.RouteTableDef()
 
@@ -49,16 +50,6 @@ def render(ref: str, fmt: str, scale: int = 8) -> bytes:
     return bytes(out.getvalue())
 
 
-def qr_text(value: Any) -> str | None:
-    """The manager may hand back the ref itself or an object/dict carrying it as `qr`."""
-    if value is None or isinstance(value, str):
-        return value or None
-    if isinstance(value, dict):
-        return value.get("qr")
-    found = getattr(value, "qr", None)
-    return str(found) if found else None
-
-
 @operation(routes, "GET", "/api/v1/sessions/{id}/qr", summary="Current login QR code", tag="sessions",
            query=QrQuery, responses={200: None}, errors=(401, 404, 422),
            media={"200": {
@@ -72,19 +63,15 @@ async def get_qr(request: web.Request) -> web.StreamResponse:
     manager = request.app[state.MANAGER]
     info = manager.get(session_id)
     found = manager.current_qr(session_id)
-    ref = qr_text(found)
-    if not ref:
+    if found is None or not found.qr:
         raise RequestError(
             f"session {session_id} is not waiting for a QR scan (state: {state_of(info)}); "
             "a QR appears after starting a session with login=qr that is not paired yet",
-            code="no_qr",
-            status=404,
+            code=ErrorCode.NO_QR,
         )
-    body = await asyncio.to_thread(render, ref, query.format, query.scale)
+    body = await asyncio.to_thread(render, found.qr, query.format, query.scale)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPES[query.format]
     response.headers["Cache-Control"] = "no-store"
-    expires = getattr(found, "expires_at", None) if not isinstance(found, (str, dict)) else None
-    if isinstance(expires, (int, float)):
-        response.headers["X-QR-Expires-At"] = f"{expires:.3f}"
+    response.headers["X-QR-Expires-At"] = f"{found.expires_at:.3f}"
     return response

@@ -15,15 +15,15 @@ from typing import Any, TypeVar
 import pydantic
 from aiohttp import web
 
-from bridge.api.models import SESSION_ID_PATTERN
-from bridge.errors import BridgeError
+from bridge.api.models import SESSION_ID_PATTERN, WEBHOOK_ID_PATTERN
+from bridge.errors import BridgeError, ErrorCode, http_status
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 SNAPSHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Path parameters and the pattern both the router and the schema enforce.
-PATH_PARAMS: dict[str, str] = {"id": SESSION_ID_PATTERN, "snap": SNAPSHOT_ID_PATTERN}
+PATH_PARAMS: dict[str, str] = {"id": SESSION_ID_PATTERN, "snap": SNAPSHOT_ID_PATTERN, "hook": WEBHOOK_ID_PATTERN}
 # Error statuses any operation may answer; listed in the schema so clients expect them.
 COMMON_ERRORS = (400, 401, 404, 413, 422)
 
@@ -50,11 +50,12 @@ OPERATIONS: list[Operation] = []
 
 
 class RequestError(BridgeError):
-    """The request itself is wrong (malformed JSON, wrong type, bad query); status is chosen here."""
+    """The request itself is wrong (malformed JSON, wrong type, bad query) or names nothing that
+    exists; the status comes from the code's row in `bridge.errors.FAILURES`."""
 
-    def __init__(self, message: str, *, code: str, status: int) -> None:
+    def __init__(self, message: str, *, code: ErrorCode) -> None:
         super().__init__(message, code=code)
-        self.status = status
+        self.status = http_status(self)
 
 
 def router_path(path: str) -> str:
@@ -126,20 +127,18 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     """
     raw = await request.read()
     if not raw.strip():
-        raise RequestError("request body is empty; send a JSON object", code="invalid_json", status=400)
+        raise RequestError("request body is empty; send a JSON object", code=ErrorCode.INVALID_JSON)
     try:
         return model.model_validate_json(raw)
     except pydantic.ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise RequestError(
                 "request body is not valid JSON; send a JSON object (Content-Type: application/json)",
-                code="invalid_json",
-                status=400,
+                code=ErrorCode.INVALID_JSON,
             ) from None
         raise RequestError(
             f"request body does not match the schema: {_validation_message(exc)}",
-            code="validation_error",
-            status=422,
+            code=ErrorCode.VALIDATION_ERROR,
         ) from None
 
 
@@ -149,7 +148,7 @@ def read_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(dict(request.query))
     except pydantic.ValidationError as exc:
         raise RequestError(
-            f"query parameters are invalid: {_validation_message(exc)}", code="validation_error", status=422
+            f"query parameters are invalid: {_validation_message(exc)}", code=ErrorCode.VALIDATION_ERROR
         ) from None
 
 

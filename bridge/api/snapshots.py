@@ -16,13 +16,16 @@ from bridge.api import state
 from bridge.api.models import CreateSnapshot, SnapshotList, SnapshotView, VerifyView
 from bridge.api.routing import RequestError, json_response, operation, read_body
 from bridge.api.views import snapshot_view, state_of, verify_view
-from bridge.errors import SessionStateError
+from bridge.errors import ErrorCode, SessionStateError
+from bridge.sessions.session import SessionInfo
+from bridge.sessions.state import TERMINAL
+from bridge.store.snapshots import SnapshotManifest
 
 routes = web.RouteTableDef()
 T = TypeVar("T")
 BASE = "/api/v1/sessions/{id}/snapshots"
 # States with no runtime touching the folder (stopped, or ended by WhatsApp): restore is safe.
-RESTORABLE_STATES = frozenset({"stopped", "logged_out", "banned", "failed"})
+RESTORABLE_STATES = TERMINAL
 
 
 async def offload(func: Callable[..., T], *args: Any) -> T:
@@ -30,20 +33,19 @@ async def offload(func: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(func, *args)
 
 
-async def _existing(request: web.Request) -> tuple[str, Any]:
+async def _existing(request: web.Request) -> tuple[str, SessionInfo]:
     session_id = request.match_info["id"]
     info = request.app[state.MANAGER].get(session_id)
     return session_id, info
 
 
-async def _find(request: web.Request, session_id: str, snap: str) -> Any:
+async def _find(request: web.Request, session_id: str, snap: str) -> SnapshotManifest:
     for manifest in await offload(request.app[state.SNAPSHOTS].list, session_id):
-        if str(getattr(manifest, "id", "")) == snap:
+        if manifest.id == snap:
             return manifest
     raise RequestError(
         f"session {session_id} has no snapshot {snap}; GET {BASE.format(id=session_id)} lists them",
-        code="snapshot_not_found",
-        status=404,
+        code=ErrorCode.SNAPSHOT_NOT_FOUND,
     )
 
 

@@ -1,201 +1,181 @@
-"""Optional per-session webhooks: each event of the session is POSTed to a tenant's URL.
+"""Webhook routes: configs, deliveries (the dead-letter list) and redelivery.
 
-Delivery never blocks a session: the dispatcher is just another bus subscriber, each session has
-its own bounded queue and worker (a slow or dead endpoint delays only its own deliveries, and
-when its queue is full the oldest pending event is dropped and counted). Each attempt carries
-`X-Bridge-Signature: sha256=<hex HMAC-SHA256 of the body with the session's secret>`, the event
-kind and the delivery id (the event seq, stable across retries so receivers can deduplicate).
-A non-2xx answer or a network error is retried with exponential backoff up to
-`webhook_max_attempts`.
-
-Configs live in `AUTH_ROOT/.bridge/webhooks.json` (mode 0600: it holds the secrets), written
-atomically so a crash never leaves half a file.
+The delivery itself is a service (bridge.webhooks.dispatcher); these handlers only validate and
+call it. Event kinds in a filter must be known ones (400 `unknown_event_kind` naming the bad
+one); first names such as `state` are accepted and stored as their dotted names.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import hmac
-import json
-import logging
-from pathlib import Path
+import secrets
+import time
 
-import aiohttp
 from aiohttp import web
 
 from bridge.api import state
-from bridge.api.models import WebhookConfig, WebhookView
-from bridge.api.routing import RequestError, json_response, operation, read_body
-from bridge.config import Settings
-from bridge.events import Event, EventBus
-from bridge.metrics import WEBHOOK_DELIVERIES
-from bridge.store.durable import atomic_write
+from bridge.api.models import (
+    CreateWebhook,
+    DeliveryList,
+    DeliveryQuery,
+    DeliveryView,
+    Redeliver,
+    Redelivered,
+    WebhookConfig,
+    WebhookList,
+    WebhookSpec,
+    WebhookView,
+)
+from bridge.api.routing import RequestError, json_response, operation, read_body, read_query
+from bridge.errors import ErrorCode
+from bridge.events import parse_kind
+from bridge.webhooks import signing
+from bridge.webhooks.config import Webhook, session_webhook_id
+from bridge.webhooks.dispatcher import WebhookDispatcher, message_id
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-SIGNATURE_HEADER = "X-Bridge-Signature"
-QUEUE_SIZE = 1000
-BACKOFF_CAP = 60.0
+BASE = "/api/v1/webhooks"
+ONE = BASE + "/{hook}"
+SESSION_HOOK = "/api/v1/sessions/{id}/webhook"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The value of X-Bridge-Signature for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _kinds(names: list[str]) -> list[str]:
+    try:
+        return sorted({parse_kind(name).value for name in names})
+    except ValueError as exc:
+        raise RequestError(str(exc), code=ErrorCode.UNKNOWN_EVENT_KIND) from None
 
 
-def event_body(event: Event) -> bytes:
-    return json.dumps(
-        {"seq": event.seq, "ts": event.ts, "session": event.session, "kind": event.kind, "data": event.data},
-        separators=(",", ":"),
-        default=str,
-    ).encode()
+def _secret(given: str | None) -> str:
+    if given is None:
+        return signing.new_secret()
+    try:
+        signing.secret_key(given)
+    except ValueError as exc:
+        raise RequestError(str(exc), code=ErrorCode.VALIDATION_ERROR) from None
+    return given
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic, durable, owner-only write: the store's own primitive (webhook secrets live here)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, data)
+def _view(hook: Webhook, *, show_secret: bool = False) -> WebhookView:
+    return WebhookView(id=hook.id, url=hook.url, events=hook.events, sessions=hook.sessions,
+                       created_at=hook.created_at, secret=hook.secret if show_secret else None)
 
 
-class WebhookDispatcher:
-    """Holds the webhook configs and delivers events to them in the background."""
-
-    def __init__(self, settings: Settings, bus: EventBus) -> None:
-        self._settings = settings
-        self._bus = bus
-        self._path = settings.bridge_dir / "webhooks.json"
-        self._configs: dict[str, WebhookConfig] = {}
-        self._queues: dict[str, asyncio.Queue[Event]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._client: aiohttp.ClientSession | None = None
-
-    def _load(self) -> None:
-        if not self._path.exists():
-            return
-        raw = json.loads(self._path.read_text())
-        self._configs = {sid: WebhookConfig.model_validate(cfg) for sid, cfg in raw.items()}
-
-    async def _save(self) -> None:
-        data = json.dumps({sid: cfg.model_dump() for sid, cfg in self._configs.items()}, indent=2).encode()
-        await asyncio.to_thread(_write_private, self._path, data)
-
-    async def start(self) -> None:
-        """Load configs and start following the bus (call once, inside the running loop)."""
-        await asyncio.to_thread(self._load)
-        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout))
-        self._reader = asyncio.create_task(self._follow(), name="webhooks-follow")
-
-    async def stop(self) -> None:
-        """Stop following and drop pending deliveries (they are events, not state; nothing is lost on disk)."""
-        tasks = [t for t in (self._reader, *self._workers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers.clear()
-        if self._client is not None:
-            await self._client.close()
-
-    def get(self, session_id: str) -> WebhookConfig | None:
-        return self._configs.get(session_id)
-
-    async def set(self, session_id: str, config: WebhookConfig) -> None:
-        self._configs[session_id] = config
-        await self._save()
-
-    async def remove(self, session_id: str) -> bool:
-        """Drop the session's webhook; True when there was one."""
-        if self._configs.pop(session_id, None) is None:
-            return False
-        await self._save()
-        return True
-
-    async def _follow(self) -> None:
-        async for event in self._bus.subscribe(None):
-            config = self._configs.get(event.session or "")
-            if config is None or (config.events and event.kind not in config.events):
-                continue
-            self._enqueue(event)
-
-    def _enqueue(self, event: Event) -> None:
-        sid = event.session or ""
-        queue = self._queues.setdefault(sid, asyncio.Queue(QUEUE_SIZE))
-        if queue.full():
-            queue.get_nowait()
-            WEBHOOK_DELIVERIES.labels(outcome="dropped").inc()
-        queue.put_nowait(event)
-        worker = self._workers.get(sid)
-        if worker is None or worker.done():
-            self._workers[sid] = asyncio.create_task(self._work(sid, queue), name=f"webhooks-{sid}")
-
-    async def _work(self, sid: str, queue: asyncio.Queue[Event]) -> None:
-        while True:
-            event = await queue.get()
-            config = self._configs.get(sid)
-            if config is not None:
-                await self.deliver(config, event)
-
-    async def deliver(self, config: WebhookConfig, event: Event) -> bool:
-        """POST one event, retrying with backoff; True when the receiver answered 2xx."""
-        assert self._client is not None, "start() the dispatcher first"
-        body = event_body(event)
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(config.secret, body),
-            "X-Bridge-Event": event.kind,
-            "X-Bridge-Delivery": str(event.seq),
-        }
-        delay = self._settings.webhook_backoff_initial
-        for attempt in range(1, self._settings.webhook_max_attempts + 1):
-            try:
-                async with self._client.post(config.url, data=body, headers=headers) as response:
-                    if 200 <= response.status < 300:
-                        WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
-                        return True
-                    problem = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            WEBHOOK_DELIVERIES.labels(outcome="failed").inc()
-            log.warning("webhook %s for %s attempt %d failed: %s", config.url, event.session, attempt, problem)
-            if attempt < self._settings.webhook_max_attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_CAP)
-        WEBHOOK_DELIVERIES.labels(outcome="gave_up").inc()
-        log.error("webhook %s gave up on event %d of %s", config.url, event.seq, event.session)
-        return False
+def _dispatcher(request: web.Request) -> WebhookDispatcher:
+    return request.app[state.WEBHOOKS]
 
 
-PATH = "/api/v1/sessions/{id}/webhook"
+def _existing(request: web.Request) -> Webhook:
+    hook_id = request.match_info["hook"]
+    hook = _dispatcher(request).get(hook_id)
+    if hook is None:
+        raise RequestError(f"no webhook {hook_id}; GET {BASE} lists them", code=ErrorCode.WEBHOOK_NOT_FOUND)
+    return hook
 
 
-@operation(routes, "PUT", PATH, summary="Set the session's webhook (url, secret, event kinds)", tag="webhooks",
-           body=WebhookConfig, responses={200: WebhookView}, errors=(400, 401, 404, 413, 422))
-async def put_webhook(request: web.Request) -> web.StreamResponse:
-    session_id = request.match_info["id"]
-    request.app[state.MANAGER].get(session_id)  # unknown session: SessionNotFound, 404
-    config = await read_body(request, WebhookConfig)
-    await request.app[state.WEBHOOKS].set(session_id, config)
-    return json_response(WebhookView(url=config.url, events=config.events))
+def _check_sessions(request: web.Request, sessions: list[str]) -> None:
+    manager = request.app[state.MANAGER]
+    for session in sessions:
+        manager.get(session)  # unknown session: SessionNotFound, 404
 
 
-@operation(routes, "GET", PATH, summary="The session's webhook (without its secret)", tag="webhooks",
+async def _store(request: web.Request, hook_id: str, spec: WebhookSpec, status: int) -> web.StreamResponse:
+    _check_sessions(request, spec.sessions)
+    old = _dispatcher(request).get(hook_id)
+    hook = Webhook(id=hook_id, url=spec.url, secret=_secret(spec.secret), events=_kinds(spec.events),
+                   sessions=sorted(set(spec.sessions)), created_at=old.created_at if old else time.time())
+    await _dispatcher(request).put(hook)
+    return json_response(_view(hook, show_secret=spec.secret is None), status=status)
+
+
+@operation(routes, "GET", BASE, summary="List webhooks (without secrets)", tag="webhooks",
+           responses={200: WebhookList}, errors=(401,))
+async def list_webhooks(request: web.Request) -> web.StreamResponse:
+    return json_response(WebhookList(webhooks=[_view(h) for h in _dispatcher(request).all()]))
+
+
+@operation(routes, "POST", BASE, summary="Create a webhook (global or for some sessions)", tag="webhooks",
+           body=CreateWebhook, responses={201: WebhookView}, errors=(400, 401, 404, 409, 413, 422))
+async def create_webhook(request: web.Request) -> web.StreamResponse:
+    spec = await read_body(request, CreateWebhook)
+    hook_id = spec.id or f"wh_{secrets.token_hex(6)}"
+    if _dispatcher(request).get(hook_id) is not None:
+        raise RequestError(f"webhook {hook_id} exists; PUT {ONE.format(hook=hook_id)} replaces it",
+                           code=ErrorCode.CONFLICT)
+    return await _store(request, hook_id, spec, 201)
+
+
+@operation(routes, "GET", ONE, summary="One webhook (without its secret)", tag="webhooks",
            responses={200: WebhookView}, errors=(401, 404))
 async def get_webhook(request: web.Request) -> web.StreamResponse:
-    session_id = request.match_info["id"]
-    config = request.app[state.WEBHOOKS].get(session_id)
-    if config is None:
-        raise RequestError(f"session {session_id} has no webhook; PUT {PATH} sets one", code="not_found", status=404)
-    return json_response(WebhookView(url=config.url, events=config.events))
+    return json_response(_view(_existing(request)))
 
 
-@operation(routes, "DELETE", PATH, summary="Remove the session's webhook", tag="webhooks",
+@operation(routes, "PUT", ONE, summary="Create or replace a webhook", tag="webhooks", body=WebhookSpec,
+           responses={200: WebhookView}, errors=(400, 401, 404, 413, 422))
+async def put_webhook(request: web.Request) -> web.StreamResponse:
+    spec = await read_body(request, WebhookSpec)
+    return await _store(request, request.match_info["hook"], spec, 200)
+
+
+@operation(routes, "DELETE", ONE, summary="Remove a webhook and its undelivered deliveries", tag="webhooks",
            responses={204: None}, errors=(401, 404))
 async def delete_webhook(request: web.Request) -> web.StreamResponse:
+    hook = _existing(request)
+    await _dispatcher(request).remove(hook.id)
+    return web.Response(status=204)
+
+
+@operation(routes, "GET", ONE + "/deliveries", summary="Deliveries of a webhook (state=failed: dead letters)",
+           tag="webhooks", query=DeliveryQuery, responses={200: DeliveryList}, errors=(401, 404, 422))
+async def list_deliveries(request: web.Request) -> web.StreamResponse:
+    hook = _existing(request)
+    query = read_query(request, DeliveryQuery)
+    dispatcher = _dispatcher(request)
+    rows = await dispatcher.deliveries(hook.id, query.state, query.after, query.limit)
+    epoch = dispatcher.log.epoch
+    return json_response(DeliveryList(deliveries=[
+        DeliveryView(seq=r.seq, webhook_id=message_id(epoch, r.seq), session=r.session, kind=r.kind,
+                     state=r.state, attempts=r.attempts, created_at=r.created_at,
+                     next_at=r.next_at, last_error=r.last_error, done_at=r.done_at)
+        for r in rows
+    ]))
+
+
+@operation(routes, "POST", ONE + "/redeliver", summary="Deliver failed deliveries again", tag="webhooks",
+           body=Redeliver, responses={200: Redelivered}, errors=(400, 401, 404, 413, 422))
+async def redeliver(request: web.Request) -> web.StreamResponse:
+    hook = _existing(request)
+    spec = await read_body(request, Redeliver) if request.can_read_body else Redeliver()
+    count = await _dispatcher(request).redeliver(hook.id, spec.seqs)
+    return json_response(Redelivered(requeued=count))
+
+
+# ----- the per-session webhook of the first API ---------------------------------------------------
+@operation(routes, "PUT", SESSION_HOOK, summary="Set the session's webhook (url, secret, event kinds)",
+           tag="webhooks", body=WebhookConfig, responses={200: WebhookView}, errors=(400, 401, 404, 413, 422))
+async def put_session_webhook(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["id"]
-    if not await request.app[state.WEBHOOKS].remove(session_id):
-        raise RequestError(f"session {session_id} has no webhook", code="not_found", status=404)
+    request.app[state.MANAGER].get(session_id)
+    config = await read_body(request, WebhookConfig)
+    spec = WebhookSpec(url=config.url, secret=config.secret, events=config.events, sessions=[session_id])
+    return await _store(request, session_webhook_id(session_id), spec, 200)
+
+
+@operation(routes, "GET", SESSION_HOOK, summary="The session's webhook (without its secret)", tag="webhooks",
+           responses={200: WebhookView}, errors=(401, 404))
+async def get_session_webhook(request: web.Request) -> web.StreamResponse:
+    session_id = request.match_info["id"]
+    hook = _dispatcher(request).get(session_webhook_id(session_id))
+    if hook is None:
+        raise RequestError(f"session {session_id} has no webhook; PUT {SESSION_HOOK} sets one",
+                           code=ErrorCode.WEBHOOK_NOT_FOUND)
+    return json_response(_view(hook))
+
+
+@operation(routes, "DELETE", SESSION_HOOK, summary="Remove the session's webhook", tag="webhooks",
+           responses={204: None}, errors=(401, 404))
+async def delete_session_webhook(request: web.Request) -> web.StreamResponse:
+    session_id = request.match_info["id"]
+    if not await _dispatcher(request).remove(session_webhook_id(session_id)):
+        raise RequestError(f"session {session_id} has no webhook", code=ErrorCode.WEBHOOK_NOT_FOUND)
     return web.Response(status=204)

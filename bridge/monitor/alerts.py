@@ -2,7 +2,8 @@
 
 The monitor and the sessions publish `alert` events on the EventBus (`bus.alert(...)`). The
 `Alerter` turns each into an `Alert`, drops repeats (one per alert kind per session per
-`Settings.alert_window`; a more severe alert of the same kind still goes through), and hands it
+`Settings.alert_window`; a more severe alert of the same kind still goes through, and so does
+the `resolved` one saying a condition is over, which also re-arms the kind), and hands it
 to every sink's own bounded queue. Each sink has its own worker task, so a Telegram outage never
 delays the log sink, and `submit()` never awaits anything: a full queue drops its oldest alert
 (counted as failed) rather than block the code that detected the incident. Failed sends are
@@ -251,7 +252,11 @@ class Alerter:
         now = self._clock()
         key = (alert.session, alert.kind)
         entry = self._recent.get(key)
-        if (
+        if alert.extra.get("resolved") is True:
+            # "It is over" is never a repeat, and the next episode of the same kind must be heard.
+            self._recent.pop(key, None)
+            entry = None
+        elif (
             entry is not None
             and now - entry.sent_at < self.window
             and SEVERITY_RANK[alert.severity] <= SEVERITY_RANK.get(entry.severity, 0)
@@ -261,7 +266,8 @@ class Alerter:
             return False
         if entry is not None and entry.suppressed:
             alert = msgspec.structs.replace(alert, extra={**alert.extra, "suppressed_repeats": entry.suppressed})
-        self._recent[key] = _WindowEntry(sent_at=now, severity=alert.severity)
+        if alert.extra.get("resolved") is not True:
+            self._recent[key] = _WindowEntry(sent_at=now, severity=alert.severity)
         self._forget_old(now)
         for sink in self.sinks:
             queue = self._queues[sink.name]

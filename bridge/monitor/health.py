@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 from bridge.config import Settings
 from bridge.events import Event, EventBus, Severity
-from bridge.monitor.watcher import newest_first
-from bridge.sessions.state import SessionState
+from bridge.monitor.history import newest_first
+from bridge.sessions.state import HALTED, SessionState
 from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
@@ -106,7 +106,9 @@ class SessionWatch:
                 return
             stint = self._stints.get(event.session)
             if stint is None or stint.state != new:
-                self._stints[event.session] = _Stint(new, event.ts, event.seq)
+                # A state that follows an incident (its `incident` id rides on the event) was
+                # alerted once, by whoever opened the incident: no backup alert for it.
+                self._stints[event.session] = _Stint(new, event.ts, event.seq, alerted=bool(event.data.get("incident")))
 
     def gather(self) -> Facts:
         """Read disk usage and snapshot ages (file I/O: call from a worker thread)."""
@@ -146,11 +148,13 @@ class SessionWatch:
         if stint.state in WAITING_FOR_LINK and age >= self.settings.monitor_qr_alert:
             return self._alert(sid, "qr_waiting", "warning", f"waiting {age:.0f} s for the device to be linked "
                                f"({stint.state.value}); nobody scanned it")
-        if stint.state in TERMINAL_ALERTS and age >= self.alert_grace:
+        if stint.state in HALTED and age >= self.alert_grace:
             if self._alerted_seq.get(sid, 0) > stint.entered_seq:
                 stint.alerted = True  # the session said it itself
                 return None
-            return self._alert(sid, stint.state.value, "critical", TERMINAL_ALERTS[stint.state])
+            generic = f"the session is {stint.state.value}; see its reason, then start it."
+            text = TERMINAL_ALERTS.get(stint.state, generic)
+            return self._alert(sid, stint.state.value, "critical", text)
         return None
 
     def _check_disk(self, usage: DiskUsage | str) -> list[Event]:

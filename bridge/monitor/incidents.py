@@ -22,20 +22,36 @@ INCIDENTS_DIR = "incidents"
 
 
 class Incident(msgspec.Struct, kw_only=True):
-    """Damage the monitor found and what it did about it."""
+    """Damage the monitor found and what it did about it.
+
+    `action` is the plan carried out (`put_back_creds`, `put_back_keys`, `restore_folder`,
+    `stop_session`, `nothing`); `restored` says the folder holds this session's own account again.
+    `sessions` names every session the incident is about (both halves of a swap). `warning` is what
+    the repair could not give back; `next_step` what the operator should do.
+    """
 
     id: str
     session: str
     kind: str
     detail: str
     detected_at: float
+    severity: str = "critical"
+    action: str = "nothing"
+    sessions: list[str] = msgspec.field(default_factory=list)
     restored: bool = False
     snapshot: str | None = None
+    creds_source: str | None = None
+    keys_put_back: int = 0
+    keys_before: int | None = None
+    keys_after: int | None = None
     pre_restore_snapshot: str | None = None
     replaced_path: str | None = None
+    stopped: list[str] = msgspec.field(default_factory=list)
     session_restarted: bool = False
     seconds_to_restore: float | None = None
+    warning: str | None = None
     error: str | None = None
+    next_step: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]

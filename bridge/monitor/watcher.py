@@ -1,20 +1,20 @@
-"""AuthWatcher: notices damage to any auth folder and puts the last good snapshot back.
+"""AuthWatcher: notices damage to any auth folder, has it repaired, and snapshots healthy ones.
 
 The legacy monitor "repaired" a broken auth folder with `rm -rf`, and every tenant had to scan a
-QR again. This one can only add: it takes snapshots and restores them; the folder it replaces is
-moved under `.bridge/replaced/` by `Snapshots.restore` (never deleted). The monitor's test suite
-runs under an audit hook that fails on any delete or truncate under the auth root.
+QR again. This one can only add: it puts back what was lost (repair_plan.py decides what,
+repair.py does it) and takes snapshots; whatever a repair replaces is kept under
+`.bridge/replaced/`. The monitor's test suite runs under an audit hook that fails on any delete
+or truncate under the auth root.
 
 How it notices: watchfiles events on the auth root (fast path, debounced) plus a full scan every
 `Settings.monitor_scan_interval` (catches whatever the events missed, adopted folders outside the
 root, and damage that happened while the monitor was down). Damage must still be there after
 `Settings.monitor_confirm_delay`, so a legacy writer caught mid-`writeFile` is not "repaired".
 
-What it does (per session, one at a time): pick the newest intact snapshot (with registered creds
-if the folder had them), stop the session if the bridge runs it, restore, start it again, append
-an incident to the journal, publish an `incident` event and raise one critical alert. It also
-snapshots healthy folders when they change (so there is something recent to restore) and on a
-schedule (`snapshot_all`).
+What it decides here: when to look, which account each folder is expected to hold (checked on
+every look: creds of another account stop the session), whether an incident is new or the one
+already reported (exactly one alert per incident; an unresolved one is said once more, as `info`,
+when it is over), and when to snapshot (snapshot_policy.py).
 """
 
 from __future__ import annotations
@@ -23,84 +23,40 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import watchfiles
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, CredsCorruptError, SessionNotFound
+from bridge.errors import BridgeError, SessionNotFound
 from bridge.events import EventBus
-from bridge.metrics import MONITOR_RESTORES
-from bridge.monitor.folder_check import Finding, FolderLook, diagnose, inspect_folder
-from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
+from bridge.monitor import history
+from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
+from bridge.monitor.incidents import Incident, IncidentLog
+from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
+from bridge.monitor.repair_plan import RepairFacts, RepairPlan, plan_repair
+from bridge.monitor.snapshot_policy import (
+    NewestSnapshot,
+    SessionMemory,
+    SnapshotBackoff,
+    remember,
+    settle_due,
+    snapshot_reason,
+)
+from bridge.sessions.state import ACTIVE, LINKING, SessionState
 from bridge.store.adopt import read_adopted
-from bridge.store.creds import validate_creds_text
+from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE, validate_session_id
 from bridge.store.snapshots import SnapshotManifest, Snapshots
 
+__all__ = ["AuthWatcher", "SessionControl", "SessionStatus"]
+
 log = logging.getLogger("bridge.monitor")
-
-PRE_RESTORE = "pre-restore"
-ACTIVE_STATES = frozenset({"starting", "qr", "pairing", "connecting", "open", "reconnecting"})
-# While a managed session is linking (a start from logged_out links a new device over the kept
-# folder: the store snapshots the registered creds, then saves fresh ones), unregistered creds
-# replacing registered ones are the bridge's own doing, not damage.
-RELINKING_STATES = frozenset({"starting", "connecting", "qr", "pairing"})
-
-
-class SessionStatus(Protocol):
-    """The part of `SessionInfo` the monitor reads."""
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def archived(self) -> bool: ...
-
-
-class SessionControl(Protocol):
-    """What the monitor needs from the SessionManager to restore a folder under a live session.
-
-    `get` raises `SessionNotFound` for a folder the bridge does not manage (it is restored
-    without any stop/start). Methods may be plain or coroutines.
-    """
-
-    def get(self, session_id: str) -> SessionStatus | Awaitable[SessionStatus]: ...
-
-    def stop(self, session_id: str) -> Any: ...
-
-    def start(self, session_id: str) -> Any: ...
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-def newest_first(snapshots: Snapshots, session_id: str) -> Iterator[SnapshotManifest]:
-    """A session's snapshots newest first, read lazily.
-
-    Manifest names are time-sortable ids, so the newest is found without decoding the hundreds of
-    older manifests a long-running session accumulates (`Snapshots.list` reads them all, and the
-    monitor looks after every write burst).
-    """
-    folder = snapshots.snapshots_dir / session_id
-    try:
-        names = sorted((p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
-                       reverse=True)
-    except FileNotFoundError:
-        return
-    for path in names:
-        try:
-            yield snapshots.load_manifest(path)
-        except BridgeError as exc:
-            log.warning("%s", exc)
-
 
 class _StopWhen:
     """A stop event for watchfiles (it only calls `is_set`) that is "set" when `predicate` holds."""
@@ -110,6 +66,24 @@ class _StopWhen:
 
     def is_set(self) -> bool:
         return self._predicate()
+
+
+@dataclass
+class _OpenIncident:
+    """An incident not repaired yet: its plan's signature, and the sessions it still covers."""
+
+    incident: Incident
+    signature: tuple[str, ...]
+    pending: set[str] = field(default_factory=set)
+
+
+def _state(status: SessionStatus | None) -> SessionState | None:
+    if status is None:
+        return None
+    try:
+        return SessionState(str(status.state))
+    except ValueError:
+        return None
 
 
 class AuthWatcher:
@@ -131,12 +105,22 @@ class AuthWatcher:
         self.snapshots = snapshots
         self.sessions = sessions
         self.journal = incidents or IncidentLog(settings.bridge_dir)
+        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions)
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
         self._loss_started: dict[str, float] = {}
+        self.identities = IdentityBook(settings.bridge_dir)
+        self._identity_problem: dict[str, str] = {}
+        self._never_linked: set[str] = set()
+        self._open: dict[str, _OpenIncident] = {}
+        self._memory: dict[str, SessionMemory] = {}
+        self._backoff: dict[str, SnapshotBackoff] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._drains: dict[str, asyncio.Task[None]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._root_problem: str | None = None
+        self._repairing = asyncio.Lock()
         self._stop = asyncio.Event()
 
     # ----- which folders ----------------------------------------------------------------
@@ -169,6 +153,8 @@ class AuthWatcher:
             await asyncio.gather(*tasks)
         finally:
             self._stop.set()
+            for timer in self._timers.values():
+                timer.cancel()
             for task in [*tasks, *self._drains.values()]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._drains.values(), return_exceptions=True)
@@ -248,6 +234,16 @@ class AuthWatcher:
         if task is None or task.done():
             self._drains[session_id] = asyncio.create_task(self._drain(session_id), name=f"monitor-{session_id}")
 
+    def _kick_at(self, session_id: str, when: float) -> None:
+        """Check a session again at monotonic time `when` (one pending timer per session)."""
+        old = self._timers.pop(session_id, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[session_id] = loop.call_at(
+            loop.time() + max(0.0, when - time.monotonic()) + 0.05, self.kick, session_id
+        )
+
     async def _drain(self, session_id: str) -> None:
         while session_id in self._dirty and not self._stop.is_set():
             self._dirty.discard(session_id)
@@ -257,13 +253,17 @@ class AuthWatcher:
                 log.exception("monitor check of session %s failed", session_id)
 
     async def scan(self) -> list[Incident]:
-        """Check every known session folder once; returns the incidents handled."""
+        """Check every known session folder once; returns the new incidents."""
         found: list[Incident] = []
         try:
             sids = await asyncio.to_thread(self.session_ids)
         except OSError as exc:
-            log.error("cannot list %s: %s", self.root, exc)
+            problem = f"cannot list {self.root}: {exc.strerror or exc}"
+            if problem != self._root_problem:
+                log.error("%s; fix its permissions or the disk", problem)
+            self._root_problem = problem
             return found
+        self._root_problem = None
         for sid in sorted(sids):
             try:
                 incident = await self.check(sid)
@@ -276,12 +276,13 @@ class AuthWatcher:
 
     # ----- one session ------------------------------------------------------------------
     async def check(self, session_id: str) -> Incident | None:
-        """Look at one folder; restore it if it stays damaged. Returns the incident, if any."""
+        """Look at one folder; have it repaired if it stays damaged. Returns a new incident, if any."""
         async with self._locks.setdefault(session_id, asyncio.Lock()):
             status = await self._status(session_id)
             if status is not None and status.archived:
                 return None
-            relinking = status is not None and str(status.state) in RELINKING_STATES
+            state = _state(status)
+            relinking = state in LINKING
             folder = await asyncio.to_thread(self.snapshots.session_folder, session_id)
             detected_at = time.time()
             look, finding = await self._look(session_id, folder, relinking)
@@ -289,11 +290,160 @@ class AuthWatcher:
                 await asyncio.sleep(self.settings.monitor_confirm_delay)
                 look, finding = await self._look(session_id, folder, relinking)
             if finding is None:
-                if look.healthy:
-                    self._remember_healthy(session_id, look)
-                    await self._maybe_snapshot(session_id, look)
+                await self._healthy(session_id, look)
                 return None
-            return await self._repair(session_id, folder, finding, detected_at, status)
+            async with self._repairing:  # both halves of a swap must see one incident
+                facts = await self._facts(session_id, finding, look, state)
+                plan = plan_repair(facts)
+                return await self._handle(plan, detected_at, facts.expected, folder)
+
+    async def _status(self, session_id: str) -> SessionStatus | None:
+        if self.sessions is None:
+            return None
+        try:
+            status: SessionStatus = await maybe_await(self.sessions.get(session_id))
+        except SessionNotFound:
+            return None
+        return status
+
+    async def _look(self, session_id: str, folder: Path, relinking: bool) -> tuple[FolderLook, Finding | None]:
+        look = await asyncio.to_thread(inspect_folder, folder)
+        expected = await self._expected_identity(session_id)
+        baseline = self._baseline.get(session_id)
+        owner = await self._owner_of(look, expected, session_id)
+        # A link in a folder that held unlinked creds (first link, or a relink the bridge runs) gives
+        # the folder a new account; anything else that changes it is damage or a mix-up.
+        linked_here = baseline is not None and baseline.healthy and not baseline.registered
+        had_creds = expected is not None or (baseline is not None and baseline.healthy)
+        if not had_creds and not look.healthy and look.unreadable is None:
+            had_creds = await asyncio.to_thread(history.has_snapshots, self.snapshots, session_id)
+        finding = diagnose(
+            look,
+            baseline,
+            expected=None if relinking or linked_here else expected,
+            owner=owner,
+            had_creds=had_creds,
+            relinking=relinking,
+            mass_delete_min=self.settings.monitor_mass_delete_min,
+        )
+        return look, finding
+
+    async def _expected_identity(self, session_id: str) -> Identity | None:
+        """The linked account this session's folder belongs to: recorded in the IdentityBook (by
+        whoever linked it, or by this monitor when it first saw it linked), else learnt from the
+        newest linked snapshot. None when the session was never linked."""
+        try:
+            expected = await asyncio.to_thread(self.identities.expected, session_id)
+        except BridgeError as exc:
+            if self._identity_problem.get(session_id) != str(exc):
+                log.error("session %s: %s", session_id, exc)
+            self._identity_problem[session_id] = str(exc)
+            expected = None
+        else:
+            self._identity_problem.pop(session_id, None)
+        if expected is not None and expected.jid is not None:
+            return expected
+        if session_id in self._never_linked:
+            return None
+        learnt = await asyncio.to_thread(history.linked_identity, self.snapshots, session_id)
+        if learnt is None:
+            self._never_linked.add(session_id)  # until this monitor snapshots it again
+        elif expected is None or expected.same_account(learnt):
+            await self._record(session_id, learnt)
+            return learnt
+        return None
+
+    async def _record(self, session_id: str, identity: Identity) -> None:
+        try:
+            await asyncio.to_thread(self.identities.record, session_id, identity)
+        except BridgeError as exc:
+            log.warning("session %s: could not record its account %s: %s", session_id, identity.describe(), exc)
+
+    async def _owner_of(self, look: FolderLook, expected: Identity | None, session_id: str) -> str | None:
+        """Another session whose account the folder's linked creds are, if any (only asked when
+        they are not plainly this session's own)."""
+        found = look.identity
+        if found is None or not look.registered or (expected is not None and expected.same_account(found)):
+            return None
+        try:
+            return await asyncio.to_thread(self.identities.owner_of, found, excluding=session_id)
+        except BridgeError as exc:
+            log.warning("cannot tell whose account %s is: %s", found.describe(), exc)
+            return None
+
+    async def _facts(
+        self, session_id: str, finding: Finding, look: FolderLook, state: SessionState | None
+    ) -> RepairFacts:
+        expected = await self._expected_identity(session_id)
+        owner = await self._owner_of(look, expected, session_id)
+        owner_holds_ours = owner_managed = False
+        if owner is not None:
+            owner_folder = await asyncio.to_thread(self.snapshots.session_folder, owner)
+            owner_look = await asyncio.to_thread(inspect_folder, owner_folder)
+            owner_holds_ours = (expected is not None and owner_look.registered and owner_look.identity is not None
+                                and expected.same_account(owner_look.identity))
+            owner_managed = _state(await self._status(owner)) in ACTIVE
+        creds = snapshot = None
+        damage = finding.damage
+        if damage in CREDS_DAMAGE or damage is Damage.FOLDER_REMOVED:
+            creds = await asyncio.to_thread(history.newest_creds, self.snapshots, session_id, expected)
+        if damage in (Damage.FOLDER_REMOVED, Damage.KEYS_MASS_DELETED):
+            snapshot = await asyncio.to_thread(history.newest_intact_snapshot, self.snapshots, session_id, expected)
+        return RepairFacts(
+            session=session_id, finding=finding, look=look, baseline=self._baseline.get(session_id),
+            expected=expected, owner=owner, owner_holds_ours=owner_holds_ours, owner_managed=owner_managed,
+            creds=creds, snapshot=snapshot, running=state in ACTIVE, managed=state is not None,
+        )
+
+    async def _handle(
+        self, plan: RepairPlan, detected_at: float, expected: Identity | None, folder: Path
+    ) -> Incident | None:
+        """Execute a new incident's plan, or quietly retry the open one it repeats."""
+        current = self._open.get(plan.session)
+        if current is not None and current.signature == plan.signature:
+            if plan.changes_files:
+                await self.executor.apply(plan, current.incident, expected=expected)
+                if current.incident.restored:
+                    await self._close(current, f"repaired on a later attempt ({plan.action.value})")
+                    self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+            return None
+        incident = await self.executor.execute(plan, detected_at=detected_at, expected=expected)
+        self.incidents.append(incident)
+        if incident.restored:
+            self._baseline[plan.session] = await asyncio.to_thread(inspect_folder, folder)
+        else:
+            entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
+            for sid in plan.sessions:
+                self._open[sid] = entry
+        return incident
+
+    async def _close(self, entry: _OpenIncident, how: str) -> None:
+        """An open incident is over: said once, as `info`."""
+        for sid in list(entry.pending):
+            if self._open.get(sid) is entry:
+                del self._open[sid]
+        entry.pending.clear()
+        incident = entry.incident
+        self.bus.alert(incident.session, incident.kind, "info",
+                       f"incident {incident.id} is over: {how}", incident=incident.id, resolved=True)
+
+    async def _healthy(self, session_id: str, look: FolderLook) -> None:
+        """A folder without damage: resolve its open incident, learn its account, snapshot it."""
+        entry = self._open.get(session_id)
+        if entry is not None and look.exists and look.unreadable is None:
+            entry.pending.discard(session_id)
+            del self._open[session_id]
+            if not entry.pending:
+                await self._close(entry, "the folder is readable and holds its own account again")
+        if not look.healthy:
+            return
+        if look.registered and look.identity is not None:
+            expected = await self._expected_identity(session_id)
+            if expected is None or expected != look.identity:
+                log.info("session %s holds account %s", session_id, look.identity.describe())
+                await self._record(session_id, look.identity)
+        self._remember_healthy(session_id, look)
+        await self._maybe_snapshot(session_id, look)
 
     def _remember_healthy(self, session_id: str, look: FolderLook) -> None:
         """Make `look` the baseline, but keep key files lost within the mass-delete window in it.
@@ -316,80 +466,68 @@ class AuthWatcher:
             self._loss_started.pop(session_id, None)
         self._baseline[session_id] = look
 
-    async def _status(self, session_id: str) -> SessionStatus | None:
-        if self.sessions is None:
-            return None
-        try:
-            status: SessionStatus = await _maybe_await(self.sessions.get(session_id))
-        except SessionNotFound:
-            return None
-        return status
-
-    async def _look(self, session_id: str, folder: Path, relinking: bool) -> tuple[FolderLook, Finding | None]:
-        look = await asyncio.to_thread(inspect_folder, folder)
-        # Snapshot history only matters for a damaged or unregistered folder; skip the reads otherwise.
-        needs_history = not look.healthy or (not look.registered and not relinking)
-        usable = await asyncio.to_thread(self._newest_usable, session_id) if needs_history else None
-        finding = diagnose(
-            look,
-            self._baseline.get(session_id),
-            has_snapshot=usable is not None,
-            snapshot_registered=usable is not None and usable.registered,
-            relinking=relinking,
-            mass_delete_min=self.settings.monitor_mass_delete_min,
-        )
-        return look, finding
-
-    def _newest_usable(self, session_id: str) -> SnapshotManifest | None:
-        """Newest snapshot that is not a record of damage (pre-restore copies are evidence only)."""
-        for manifest in newest_first(self.snapshots, session_id):
-            if manifest.reason != PRE_RESTORE and any(f.name == CREDS_FILE for f in manifest.files):
-                return manifest
+    # ----- snapshots --------------------------------------------------------------------
+    def _newest(self, session_id: str) -> NewestSnapshot | None:
+        for manifest in history.newest_first(self.snapshots, session_id):
+            if manifest.reason == history.PRE_RESTORE or not any(f.name == CREDS_FILE for f in manifest.files):
+                continue
+            found = history.snapshot_creds(self.snapshots, manifest)
+            identity = identity_of(found[1]) if found is not None else None
+            sha = next(f.sha256 for f in manifest.files if f.name == CREDS_FILE)
+            return NewestSnapshot(identity, sha, manifest.created_at)
         return None
-
-    def pick_snapshot(self, session_id: str, wants_registered: bool) -> SnapshotManifest | None:
-        """Newest intact snapshot with valid creds (registered ones first if the folder had them)."""
-        for registered_only in ([True, False] if wants_registered else [False]):
-            for manifest in newest_first(self.snapshots, session_id):
-                if manifest.reason == PRE_RESTORE or (registered_only and not manifest.registered):
-                    continue
-                if self._intact(manifest):
-                    return manifest
-        return None
-
-    def _intact(self, manifest: SnapshotManifest) -> bool:
-        try:
-            if not self.snapshots.verify(manifest).ok:
-                return False
-            creds = next(f for f in manifest.files if f.name == CREDS_FILE)
-            validate_creds_text(self.snapshots.read_object(creds.sha256).decode("utf-8"))
-        except (StopIteration, BridgeError, UnicodeDecodeError, CredsCorruptError):
-            return False
-        return True
 
     async def _maybe_snapshot(self, session_id: str, look: FolderLook) -> None:
-        """Snapshot a healthy folder: first sight, registration change, creds change (rate-limited)."""
-        usable = await asyncio.to_thread(self._newest_usable, session_id)
-        reason: str | None = None
-        if usable is None:
-            reason = "monitor-first"
-        elif usable.registered != look.registered:
-            reason = "monitor-registration"
-        else:
-            # Only a creds change is worth a snapshot between scheduled ones (BRIDGE_SNAPSHOT_MIN_INTERVAL):
-            # key files change with every message, and each manifest lists every file of the folder.
-            creds_sha = next((f.sha256 for f in usable.files if f.name == CREDS_FILE), None)
-            due = time.time() - usable.created_at >= self.settings.snapshot_min_interval
-            if due and creds_sha != look.creds_sha256:
-                reason = "monitor-change"
-        if reason is None:
-            return
+        """Snapshot a healthy folder when snapshot_policy says so, unless it is backing off."""
+        memory = self._memory.get(session_id)
+        first_look = memory is None
+        memory = self._memory.setdefault(session_id, SessionMemory())
+        now = time.monotonic()
+        remember(memory, look, now)
+        newest = await asyncio.to_thread(self._newest, session_id)
+        if first_look and newest is not None and newest.identity == look.identity and (
+            newest.creds_sha256 == look.creds_sha256
+        ):
+            memory.settled_for = look.identity  # after a restart: a snapshot already holds these very creds
+        reason = snapshot_reason(
+            look, newest, memory, now=now, wall_now=time.time(),
+            settle_seconds=self.settings.monitor_settle_seconds, min_interval=self.settings.snapshot_min_interval,
+        )
+        due = settle_due(memory, look, self.settings.monitor_settle_seconds)
+        if reason is not None and await self._snapshot(session_id, reason) is not None and due is not None and (
+            now >= due
+        ):
+            memory.settled_for = look.identity
+            due = None
+        if due is not None:
+            self._kick_at(session_id, due)
+
+    async def _snapshot(self, session_id: str, reason: str) -> SnapshotManifest | None:
+        """Take one snapshot, respecting (and updating) the session's backoff."""
+        backoff = self._backoff.get(session_id)
+        if backoff is None:
+            backoff = self._backoff[session_id] = SnapshotBackoff.every(max(1.0, self.settings.monitor_scan_interval))
+        now = time.monotonic()
+        if not backoff.allowed(now):
+            return None
         try:
             manifest = await asyncio.to_thread(self.snapshots.create, session_id, reason)
-        except BridgeError as exc:
-            log.warning("snapshot of %s (%s) failed: %s; will retry", session_id, reason, exc)
-            return
+        except (BridgeError, OSError) as exc:
+            delay = backoff.failed(now)
+            if backoff.failures == 1:
+                log.warning("snapshot of %s (%s) failed: %s; backing off", session_id, reason, exc)
+                self.bus.alert(session_id, "snapshot_failed", "warning",
+                               f"session {session_id}: snapshot failed: {exc}. Retrying with backoff "
+                               f"(next in {delay:.0f} s); the folder itself is untouched")
+            else:
+                log.info("snapshot of %s failed again (%s); next attempt in %.0f s", session_id, exc, delay)
+            return None
+        self._never_linked.discard(session_id)
+        if backoff.succeeded():
+            self.bus.alert(session_id, "snapshot_failed", "info",
+                           f"session {session_id}: snapshots work again ({manifest.id})", resolved=True)
         self._announce(manifest)
+        return manifest
 
     def _announce(self, manifest: SnapshotManifest) -> None:
         data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}
@@ -402,83 +540,9 @@ class AuthWatcher:
             async with self._locks.setdefault(sid, asyncio.Lock()):
                 folder = await asyncio.to_thread(self.snapshots.session_folder, sid)
                 look = await asyncio.to_thread(inspect_folder, folder)
-                if not look.healthy:
+                if not look.healthy or sid in self._open:
                     continue
-                try:
-                    manifest = await asyncio.to_thread(self.snapshots.create, sid, reason)
-                except BridgeError as exc:
-                    log.warning("scheduled snapshot of %s failed: %s", sid, exc)
-                    continue
-                taken.append(manifest)
-                self._announce(manifest)
+                manifest = await self._snapshot(sid, reason)
+                if manifest is not None:
+                    taken.append(manifest)
         return taken
-
-    # ----- repair -----------------------------------------------------------------------
-    async def _repair(
-        self, session_id: str, folder: Path, finding: Finding, detected_at: float, status: SessionStatus | None
-    ) -> Incident:
-        incident = Incident(
-            id=new_incident_id(),
-            session=session_id,
-            kind=finding.damage.value,
-            detail=finding.detail,
-            detected_at=detected_at,
-        )
-        log.critical("session %s: %s (%s); restoring", session_id, finding.damage.value, finding.detail)
-        manifest = await asyncio.to_thread(self.pick_snapshot, session_id, finding.wants_registered)
-        if manifest is None:
-            incident.error = (
-                "no intact snapshot to restore from; nothing was changed. Restore a backup "
-                "(`python -m bridge restore`) or link the device again"
-            )
-            await self._finish(incident)
-            return incident
-        was_running = status is not None and str(status.state) in ACTIVE_STATES
-        if was_running and self.sessions is not None:
-            try:
-                await _maybe_await(self.sessions.stop(session_id))
-            except BridgeError as exc:
-                log.error("could not stop session %s before restoring: %s", session_id, exc)
-        try:
-            outcome = await asyncio.to_thread(self.snapshots.restore_detailed, session_id, manifest.id)
-        except (BridgeError, OSError) as exc:
-            incident.error = f"restore of snapshot {manifest.id} failed: {exc}" + (
-                "; the session was stopped for the restore and is left stopped" if was_running else ""
-            )
-        else:
-            incident.restored = True
-            incident.snapshot = manifest.id
-            incident.pre_restore_snapshot = outcome.pre_restore_snapshot
-            incident.replaced_path = outcome.replaced_path
-            incident.seconds_to_restore = round(time.time() - detected_at, 3)
-            MONITOR_RESTORES.labels(reason=finding.damage.value).inc()
-            self._baseline[session_id] = await asyncio.to_thread(inspect_folder, folder)
-        if incident.restored and was_running and self.sessions is not None:
-            try:
-                await _maybe_await(self.sessions.start(session_id))
-                incident.session_restarted = True
-            except BridgeError as exc:
-                incident.error = f"restored, but starting the session again failed: {exc}"
-        await self._finish(incident)
-        return incident
-
-    async def _finish(self, incident: Incident) -> None:
-        try:
-            await asyncio.to_thread(self.journal.append, incident)
-        except OSError as exc:
-            log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
-        self.incidents.append(incident)
-        self.bus.publish(incident.session, "incident", incident.as_dict())
-        if incident.restored:
-            message = (
-                f"{incident.detail}. Restored snapshot {incident.snapshot} in {incident.seconds_to_restore} s"
-                + ("; session restarted" if incident.session_restarted else "")
-                + (f"; the damaged folder is kept at {incident.replaced_path}" if incident.replaced_path else "")
-                + (f" (warning: {incident.error})" if incident.error else "")
-            )
-        else:
-            message = f"{incident.detail}. NOT restored: {incident.error}"
-        self.bus.alert(
-            incident.session, incident.kind, "critical", message,
-            incident=incident.id, restored=incident.restored,
-        )

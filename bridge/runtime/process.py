@@ -23,7 +23,6 @@ import enum
 import functools
 import logging
 import os
-import random
 import signal
 import subprocess
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import msgspec
 
 from bridge.config import Settings
+from bridge.delivery import Backoff
 from bridge.errors import NodeRuntimeError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
@@ -74,13 +74,6 @@ def permission_flag(node: str) -> str:
     if major < 20:
         raise NodeRuntimeError(f"{node} is Node {major}; the runtime needs Node >= 20 (permission model)")
     return "--experimental-permission" if major < 22 else "--permission"
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random | None = None) -> float:
-    """Exponential backoff with +-20% jitter (so pooled runtimes do not restart in lockstep)."""
-    base = min(cap, initial * float(1 << max(0, min(attempt - 1, 62))))
-    jitter: float = (rng or random.Random()).uniform(0.8, 1.2)
-    return min(cap, base * jitter)
 
 
 class NodeProcess:
@@ -124,6 +117,7 @@ class NodeProcess:
         self._wake = asyncio.Event()
         self._state_changed = asyncio.Event()
         self._exits: deque[float] = deque()
+        self._backoff = Backoff(settings.restart_backoff_initial, settings.restart_backoff_max)
         self._violations: deque[float] = deque()
         self._killing: asyncio.Task[None] | None = None
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
@@ -226,8 +220,7 @@ class NodeProcess:
                     self._bus.alert(self.name, "runtime_crash_loop", "critical", message,
                                     exits=len(self._exits), exit_code=code)
                 return
-            delay = backoff_delay(len(self._exits), self.settings.restart_backoff_initial,
-                                  self.settings.restart_backoff_max)
+            delay = self._backoff.delay(len(self._exits))
             self._set_state(ProcessState.BACKOFF, f"restart in {delay:.2f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)

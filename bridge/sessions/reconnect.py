@@ -3,8 +3,9 @@
 Baileys ends a socket with a Boom whose `statusCode` is one of its `DisconnectReason` values
 (lib/Types/index.js), a stream-error `code` attribute (`<stream:error code="515">`, `conflict`
 maps to 440), or a `<failure reason="...">` code. The runtime forwards that number; this module
-turns it into one of a few actions. It is pure data plus a backoff calculator, so every row can be
-tested without a process and each row is also exercised against the simulator.
+turns it into one of a few actions. It is pure data, so every row can be tested without a process
+and each row is also exercised against the simulator. The delays between attempts come from the
+bridge's one backoff policy, `bridge.delivery.Backoff` (settings `reconnect_initial`/`reconnect_max`).
 
 Why these choices:
 - 515 restartRequired is a normal step after pairing: the runtime reconnects at once by itself,
@@ -20,7 +21,6 @@ Why these choices:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -87,35 +87,3 @@ def classify(status_code: int | None) -> ReconnectRule:
     if status_code is None:
         return UNKNOWN_RULE
     return _BY_CODE.get(status_code, UNKNOWN_RULE)
-
-
-class Backoff:
-    """Exponential backoff with jitter, capped: attempt n waits a random time in
-    [base/2, base] where base = min(cap, initial * 2**n).
-
-    The lower half is kept so a retry never fires almost at once after a failure; the random
-    upper half spreads many tenants that lost the connection together. `rng` is injectable so
-    tests can check the bounds deterministically.
-    """
-
-    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
-        if initial <= 0 or cap < initial:
-            raise ValueError("backoff needs 0 < initial <= cap")
-        self.initial = initial
-        self.cap = cap
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def base(self, attempt: int) -> float:
-        """The un-jittered delay of `attempt` (0-based), capped."""
-        return min(self.cap, self.initial * (2.0 ** min(attempt, 62)))
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; advances the attempt counter."""
-        base = self.base(self.attempt)
-        self.attempt += 1
-        return self._rng.uniform(base / 2.0, base)
-
-    def reset(self) -> None:
-        """Forget past failures (called when the session reaches open)."""
-        self.attempt = 0

@@ -5,7 +5,10 @@ The registry is what lets a restarted bridge bring every tenant back (`start_all
 pairing, desired running state, last known state); credentials stay in the session folders.
 
 Writes are atomic and durable (temp file, fsync, rename, fsync folder) so a crash mid-write leaves
-either the old or the new registry, never a truncated one. A registry that cannot be parsed is
+either the old or the new registry, never a truncated one. Every change is done-or-unchanged in
+memory too: the new content is built aside, written durably, and only then becomes the registry;
+a write that fails (full disk, read-only file system) raises its `StoreError` to the caller and the
+registry, in memory and on disk, is exactly what it was. A registry that cannot be parsed is
 refused loudly instead of being overwritten with an empty one: losing it would not lose creds, but
 it would silently stop every tenant from being started again.
 
@@ -24,7 +27,8 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.errors import SessionError, SessionNotFound
-from bridge.store.durable import atomic_write
+from bridge.sessions.state import SessionState
+from bridge.store.durable import atomic_write, explain_os_error, make_dirs
 
 LoginMethod = Literal["qr", "pairing_code"]
 REGISTRY_FILE = "sessions.json"
@@ -41,7 +45,7 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     archived: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
-    last_state: str = "stopped"
+    last_state: str = SessionState.STOPPED.value
     last_reason: str = ""
 
 
@@ -52,7 +56,7 @@ class _RegistryFile(msgspec.Struct):
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """The store's durable write (temp, fsync, rename, fsync folder), creating `.bridge/` first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     atomic_write(path, data)
 
 
@@ -74,6 +78,8 @@ class Registry:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return _RegistryFile()
+        except OSError as exc:
+            raise explain_os_error(exc, self.path, "reading") from exc
         try:
             return msgspec.json.decode(data, type=_RegistryFile)
         except msgspec.DecodeError as exc:
@@ -82,8 +88,11 @@ class Registry:
                 "The bridge will not overwrite it with an empty one."
             ) from exc
 
-    def _write(self) -> None:
-        _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(self._data), indent=2) + b"\n")
+    def _commit(self, record: SessionRecord) -> None:
+        """Write the registry with `record` in it, then (only then) make that the registry."""
+        new = _RegistryFile(self._data.version, {**self._data.sessions, record.id: record})
+        _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(new), indent=2) + b"\n")
+        self._data = new
 
     def all(self, *, include_archived: bool = True) -> list[SessionRecord]:
         """Every record, sorted by id."""
@@ -104,21 +113,20 @@ class Registry:
             return session_id in self._data.sessions
 
     def put(self, record: SessionRecord) -> SessionRecord:
-        """Insert or replace a record and write the file."""
+        """Insert or replace a record and write the file (`StoreError`: nothing changed)."""
         now = time.time()
         with self._lock:
             stored = msgspec.structs.replace(record, updated_at=now, created_at=record.created_at or now)
-            self._data.sessions[record.id] = stored
-            self._write()
+            self._commit(stored)
             return msgspec.structs.replace(stored)
 
     def update(self, session_id: str, **fields: Any) -> SessionRecord:
-        """Change some fields of an existing record and write the file."""
+        """Change some fields of an existing record and write the file (`StoreError`: nothing
+        changed)."""
         with self._lock:
             record = self._data.sessions.get(session_id)
             if record is None:
                 raise SessionNotFound(f"no session {session_id!r}; create it first (POST /api/v1/sessions)")
             stored = msgspec.structs.replace(record, **fields, updated_at=time.time())
-            self._data.sessions[session_id] = stored
-            self._write()
+            self._commit(stored)
             return msgspec.structs.replace(stored)

@@ -28,13 +28,14 @@ import msgspec
 
 from bridge import metrics
 from bridge.config import Settings
+from bridge.delivery import Backoff
 from bridge.errors import BridgeError, SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
-from bridge.sessions.reconnect import Backoff, DisconnectReason
+from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.layout import CREDS_FILE
@@ -116,6 +117,8 @@ class Session:
         self.me: str | None = None
         self.last_disconnect: str | None = None
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+        self.attempt = 0
+        """Reconnect attempts since the session was last open (or started)."""
         self._qr_count = 0
         self._timer: asyncio.Task[None] | None = None
         self._lock: SessionLock | None = None
@@ -245,6 +248,11 @@ class Session:
             event, future = await self._queue.get()
             try:
                 result = await self._handle(event)
+            except BridgeError as exc:  # a refused request: the caller gets the error
+                log.error("session %s: %r refused: %s", self.id, event, exc)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                continue
             except Exception as exc:  # never let one bad event kill the session's actor
                 log.exception("session %s: handling %r failed", self.id, event)
                 if future is not None and not future.done():
@@ -264,9 +272,19 @@ class Session:
 
     async def _transition(self, event: st.SessionEvent) -> st.Transition:
         result = st.transition(self.state, event)
+        actions = result.actions
+        unrecorded: BridgeError | None = None
+        if actions and isinstance(actions[0], st.SetDesired):
+            try:
+                await self._set_desired(actions[0].running)
+            except BridgeError as exc:
+                if actions[0].running:
+                    raise  # a start that cannot be recorded does not happen
+                unrecorded = exc  # a stop always happens; the caller learns it was not recorded
+            actions = actions[1:]
         if result.changed:
             await self._set_state(result.state, result.reason)
-        for action in result.actions:
+        for action in actions:
             follow = await self._do(action)
             if follow:
                 # The action failed; its event decides what happens next (see SessionAction).
@@ -276,6 +294,8 @@ class Session:
         if result.changed:
             # Waiters see the state once its actions are done, even if the next event moves on.
             self._wake(result.state)
+        if unrecorded is not None:
+            raise unrecorded
         return result
 
     def _wake(self, state: st.SessionState) -> None:
@@ -296,11 +316,21 @@ class Session:
         await self._record(last_state=new.value, last_reason=reason)
 
     async def _record(self, **fields: Any) -> None:
-        """Write registry fields off the event loop (the registry fsyncs)."""
+        """Write registry fields off the event loop (the registry fsyncs). For bookkeeping that
+        follows what already happened (a state WhatsApp imposed): a failure is logged, the
+        registry stays as it was, and the session goes on."""
         try:
-            self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
-        except (BridgeError, OSError) as exc:
+            await self._set_record(**fields)
+        except BridgeError as exc:
             log.error("session %s: registry update failed: %s", self.id, exc)
+
+    async def _set_record(self, **fields: Any) -> None:
+        self.record = await asyncio.to_thread(self.registry.update, self.id, **fields)
+
+    async def _set_desired(self, running: bool) -> None:
+        """Record the operator's desire; raises (`StoreError`) with nothing changed."""
+        if self.record.desired_running != running:
+            await self._set_record(desired_running=running)
 
     async def _link_new_device(self) -> None:
         """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load."""
@@ -341,11 +371,12 @@ class Session:
                 except BridgeError as exc:
                     log.warning("session %s: Baileys logout failed (%s); marked logged out anyway", self.id, exc)
             case st.ScheduleReconnect():
-                self._arm_timer(self.backoff.next_delay())
+                self.attempt += 1
+                self._arm_timer(self.backoff.delay(self.attempt))
             case st.CancelReconnect():
                 self._cancel_timer()
             case st.ResetBackoff():
-                self.backoff.reset()
+                self.attempt = 0
             case st.TakeSnapshot(reason=reason):
                 await self._snapshot(reason)
             case st.RaiseAlert(kind=kind, severity=severity, message=message):
@@ -431,7 +462,7 @@ class Session:
 
     def _arm_timer(self, delay: float) -> None:
         self._cancel_timer()
-        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.backoff.attempt})
+        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.attempt})
 
         async def fire() -> None:
             await asyncio.sleep(delay)

@@ -289,7 +289,12 @@ SessionAction = (
 )
 """An action that fails returns the event describing the failure (e.g. `StartRefused`); the
 rest of its transition's actions are then skipped and that event's transition decides what
-follows."""
+follows.
+
+A transition whose first action is `SetDesired` is an operator's request (start, stop, logout):
+the desire is written before the new state is taken. If it cannot be written, a start is refused
+whole (the state stays, the caller gets the `StoreError`); a stop or logout still happens (stopping
+must always be possible) and the caller gets the `StoreError` afterwards, the registry unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,13 +375,12 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 SessionState.STARTING, "start", [SetDesired(True), ResetBackoff(), ResetLogin(), prepare, SendStart()]
             )
         case Stop():
-            if state is SessionState.STOPPED:
-                return _ignore(state)
             if state in TERMINAL:
-                # Keep logged_out/banned/failed visible; only the desired flag changes.
+                # Keep logged_out/banned/failed visible; only the desired flag changes (a stop
+                # repeated after a stop that could not be recorded records it now).
                 return Transition(state, "stop", [SetDesired(False)], changed=False)
             return Transition(
-                SessionState.STOPPED, "stop", [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+                SessionState.STOPPED, "stop", [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
             )
         case Shutdown():
             if state in TERMINAL:
@@ -388,7 +392,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             return Transition(
                 SessionState.LOGGED_OUT,
                 "logout",
-                [CancelReconnect(), TakeSnapshot("logout"), SendLogout(), SendStop(), ClearQr(), SetDesired(False)],
+                [SetDesired(False), CancelReconnect(), TakeSnapshot("logout"), SendLogout(), SendStop(), ClearQr()],
             )
         case Connecting():
             if state in (SessionState.STARTING, SessionState.RECONNECTING):

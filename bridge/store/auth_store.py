@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +38,8 @@ from typing import Any, Final
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.metrics import STORE_ERRORS
 from bridge.store import durable
-from bridge.store.creds import is_registered, parse_json_text, validate_creds_text
+from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
+from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
 from bridge.store.layout import CREDS_FILE, NAME_MAX, key_file_name, parse_key_file_name, validate_session_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ CREDS_BACKUPS: Final = "creds-backups"
 SNAPSHOTS: Final = "snapshots"
 #: The reason passed to `before_creds_downgrade`.
 DOWNGRADE_REASON: Final = "creds-downgrade"
+_REASON: Final = re.compile(r"[A-Za-z0-9-]{1,40}")
 #: The reason when registered creds are replaced by creds of another identity (new identity key).
 IDENTITY_CHANGE_REASON: Final = "creds-identity-change"
 
@@ -66,6 +69,7 @@ class AuthStore:
         session_id: str,
         bridge_dir: Path,
         before_creds_downgrade: DowngradeHook | None = None,
+        creds_history_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
@@ -74,6 +78,7 @@ class AuthStore:
         self.creds_backup_dir = self.bridge_dir / CREDS_BACKUPS / self.session_id
         self.snapshot_dir = self.bridge_dir / SNAPSHOTS / self.session_id
         self.creds_path = self.folder / CREDS_FILE
+        self.history = CredsHistory(self.bridge_dir, self.session_id, creds_history_keep)
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
         self._lock = threading.RLock()
         with durable.store_errors(self.folder, "opening the session folder"):
@@ -134,8 +139,10 @@ class AuthStore:
             old_raw = self._read_optional(self.creds_path)
             if old_raw == data:
                 return
+            old_valid = False
             if old_raw is not None:
                 old = _parse_creds_quietly(old_raw)
+                old_valid = old is not None and not validate_creds(old)
                 if old is None:
                     log.warning("%s is unreadable; keeping a copy before replacing it", self.creds_path)
                     self._run_hook(self.backup_creds_copy, "replace-corrupt-creds")
@@ -145,7 +152,32 @@ class AuthStore:
                 elif is_registered(old) and old.get("signedIdentityKey") != new.get("signedIdentityKey"):
                     log.warning("session %s: registered creds replaced by another identity", self.session_id)
                     self._run_hook(self._before_downgrade, IDENTITY_CHANGE_REASON)
+            kept = self._in_history(lambda names: self._keep_previous(old_raw if old_valid else None, names))
             durable.atomic_write(self.creds_path, data)
+            if kept is not None:
+                self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names), kept)
+
+    def _keep_previous(self, old_raw: bytes | None, names: list[str]) -> list[str]:
+        """Durably keep valid creds about to be replaced, unless the history has them already."""
+        if old_raw is not None and not self.history.contains(old_raw, names):
+            self.history.add(old_raw, durable_copy=True, names=names)
+        return names
+
+    def _in_history(self, step: Callable[[list[str]], object], names: list[str] | None = None) -> list[str] | None:
+        """Run one creds-history step on `names` (default: a fresh listing); None if it failed.
+
+        The history never fails a save: refusing creds Node already uses would split the state
+        in Node's memory from the one on disk, which costs more than a missing history entry.
+        """
+        try:
+            if names is None:
+                names = self.history.names()
+            step(names)
+        except StoreError as exc:
+            STORE_ERRORS.labels(op="creds_history").inc()
+            log.warning("session %s: creds history not updated: %s", self.session_id, exc)
+            return None
+        return names
 
     def _run_hook(self, hook: DowngradeHook, reason: str) -> None:
         try:
@@ -168,12 +200,37 @@ class AuthStore:
         raw = self._read_optional(self.creds_path)
         if raw is None:
             return None
+        return self._keep_copy(raw, reason)
+
+    def _keep_copy(self, raw: bytes, reason: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.creds_backup_dir / f"creds-{stamp}-{reason}-{hashlib.sha256(raw).hexdigest()[:12]}.json"
         durable.make_dirs(self.creds_backup_dir)
         durable.atomic_write(target, raw)
         log.info("session %s: kept a copy of creds.json at %s (%s)", self.session_id, target, reason)
         return target
+
+    def restore_creds(self, text: str, *, reason: str) -> Path | None:
+        """Repair: atomically put `text` back as creds.json; key files are not touched.
+
+        The creds.json found (damaged, foreign, whatever it is) is first kept as evidence in
+        `.bridge/creds-backups/<session>/creds-<UTC>-<reason>-<sha>.json`, whose path is returned
+        (None when there was no creds.json or it already held `text`). `reason` names the repair
+        in that file name (letters, digits, `-`). Refuses creds that fail `validate_creds_text`.
+        """
+        if not _REASON.fullmatch(reason):
+            raise StoreError(f"restore reason {reason!r} must be 1-40 characters from a-z A-Z 0-9 -")
+        validate_creds_text(text, source=f"creds to restore for session {self.session_id}")
+        data = text.encode("utf-8")
+        with self._lock:
+            current = self._read_optional(self.creds_path)
+            if current == data:
+                return None
+            evidence = None if current is None else self._keep_copy(current, reason)
+            durable.atomic_write(self.creds_path, data)
+            self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names))
+        log.warning("session %s: creds.json restored (%s); evidence kept at %s", self.session_id, reason, evidence)
+        return evidence
 
     # ----- keys ---------------------------------------------------------------------------
     def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Final
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,10 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 #: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
-STORAGE_FULL: Final = "storage_full"
-STORAGE_READ_ONLY: Final = "storage_read_only"
-STORAGE_PERMISSION: Final = "storage_permission"
-STORAGE_IO: Final = "storage_io"
+STORAGE_FULL: Final = ErrorCode.STORAGE_FULL
+STORAGE_READ_ONLY: Final = ErrorCode.STORAGE_READ_ONLY
+STORAGE_PERMISSION: Final = ErrorCode.STORAGE_PERMISSION
+STORAGE_IO: Final = ErrorCode.STORAGE_IO
 STORAGE_FAULT_CODES: Final[frozenset[str]] = frozenset(
     {STORAGE_FULL, STORAGE_READ_ONLY, STORAGE_PERMISSION, STORAGE_IO}
 )
@@ -180,8 +180,8 @@ def _unlink_quietly(path: Path) -> None:
         log.warning("could not remove temp file %s: %s", path, exc)
 
 
-def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
-    """Write `data` to a new fsynced temp file in `folder` and return its path.
+def write_temp(folder: Path, data: bytes, mode: int = 0o600, *, sync: bool = True) -> Path:
+    """Write `data` to a new (fsynced, unless `sync` is False) temp file in `folder`; return its path.
 
     On failure the temp file is removed and the OSError propagates (the caller names the target).
     """
@@ -193,13 +193,15 @@ def write_temp(folder: Path, data: bytes, mode: int = 0o600) -> Path:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    STORE_FSYNCS.labels(target="file").inc()
+    if sync:
+        STORE_FSYNCS.labels(target="file").inc()
     return tmp
 
 
@@ -214,11 +216,18 @@ def _timed(op: str) -> Iterator[None]:
     STORE_WRITE_SECONDS.observe(time.perf_counter() - start)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Replace `path` with `data` atomically and durably (see module docstring)."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, sync_dir: bool = True, sync_file: bool = True
+) -> None:
+    """Replace `path` with `data` atomically and durably (see module docstring).
+
+    `sync_file=False, sync_dir=False` makes a best-effort copy: still never torn for a reader
+    while the machine runs, but a power cut may lose it or leave it empty. Only for copies whose
+    original is durable elsewhere (the creds history); readers must validate what they find.
+    """
     with _timed("write"):
         try:
-            tmp = write_temp(path.parent, data)
+            tmp = write_temp(path.parent, data, mode, sync=sync_file)
         except OSError as exc:
             raise explain_os_error(exc, path, "writing") from exc
         try:
@@ -231,6 +240,32 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
                 fsync_dir(path.parent)
             except OSError as exc:
                 raise explain_os_error(exc, path, "syncing the folder of") from exc
+
+
+def rename(source: Path, target: Path, *, sync_dirs: bool = True) -> None:
+    """Rename `source` to `target` (replacing it), then fsync both folders; errors are classified."""
+    try:
+        os.replace(source, target)
+        if sync_dirs:
+            fsync_dir(target.parent)
+            if source.parent != target.parent:
+                fsync_dir(source.parent)
+    except OSError as exc:
+        raise explain_os_error(exc, target, "renaming into") from exc
+
+
+def remove(path: Path, *, sync_dir: bool = True) -> bool:
+    """Unlink one file (True if it was there), then fsync its folder; errors are classified."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise explain_os_error(exc, path, "removing") from exc
+    if sync_dir:
+        with store_errors(path, "syncing the folder of"):
+            fsync_dir(path.parent)
+    return True
 
 
 def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: bool = True) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import msgspec
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.store import durable
 from bridge.store.creds import account_jid, identity_key_bytes
 from bridge.store.layout import validate_session_id
@@ -127,7 +127,7 @@ class IdentityBook:
             raise StoreError(
                 f"identity record {path} is unreadable ({exc}); remove it only if you are sure which "
                 f"account session {session!r} holds (it is recorded again on the next check)",
-                code="identity_unreadable",
+                code=ErrorCode.IDENTITY_UNREADABLE,
             ) from exc
         return Identity(key=record.key, jid=record.jid)
 

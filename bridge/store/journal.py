@@ -33,6 +33,7 @@ downgrades or snapshots.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import threading
@@ -67,6 +68,7 @@ __all__ = [
     "JournalBackend",
     "JournalBusyError",
     "JournalCorruptError",
+    "Materialise",
     "ReplayReport",
     "Target",
     "checkpoint_session",
@@ -81,7 +83,21 @@ SET_ASIDE_DIR: Final = "journal-set-aside"
 CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
 RETRY_SECONDS: Final = 1.0
-APPLY_WORKERS: Final = 2
+APPLY_WORKERS: Final = 4
+
+
+class Materialise(enum.Enum):
+    """When the legacy files of an acknowledged batch are written.
+
+    INLINE: by the committing thread right after the fdatasync, before `commit` returns (the
+    folder is current whenever no commit is running: a drop-in for code that reads files).
+    BACKGROUND: by a worker after `commit` returned (lowest acknowledgement latency; readers of
+    the raw files lag by the worker's queue). DEFERRED: only at `flush`/`checkpoint` (tests).
+    """
+
+    INLINE = "inline"
+    BACKGROUND = "background"
+    DEFERRED = "deferred"
 
 
 class AuthBackend(Protocol):
@@ -154,12 +170,12 @@ class Journal:
         resolve: Callable[[str], Target],
         *,
         checkpoint_bytes: int = CHECKPOINT_BYTES,
-        background: bool = True,
+        materialise: Materialise = Materialise.INLINE,
     ) -> None:
         self.folder = folder
         self._resolve = resolve
         self._checkpoint_bytes = checkpoint_bytes
-        self._background = background
+        self._materialise = materialise
         self._state = threading.Condition(threading.Lock())
         self._apply_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
@@ -226,12 +242,30 @@ class Journal:
                 self._remember(session_id, name, seq, None)
             self._pending[seq] = record
             self._state.notify_all()
-            start = self._background and not self._draining
+            start = self._materialise is Materialise.BACKGROUND and not self._draining
             if start:
                 self._draining = True
         if start:
             _get_pool().submit(self._drain_in_background)
+        elif self._materialise is Materialise.INLINE:
+            self._apply_inline(seq)
         return seq
+
+    def _apply_inline(self, seq: int) -> None:
+        """Write the files of every queued record up to `seq`; the batch is acknowledged whatever happens.
+
+        A failure here (folder full, EIO) does not undo the acknowledgement: the record is durable
+        in the journal and served from the overlay; a worker retries and `checkpoint` reports it.
+        """
+        try:
+            self._apply_pending(until=seq)
+        except StoreError as exc:
+            log.warning("journal %s: writing the legacy files failed (%s); retrying in %.0f s", self.folder, exc,
+                        RETRY_SECONDS)
+            self._schedule_retry()
+            return
+        if self.log.bytes_since_rotation >= self._checkpoint_bytes:
+            self._checkpoint_quietly()
 
     def _remember(self, session_id: str, name: str, seq: int, data: bytes | None) -> None:
         key = (session_id, name)
@@ -291,10 +325,13 @@ class Journal:
             self._schedule_retry()
             return
         if self.log.bytes_since_rotation >= self._checkpoint_bytes:
-            try:
-                self.checkpoint()
-            except StoreError as exc:
-                log.warning("journal %s: automatic checkpoint failed: %s", self.folder, exc)
+            self._checkpoint_quietly()
+
+    def _checkpoint_quietly(self) -> None:
+        try:
+            self.checkpoint()
+        except StoreError as exc:
+            log.warning("journal %s: automatic checkpoint failed: %s", self.folder, exc)
 
     def _schedule_retry(self) -> None:
         with self._state:

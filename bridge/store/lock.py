@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from bridge.errors import StoreError
+from bridge.errors import ErrorCode, StoreError
 from bridge.store import durable
 from bridge.store.layout import validate_session_id
 
@@ -46,13 +46,13 @@ ROOT_LOCK = "bridge.lock"
 class SessionLockedError(StoreError):
     """Another process holds the lock: stop that bridge instance (or wait) before retrying."""
 
-    code = "session_locked"
+    code: str = ErrorCode.SESSION_LOCKED
 
 
 class RootLockedError(StoreError):
     """Another bridge (or standalone monitor) runs on this auth root: stop it, or use another root."""
 
-    code = "root_locked"
+    code: str = ErrorCode.ROOT_LOCKED
 
 
 def _locks_dir(bridge_dir: Path) -> Path:

@@ -39,11 +39,19 @@ from typing import Any
 import msgspec
 
 from bridge import metrics
-from bridge.errors import CredsCorruptError, HostileNameError, SnapshotError
+from bridge.errors import CredsCorruptError, ErrorCode, HostileNameError, SnapshotError
 from bridge.store.adopt import read_adopted, session_folder
 from bridge.store.creds import is_registered, validate_creds_text
-from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, store_errors, write_temp
-from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, validate_session_id
+from bridge.store.creds_history import CredsHistory, linked_creds_of
+from bridge.store.durable import explain_os_error, fsync_dir, make_dirs, remove, store_errors, write_temp
+from bridge.store.identity import Identity, identity_of
+from bridge.store.layout import (
+    BRIDGE_DIR_NAME,
+    CREDS_FILE,
+    is_bridge_private,
+    parse_key_file_name,
+    validate_session_id,
+)
 from bridge.store.lock import RepositoryLock
 
 log = logging.getLogger(__name__)
@@ -157,9 +165,13 @@ class RestoreOutcome(msgspec.Struct):
     folder: str
     pre_restore_snapshot: str | None
     replaced_path: str | None
+    #: Key files in the folder before the restore, and in it after (the snapshot's).
+    keys_before: int = 0
+    keys_after: int = 0
 
 
 ManifestList = list[SnapshotManifest]
+ShaList = list[str]
 #: sha256 -> the `session/id:file` entries that reference it.
 ObjectRefs = dict[str, list[str]]
 _MANIFEST_DECODER = msgspec.json.Decoder(SnapshotManifest)
@@ -230,16 +242,24 @@ class Snapshots:
         """Store `data` once (0444) and return its sha256 (see `put_objects`)."""
         return self.put_objects([data])[0]
 
-    def put_objects(self, blobs: Sequence[bytes]) -> list[str]:
+    def put_objects(self, blobs: Sequence[bytes], *, fresh: list[str] | None = None) -> list[str]:
         """Store each blob once (0444); return their sha256s in order. Durable when it returns.
 
         Existing healthy objects are reused. One whose bytes no longer hash to its name (bit rot)
         is replaced by the good bytes, since the name says exactly what they must be. New objects
         are written and fsynced in parallel and each object folder is fsynced once (group commit),
         so a first snapshot of thousands of keys costs a few fsync rounds, not thousands.
+        The shas of objects that did not exist before are appended to `fresh` before any is
+        written, so a caller can take back what a failed call may have left (`_discard`).
         """
         shas = [sha256_hex(data) for data in blobs]
-        todo = {sha: data for sha, data in zip(shas, blobs, strict=True) if not self._object_ok(sha)}
+        todo: dict[str, bytes] = {}
+        for sha, data in zip(shas, blobs, strict=True):
+            state = self._object_state(sha)
+            if state != "ok":
+                todo[sha] = data
+                if state == "missing" and fresh is not None:
+                    fresh.append(sha)
         if not todo:
             return shas
         folders = {self.object_path(sha).parent for sha in todo}
@@ -259,18 +279,55 @@ class Snapshots:
             raise explain_os_error(exc, Path(exc.filename or self.objects_dir), "storing object") from exc
         return shas
 
-    def _object_ok(self, sha: str) -> bool:
+    def _object_state(self, sha: str) -> str:
+        """`ok`, `missing`, or `corrupt` (bytes that no longer hash to the name: rewritten)."""
         path = self.object_path(sha)
         try:
             existing = path.read_bytes()
         except FileNotFoundError:
-            return False
+            return "missing"
         except OSError as exc:
             raise explain_os_error(exc, path, "reading") from exc
         if sha256_hex(existing) == sha:
-            return True
+            return "ok"
         log.warning("object %s was corrupt; rewriting it from a good copy", path)
-        return False
+        return "corrupt"
+
+    def _discard(self, shas: Sequence[str]) -> int:
+        """Remove objects a failed snapshot wrote, unless a manifest references them by now.
+
+        Runs under the exclusive repository lock, so a concurrent snapshot that reused one of
+        them has either written its manifest (the object stays) or not started yet. Returns how
+        many were removed; leaves everything when any manifest is unreadable.
+        """
+        removed = 0
+        with RepositoryLock(self.bridge_dir, exclusive=True):
+            referenced = self._referenced()
+            if referenced is None:
+                return 0
+            folders: set[Path] = set()
+            for sha in set(shas) - referenced:
+                path = self.object_path(sha)
+                if remove(path, sync_dir=False):
+                    removed += 1
+                    folders.add(path.parent)
+            for folder in folders:
+                with store_errors(folder, "syncing the folder of"):
+                    fsync_dir(folder)
+        if removed:
+            log.warning("removed %d object(s) a failed snapshot had written", removed)
+        return removed
+
+    def _referenced(self) -> set[str] | None:
+        """Every object sha some manifest references; None if any manifest is unreadable."""
+        referenced: set[str] = set()
+        for path in self._iter_manifest_files():
+            try:
+                referenced.update(f.sha256 for f in self.load_manifest(path).files)
+            except SnapshotError as exc:
+                log.error("not removing any object: %s", exc)
+                return None
+        return referenced
 
     def _write_object(self, item: tuple[str, bytes]) -> None:
         sha, data = item
@@ -419,6 +476,30 @@ class Snapshots:
             return None
         return creds
 
+    def newest_intact_creds(self, session_id: str, identity: Identity) -> tuple[str, str] | None:
+        """(creds text, where it came from) of the newest valid, registered creds of `identity`.
+
+        Searches the session's creds history first (normally the creds last saved), then the
+        creds of its snapshots newest first (objects checked against their hash). What the monitor
+        puts back for creds-only damage, leaving every key file in place.
+        """
+        history = CredsHistory(self.bridge_dir, validate_session_id(session_id))
+        found = history.newest_intact(identity)
+        if found is not None:
+            return found[0], f"creds history {found[1]}"
+        for manifest in self.list(session_id):
+            entry = next((f for f in manifest.files if f.name == CREDS_FILE), None)
+            if entry is None:
+                continue
+            try:
+                data = self.read_object(entry.sha256)
+            except SnapshotError as exc:
+                log.warning("%s", exc)
+                continue
+            if linked_creds_of(data, identity) is not None:
+                return data.decode("utf-8"), f"snapshot {manifest.id} ({manifest.reason}, {manifest.created_iso})"
+        return None
+
     # ----- create --------------------------------------------------------------------------
     def session_folder(self, session_id: str) -> Path:
         """The session's auth folder: `auth_root/<id>`, or the external path it was adopted at."""
@@ -442,6 +523,20 @@ class Snapshots:
                 f"cannot snapshot session {session_id!r}: {folder} is not a folder; restore it with `restore`",
                 code="session_folder_missing",
             )
+        fresh: list[str] = []
+        try:
+            return self._create(session_id, reason, folder, fresh)
+        except BaseException as exc:
+            if fresh:
+                try:
+                    self._discard(fresh)
+                except Exception as cleanup:
+                    log.error("could not remove the objects of a failed snapshot: %s", cleanup)
+            if isinstance(exc, OSError):
+                raise explain_os_error(exc, folder, "snapshotting", error_type=SnapshotError) from exc
+            raise
+
+    def _create(self, session_id: str, reason: str, folder: Path, fresh: ShaList) -> SnapshotManifest:
         with RepositoryLock(self.bridge_dir, exclusive=False):
             contents: dict[str, bytes] = {}
             with store_errors(folder, "reading for a snapshot", error_type=SnapshotError):
@@ -452,7 +547,7 @@ class Snapshots:
                         log.warning("snapshot of %s skips %s: not a regular file", session_id, path)
                         continue
                     contents[path.name] = path.read_bytes()
-            shas = self.put_objects(list(contents.values()))
+            shas = self.put_objects(list(contents.values()), fresh=fresh)
             files = [
                 FileEntry(name=name, size=len(data), sha256=sha)
                 for (name, data), sha in zip(contents.items(), shas, strict=True)
@@ -543,18 +638,46 @@ class Snapshots:
         """
         return self.restore_detailed(session_id, snapshot_id).restored
 
-    def restore_detailed(self, session_id: str, snapshot_id: str) -> RestoreOutcome:
+    def restore_detailed(
+        self, session_id: str, snapshot_id: str, *, refuse_fewer_keys: bool = False
+    ) -> RestoreOutcome:
         """Stage, verify, snapshot what is there now, then swap the staged folder in.
 
         Only the snapshot's files end up in the folder. The folder replaced is snapshotted (reason
         `pre-restore`) and moved under `.bridge/replaced/`, never deleted; snapshots and objects are
         never touched. Works when the session folder is gone entirely. Refuses (SnapshotError,
         nothing changed) when any object is missing or corrupt.
+
+        The outcome counts key files before and after (`keys_before`, `keys_after`). With
+        `refuse_fewer_keys`, a restore that would leave fewer key files than the folder holds is
+        refused (`restore_loses_keys`, nothing changed) unless the folder's creds are valid creds
+        of another identity (then its keys are not this account's anyway).
         """
         manifest = self.get(session_id, snapshot_id)
         target = self.session_folder(session_id)
         with store_errors(target, "restoring"):
-            return self._restore(session_id, manifest, target)
+            keys_before = count_key_files(target)
+            keys_after = sum(1 for f in manifest.files if parse_key_file_name(f.name) is not None)
+            if refuse_fewer_keys and keys_after < keys_before and not self._other_identity(target, manifest):
+                raise SnapshotError(
+                    f"restoring snapshot {manifest.id} of session {session_id!r} would leave {keys_after} key "
+                    f"files where {target} holds {keys_before} of the same account; nothing was changed. "
+                    "Repair creds.json alone, or restore this snapshot on purpose without the check",
+                    code=ErrorCode.RESTORE_LOSES_KEYS,
+                )
+            outcome = self._restore(session_id, manifest, target)
+        outcome.keys_before, outcome.keys_after = keys_before, keys_after
+        return outcome
+
+    def _other_identity(self, folder: Path, manifest: SnapshotManifest) -> bool:
+        """True when `folder` holds valid creds of another identity than the snapshot's creds."""
+        entry = next((f for f in manifest.files if f.name == CREDS_FILE), None)
+        try:
+            here = validate_creds_text((folder / CREDS_FILE).read_text(encoding="utf-8"))
+            there = validate_creds_text(self.read_object(entry.sha256).decode("utf-8")) if entry else None
+        except (OSError, UnicodeDecodeError, CredsCorruptError, SnapshotError):
+            return False
+        return there is not None and not identity_of(here).same_account(identity_of(there))
 
     def _restore(self, session_id: str, manifest: SnapshotManifest, target: Path) -> RestoreOutcome:
         staging_root, replaced_root = self._work_dirs(target)
@@ -688,13 +811,9 @@ class Snapshots:
         return report
 
     def _collect_garbage(self) -> tuple[int, int]:
-        referenced: set[str] = set()
-        for path in self._iter_manifest_files():
-            try:
-                referenced.update(f.sha256 for f in self.load_manifest(path).files)
-            except SnapshotError as exc:
-                log.error("not removing any object: %s", exc)
-                return 0, 0
+        referenced = self._referenced()
+        if referenced is None:
+            return 0, 0
         removed = freed = 0
         for obj in self._iter_objects():
             if obj.name not in referenced:
@@ -728,6 +847,14 @@ class Snapshots:
             objects += 1
             stored += obj.stat().st_size
         return DedupStats(snapshots, files, logical, objects, stored)
+
+
+def count_key_files(folder: Path) -> int:
+    """Signal key files (`<type>-<id>.json`) in a session folder; 0 when it is gone."""
+    try:
+        return sum(1 for name in os.listdir(folder) if parse_key_file_name(name) is not None)
+    except FileNotFoundError:
+        return 0
 
 
 def _creds_registered(data: bytes) -> bool:

@@ -114,3 +114,27 @@ async def test_unknown_route_and_wrong_method_are_json(bridge: Bridge) -> None:
     response = await bridge.client.put("/api/v1/sessions", headers=AUTH)
     await assert_error(response, 405, "method_not_allowed")
     assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"GET /healthz HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n", b"GET /\x00bad HTTP/1.1\r\n\r\n",
+     b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"],
+)
+async def test_a_malformed_http_request_is_400_and_one_warning_line_not_a_traceback(
+    bridge: Bridge, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    server = bridge.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(raw)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 30)
+    writer.close()
+    assert answer.split(b" ")[1] == b"400", answer[:100]
+    server_records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert server_records, "the bad request is logged"
+    for record in server_records:
+        assert record.levelname == "WARNING" and record.exc_info is None
+        assert "malformed HTTP request" in record.getMessage()

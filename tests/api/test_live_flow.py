@@ -38,7 +38,7 @@ def decode_qr_png(png: bytes) -> str:
 
 
 def is_state(name: str) -> Any:
-    return lambda m: m.event == "state" and m.data["data"]["state"] == name
+    return lambda m: m.event == "session.state" and m.data["data"]["state"] == name
 
 
 async def test_qr_login_send_and_receive_over_http_with_every_step_on_the_stream(
@@ -58,7 +58,7 @@ async def test_qr_login_send_and_receive_over_http_with_every_step_on_the_stream
     assert qr_404.status == 404 and "not waiting for a QR scan" in (await qr_404.json())["error"]["message"]
 
     assert (await client.post("/api/v1/sessions/tenant-a/start", headers=AUTH)).status == 200
-    seen = await collect_until(stream, lambda m: m.event == "qr", TIMEOUT)
+    seen = await collect_until(stream, lambda m: m.event == "session.qr", TIMEOUT)
     emitted = seen[-1].data["data"]["qr"]
 
     png = await client.get("/api/v1/sessions/tenant-a/qr?format=png", headers=AUTH)
@@ -96,11 +96,11 @@ async def test_qr_login_send_and_receive_over_http_with_every_step_on_the_stream
         stream, lambda m: m.event == "message" and m.data["data"].get("text") == "reply from the contact", TIMEOUT
     )
 
-    states = [m.data["data"]["state"] for m in seen if m.event == "state"]
+    states = [m.data["data"]["state"] for m in seen if m.event == "session.state"]
     assert states[0] == "starting" and states[-1] == "open"
     assert states.index("starting") < states.index("qr") < states.index("open")
     kinds = [m.event for m in seen]
-    assert kinds.index("qr") < kinds.index("message")
+    assert kinds.index("session.qr") < kinds.index("message")
     ids = [int(m.id or 0) for m in seen]
     assert ids == sorted(ids) and len(set(ids)) == len(ids), "SSE ids are the bus seq: increasing, unique"
     bus_order = [e.seq for e in live_bridge.bus.since(0, "tenant-a") if e.seq <= ids[-1]]
@@ -148,7 +148,7 @@ async def test_pairing_code_login_over_http(live_bridge: Bridge, simulator: Simu
     assert response.status == 200, await response.text()
     code = (await response.json())["code"]
     assert len(code) == 8
-    seen: list[SseMessage] = await collect_until(stream, lambda m: m.event == "pairing_code", TIMEOUT)
+    seen: list[SseMessage] = await collect_until(stream, lambda m: m.event == "session.pairing_code", TIMEOUT)
     assert seen[-1].data["data"]["code"] == code
     await simulator.enter_pairing_code(phone, code)
     await collect_until(stream, is_state("open"), TIMEOUT)

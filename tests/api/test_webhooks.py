@@ -1,30 +1,34 @@
-"""Webhooks: configured per session over the API, signed with HMAC-SHA256, retried with backoff
-when the receiver fails, never blocking the bus (publishing returns at once even when the receiver
-hangs), and the secret is never echoed back."""
+"""Webhooks: configured over the API (global or per session, filtered by kind and session), signed
+per Standard Webhooks (verified here with the `standardwebhooks` package), retried with backoff
+and Retry-After when the receiver fails, delivered in order per session, dead-lettered after the
+retry horizon and redeliverable; a hanging receiver never blocks a session or other receivers."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook as Verifier
 
-from bridge.api.webhooks import SIGNATURE_HEADER, sign
-from tests.api.conftest import AUTH, Bridge
+from bridge.events import event_json
+from tests.api.conftest import AUTH, Bridge, make_settings
 from tests.api.sse import collect_until
 
-SECRET = "webhook-secret-0123456789"
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
 class Receiver:
-    """A local HTTP endpoint that checks signatures and fails the first `fail_first` attempts."""
+    """A local HTTP endpoint that verifies signatures and answers what the test says."""
 
-    def __init__(self, fail_first: int = 0, hang: bool = False) -> None:
-        self.fail_first = fail_first
+    def __init__(self, secret: str = SECRET, answers: list[web.Response] | None = None, hang: bool = False) -> None:
+        self.verifier = Verifier(secret)
+        self.answers = answers or []
         self.hang = hang
         self.attempts: list[dict[str, Any]] = []
         self.delivered: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -33,90 +37,172 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        signed_ok = hmac.compare_digest(request.headers.get(SIGNATURE_HEADER, ""), expected)
-        attempt = {"body": json.loads(body), "signed_ok": signed_ok, "headers": dict(request.headers)}
+        self.verifier.verify(body, dict(request.headers))  # raises on a bad signature: the test sees a 500
+        attempt = {"body": json.loads(body), "raw": body, "headers": dict(request.headers), "at": time.monotonic()}
         self.attempts.append(attempt)
         self.first_attempt.set()
         if self.hang:
             await asyncio.wait_for(self.release.wait(), 120)
-        if len(self.attempts) <= self.fail_first:
-            return web.Response(status=500, text="try again")
+        if self.answers:
+            return self.answers.pop(0)
         await self.delivered.put(attempt)
-        return web.Response(status=200)
+        return web.Response(status=204)
+
+    async def url(self, aiohttp_server: Callable[..., Any]) -> str:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        server = await aiohttp_server(app)
+        return str(server.make_url("/hook"))
 
 
-async def _setup(bridge: Bridge, aiohttp_server: Callable[..., Any], receiver: Receiver, sid: str) -> None:
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    server = await aiohttp_server(app)
+async def _session(bridge: Bridge, sid: str) -> None:
     response = await bridge.client.post("/api/v1/sessions", json={"id": sid, "start": False}, headers=AUTH)
-    assert response.status == 201
-    url = str(server.make_url("/hook"))
-    response = await bridge.client.put(
-        f"/api/v1/sessions/{sid}/webhook", json={"url": url, "secret": SECRET, "events": ["test"]}, headers=AUTH
-    )
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"url": url, "events": ["test"]}
+    assert response.status == 201, await response.text()
 
 
-def test_signature_is_hmac_sha256_of_the_body() -> None:
-    body = b'{"a":1}'
-    assert sign("k" * 16, body) == "sha256=" + hmac.new(b"k" * 16, body, hashlib.sha256).hexdigest()
+async def _hook(bridge: Bridge, body: dict[str, Any]) -> dict[str, Any]:
+    response = await bridge.client.post("/api/v1/webhooks", json=body, headers=AUTH)
+    assert response.status == 201, await response.text()
+    return dict(await response.json())
 
 
-async def test_delivery_is_signed_and_retried_after_a_500(bridge: Bridge, aiohttp_server: Callable[..., Any]) -> None:
-    receiver = Receiver(fail_first=1)
-    await _setup(bridge, aiohttp_server, receiver, "hooked")
-    bridge.bus.publish("hooked", "ignored-kind", {"n": 0})
-    event = bridge.bus.publish("hooked", "test", {"n": 1})
-    delivered = await asyncio.wait_for(receiver.delivered.get(), 60)
-    assert len(receiver.attempts) == 2, "one failed attempt (500), then the retry succeeded"
-    assert all(a["signed_ok"] for a in receiver.attempts)
-    assert delivered["body"] == {
-        "seq": event.seq, "ts": event.ts, "session": "hooked", "kind": "test", "data": {"n": 1},
-    }
-    assert delivered["headers"]["X-Bridge-Event"] == "test"
-    assert receiver.attempts[0]["headers"]["X-Bridge-Delivery"] == delivered["headers"]["X-Bridge-Delivery"]
-    metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
-    assert 'bridge_webhook_deliveries_total{outcome="failed"}' in metrics
-
-
-async def test_a_hanging_receiver_never_blocks_the_session(bridge: Bridge, aiohttp_server: Callable[..., Any]) -> None:
-    receiver = Receiver(hang=True)
-    await _setup(bridge, aiohttp_server, receiver, "slow")
-    bridge.bus.publish("slow", "test", {"n": -1})
-    await asyncio.wait_for(receiver.first_attempt.wait(), 60)
-    stream = await bridge.client.get(f"/api/v1/sessions/slow/events?after={bridge.bus.last_seq}", headers=AUTH)
-    for i in range(1500):
-        bridge.bus.publish("slow", "test", {"n": i})
-        if i % 500 == 499:
-            await asyncio.sleep(0.2)  # bursts within the bus's per-subscriber buffer
-    got = await collect_until(stream, lambda m: m.event == "test" and m.data["data"]["n"] == 1499)
-    assert len([m for m in got if m.event == "test"]) == 1500, "live consumers got every event"
-    assert len(receiver.attempts) == 1, "the stuck delivery holds only its own session's webhook queue"
-    metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
-    prefix = 'bridge_webhook_deliveries_total{outcome="dropped"}'
-    dropped = [line for line in metrics.splitlines() if line.startswith(prefix)]
-    assert dropped and float(dropped[0].split()[-1]) >= 500, "the bounded webhook queue dropped the oldest"
-    stream.close()
-    receiver.release.set()
-
-
-async def test_webhook_config_is_read_back_without_secret_and_removable(
+async def test_delivery_is_signed_per_standard_webhooks_and_retried_with_the_same_id(
     bridge: Bridge, aiohttp_server: Callable[..., Any]
 ) -> None:
-    await _setup(bridge, aiohttp_server, Receiver(), "cfg")
-    response = await bridge.client.get("/api/v1/sessions/cfg/webhook", headers=AUTH)
-    assert response.status == 200 and "secret" not in await response.json()
-    stored = (bridge.settings.bridge_dir / "webhooks.json")
+    receiver = Receiver(answers=[web.Response(status=500)])
+    await _session(bridge, "hooked")
+    url = await receiver.url(aiohttp_server)
+    response = await bridge.client.put("/api/v1/sessions/hooked/webhook", headers=AUTH,
+                                       json={"url": url, "secret": SECRET, "events": ["message"]})
+    assert response.status == 200, await response.text()
+    bridge.bus.publish("hooked", "snapshot", {"n": 0})  # not wanted by the filter
+    event = bridge.bus.publish("hooked", "message", {"n": 1})
+    delivered = await asyncio.wait_for(receiver.delivered.get(), 60)
+    assert len(receiver.attempts) == 2, "one failed attempt (500), then the retry succeeded"
+    assert delivered["raw"] == event_json(event)
+    assert delivered["body"]["kind"] == "message" and delivered["body"]["data"] == {"n": 1}
+    first, second = receiver.attempts
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"], "receivers deduplicate on it"
+    assert second["headers"]["X-Bridge-Event"] == "message"
+    metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
+    assert 'bridge_webhook_deliveries_total{outcome="retry"}' in metrics
+
+
+async def test_unknown_event_kinds_are_refused_and_first_names_are_accepted(bridge: Bridge) -> None:
+    await _session(bridge, "v")
+    for kinds, bad in ((["../x"], "../x"), (["message", "nope"], "nope")):
+        response = await bridge.client.post("/api/v1/webhooks", headers=AUTH,
+                                            json={"url": "http://127.0.0.1:9/h", "events": kinds})
+        assert response.status == 400
+        error = (await response.json())["error"]
+        assert error["code"] == "unknown_event_kind" and repr(bad) in error["message"]
+    created = await _hook(bridge, {"url": "http://127.0.0.1:9/h", "events": ["state", "qr", "message"]})
+    assert created["events"] == ["message", "session.qr", "session.state"]
+
+
+async def test_config_is_private_and_a_made_secret_is_shown_once(bridge: Bridge) -> None:
+    await _session(bridge, "cfg")
+    created = await _hook(bridge, {"url": "https://example.invalid/h", "sessions": ["cfg"]})
+    assert created["secret"].startswith("whsec_") and len(base64.b64decode(created["secret"][6:])) == 32
+    shown = await (await bridge.client.get(f"/api/v1/webhooks/{created['id']}", headers=AUTH)).json()
+    assert shown["secret"] is None and shown["sessions"] == ["cfg"]
+    stored = bridge.settings.auth_root.parent / "state" / "webhooks.json"
     assert stored.stat().st_mode & 0o777 == 0o600
-    assert (await bridge.client.delete("/api/v1/sessions/cfg/webhook", headers=AUTH)).status == 204
-    assert (await bridge.client.get("/api/v1/sessions/cfg/webhook", headers=AUTH)).status == 404
+    assert (await bridge.client.delete(f"/api/v1/webhooks/{created['id']}", headers=AUTH)).status == 204
+    missing = await bridge.client.get(f"/api/v1/webhooks/{created['id']}", headers=AUTH)
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "webhook_not_found"
+    unknown_session = await bridge.client.post("/api/v1/webhooks", headers=AUTH,
+                                               json={"url": "https://x.invalid/h", "sessions": ["ghost"]})
+    assert unknown_session.status == 404
 
 
 async def test_webhook_url_and_secret_are_validated(bridge: Bridge) -> None:
-    await bridge.client.post("/api/v1/sessions", json={"id": "v", "start": False}, headers=AUTH)
-    for body in ({"url": "ftp://x", "secret": SECRET}, {"url": "http://x", "secret": "short"}):
-        response = await bridge.client.put("/api/v1/sessions/v/webhook", json=body, headers=AUTH)
-        assert response.status == 422
+    await _session(bridge, "v")
+    for body in ({"url": "ftp://x", "secret": "s" * 20}, {"url": "http://x", "secret": "short"},
+                 {"url": "file:///etc/passwd"}):
+        response = await bridge.client.post("/api/v1/webhooks", json=body, headers=AUTH)
+        assert response.status == 422, body
+
+
+async def test_a_hanging_receiver_never_blocks_a_session_or_other_receivers(
+    bridge: Bridge, aiohttp_server: Callable[..., Any]
+) -> None:
+    stuck, healthy = Receiver(hang=True), Receiver()
+    await _session(bridge, "slow")
+    await _hook(bridge, {"url": await stuck.url(aiohttp_server), "secret": SECRET})
+    await _hook(bridge, {"url": await healthy.url(aiohttp_server), "secret": SECRET})
+    bridge.bus.publish("slow", "message", {"n": -1})
+    await asyncio.wait_for(stuck.first_attempt.wait(), 60)
+    stream = await bridge.client.get(f"/api/v1/sessions/slow/events?after={bridge.bus.last_seq}", headers=AUTH)
+    for i in range(300):
+        bridge.bus.publish("slow", "message", {"n": i})
+    got = await collect_until(stream, lambda m: m.event == "message" and m.data["data"]["n"] == 299)
+    assert len([m for m in got if m.event == "message"]) == 300, "live consumers got every event"
+    for _ in range(301):
+        await asyncio.wait_for(healthy.delivered.get(), 60)
+    assert len(stuck.attempts) == 1, "the stuck head holds only its own session's lane of its own webhook"
+    stream.close()
+    stuck.release.set()
+
+
+async def test_retry_after_is_honoured(bridge: Bridge, aiohttp_server: Callable[..., Any]) -> None:
+    receiver = Receiver(answers=[web.Response(status=429, headers={"Retry-After": "1"})])
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    bridge.bus.publish(None, "alert", {"n": 1})
+    await asyncio.wait_for(receiver.delivered.get(), 60)
+    first, second = receiver.attempts
+    assert second["at"] - first["at"] >= 1.0
+
+
+async def test_a_redirect_is_a_failure_not_followed(bridge: Bridge, aiohttp_server: Callable[..., Any]) -> None:
+    receiver = Receiver(answers=[web.Response(status=307, headers={"Location": "http://127.0.0.1:9/elsewhere"})])
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    bridge.bus.publish(None, "alert", {"n": 1})
+    await asyncio.wait_for(receiver.delivered.get(), 60)
+    assert len(receiver.attempts) == 2
+
+
+@pytest.fixture
+async def impatient(tmp_path: Any, aiohttp_client: Callable[..., Any]) -> Any:
+    from tests.api.conftest import _bridge
+
+    settings = make_settings(tmp_path, webhook_max_attempts=2, webhook_backoff_initial=0.05)
+    async for b in _bridge(settings, aiohttp_client):
+        yield b
+
+
+async def test_after_the_horizon_deliveries_are_dead_letters_and_can_be_redelivered(
+    impatient: Bridge, aiohttp_server: Callable[..., Any]
+) -> None:
+    bridge = impatient
+    receiver = Receiver(answers=[web.Response(status=503) for _ in range(2 * 3)])
+    await _session(bridge, "d")
+    hook = await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    events = [bridge.bus.publish("d", "message", {"n": i}) for i in range(3)]
+    base = f"/api/v1/webhooks/{hook['id']}"
+    deadline = time.monotonic() + 60
+    while True:
+        failed = (await (await bridge.client.get(f"{base}/deliveries?state=failed", headers=AUTH)).json())
+        if len(failed["deliveries"]) == 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert [d["seq"] for d in failed["deliveries"]] == [e.seq for e in events]
+    assert all(d["attempts"] == 2 and "503" in d["last_error"] for d in failed["deliveries"])
+    metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
+    assert f'bridge_webhook_dead_letters{{webhook="{hook["id"]}"}} 3.0' in metrics
+    again = await bridge.client.post(f"{base}/redeliver", json={}, headers=AUTH)
+    assert (await again.json()) == {"requeued": 3}
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in range(3)]
+    assert [g["body"]["data"]["n"] for g in got] == [0, 1, 2], "in order, per session"
+    assert {g["headers"]["webhook-id"] for g in got} == {d["webhook_id"] for d in failed["deliveries"]}
+
+
+async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_session(
+    bridge: Bridge, aiohttp_server: Callable[..., Any]
+) -> None:
+    receiver = Receiver(answers=[web.Response(status=502) for _ in range(6)])
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    sent = [bridge.bus.publish(sid, "message", {"sid": sid, "n": n}) for n in range(20) for sid in ("a", "b", "c")]
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in sent]
+    for sid in ("a", "b", "c"):
+        assert [g["body"]["data"]["n"] for g in got if g["body"]["session"] == sid] == list(range(20))

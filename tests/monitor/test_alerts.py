@@ -92,6 +92,23 @@ async def test_a_more_severe_alert_of_the_same_kind_is_not_suppressed(telegram: 
     assert [("CRITICAL" in m.text) for m in telegram.messages] == [False, True]
 
 
+async def test_the_end_of_a_condition_always_goes_through_and_the_next_episode_is_heard(
+    telegram: TelegramReceiver,
+) -> None:
+    alerter = telegram_alerter(telegram)
+    alerter.start()
+    try:
+        assert alerter.submit(Alert("disk_low", "warning", "disk below 512 MB"))
+        assert alerter.submit(Alert("disk_low", "info", "space is back", extra={"resolved": True}))
+        assert alerter.submit(Alert("disk_low", "warning", "disk below 512 MB again"))
+        assert not alerter.submit(Alert("disk_low", "warning", "still below"))
+        await telegram.wait_for(3)
+        assert await alerter.drain(30)
+    finally:
+        await alerter.aclose()
+    assert ["space is back" in m.text for m in telegram.messages] == [False, True, False]
+
+
 async def test_failed_sends_are_retried_with_backoff_and_counted(telegram: TelegramReceiver) -> None:
     telegram.fail_next = 2
     failed_before = metric("bridge_alerts_failed_total", sink="telegram")

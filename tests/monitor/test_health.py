@@ -127,3 +127,11 @@ async def test_run_follows_the_bus_and_ticks(auth_root: Path) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert alert.data["alert"] == "banned"
+
+
+def test_a_halted_state_that_follows_an_incident_gets_no_backup_alert(auth_root: Path) -> None:
+    """The incident's one alert was raised by whoever opened it; its follow-on states carry its id."""
+    sw, bus = watch(auth_root)
+    event = bus.publish("s5", "state", {"state": "failed", "previous": "open", "reason": "x", "incident": "i-1"})
+    sw.observe(event)
+    assert sw.tick(now=event.ts + sw.alert_grace + 1) == []

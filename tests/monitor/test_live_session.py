@@ -151,12 +151,7 @@ async def replay(
         damage(sabotage.format(folder=folder))
         incident = await wait_event(bridge.bus, lambda e: e.kind == "incident", within=TIMEOUT, after=mark)
         restored_in = time.monotonic() - damaged_at
-        await wait_event(
-            bridge.bus,
-            lambda e: e.kind == "state" and e.data["state"] == "open",
-            within=TIMEOUT,
-            after=incident.seq,
-        )
+        await bridge.manager.wait_for_state(sid, {"open"}, TIMEOUT)  # a creds-only repair never leaves open
         open_in = time.monotonic() - damaged_at
         await telegram.wait_for(1)
         await asyncio.sleep(2.0)  # room for any second alert to show up
@@ -190,9 +185,8 @@ async def test_truncated_creds_under_a_live_session_never_become_a_fresh_identit
     )
     print(f"\nlive truncate: restored after {restored_in:.2f} s, open again after {open_in:.2f} s; states {states}")
     assert incident["kind"] == "creds_truncated" and incident["restored"] is True
-    assert incident["session_restarted"] is True
-    kept = Path(str(incident["replaced_path"]))
-    assert (kept / "creds.json").stat().st_size == 0  # the damaged folder is evidence, not garbage
+    assert incident["action"] == "put_back_creds" and incident["stopped"] == []  # it never stopped
+    assert states == []  # and never left open
     criticals = [m.text for m in telegram.messages if "CRITICAL" in m.text]
     assert len(criticals) == 1 and "creds_truncated" in criticals[0]
 

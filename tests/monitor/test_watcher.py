@@ -51,8 +51,9 @@ def test_every_kind_of_damage_is_recognised(templates: dict[str, Path], auth_roo
     healthy = inspect_folder(folder)
     assert healthy.healthy and healthy.registered and len(healthy.key_files) == 22
 
-    def verdict(**kw: bool) -> Damage | None:
-        found = diagnose(inspect_folder(folder), healthy, has_snapshot=True, snapshot_registered=True, **kw)
+    def verdict(relinking: bool = False) -> Damage | None:
+        look = inspect_folder(folder)
+        found = diagnose(look, healthy, expected=healthy.identity, had_creds=True, relinking=relinking)
         return found.damage if found else None
 
     assert verdict() is None
@@ -79,8 +80,8 @@ def test_every_kind_of_damage_is_recognised(templates: dict[str, Path], auth_roo
 def test_a_new_folder_without_creds_or_snapshots_is_not_damage(auth_root: Path) -> None:
     (auth_root / "new").mkdir()
     look = inspect_folder(auth_root / "new")
-    assert diagnose(look, None, has_snapshot=False, snapshot_registered=False) is None
-    assert diagnose(inspect_folder(auth_root / "never"), None, has_snapshot=False, snapshot_registered=False) is None
+    assert diagnose(look, None, expected=None, had_creds=False) is None
+    assert diagnose(inspect_folder(auth_root / "never"), None, expected=None, had_creds=False) is None
 
 
 # ----- the running watcher -----------------------------------------------------------------------
@@ -105,21 +106,47 @@ async def test_rm_rf_of_an_auth_folder_is_restored_byte_for_byte(templates: dict
     assert REGISTRY.get_sample_value("bridge_monitor_restores_total", {"reason": "folder_removed"}) == restores + 1
 
 
-async def test_truncated_creds_are_restored_and_the_damaged_folder_is_kept_aside(
+def text_of(path: Path) -> str:
+    return path.read_text()
+
+
+def inodes(folder: Path) -> dict[str, int]:
+    """Inode of every key file: a repair that moved a key file away (and back) changes it."""
+    return {p.name: p.stat().st_ino for p in folder.iterdir() if p.name != "creds.json"}
+
+
+async def test_truncated_creds_are_put_back_and_no_key_file_is_touched(
     templates: dict[str, Path], auth_root: Path
 ) -> None:
     folder = auth_root / "t2"
     copy_folder(templates["registered"], folder)
-    before = digest(folder)
+    before, keys = digest(folder), inodes(folder)
     async with running_watcher(auth_root) as env:
         await wait_event(env.bus, first_snapshot("t2"))
         damage(f": > {folder}/creds.json")
         event = await wait_event(env.bus, is_incident("t2"))
     assert event.data["kind"] == "creds_truncated" and event.data["restored"]
+    assert event.data["action"] == "put_back_creds" and event.data["creds_source"].startswith("snapshot ")
+    assert digest(folder) == before
+    assert inodes(folder) == keys  # creds only: every key file stayed where it was
+    assert event.data["keys_before"] == event.data["keys_after"] == len(keys)
+    assert Snapshots(auth_root).list("t2")[0].reason != "pre-restore"  # no whole-folder restore
+
+
+async def test_invalid_creds_are_kept_as_evidence_before_good_ones_are_put_back(
+    templates: dict[str, Path], auth_root: Path
+) -> None:
+    folder = auth_root / "t2b"
+    copy_folder(templates["registered"], folder)
+    before = digest(folder)
+    async with running_watcher(auth_root) as env:
+        await wait_event(env.bus, first_snapshot("t2b"))
+        damage(f"printf '{{\"not\": \"creds\"}}' > {folder}/creds.json")
+        event = await wait_event(env.bus, is_incident("t2b"))
+    assert event.data["kind"] == "creds_truncated" and event.data["restored"]  # shorter and unusable
     assert digest(folder) == before
     kept = Path(event.data["replaced_path"])
-    assert kept.parent == auth_root / ".bridge" / "replaced" and (kept / "creds.json").stat().st_size == 0
-    assert Snapshots(auth_root).get("t2", event.data["pre_restore_snapshot"]).reason == "pre-restore"
+    assert kept.parent == auth_root / ".bridge" / "replaced" and text_of(kept) == '{"not": "creds"}'
 
 
 async def test_fresh_creds_written_over_registered_ones_are_rolled_back(
@@ -127,14 +154,15 @@ async def test_fresh_creds_written_over_registered_ones_are_rolled_back(
 ) -> None:
     folder = auth_root / "t3"
     copy_folder(templates["registered"], folder)
-    before = digest(folder)
+    before, keys = digest(folder), inodes(folder)
     async with running_watcher(auth_root) as env:
         await wait_event(env.bus, first_snapshot("t3"))
         # What legacy Baileys does after failing to read creds: initAuthCreds() and saveCreds().
         damage(f"cp {templates['fresh']}/creds.json {folder}/new.tmp && mv {folder}/new.tmp {folder}/creds.json")
         event = await wait_event(env.bus, is_incident("t3"))
     assert event.data["kind"] == "creds_unregistered" and event.data["restored"]
-    assert digest(folder) == before and inspect_folder(folder).registered
+    assert event.data["action"] == "put_back_creds"
+    assert digest(folder) == before and inspect_folder(folder).registered and inodes(folder) == keys
 
 
 async def test_mass_deleted_keys_are_restored_but_one_consumed_pre_key_is_normal(
@@ -148,10 +176,15 @@ async def test_mass_deleted_keys_are_restored_but_one_consumed_pre_key_is_normal
         damage(f"rm {folder}/pre-key-20.json")  # Baileys consumed one pre-key: not an incident
         await asyncio.sleep(2.5)  # events handled and one full scan done
         assert [e for e in env.bus.since(first.seq) if e.kind in ("incident", "snapshot")] == []
+        survivors = inodes(folder)
         damage(f"rm {folder}/pre-key-*.json")
         event = await wait_event(env.bus, is_incident("t4"), after=first.seq)
     assert event.data["kind"] == "keys_mass_deleted" and event.data["restored"]
-    assert digest(folder) == original  # the newest snapshot still had the consumed pre-key; harmless
+    # Losses within BRIDGE_MONITOR_MASS_DELETE_WINDOW add up, so the consumed pre-key comes back too (harmless).
+    assert event.data["action"] == "put_back_keys" and event.data["keys_put_back"] == 20
+    assert digest(folder) == original
+    survivors = {k: v for k, v in survivors.items() if not k.startswith("pre-key-")}
+    assert {k: v for k, v in inodes(folder).items() if k in survivors} == survivors  # never moved
     assert [e for e in env.bus.since(0) if e.kind == "incident"] == [event]
 
 
@@ -179,8 +212,8 @@ async def test_without_a_snapshot_nothing_is_touched_and_the_operator_is_told(
     async with running_watcher(auth_root) as env:
         event = await wait_event(env.bus, is_incident("t6"))
         alert = await wait_event(env.bus, lambda e: e.kind == "alert" and e.session == "t6")
-    assert event.data["restored"] is False and "no intact snapshot" in event.data["error"]
-    assert alert.data["severity"] == "critical" and "NOT restored" in alert.data["message"]
+    assert event.data["restored"] is False and "no intact creds" in event.data["error"]
+    assert alert.data["severity"] == "critical" and "NOT repaired" in alert.data["message"]
     assert digest(folder) == before
     assert Snapshots(auth_root).list("t6") == []  # a damaged folder is never snapshotted as good
 
@@ -270,4 +303,5 @@ async def test_key_files_removed_one_by_one_still_add_up_to_a_mass_deletion(
                 break  # detected and restored: the "script" is done deleting
         event = await wait_event(env.bus, is_incident("t4slow"), after=first.seq)
     assert event.data["kind"] == "keys_mass_deleted" and event.data["restored"]
+    assert event.data["action"] == "put_back_keys"
     assert digest(folder) == original

@@ -14,17 +14,10 @@ import psutil
 import pytest
 
 from bridge.config import Settings
-from bridge.runtime.process import ProcessState, backoff_delay
+from bridge.runtime.process import ProcessState
 from tests.runtime.conftest import CHILDREN, Harness
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
-    delays = [backoff_delay(n, 1.0, 60.0) for n in range(1, 10)]
-    for n, d in enumerate(delays, start=1):
-        base = min(60.0, 2.0 ** (n - 1))
-        assert 0.8 * base <= d <= min(60.0, 1.2 * base)
 
 
 async def test_a_child_that_exits_at_once_reaches_fatal_after_the_configured_retries(

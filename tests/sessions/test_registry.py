@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import SessionError, SessionNotFound
+from bridge.config import Settings
+from bridge.errors import SessionError, SessionNotFound, StoreError
+from bridge.events import EventBus
+from bridge.sessions.manager import SessionManager
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import Registry, SessionRecord
+from bridge.store.snapshots import Snapshots
+from tests.sessions.disk import small_disk
 
 
 def test_records_survive_a_new_registry_over_the_same_folder(tmp_path: Path) -> None:
@@ -68,3 +73,41 @@ def test_recipients_as_phone_or_jid() -> None:
     for bad in ["hello", "a@evil.example", "../x@s.whatsapp.net", "0151@"]:
         with pytest.raises(SessionError):
             to_jid(bad)
+
+
+def test_a_failed_registry_write_on_a_full_disk_changes_nothing_in_memory_or_on_disk() -> None:
+    with small_disk("256k") as disk:
+        reg = Registry(disk.path / ".bridge")
+        reg.put(SessionRecord(id="a"))
+        reg.put(SessionRecord(id="b", desired_running=True))
+        before = (disk.path / ".bridge" / "sessions.json").read_bytes()
+        disk.fill()
+        with pytest.raises(StoreError) as failed:
+            reg.update("a", desired_running=True)
+        assert "full" in str(failed.value)
+        with pytest.raises(StoreError):
+            reg.put(SessionRecord(id="c"))
+        assert reg.get("a").desired_running is False and not reg.exists("c")
+        assert (disk.path / ".bridge" / "sessions.json").read_bytes() == before
+        disk.free()
+        # The next successful write (of another record) must not carry the failed change along.
+        reg.update("b", last_state="open")
+        again = Registry(disk.path / ".bridge")
+        assert again.get("a").desired_running is False and not again.exists("c")
+        assert again.get("b").last_state == "open"
+
+
+async def test_a_start_that_cannot_be_recorded_on_a_full_disk_does_not_happen() -> None:
+    with small_disk("1m") as disk:
+        settings = Settings(_env_file=None, auth_root=disk.path / "auth")
+        manager = SessionManager(settings, EventBus(), Snapshots(settings.auth_root))
+        try:
+            await manager.create("s")
+            disk.fill()
+            with pytest.raises(StoreError):
+                await manager.start("s")
+            info = manager.get("s")
+            assert (info.state, info.desired_running, info.pid) == ("stopped", False, None)
+            assert Registry(settings.bridge_dir).get("s").desired_running is False
+        finally:
+            await manager.shutdown()

@@ -158,6 +158,7 @@ def test_final_closes_stop_snapshot_first_and_alert(
 def test_api_logout_snapshots_before_baileys_logout() -> None:
     t = transition(S.OPEN, Logout())
     assert t.state is S.LOGGED_OUT
+    assert t.actions[0] == SetDesired(False)
     assert t.actions.index(TakeSnapshot("logout")) < t.actions.index(SendLogout())
     # Baileys' own 401 close that follows is ignored: no second snapshot, no alert
     after = transition(t.state, Closed(401))
@@ -170,10 +171,10 @@ def test_logout_only_when_open(state: SessionState) -> None:
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
-def test_stop_from_active_stops_everything(state: SessionState) -> None:
+def test_stop_from_active_records_the_desire_first_then_stops_everything(state: SessionState) -> None:
     t = transition(state, Stop())
     assert t.state is S.STOPPED
-    assert t.actions == [CancelReconnect(), SendStop(), ClearQr(), SetDesired(False)]
+    assert t.actions == [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
@@ -189,10 +190,10 @@ def test_shutdown_leaves_terminal_states_alone(state: SessionState) -> None:
     assert transition(state, Shutdown()).changed is False
 
 
-@pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
-def test_stop_keeps_a_final_state_visible(state: SessionState) -> None:
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_stop_keeps_a_final_state_visible_and_only_records_the_desire(state: SessionState) -> None:
     t = transition(state, Stop())
-    assert t.state is state and t.actions == [SetDesired(False)]
+    assert t.state is state and t.changed is False and t.actions == [SetDesired(False)]
 
 
 STALE_EVENTS: list[SessionEvent] = [

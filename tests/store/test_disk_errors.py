@@ -7,6 +7,7 @@ here (no device-mapper), so EIO is injected into `os.fsync`, the call that repor
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -22,8 +23,9 @@ import pytest
 from bridge.errors import StoreError
 from bridge.store.auth_store import AuthStore
 from bridge.store.durable import TEMP_PREFIX, explain_os_error, is_storage_fault
-from bridge.store.lock import RootLock, SessionLock
+from bridge.store.lock import RepositoryLock, RootLock, SessionLock
 from bridge.store.snapshots import Snapshots
+from tests.store.test_snapshots import make_legacy
 
 NOBODY = 65534
 
@@ -32,12 +34,12 @@ def _no_temp_files(folder: Path) -> bool:
     return not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
 
 
-@pytest.fixture()
-def tiny_tmpfs() -> Iterator[Path]:
-    """A 64 KiB tmpfs, unmounted afterwards."""
+@contextlib.contextmanager
+def mounted_tmpfs(size: str) -> Iterator[Path]:
+    """A tmpfs of `size`, unmounted afterwards (skips the test where mounting is not permitted)."""
     mount_point = Path(tempfile.mkdtemp(prefix="bridge-tmpfs-"))
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
@@ -50,6 +52,13 @@ def tiny_tmpfs() -> Iterator[Path]:
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
         mount_point.rmdir()
+
+
+@pytest.fixture()
+def tiny_tmpfs() -> Iterator[Path]:
+    """A 64 KiB tmpfs, unmounted afterwards."""
+    with mounted_tmpfs("64k") as mount_point:
+        yield mount_point
 
 
 def _fill(path: Path) -> None:
@@ -264,3 +273,33 @@ def test_a_read_only_root_gives_classified_errors_never_a_raw_oserror(
         assert err.value.code == "storage_read_only", err.value
         assert "read-only" in str(err.value) and "remount" in str(err.value)
     assert AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).load_creds() == registered_creds
+
+
+def _free_bytes(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bfree * stats.f_frsize
+
+
+def test_a_snapshot_failing_on_a_full_disk_leaves_no_object_behind(caplog: pytest.LogCaptureFixture) -> None:
+    with mounted_tmpfs("1m") as mount_point:
+        root = mount_point / "auth"
+        make_legacy(root / "acme", pre_keys=60)
+        bridge_dir = root / ".bridge"
+        with RepositoryLock(bridge_dir, exclusive=True):
+            pass  # the lock file exists, as it does on any root that ever had a snapshot
+        filler = mount_point / "filler"
+        filler.write_bytes(b"\0" * (_free_bytes(mount_point) - 40 * 1024))  # room for a few objects only
+        free_before = _free_bytes(mount_point)
+
+        snaps = Snapshots(root)
+        with pytest.raises(StoreError) as err:
+            snaps.create("acme", reason="monitor-first")
+        assert err.value.code == "storage_full" and is_storage_fault(err.value)
+        assert _free_bytes(mount_point) == free_before, "the failed snapshot's objects were taken back"
+        assert "object(s) a failed snapshot had written" in caplog.text, "some objects did fit before the disk was full"
+        assert not [p for p in (bridge_dir / "objects").rglob("*") if p.is_file()]
+        assert snaps.list("acme") == []
+
+        filler.unlink()
+        manifest = snaps.create("acme", reason="monitor-first")
+        assert snaps.verify(manifest).ok and len(manifest.files) > 60

@@ -23,6 +23,7 @@ from bridge.store.journal import (
     Journal,
     JournalBusyError,
     JournalCorruptError,
+    Materialise,
     Target,
     checkpoint_session,
     journal_folder,
@@ -70,7 +71,7 @@ def _batch(gen: int, n: int = 5) -> dict[str, bytes]:
 
 
 def test_an_acknowledged_batch_is_visible_before_its_files_exist(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     backend = journal.backend("s1", root.target)
     backend.commit(_batch(1), [])
     assert root.files() == {}, "nothing is materialised while the worker is off"
@@ -82,7 +83,7 @@ def test_an_acknowledged_batch_is_visible_before_its_files_exist(root: Root) -> 
 
 
 def test_a_trashed_key_reads_as_absent_at_once_and_lands_in_the_trash(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     backend = journal.backend("s1", root.target)
     name = key_file_name("pre-key", "7")
     backend.commit({name: b'{"v":1}'}, [])
@@ -124,7 +125,7 @@ def test_a_checkpointed_folder_is_byte_identical_to_legacy_and_legacy_baileys_re
 
 
 def test_reopening_replays_acknowledged_batches_that_never_reached_the_files(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     for gen in range(1, 4):
         journal.commit("s1", _batch(gen), [])
     journal.log.close()  # as if the process died: no materialisation, no checkpoint
@@ -137,7 +138,7 @@ def test_reopening_replays_acknowledged_batches_that_never_reached_the_files(roo
 
 
 def test_replay_is_idempotent(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     name = key_file_name("pre-key", "1")
     journal.commit("s1", _batch(1) | {name: b'{"p":1}'}, [])
     journal.commit("s1", _batch(2), [name])
@@ -155,14 +156,14 @@ def test_replay_is_idempotent(root: Root) -> None:
 
 @pytest.mark.parametrize("cut", [5, HEADER_SIZE, -1])
 def test_a_torn_tail_is_ignored_counted_and_cut_off(root: Root, cut: int) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     journal.commit("s1", _batch(1), [])
     journal.log.close()
     segment = list_segments(root.journal_dir)[-1][1]
     torn = frame(2, 1, encode_payload(make_record("s1", _batch(2), [])))[:cut]
     with open(segment, "ab") as fh:  # a writer killed mid-append leaves a prefix of a record
         fh.write(torn)
-    again = root.open(background=False)
+    again = root.open(materialise=Materialise.DEFERRED)
     assert (again.report.replayed, again.report.torn_records, again.report.torn_bytes) == (1, 1, len(torn))
     assert root.files() == _batch(1), "the torn batch is not even partly applied"
     assert not segment.exists() and root.segment_bytes() == b"", "replay ends in a checkpoint"
@@ -172,7 +173,7 @@ def test_a_torn_tail_is_ignored_counted_and_cut_off(root: Root, cut: int) -> Non
 
 
 def test_a_damaged_acknowledged_record_stops_everything_until_set_aside(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     for gen in range(1, 4):
         journal.commit("s1", _batch(gen), [])
     journal.log.close()
@@ -193,7 +194,7 @@ def test_a_damaged_acknowledged_record_stops_everything_until_set_aside(root: Ro
 
 def test_damage_after_the_last_acknowledged_record_is_a_torn_tail(root: Root) -> None:
     """A crash during one fsync can persist a later record of the group but not an earlier one."""
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     journal.commit("s1", _batch(1), [])
     journal.log.close()
     segment = list_segments(root.journal_dir)[-1][1]
@@ -239,7 +240,7 @@ def test_a_single_writer_pays_one_fsync_per_batch(root: Root) -> None:
 
 
 def test_checkpoint_session_replays_a_crashed_journal_and_empties_it(root: Root) -> None:
-    journal = root.open(background=False)
+    journal = root.open(materialise=Materialise.DEFERRED)
     journal.commit("s1", _batch(1), [])
     journal.log.close()
     report = checkpoint_session(root.bridge, "s1", root.folder, root.trash)

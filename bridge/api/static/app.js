@@ -148,10 +148,10 @@ async function follow() {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
         const kind = (block.match(/^event: (.*)$/m) || [])[1];
-        if (kind === "state") refresh();
+        if (kind === "session.state") refresh();
         const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "{}");
-        if (kind === "qr" && data.session && (qrSession === null || qrSession === data.session)) showQr(data.session);
-        if (kind === "pairing_code" && data.session && data.data) showCode(data.session, data.data.code);
+        if (kind === "session.qr" && data.session && (qrSession === null || qrSession === data.session)) showQr(data.session);
+        if (kind === "session.pairing_code" && data.session && data.data) showCode(data.session, data.data.code);
       }
     }
   } catch (_) { /* aborted or dropped */ }

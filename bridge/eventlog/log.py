@@ -1,0 +1,408 @@
+"""`EventLog`: every published event gets its row on disk before SSE or a webhook sees it.
+
+How a burst is written (group commit): `append()` (the bus's sink) only queues the event and
+wakes the writer task; the writer takes everything queued, computes the webhook outbox rows for
+it (`route`), and runs one transaction in its own thread (inserting events and outbox rows, plus
+any outbox updates waiting in `write()`), then tells the bus the events are committed. So a burst
+of 100 events costs one fsync, and the event loop never waits for the disk.
+
+What may go wrong, and what happens then:
+- the disk is full, read-only or failing, or the file is corrupt: the transaction is rolled
+  back, the events stay queued in memory (in order) and the writer retries with the one backoff
+  policy; one critical alert says what broke and what to do, one info alert says when it works
+  again. Sessions keep running. Nothing is shown to SSE or webhooks until it is on disk.
+- more than `memory_max` events wait: the oldest are dropped; the loss is counted
+  (`bridge_events_lost_total`), logged and alerted with the exact sequence range.
+- the file is deleted under the bridge: the next burst notices (inode check) and starts a new
+  file; numbering goes on; undelivered webhook rows of the lost file are gone (critical alert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bridge.delivery import Backoff
+from bridge.errors import BridgeError, ErrorCode
+from bridge.eventlog import retention, schema
+from bridge.events import Event, EventBus, Severity, canonical_kind, data_json
+from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+WriteOp = Callable[[sqlite3.Connection], Any]
+PRUNE_INTERVAL = 60.0
+
+
+class EventLogUnavailable(BridgeError):
+    """The event log cannot be read or written now (see the alert for the cause)."""
+
+    code: str = ErrorCode.EVENT_LOG_UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One delivery to plan in the same transaction as its event."""
+
+    target: str
+    seq: int
+    lane: str
+
+
+Router = Callable[[Sequence[Event]], list[OutboxRow]]
+CommitListener = Callable[[Sequence[Event], list[OutboxRow]], None]
+
+
+def _explain(exc: BaseException, path: Path) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        fix = f"the file system holding {path.parent} is full: free space"
+    elif "readonly" in lowered or "read-only" in lowered:
+        fix = f"{path.parent} is read-only: remount it read-write or set BRIDGE_STATE_DIR elsewhere"
+    elif "not a database" in lowered or "malformed" in lowered:
+        fix = f"{path} is corrupt: stop the bridge, move the file aside (keep it for inspection) and restart"
+    elif "unable to open" in lowered or "permission" in lowered or isinstance(exc, PermissionError):
+        fix = f"the bridge may not write {path}: fix ownership/permissions of {path.parent}"
+    elif "disk i/o" in lowered:
+        fix = "the disk reported an I/O error: check `dmesg` and move BRIDGE_STATE_DIR to healthy storage"
+    else:
+        fix = "check the file system holding BRIDGE_STATE_DIR"
+    return f"event log {path}: {text}; {fix}"
+
+
+class EventLog:
+    """The durable event log (see the module docstring). One writer thread, one reader thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        bus: EventBus,
+        *,
+        memory_max: int = 100_000,
+        retention_age: float = 7 * 86400.0,
+        retention_count: int = 1_000_000,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.path = path
+        self.bus = bus
+        self.memory_max = memory_max
+        self.retention_age = retention_age
+        self.retention_count = retention_count
+        self.epoch = ""
+        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._pending: deque[Event] = deque()
+        self._ops: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-write")
+        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-read")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        self._route: Router | None = None
+        self._listeners: list[CommitListener] = []
+        self._failure: str | None = None
+        self._lost: list[list[int]] = []
+        self._lost_alerted = False
+
+    # ----- life cycle ---------------------------------------------------------------------
+    async def open(self) -> int:
+        """Open (or create) the file, attach to the bus and start the writer; returns the last seq.
+
+        A file that cannot be opened does not stop the bridge: the log starts in the failing
+        state (alert), holds events in memory and keeps trying.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        last = 0
+        try:
+            last = await self._in_writer(self._open_writer)
+        except (sqlite3.Error, OSError) as exc:
+            self._set_failing(exc)
+        self.bus.attach(self, last)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._write_loop(), name="eventlog-writer")
+        self._pruner = loop.create_task(self._prune_loop(), name="eventlog-retention")
+        return last
+
+    async def close(self, flush_within: float = 5.0) -> None:
+        """Write what is queued (bounded by `flush_within`), detach from the bus, close the file."""
+        self.bus.detach()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        if self._task is not None:
+            if self._failure is None:
+                self._wake.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), flush_within)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pending:
+            log.error("event log closed with %d events not written (seq %d..%d)", len(self._pending),
+                      self._pending[0].seq, self._pending[-1].seq)
+        for _, future in self._ops:
+            if not future.done():
+                future.set_exception(EventLogUnavailable("the event log is closing"))
+        await self._in_writer(self._close_writer)
+        await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._close_reader)
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+
+    async def flush(self, within: float = 10.0) -> bool:
+        """Wait until everything queued so far is written; False if `within` s passed first."""
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return not self._pending
+
+    def set_router(self, route: Router | None) -> None:
+        """Who plans outbox rows for each burst (the webhook dispatcher)."""
+        self._route = route
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def healthy(self) -> bool:
+        return self._failure is None
+
+    @property
+    def held(self) -> int:
+        """Events waiting in memory to be written."""
+        return len(self._pending)
+
+    # ----- writing --------------------------------------------------------------------------
+    def append(self, event: Event) -> None:
+        """The bus's sink: queue `event` for the next burst. Never blocks, never raises."""
+        if len(self._pending) >= self.memory_max:
+            self._drop(self._pending.popleft())
+        self._pending.append(event)
+        EVENT_LOG_HELD.set(len(self._pending))
+        self._idle.clear()
+        self._wake.set()
+
+    async def write(self, op: Callable[[sqlite3.Connection], R]) -> R:
+        """Run `op` inside the next burst's transaction; raises EventLogUnavailable if it fails."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._ops.append((op, future))
+        self._idle.clear()
+        self._wake.set()
+        return await future
+
+    async def read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        """Run a query on the reader thread (sees every committed burst)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._run_reader, fn)
+        except (sqlite3.Error, OSError) as exc:
+            raise EventLogUnavailable(_explain(exc, self.path)) from exc
+
+    async def _write_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending or self._ops:
+                events = list(self._pending)
+                ops, self._ops = self._ops, []
+                try:
+                    rows = self._route(events) if self._route is not None and events else []
+                except Exception:
+                    log.exception("webhook routing failed; these events get no outbox rows")
+                    rows = []
+                started = time.perf_counter()
+                try:
+                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops])
+                except (sqlite3.Error, OSError) as exc:
+                    error = EventLogUnavailable(_explain(exc, self.path))
+                    for _, future in ops:
+                        if not future.done():
+                            future.set_exception(error)
+                    failures += 1
+                    self._set_failing(exc)
+                    await asyncio.sleep(self._backoff.delay(failures))
+                    continue
+                EVENT_LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                for _ in events:
+                    self._pending.popleft()
+                EVENT_LOG_HELD.set(len(self._pending))
+                EVENTS_PERSISTED.inc(len(events))
+                for (_, future), result in zip(ops, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                if failures or self._failure is not None:
+                    failures = 0
+                    self._set_recovered()
+                if events:
+                    self.bus.committed(events)
+                for listener in self._listeners:
+                    try:
+                        listener(events, rows)
+                    except Exception:
+                        log.exception("an event log commit listener failed")
+            self._idle.set()
+
+    async def prune(self) -> retention.PruneResult:
+        """Apply the retention settings now (the log also does it every PRUNE_INTERVAL s)."""
+        return await self.write(functools.partial(retention.prune, max_age=self.retention_age,
+                                                  keep=self.retention_count))
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            try:
+                result = await self.prune()
+            except EventLogUnavailable:
+                continue
+            if result.events:
+                log.info("event log retention pruned %d events, %d deliveries", result.events, result.deliveries)
+
+    # ----- the writer thread ------------------------------------------------------------------
+    async def _in_writer(self, fn: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
+
+    def _open_writer(self) -> int:
+        conn = schema.connect(self.path)
+        self._wconn = conn
+        self._inode = os.stat(self.path).st_ino
+        self.epoch = schema.epoch_of(conn)
+        return schema.last_seq_of(conn)
+
+    def _close_writer(self) -> None:
+        if self._wconn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._wconn.close()
+            self._wconn = None
+
+    def _ensure_writer(self) -> sqlite3.Connection:
+        if self._wconn is not None:
+            try:
+                inode: int | None = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                inode = None
+            if inode != self._inode:
+                self._close_writer()
+                self._lost_file()
+        if self._wconn is None:
+            self._open_writer()
+        assert self._wconn is not None
+        return self._wconn
+
+    def _commit(self, events: list[Event], rows: list[OutboxRow], ops: list[WriteOp]) -> list[Any]:
+        conn = self._ensure_writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if events:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (seq, ts, session, kind, data) VALUES (?, ?, ?, ?, ?)",
+                    [(e.seq, e.ts, e.session, canonical_kind(e.kind), data_json(e.data).decode()) for e in events],
+                )
+            if rows:
+                now = time.time()
+                conn.executemany(
+                    "INSERT OR IGNORE INTO outbox (target, seq, lane, created_at, next_at) VALUES (?, ?, ?, ?, ?)",
+                    [(r.target, r.seq, r.lane, now, now) for r in rows],
+                )
+            results = [op(conn) for op in ops]
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+                self._close_writer()
+            raise
+        return results
+
+    def _run_reader(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        if self._rconn is None:
+            if not self.path.exists():
+                raise sqlite3.OperationalError("unable to open database file (it does not exist yet)")
+            self._rconn = schema.connect(self.path, readonly=True)
+        try:
+            return fn(self._rconn)
+        except sqlite3.DatabaseError:
+            self._close_reader()
+            raise
+
+    def _close_reader(self) -> None:
+        if self._rconn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._rconn.close()
+            self._rconn = None
+
+    # ----- faults -----------------------------------------------------------------------------
+    def _set_failing(self, exc: BaseException) -> None:
+        message = _explain(exc, self.path)
+        if self._failure == message:
+            return
+        first = self._failure is None
+        self._failure = message
+        log.error("%s; %d events held in memory", message, len(self._pending))
+        if first:
+            self._alert_soon("event_log_failing", "critical",
+                             f"{message}. Events are held in memory (up to {self.memory_max}) and written when "
+                             "it works again; SSE and webhooks pause until then.")
+
+    def _set_recovered(self) -> None:
+        self._failure = None
+        log.warning("event log %s works again; held events were written", self.path)
+        extra: dict[str, Any] = {}
+        if self._lost:
+            extra["lost_ranges"] = [list(r) for r in self._lost]
+            self._lost = []
+            self._lost_alerted = False
+        self._alert_soon("event_log_recovered", "info", f"event log {self.path} works again", **extra)
+
+    def _drop(self, event: Event) -> None:
+        EVENTS_LOST.inc()
+        if self._lost and self._lost[-1][1] == event.seq - 1:
+            self._lost[-1][1] = event.seq
+        else:
+            self._lost.append([event.seq, event.seq])
+        if not self._lost_alerted:
+            self._lost_alerted = True
+            log.error("event log memory bound (%d) reached: dropping events from seq %d on", self.memory_max,
+                      event.seq)
+            self._alert_soon("events_lost", "critical",
+                             f"the event log could not write for too long and dropped events from seq {event.seq} "
+                             f"on (bound BRIDGE_EVENT_LOG_MEMORY_MAX={self.memory_max}); the exact ranges follow "
+                             "in the recovery alert")
+        log.warning("dropped event seq %d (%s, session %s)", event.seq, event.kind, event.session)
+
+    def _lost_file(self) -> None:
+        log.critical("event log %s vanished while open; starting a new file", self.path)
+        self._alert_soon("event_log_replaced", "critical",
+                         f"{self.path} was deleted or replaced while the bridge ran; a new file was started. Events "
+                         "and undelivered webhook rows of the old file are gone; restore it from a backup if needed.")
+
+    def _alert_soon(self, kind: str, severity: Severity, message: str, **extra: Any) -> None:
+        loop = self._loop()
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(lambda: self.bus.alert(None, kind, severity, message, **extra))
+
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        task = self._task
+        if task is not None:
+            return task.get_loop()
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None

@@ -1,0 +1,237 @@
+"""Carry out a `RepairPlan` (repair_plan.py) and record it: the executor half of plan-then-execute.
+
+Order, and why: stop the sessions the plan names (a folder is never swapped under a running
+runtime), restore the folder or put back the vanished key files, put back creds.json, start the
+session again, then append the incident to the journal, publish it and raise its one alert. Every
+byte goes through the store (`Snapshots.restore_detailed`, `durable`); nothing is deleted, and
+what a put-back replaces (a damaged creds.json) is kept under `.bridge/replaced/` first.
+
+A step that fails leaves the ones before it done and says so in the incident (`error`); the
+watcher keeps the incident open and retries the repair quietly (no second alert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from bridge.errors import BridgeError, CredsCorruptError
+from bridge.events import EventBus
+from bridge.metrics import MONITOR_RESTORES
+from bridge.monitor.folder_check import inspect_folder
+from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
+from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
+from bridge.store import durable
+from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.identity import Identity, identity_of
+from bridge.store.layout import CREDS_FILE
+from bridge.store.snapshots import REPLACED, Snapshots
+
+log = logging.getLogger("bridge.monitor")
+
+
+class SessionStatus(Protocol):
+    """The part of `SessionInfo` the monitor reads."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def archived(self) -> bool: ...
+
+
+class SessionControl(Protocol):
+    """What the monitor needs from the SessionManager to repair a folder under a live session.
+
+    `get` raises `SessionNotFound` for a folder the bridge does not manage (it is repaired
+    without any stop/start). Methods may be plain or coroutines.
+    """
+
+    def get(self, session_id: str) -> SessionStatus | Awaitable[SessionStatus]: ...
+
+    def stop(self, session_id: str) -> Any: ...
+
+    def start(self, session_id: str) -> Any: ...
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class RepairExecutor:
+    """Executes plans for the watcher; see the module docstring."""
+
+    def __init__(
+        self, snapshots: Snapshots, bus: EventBus, journal: IncidentLog, sessions: SessionControl | None = None
+    ) -> None:
+        self.snapshots = snapshots
+        self.bus = bus
+        self.journal = journal
+        self.sessions = sessions
+
+    async def execute(self, plan: RepairPlan, *, detected_at: float, expected: Identity | None) -> Incident:
+        """Carry out `plan`; returns the incident (already journalled, published and alerted)."""
+        incident = Incident(
+            id=new_incident_id(), session=plan.session, kind=plan.damage.value, detail=plan.detail,
+            detected_at=detected_at, severity=plan.severity, action=plan.action.value,
+            sessions=list(plan.sessions), warning=plan.warning, error=plan.error, next_step=plan.next_step,
+        )
+        log.critical("session %s: %s (%s); plan: %s", plan.session, plan.damage.value, plan.detail, plan.action.value)
+        await self.apply(plan, incident, expected=expected)
+        await self.record(incident)
+        return incident
+
+    async def apply(self, plan: RepairPlan, incident: Incident, *, expected: Identity | None) -> None:
+        """The file and session steps of `plan`, noted in `incident` (no journal, no alert)."""
+        folder = await asyncio.to_thread(self.snapshots.session_folder, plan.session)
+        before = await asyncio.to_thread(inspect_folder, folder)
+        incident.keys_before = len(before.key_files)
+        await self._stop(plan, incident)
+        try:
+            await self._repair_files(plan, incident, folder, expected)
+        except (BridgeError, OSError) as exc:
+            incident.error = f"{plan.action.value} failed: {exc}" + (
+                "; the session was stopped for it and is left stopped" if plan.restart else ""
+            )
+            incident.restored = False
+        else:
+            if plan.changes_files:
+                incident.restored = True
+                incident.seconds_to_restore = round(time.time() - incident.detected_at, 3)
+                MONITOR_RESTORES.labels(reason=plan.damage.value).inc()
+        if plan.changes_files:
+            after = await asyncio.to_thread(inspect_folder, folder)
+            incident.keys_after = len(after.key_files)
+        if plan.restart and incident.restored and self.sessions is not None:
+            try:
+                await maybe_await(self.sessions.start(plan.session))
+                incident.session_restarted = True
+            except BridgeError as exc:
+                incident.error = f"repaired, but starting the session again failed: {exc}"
+
+    async def _stop(self, plan: RepairPlan, incident: Incident) -> None:
+        if self.sessions is None:
+            return
+        for sid in plan.stop:
+            try:
+                await maybe_await(self.sessions.stop(sid))
+                incident.stopped.append(sid)
+            except BridgeError as exc:
+                log.error("could not stop session %s for incident %s: %s", sid, incident.id, exc)
+                incident.error = f"stopping session {sid} failed: {exc}"
+
+    async def _repair_files(
+        self, plan: RepairPlan, incident: Incident, folder: Path, expected: Identity | None
+    ) -> None:
+        if plan.action is RepairAction.RESTORE_FOLDER and plan.snapshot is not None:
+            outcome = await asyncio.to_thread(self.snapshots.restore_detailed, plan.session, plan.snapshot.id)
+            incident.snapshot = plan.snapshot.id
+            incident.pre_restore_snapshot = outcome.pre_restore_snapshot
+            incident.replaced_path = outcome.replaced_path
+        if plan.action is RepairAction.PUT_BACK_KEYS and plan.snapshot is not None:
+            incident.snapshot = plan.snapshot.id
+            incident.keys_put_back = await asyncio.to_thread(self._put_back_keys, plan, folder)
+        if plan.creds is not None:
+            incident.creds_source = plan.creds.source
+            kept = await asyncio.to_thread(self._put_back_creds, plan.session, folder, plan.creds, expected)
+            if kept is not None and incident.replaced_path is None:
+                incident.replaced_path = kept
+
+    def _put_back_keys(self, plan: RepairPlan, folder: Path) -> int:
+        """Write the plan's vanished key files back from its snapshot; a file that exists again
+        (written by the session meanwhile) is left alone. Returns how many were written."""
+        assert plan.snapshot is not None
+        manifest = self.snapshots.get(plan.session, plan.snapshot.id)
+        shas = {f.name: f.sha256 for f in manifest.files}
+        files = {
+            name: self.snapshots.read_object(shas[name])
+            for name in sorted(plan.keys)
+            if name in shas and not (folder / name).exists()
+        }
+        durable.atomic_write_many(folder, files)
+        return len(files)
+
+    def _put_back_creds(
+        self, session: str, folder: Path, creds: CredsCandidate, expected: Identity | None
+    ) -> str | None:
+        """Write `creds` as the folder's creds.json unless the session's own writer already put
+        intact creds of this account back. A damaged creds.json with content is kept under
+        `.bridge/replaced/` first; returns where, if anywhere."""
+        path = folder / CREDS_FILE
+        try:
+            raw: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        if raw is not None and _is_own(raw, expected):
+            log.info("session %s: creds.json was repaired by its own writer meanwhile", session)
+            return None
+        kept: str | None = None
+        if raw:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            name = f"{session}-{stamp}-{hashlib.sha256(raw).hexdigest()[:12]}-creds.json"
+            evidence = self.snapshots.bridge_dir / REPLACED / name
+            evidence.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            durable.atomic_write(evidence, raw)
+            kept = str(evidence)
+        if not folder.is_dir():
+            folder.mkdir(parents=True, mode=0o700)
+            durable.fsync_dir(folder.parent)
+        durable.atomic_write(path, creds.text.encode("utf-8"))
+        log.warning("session %s: put back creds.json from %s", session, creds.source)
+        return kept
+
+    async def record(self, incident: Incident) -> None:
+        """Journal, publish and alert one incident: its one alert."""
+        try:
+            await asyncio.to_thread(self.journal.append, incident)
+        except (OSError, BridgeError) as exc:
+            log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
+        self.bus.publish(incident.session, "incident", incident.as_dict())
+        self.bus.alert(
+            incident.session, incident.kind, "critical" if incident.severity == "critical" else "warning",
+            alert_text(incident), incident=incident.id, restored=incident.restored,
+        )
+
+
+def _is_own(raw: bytes, expected: Identity | None) -> bool:
+    try:
+        creds = validate_creds_text(raw.decode("utf-8"))
+    except (CredsCorruptError, UnicodeDecodeError):
+        return False
+    return expected is None or (is_registered(creds) and expected.same_account(identity_of(creds)))
+
+
+def alert_text(incident: Incident) -> str:
+    """The alert's message: what happened, what was done, what is left to do."""
+    parts = [incident.detail]
+    if incident.restored:
+        done = {
+            "put_back_creds": f"Put back creds.json from {incident.creds_source}; key files untouched",
+            "put_back_keys": f"Put back {incident.keys_put_back} key files from snapshot {incident.snapshot}; "
+                             "nothing else touched",
+            "restore_folder": f"Restored snapshot {incident.snapshot}"
+                              + (f" and creds.json from {incident.creds_source}" if incident.creds_source else ""),
+        }[incident.action]
+        parts.append(f"{done} in {incident.seconds_to_restore} s")
+        if incident.session_restarted:
+            parts.append("session restarted")
+        if incident.replaced_path:
+            parts.append(f"what was replaced is kept at {incident.replaced_path}")
+    elif incident.stopped:
+        parts.append(f"Stopped session(s) {', '.join(incident.stopped)}")
+    else:
+        parts.append("NOT repaired" + (f": {incident.error}" if incident.error else ""))
+    if incident.warning:
+        parts.append(f"warning: {incident.warning}")
+    if incident.restored and incident.error:
+        parts.append(f"warning: {incident.error}")
+    if incident.next_step:
+        parts.append(f"Next: {incident.next_step}")
+    return ". ".join(parts)

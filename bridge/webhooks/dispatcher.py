@@ -1,0 +1,213 @@
+"""`WebhookDispatcher`: the service that delivers the event log's outbox rows to webhook URLs.
+
+At least once: rows are planned in the transaction that writes their event (`route`), and a
+row is marked delivered only after the receiver answered 2xx; a crash at any point leaves it
+pending, and it is sent again after the restart with the same `webhook-id`. Each webhook has its
+own `RetryingQueue` (bridge.delivery): at most `webhook_concurrency` requests in flight, a
+session's events in order, the one backoff policy, `Retry-After` honoured, and a retry horizon
+(`webhook_max_attempts`, `webhook_max_age`) after which a row joins the dead-letter list
+(`deliveries(state="failed")`, `redeliver`). A receiver that is slow or down delays only its own
+rows: it never blocks a session, the API, or other receivers.
+
+Requests are bounded: `webhook_timeout` per attempt, redirects are not followed (a 3xx is a
+failure: the receiver must give its final URL), and at most `RESPONSE_LIMIT` bytes of an
+answer are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import time
+from collections.abc import Sequence
+
+import aiohttp
+
+from bridge.config import Settings
+from bridge.delivery import Backoff, DeliveryFailed, Job, Outcome, RetryingQueue, RetryPolicy
+from bridge.eventlog import outbox
+from bridge.eventlog.log import EventLog, OutboxRow
+from bridge.events import Event, event_json
+from bridge.metrics import WEBHOOK_BACKLOG, WEBHOOK_DEAD, WEBHOOK_DELIVERIES, WEBHOOK_OLDEST_AGE
+from bridge.webhooks import signing
+from bridge.webhooks.config import Webhook, WebhookConfigs
+
+log = logging.getLogger(__name__)
+RESPONSE_LIMIT = 64 * 1024
+USER_AGENT = "baileys-bridge-webhooks"
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def message_id(epoch: str, seq: int) -> str:
+    """The `webhook-id` of an event: stable across retries and restarts, unique per log file."""
+    return f"msg_{epoch}_{seq}"
+
+
+class WebhookDispatcher:
+    """Owns the webhook configs and one delivery queue per webhook."""
+
+    def __init__(self, settings: Settings, log_: EventLog, configs: WebhookConfigs) -> None:
+        self.settings = settings
+        self.log = log_
+        self.configs = configs
+        initial = settings.webhook_backoff_initial
+        self.policy = RetryPolicy(
+            Backoff(initial, max(settings.webhook_backoff_max, initial)),
+            max_attempts=settings.webhook_max_attempts,
+            max_age=settings.webhook_max_age,
+        )
+        self._queues: dict[str, RetryingQueue[Event | None]] = {}
+        self._client: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Load configs, plan rows for new events from now on, and start every queue."""
+        await asyncio.to_thread(self.configs.load)
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout),
+            headers={"User-Agent": USER_AGENT},
+        )
+        self.log.set_router(self.route)
+        self.log.on_commit(self._committed)
+        for hook in self.configs.all():
+            self._start_queue(hook)
+
+    async def stop(self) -> None:
+        """Stop every queue (rows in flight stay pending: they are sent again after a restart)."""
+        self.log.set_router(None)
+        queues = list(self._queues.values())
+        self._queues.clear()
+        for queue in queues:
+            await queue.stop()
+        if self._client is not None:
+            await self._client.close()
+
+    # ----- configs (the API calls these) --------------------------------------------------------
+    def all(self) -> list[Webhook]:
+        return self.configs.all()
+
+    def get(self, webhook_id: str) -> Webhook | None:
+        return self.configs.get(webhook_id)
+
+    async def put(self, hook: Webhook) -> None:
+        """Add or replace a webhook; its queue starts (or keeps its rows) at once."""
+        await asyncio.to_thread(self.configs.put, hook)
+        self._start_queue(hook)
+
+    async def remove(self, webhook_id: str) -> bool:
+        """Remove a webhook and forget its undelivered rows; True when there was one."""
+        if not await asyncio.to_thread(self.configs.remove, webhook_id):
+            return False
+        queue = self._queues.pop(webhook_id, None)
+        if queue is not None:
+            await queue.stop()
+        await self.log.write(lambda conn: outbox.drop_target(conn, webhook_id))
+        return True
+
+    async def deliveries(
+        self, webhook_id: str, state: outbox.RowState | None, after: int, limit: int
+    ) -> list[outbox.Delivery]:
+        return await self.log.read(lambda conn: outbox.list_deliveries(conn, webhook_id, state, after, limit))
+
+    async def redeliver(self, webhook_id: str, seqs: list[int] | None) -> int:
+        """Put dead-lettered rows back in the queue; returns how many."""
+        count = await self.log.write(lambda conn: outbox.redeliver(conn, webhook_id, seqs))
+        queue = self._queues.get(webhook_id)
+        if queue is not None:
+            queue.wake()
+        return count
+
+    async def stats(self, webhook_id: str) -> outbox.OutboxStats:
+        return await self.log.read(lambda conn: outbox.stats(conn, webhook_id))
+
+    async def refresh_metrics(self) -> None:
+        """Backlog, dead letters and oldest undelivered age per webhook (called on each scrape)."""
+        now = time.time()
+        for hook in self.configs.all():
+            found = await self.stats(hook.id)
+            WEBHOOK_BACKLOG.labels(webhook=hook.id).set(found.pending)
+            WEBHOOK_DEAD.labels(webhook=hook.id).set(found.failed)
+            age = 0.0 if found.oldest_pending_at is None else max(0.0, now - found.oldest_pending_at)
+            WEBHOOK_OLDEST_AGE.labels(webhook=hook.id).set(age)
+
+    # ----- planning and delivering ------------------------------------------------------------------
+    def route(self, events: Sequence[Event]) -> list[OutboxRow]:
+        """Outbox rows for a burst of events (runs on the loop, before the burst's transaction)."""
+        hooks = self.configs.all()
+        return [
+            OutboxRow(target=hook.id, seq=event.seq, lane=event.session or "")
+            for event in events
+            for hook in hooks
+            if hook.wants(event)
+        ]
+
+    def _committed(self, events: Sequence[Event], rows: list[OutboxRow]) -> None:
+        for target in {row.target for row in rows}:
+            queue = self._queues.get(target)
+            if queue is not None:
+                queue.wake()
+
+    def _start_queue(self, hook: Webhook) -> None:
+        if hook.id in self._queues:
+            return
+        backlog = outbox.OutboxBacklog(self.log, hook.id)
+
+        async def send(job: Job[Event | None]) -> None:
+            await self._send(hook.id, job)
+
+        queue: RetryingQueue[Event | None] = RetryingQueue(
+            f"webhook-{hook.id}", send, backlog, self.policy,
+            concurrency=self.settings.webhook_concurrency, on_outcome=self._outcome,
+        )
+        self._queues[hook.id] = queue
+        queue.start()
+        queue.wake()
+
+    def _outcome(self, job: Job[Event | None], outcome: Outcome) -> None:
+        WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
+        if outcome is Outcome.DEAD:
+            log.error("webhook delivery of event %s gave up after %d attempts: %s", job.id, job.attempts,
+                      job.last_error or "see earlier warnings")
+
+    async def _send(self, webhook_id: str, job: Job[Event | None]) -> None:
+        hook = self.configs.get(webhook_id)
+        if hook is None:
+            raise DeliveryFailed(f"webhook {webhook_id} was removed", permanent=True)
+        if job.payload is None:
+            raise DeliveryFailed(f"event {job.id} is no longer in the event log", permanent=True)
+        assert self._client is not None, "start() the dispatcher first"
+        body = event_json(job.payload)
+        now = time.time()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Bridge-Event": job.payload.kind,
+            **signing.headers(hook.secret, message_id(self.log.epoch, job.payload.seq), int(now), body),
+        }
+        try:
+            async with self._client.post(hook.url, data=body, headers=headers, allow_redirects=False) as response:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    await response.content.read(RESPONSE_LIMIT)
+                if 200 <= response.status < 300:
+                    return
+                hint = retry_after_seconds(response.headers.get("Retry-After"), now)
+                problem = f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            hint = None
+        log.warning("webhook %s (%s) event %d attempt %d failed: %s", hook.id, hook.url, job.payload.seq,
+                    job.attempts, problem)
+        raise DeliveryFailed(problem, retry_after=hint)
