@@ -29,6 +29,7 @@ class Group {
     this.inviteCode = randomBytes(16).toString('base64url').slice(0, 22)
     this.members = new Map() // Account -> role: null | 'admin' | 'superadmin'
     this.log = [] // messages and changes, for the control API
+    this.queries = 0 // w:g2 metadata queries answered (shows whether a client caches metadata)
   }
 
   isAdmin (acc) { return !!this.members.get(acc) }
@@ -72,6 +73,7 @@ class Group {
       announce: this.announce,
       restrict: this.restrict,
       invite_code: this.inviteCode,
+      metadata_queries: this.queries,
       participants: [...this.members].map(([acc, role]) => ({ jid: userJid(acc, 'pn'), lid: userJid(acc, 'lid'), role: role ?? 'member' }))
     }
   }
@@ -162,7 +164,10 @@ export class Groups {
       throw new HttpError(400, `unsupported w:g2 query ${tag}`)
     }
     const g = this.member(to, me)
-    if (type === 'get' && tag === 'query') return [g.node()]
+    if (type === 'get' && tag === 'query') {
+      g.queries++
+      return [g.node()]
+    }
     if (type === 'get' && tag === 'invite') return [{ tag: 'invite', attrs: { code: g.inviteCode } }]
     const adminOnly = ['add', 'remove', 'promote', 'demote', 'announcement', 'not_announcement', 'locked', 'unlocked', 'invite']
     if (adminOnly.includes(tag) && !g.isAdmin(me)) throw new HttpError(401, `only admins of ${g.id} may ${tag}`)
