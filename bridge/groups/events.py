@@ -26,7 +26,7 @@ ACTIONS = {"add": "added", "remove": "removed", "promote": "promoted", "demote":
 
 def _is_me(p: Participant, me: str | None, lids: LidBook) -> bool:
     acc = account(me)
-    return acc is not None and bool({p.jid, p.lid} & {acc, lids.preferred(acc), lids.lid(acc)})
+    return acc is not None and bool(({p.jid, p.lid} & {acc, lids.preferred(acc), lids.lid(acc)}) - {None})
 
 
 def publish(bus: EventBus, session: str, data: msgspec.Struct, me: str | None, lids: LidBook) -> None:

@@ -26,7 +26,7 @@ def find(info: GroupInfo, jid: str | None, ctx: GroupContext) -> Participant | N
     acc = account(jid)
     if acc is None:
         return None
-    wanted = {acc, ctx.lids.preferred(acc), ctx.lids.lid(acc)}
+    wanted = {acc, ctx.lids.preferred(acc), ctx.lids.lid(acc)} - {None}
     return next((p for p in info.participants if {p.jid, p.lid} & wanted), None)
 
 
