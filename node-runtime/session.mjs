@@ -4,6 +4,7 @@
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
+import { attachMessages } from './messages.mjs'
 
 // After a failed auth write, how long a send that already went out waits for the server's ack
 // before answering (the socket sends nothing any more but still reads).
@@ -16,11 +17,6 @@ const TRANSACTION_OPTS = { maxCommitRetries: 1, delayBetweenTriesMs: 0 }
 const REASONS = new Map()
 for (const [name, code] of Object.entries(DisconnectReason)) {
   if (typeof code === 'number' && !REASONS.has(code)) REASONS.set(code, name)
-}
-
-function textOf (message) {
-  const m = message?.message
-  return m?.conversation ?? m?.extendedTextMessage?.text ?? null
 }
 
 export class Session {
@@ -77,22 +73,7 @@ export class Session {
       this.auth.saveCreds().catch(() => {})
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
-    sock.ev.on('messages.upsert', ({ messages, type }) => {
-      if (!current() || (type !== 'notify' && type !== 'append')) return
-      for (const m of messages ?? []) {
-        const text = textOf(m)
-        if (text === null || !m.key?.id) continue
-        const ts = typeof m.messageTimestamp === 'number' ? m.messageTimestamp : Number(m.messageTimestamp ?? 0)
-        this.emit('message', {
-          id: m.key.id,
-          from: m.key.fromMe ? (sock.user?.id ?? '') : (m.key.participant || m.key.remoteJid || ''),
-          to: m.key.fromMe ? (m.key.remoteJid ?? '') : (sock.user?.id ?? ''),
-          text,
-          from_me: Boolean(m.key.fromMe),
-          timestamp: ts
-        })
-      }
-    })
+    attachMessages(this, sock, current)
     return {}
   }
 
@@ -187,10 +168,10 @@ export class Session {
   // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
-  async send (to, text, ackTimeoutMs = 20_000) {
+  async send (to, content, options = {}, ackTimeoutMs = 20_000) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
-    const work = this.sendOnce(sock, to, text, messageId, ackTimeoutMs)
+    const work = this.sendOnce(sock, to, content, options, messageId, ackTimeoutMs)
     this.sends.add(work)
     try {
       return await work
@@ -199,7 +180,7 @@ export class Session {
     }
   }
 
-  async sendOnce (sock, to, text, messageId, ackTimeoutMs) {
+  async sendOnce (sock, to, content, options, messageId, ackTimeoutMs) {
     let onAck
     let ackSeen = false
     let endWait
@@ -225,7 +206,7 @@ export class Session {
     })
     acked.catch(() => {}) // awaited below
     try {
-      const sending = sock.sendMessage(to, { text }, { messageId })
+      const sending = sock.sendMessage(to, content, { ...options, messageId })
       sending.catch(() => {})
       let sent
       try {
@@ -240,7 +221,7 @@ export class Session {
         return { id: messageId, persisted: false, server_ack: ackSeen }
       }
       await acked
-      return { id: sent?.key?.id ?? messageId, persisted: true, server_ack: true }
+      return { id: sent?.key?.id ?? messageId, persisted: true, server_ack: true, message: sent }
     } finally {
       sock.ws.off('CB:ack,class:message', onAck)
       this.ackWaits.delete(endWait)

@@ -33,8 +33,9 @@ async def state_counts(app: web.Application) -> dict[str, int]:
 async def healthz(request: web.Request) -> web.StreamResponse:
     fault = request.app[state.MANAGER].fault
     view = StorageFaultView(code=fault.code, message=str(fault)) if fault is not None else None
+    log_state = "ok" if request.app[state.EVENT_LOG].healthy else "failing"
     return json_response(Health(status="degraded" if fault else "ok", sessions=await state_counts(request.app),
-                                storage_fault=view))
+                                event_log=log_state, storage_fault=view))
 
 
 @operation(routes, "GET", "/readyz", summary="Ready to serve (sessions started, not shutting down)", tag="health",

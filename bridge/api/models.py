@@ -68,18 +68,6 @@ class PairingCodeView(BaseModel):
     code: str = Field(description="Code to type on the phone: Linked devices > Link with phone number")
 
 
-class SendMessage(Strict):
-    to: str = Field(min_length=1, max_length=128, description="Phone number or jid")
-    text: str = Field(min_length=1, max_length=65536)
-
-
-class MessageSent(BaseModel):
-    id: str = Field(description="WhatsApp message id, returned after the server acknowledged it")
-    persisted: bool = Field(True, description="false: the message went out but a storage fault kept its "
-                                              "encryption state from being stored; do not send it again")
-    server_ack: bool = Field(True, description="the WhatsApp server confirmed receipt")
-
-
 class CreateSnapshot(Strict):
     reason: str = Field("api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
@@ -215,6 +203,9 @@ class StorageFaultView(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     sessions: dict[str, int] = Field(description="Number of sessions per state, plus total")
+    event_log: Literal["ok", "failing"] = Field(
+        "ok", description="failing: events wait in memory because the event log cannot write (see the alert)"
+    )
     storage_fault: StorageFaultView | None = Field(
         None, description="Set while the auth root refuses writes: sessions stay stopped until it works again")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from bridge import logs
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, exit_code
 
@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(settings)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:

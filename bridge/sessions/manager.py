@@ -23,6 +23,8 @@ from bridge.config import Settings
 from bridge.errors import SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
+from bridge.messages.desk import MessageDesk
+from bridge.messages.ports import ManagerPort
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.phone import to_jid, validate_phone
@@ -67,6 +69,7 @@ class SessionManager:
         self._services = SessionServices(
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
         )
+        self.messages = MessageDesk(bus, ManagerPort(self))
         self._sessions: dict[str, Session] = {}
         self.fault: StoreError | None = self.registry.unavailable
         """A storage fault that keeps the bridge from starting its sessions (set by the service
@@ -116,7 +119,9 @@ class SessionManager:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id
 
     def _make(self, record: SessionRecord) -> Session:
-        return Session(record, folder=self._folder(record), services=self._services)
+        session = Session(record, folder=self._folder(record), services=self._services)
+        session.on_messaging = self.messages.on_runtime_event
+        return session
 
     def _session(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from bridge.delivery import Backoff
 from bridge.errors import BridgeError, SessionStateError, StoreError
 from bridge.events import EventBus, Severity
 from bridge.ipc import protocol as p
+from bridge.messages.desk import MESSAGING_EVENTS
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
@@ -136,6 +138,8 @@ class Session:
         self.pairing_code: str | None = None
         self.me: str | None = None
         self.last_disconnect: str | None = None
+        self.on_messaging: Callable[[str, str, msgspec.Struct], None] | None = None
+        """Where messaging events go (`MessageDesk.on_runtime_event`; set by the manager)."""
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
         self.attempt = 0
         """Reconnect (or storage probe) attempts since the session was last open (or started)."""
@@ -241,13 +245,8 @@ class Session:
         elif isinstance(data, p.PairingCodeData):
             self._publish_pairing_code(data.code)
             self.post(st.PairingCodeIssued(data.code))
-        elif isinstance(data, p.MessageData):
-            self.bus.publish(
-                self.id,
-                "message",
-                {"id": data.id, "from": data.from_, "to": data.to, "text": data.text,
-                 "from_me": data.from_me, "timestamp": data.timestamp},
-            )
+        elif name in MESSAGING_EVENTS and self.on_messaging is not None:
+            self.on_messaging(self.id, name, data)
 
     def runtime_exited(self, detail: str) -> None:
         self.post(st.RuntimeExited(detail))

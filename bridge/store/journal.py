@@ -26,6 +26,10 @@ session lock already guarantees one writer process per session, so the journal n
 cross-session coordination; checkpoints, recovery and corruption stay local to one session; and
 the CLI can checkpoint a stopped session while the bridge keeps running others.
 
+Who must checkpoint first (the folder alone is then exact): session stop (`close`), snapshot,
+restore, adopt, export/rollback to legacy. Readers that need one consistent cut of a live folder
+use `frozen_session` (checkpoint, then no file changes until the block ends).
+
 The store's rules stay in `AuthStore`, above this seam: the backend has no way to delete a file
 (a `trash` name is moved, never unlinked), refuses to trash creds.json, and knows nothing of
 downgrades or snapshots.
@@ -59,7 +63,7 @@ from bridge.store.journal_log import (
     take_lock,
 )
 from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
-from bridge.store.layout import is_bridge_private
+from bridge.store.layout import BridgeDirs, is_bridge_private, validate_session_id
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,6 @@ __all__ = [
     "set_aside",
 ]
 
-JOURNAL_DIR: Final = "journal"
-SET_ASIDE_DIR: Final = "journal-set-aside"
 #: A checkpoint runs on its own once the current segment holds this many bytes.
 CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
@@ -501,7 +503,7 @@ _open_lock = threading.Lock()
 
 def journal_folder(bridge_dir: Path, session_id: str) -> Path:
     """`.bridge/journal/<session>/`."""
-    return bridge_dir / JOURNAL_DIR / session_id
+    return BridgeDirs(bridge_dir).journal / validate_session_id(session_id)
 
 
 def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
@@ -513,18 +515,25 @@ def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
     return resolve
 
 
-def open_session_backend(bridge_dir: Path, session_id: str, folder: Path, trash_dir: Path) -> JournalBackend:
+def open_session_backend(
+    bridge_dir: Path,
+    session_id: str,
+    folder: Path,
+    trash_dir: Path,
+    *,
+    materialise: Materialise = Materialise.INLINE,
+) -> JournalBackend:
     """The journal-backed `AuthBackend` of one session; shared by every caller in this process.
 
-    Opening replays and checkpoints what a crash left. Raises JournalBusyError when another
-    process holds the session's journal.
+    Opening replays and checkpoints what a crash left. `materialise` applies when this call opens
+    the journal (see `Materialise`). Raises JournalBusyError when another process holds it.
     """
     key = journal_folder(bridge_dir, session_id).resolve()
     target = Target(folder=folder, trash_dir=trash_dir)
     with _open_lock:
         entry = _open.get(key)
         if entry is None:
-            journal = Journal(key, _single_session(session_id, target))
+            journal = Journal(key, _single_session(session_id, target), materialise=materialise)
             _open[key] = (journal, 1)
         else:
             journal = entry[0]
@@ -607,7 +616,7 @@ def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
             raise JournalBusyError(f"the journal of session {session_id} is open in this process; stop the session")
     lock_fd = take_lock(source)
     try:
-        parking = bridge_dir / SET_ASIDE_DIR
+        parking = BridgeDirs(bridge_dir).journal_set_aside
         durable.make_dirs(parking)
         target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
         if not durable.move_unsynced(source, target):

@@ -242,6 +242,11 @@ class BridgeDirs:
         return self.root / "journal"
 
     @property
+    def journal_set_aside(self) -> Path:
+        """`journal-set-aside/<session>-<UTC>/`: damaged journals an operator set aside (kept)."""
+        return self.root / "journal-set-aside"
+
+    @property
     def backups(self) -> Path:
         """`backups/`: default destination of `python -m bridge backup`."""
         return self.root / "backups"

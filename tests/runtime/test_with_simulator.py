@@ -61,9 +61,12 @@ async def test_qr_login_flushes_creds_before_the_515_restart_and_before_open(
     got = await simulator.wait_inbox(contact.phone, lambda m: m.text == "hello from the bridge", within=120)
     assert got.id == sent["id"]
     await simulator.send_from_contact(contact.phone, phone, "hello back")
-    message = await h.wait_for(lambda: h.event("sim-qr", "message", lambda d: d["text"] == "hello back"),
-                               within=120, what="incoming message")
-    assert message["from_me"] is False
+    def says_hello_back(d: dict[str, Any]) -> bool:
+        return any((m.get("message") or {}).get("conversation") == "hello back" for m in d["messages"])
+
+    upsert = await h.wait_for(lambda: h.event("sim-qr", "messages.upsert", says_hello_back),
+                              within=120, what="incoming message")
+    assert upsert["type"] == "notify" and upsert["messages"][0]["key"]["fromMe"] is False
 
 
 async def test_pairing_code_login_and_restart_from_saved_creds(

@@ -82,7 +82,7 @@ async def test_messages_out_and_in(make_manager: MakeManager, simulator: Simulat
     seq = bus.last_seq
     await simulator.send_from_contact(contact, phone, "hi bridge")
     event = await wait_event(bus, seq, lambda e: e.kind == "message" and e.data["text"] == "hi bridge")
-    assert event.session == "talk" and event.data["from_me"] is False and contact in str(event.data["from"])
+    assert event.session == "talk" and event.data["from_me"] is False and contact in str(event.data["sender"])
 
 
 async def test_send_and_logout_refuse_sessions_that_are_not_open(make_manager: MakeManager) -> None:
