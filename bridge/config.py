@@ -8,7 +8,7 @@ file store under ./data, API on loopback only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         86400.0, description="A webhook delivery still failing this long after its event goes to the dead-letter list"
     )
     webhook_concurrency: int = Field(4, ge=1, description="Deliveries in flight at once per webhook")
+
+    # --- operations (docs/operations.md) ---
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` for people, `json` for one JSON object per log line (time, level, logger, "
+        "message, session, event)"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

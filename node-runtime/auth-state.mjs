@@ -3,7 +3,11 @@
 // useMultiFileAuthState would write; reads are revived exactly as it revives them.
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
 
-export async function loadIpcAuthState (ipc, session, log) {
+// `onWriteFault(err)` is called once, at the first write Python could not make durable: from then
+// on the caller must stop using the socket (the Signal state in memory is ahead of the disk).
+// Such errors carry `authWrite: true`, so a send can tell "the message went out, its keys were
+// not stored" from "nothing was sent".
+export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => {} } = {}) {
   const text = await ipc.request(session, 'auth.load', {})
   const fresh = text === null || text === undefined
   const creds = fresh ? initAuthCreds() : JSON.parse(text, BufferJSON.reviver)
@@ -11,10 +15,16 @@ export async function loadIpcAuthState (ipc, session, log) {
   let saveChain = Promise.resolve()
   let lastError = null
 
+  let faulted = false
   const track = (promise) => {
     const p = promise.catch((err) => {
       lastError = err
+      if (err && typeof err === 'object') err.authWrite = true
       log.error({ err: String(err?.message ?? err) }, 'auth write was not made durable')
+      if (!faulted) {
+        faulted = true
+        onWriteFault(err)
+      }
       throw err
     })
     inflight.add(p)

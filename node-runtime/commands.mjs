@@ -1,6 +1,8 @@
 // Command dispatch: Python's `cmd` messages to the hosted sessions.
 import { IpcError } from './ipc.mjs'
 import { Session } from './session.mjs'
+import { messageCommands } from './messages.mjs'
+import { groupCommands } from './groups.mjs'
 
 export function makeCommandHandler (ipc, log) {
   const sessions = new Map()
@@ -22,7 +24,8 @@ export function makeCommandHandler (ipc, log) {
     },
     logout: (msg) => get(msg.s).logout(),
     request_pairing_code: (msg) => get(msg.s).requestPairingCode(String(msg.args?.phone ?? '')),
-    send: (msg) => get(msg.s).send(String(msg.args?.to ?? ''), String(msg.args?.text ?? '')),
+    ...messageCommands(get),
+    ...groupCommands(get),
     ping: async () => ({ pid: process.pid, sessions: [...sessions.keys()] })
   }
   const handle = async (msg) => {

@@ -4,15 +4,20 @@
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
+import { attachMessages } from './messages.mjs'
+import { GroupCache, attachGroups } from './groups.mjs'
+
+// After a failed auth write, how long a send that already went out waits for the server's ack
+// before answering (the socket sends nothing any more but still reads).
+const FAULT_ACK_GRACE_MS = 5_000
+// Baileys retries a failed key commit 10 times, 3 s apart. Python answers a write only once it is
+// durable or has failed for a reason a retry will not fix (it holds back further writes itself),
+// so one attempt: a failure is then reported at once instead of after half a minute.
+const TRANSACTION_OPTS = { maxCommitRetries: 1, delayBetweenTriesMs: 0 }
 
 const REASONS = new Map()
 for (const [name, code] of Object.entries(DisconnectReason)) {
   if (typeof code === 'number' && !REASONS.has(code)) REASONS.set(code, name)
-}
-
-function textOf (message) {
-  const m = message?.message
-  return m?.conversation ?? m?.extendedTextMessage?.text ?? null
 }
 
 export class Session {
@@ -25,6 +30,10 @@ export class Session {
     this.args = null
     this.generation = 0
     this.chain = Promise.resolve()
+    this.writeFault = null
+    this.sends = new Set()
+    this.ackWaits = new Set()
+    this.groupCache = new GroupCache()
   }
 
   emit (name, data) { this.ipc.event(this.id, name, data) }
@@ -39,8 +48,12 @@ export class Session {
     await this.closeSocket()
     this.args = args
     if (args.trust_root) WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(args.trust_root, 'hex')
-    if (reloadAuth || !this.auth) this.auth = await loadIpcAuthState(this.ipc, this.id, this.log)
+    if (reloadAuth || !this.auth) {
+      this.writeFault = null
+      this.auth = await loadIpcAuthState(this.ipc, this.id, this.log, { onWriteFault: (err) => this.onWriteFault(err) })
+    }
     const generation = ++this.generation
+    const groups = this.groupCache = new GroupCache()
     this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
     const sock = makeWASocket({
       auth: this.auth.state,
@@ -51,7 +64,11 @@ export class Session {
       markOnlineOnConnect: false,
       syncFullHistory: false,
       connectTimeoutMs: args.connect_timeout_ms ?? 20_000,
-      defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000
+      defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000,
+      transactionOpts: TRANSACTION_OPTS,
+      // A miss is fetched once and kept (then patched by the group events), so the next send to
+      // that group asks the server nothing.
+      cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined)
     })
     this.sock = sock
     const current = () => generation === this.generation
@@ -62,22 +79,8 @@ export class Session {
       this.auth.saveCreds().catch(() => {})
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
-    sock.ev.on('messages.upsert', ({ messages, type }) => {
-      if (!current() || (type !== 'notify' && type !== 'append')) return
-      for (const m of messages ?? []) {
-        const text = textOf(m)
-        if (text === null || !m.key?.id) continue
-        const ts = typeof m.messageTimestamp === 'number' ? m.messageTimestamp : Number(m.messageTimestamp ?? 0)
-        this.emit('message', {
-          id: m.key.id,
-          from: m.key.fromMe ? (sock.user?.id ?? '') : (m.key.participant || m.key.remoteJid || ''),
-          to: m.key.fromMe ? (m.key.remoteJid ?? '') : (sock.user?.id ?? ''),
-          text,
-          from_me: Boolean(m.key.fromMe),
-          timestamp: ts
-        })
-      }
-    })
+    attachMessages(this, sock, current)
+    attachGroups(this, sock, current)
     return {}
   }
 
@@ -124,7 +127,34 @@ export class Session {
     if (qr) this.emit('qr', { qr })
   }
 
+  // A key or creds write failed: from this moment the socket sends nothing (Baileys checks
+  // `ws.isOpen` before every frame), so nothing further can build on the state Python could not
+  // store. It keeps reading until the sends already out have their ack (bounded), then ends
+  // without logging out; Python suspends the session and restarts it from disk later.
+  onWriteFault (err) {
+    if (this.writeFault) return
+    this.writeFault = err
+    const sock = this.sock
+    this.log.error({ err: String(err?.message ?? err) }, 'auth write failed: the socket sends nothing more')
+    if (!sock) return
+    Object.defineProperty(sock.ws, 'isOpen', { configurable: true, get: () => false })
+    const settled = Promise.allSettled([...this.sends])
+    const grace = new Promise((resolve) => setTimeout(resolve, FAULT_ACK_GRACE_MS).unref())
+    const message = `auth write failed (${String(err?.message ?? err)}); socket closed without logging out`.slice(0, 500)
+    Promise.race([settled, grace])
+      .then(async () => {
+        if (this.sock !== sock) return // stopped or restarted meanwhile
+        await this.closeSocket()
+        this.emit('connection.update', { connection: 'close', disconnect: { status_code: null, reason: null, message, handled_by_runtime: false } })
+      })
+      .catch((e) => this.log.error({ err: String(e?.message ?? e) }, 'closing the socket after a write fault failed'))
+  }
+
   requireSocket () {
+    if (this.writeFault) {
+      const code = typeof this.writeFault.code === 'string' ? this.writeFault.code : 'storage_fault'
+      throw new IpcError(code, `session ${this.id} stopped using its socket: an auth write failed (${this.writeFault.message})`)
+    }
     if (!this.sock) throw new IpcError('session_state', `session ${this.id} has no socket; send start first`)
     return this.sock
   }
@@ -140,10 +170,27 @@ export class Session {
   // Answered only once the server acknowledged the message (`<ack class="message" id=...>`):
   // "sent" must mean WhatsApp has it, not that bytes reached our socket buffer. The waiter is
   // registered before the send, with our own message id, so a fast ack cannot be missed.
-  async send (to, text, ackTimeoutMs = 20_000) {
+  //
+  // If the key commit after the send fails (Python could not store them), the message still went
+  // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
+  // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
+  // telling whether the ack came within a short grace.
+  async send (to, content, options = {}, ackTimeoutMs = 20_000) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
+    const work = this.sendOnce(sock, to, content, options, messageId, ackTimeoutMs)
+    this.sends.add(work)
+    try {
+      return await work
+    } finally {
+      this.sends.delete(work)
+    }
+  }
+
+  async sendOnce (sock, to, content, options, messageId, ackTimeoutMs) {
     let onAck
+    let ackSeen = false
+    let endWait
     const acked = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new IpcError('no_server_ack', `no server ack for message ${messageId} within ${ackTimeoutMs} ms`))
@@ -152,16 +199,39 @@ export class Session {
         if (node?.attrs?.id !== messageId) return
         clearTimeout(timer)
         if (node.attrs.error) reject(new IpcError('server_nack', `server refused message ${messageId} (error ${node.attrs.error})`))
-        else resolve()
+        else {
+          ackSeen = true
+          resolve()
+        }
+      }
+      endWait = () => {
+        clearTimeout(timer)
+        reject(new IpcError('no_server_ack', `the socket closed before the server acknowledged message ${messageId}`))
       }
       sock.ws.on('CB:ack,class:message', onAck)
+      this.ackWaits.add(endWait)
     })
+    acked.catch(() => {}) // awaited below
     try {
-      const [sent] = await Promise.all([sock.sendMessage(to, { text }, { messageId }), acked])
-      return { id: sent?.key?.id ?? messageId }
+      const sending = sock.sendMessage(to, content, { ...options, messageId })
+      sending.catch(() => {})
+      let sent
+      try {
+        // sendMessage resolves after the key commit, which may come after the ack; a missing
+        // ack (timeout, nack) ends the wait for both.
+        sent = await Promise.race([sending, acked.then(() => sending)])
+      } catch (err) {
+        if (!err?.authWrite) throw err
+        const grace = new Promise((resolve) => setTimeout(resolve, FAULT_ACK_GRACE_MS).unref())
+        await Promise.race([acked.catch(() => {}), grace])
+        this.log.error({ messageId, serverAck: ackSeen }, 'message went out but its keys were not stored')
+        return { id: messageId, persisted: false, server_ack: ackSeen }
+      }
+      await acked
+      return { id: sent?.key?.id ?? messageId, persisted: true, server_ack: true, message: sent }
     } finally {
       sock.ws.off('CB:ack,class:message', onAck)
-      acked.catch(() => {})
+      this.ackWaits.delete(endWait)
     }
   }
 
@@ -178,10 +248,19 @@ export class Session {
     if (sock) {
       try { sock.end(undefined) } catch {}
     }
+    for (const endWait of [...this.ackWaits]) endWait() // no ack can come on a closed socket
     if (this.auth) await this.auth.flush().catch(() => {})
   }
 
+  // Sends in flight answer before `stop` does (bounded by the ack grace): the process may exit
+  // right after `stop`, and a send left unanswered would read as "retry" for a message that went
+  // out. Meanwhile the socket only reads their acks (after a write fault it sends nothing).
   async stop () {
+    const sends = [...this.sends]
+    if (sends.length) {
+      const grace = new Promise((resolve) => setTimeout(resolve, FAULT_ACK_GRACE_MS).unref())
+      await Promise.race([Promise.allSettled(sends), grace])
+    }
     await this.closeSocket()
     return {}
   }

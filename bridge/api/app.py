@@ -13,7 +13,19 @@ import asyncio
 
 from aiohttp import web
 
-from bridge.api import events, health, messages, metrics, openapi, qr, sessions, snapshots, state, static_files
+from bridge.api import (
+    events,
+    group_routes,
+    health,
+    message_routes,
+    metrics,
+    openapi,
+    qr,
+    sessions,
+    snapshots,
+    state,
+    static_files,
+)
 from bridge.api import webhooks as webhook_routes
 from bridge.api.auth import make_auth_middleware
 from bridge.api.errors import error_middleware, quiet_malformed_requests
@@ -32,7 +44,8 @@ ROUTE_TABLES = (
     openapi.routes,
     sessions.routes,
     qr.routes,
-    messages.routes,
+    message_routes.routes,
+    group_routes.routes,
     events.routes,
     snapshots.routes,
     webhook_routes.routes,

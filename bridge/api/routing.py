@@ -23,7 +23,8 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 SNAPSHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Path parameters and the pattern both the router and the schema enforce.
-PATH_PARAMS: dict[str, str] = {"id": SESSION_ID_PATTERN, "snap": SNAPSHOT_ID_PATTERN, "hook": WEBHOOK_ID_PATTERN}
+PATH_PARAMS: dict[str, str] = {"id": SESSION_ID_PATTERN, "snap": SNAPSHOT_ID_PATTERN, "hook": WEBHOOK_ID_PATTERN,
+                               "msg": r"^[A-Za-z0-9_.:-]{1,128}$", "jid": r"^[0-9A-Za-z+.:_@-]{1,128}$"}
 # Error statuses any operation may answer; listed in the schema so clients expect them.
 COMMON_ERRORS = (400, 401, 404, 413, 422)
 

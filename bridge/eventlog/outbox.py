@@ -9,9 +9,14 @@ target: the head of each lane (a session) only, so a session's events arrive in 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
+import logging
 import sqlite3
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +24,7 @@ from bridge.delivery import Job
 from bridge.eventlog.log import EventLog
 from bridge.events import Event
 
+log = logging.getLogger(__name__)
 RowState = Literal["pending", "delivered", "failed"]
 
 
@@ -50,33 +56,6 @@ def _event(row: sqlite3.Row | tuple[object, ...], offset: int, seq: int) -> Even
         return None
     return Event(seq=seq, ts=float(str(ts)), session=None if session is None else str(session), kind=str(kind),
                  data=json.loads(str(data)))
-
-
-def heads(conn: sqlite3.Connection, target: str) -> list[tuple[str, int, float]]:
-    """(lane, seq, next_at) of the oldest pending row of each lane."""
-    rows = conn.execute(
-        "SELECT o.lane, o.seq, o.next_at FROM "
-        "(SELECT lane, min(seq) AS seq FROM outbox WHERE target = ? AND state = 'pending' GROUP BY lane) h "
-        "JOIN outbox o ON o.target = ? AND o.seq = h.seq ORDER BY o.seq",
-        (target, target),
-    ).fetchall()
-    return [(str(lane), int(seq), float(next_at)) for lane, seq, next_at in rows]
-
-
-def load_jobs(conn: sqlite3.Connection, target: str, seqs: list[int]) -> list[Job[Event | None]]:
-    """The rows `seqs` of `target` with their events (None when the event is gone)."""
-    jobs: list[Job[Event | None]] = []
-    for seq in seqs:
-        row = conn.execute(
-            "SELECT o.lane, o.attempts, o.created_at, o.next_at, o.last_error, e.ts, e.session, e.kind, e.data "
-            "FROM outbox o LEFT JOIN events e ON e.seq = o.seq WHERE o.target = ? AND o.seq = ?",
-            (target, seq),
-        ).fetchone()
-        if row is None:
-            continue
-        jobs.append(Job(id=str(seq), payload=_event(row, 5, seq), key=str(row[0]), attempts=int(row[1]),
-                        created_at=float(row[2]), next_at=float(row[3]), last_error=str(row[4])))
-    return jobs
 
 
 def mark(conn: sqlite3.Connection, target: str, seq: int, state: RowState, attempts: int, error: str,
@@ -137,32 +116,142 @@ def drop_target(conn: sqlite3.Connection, target: str) -> int:
     return conn.execute("DELETE FROM outbox WHERE target = ?", (target,)).rowcount
 
 
+def pending_window(conn: sqlite3.Connection, target: str, per_lane: int) -> dict[str, list[Job[Event | None]]]:
+    """The oldest `per_lane` pending rows of each lane of `target`, with their events."""
+    found: dict[str, list[Job[Event | None]]] = {}
+    for row in conn.execute(
+        "SELECT * FROM (SELECT o.seq, o.lane, o.attempts, o.created_at, o.next_at, o.last_error, "
+        "e.ts, e.session, e.kind, e.data, row_number() OVER (PARTITION BY o.lane ORDER BY o.seq) AS n "
+        "FROM outbox o LEFT JOIN events e ON e.seq = o.seq WHERE o.target = ? AND o.state = 'pending') "
+        "WHERE n <= ? ORDER BY seq",
+        (target, per_lane),
+    ):
+        seq = int(row[0])
+        found.setdefault(str(row[1]), []).append(
+            Job(id=str(seq), payload=_event(row, 6, seq), key=str(row[1]), attempts=int(row[2]),
+                created_at=float(row[3]), next_at=float(row[4]), last_error=str(row[5]))
+        )
+    return found
+
+
 class OutboxBacklog:
-    """`delivery.Backlog` over one target's outbox rows (payload: the event, None if gone)."""
+    """`delivery.Backlog` over one target's outbox rows (payload: the event, None if gone).
+
+    The file is the truth; memory holds the oldest `WINDOW` pending rows of each lane, so a
+    delivery costs no read: rows planned by a commit are handed over by the dispatcher
+    (`offer`), and a lane whose window ran dry is read again. After anything that may leave
+    memory and file apart (a mark that failed, a redelivery) the windows are read again.
+
+    Why `delivered` does not wait for its mark to be committed: a lane would otherwise wait for
+    an fsync between two deliveries. If the mark is lost (crash, full disk) the row is pending
+    again and is delivered again with the same webhook-id: at least once, as promised.
+    """
+
+    WINDOW = 500
 
     def __init__(self, log: EventLog, target: str) -> None:
         self.log = log
         self.target = target
+        self._lanes: dict[str, deque[Job[Event | None]]] = {}
+        self._partial: set[str] = set()
+        self._taken: set[str] = set()
+        self._stale = True
+        self._reading: list[Job[Event | None]] | None = None
+
+    def offer(self, job: Job[Event | None]) -> None:
+        """A row just committed for this target (from the event log's commit listener)."""
+        if self._reading is not None:
+            self._reading.append(job)  # a read of the windows is under way: apply after it
+            return
+        lane = job.key or ""
+        if self._stale or lane in self._partial:
+            return  # the next read of the window brings it
+        queue = self._lanes.setdefault(lane, deque())
+        if not queue or int(queue[-1].id) < int(job.id):
+            queue.append(job)
+
+    def invalidate(self) -> None:
+        """Read the windows from the file before the next delivery."""
+        self._stale = True
+
+    async def _refresh(self, lanes: set[str] | None = None) -> None:
+        self._reading = []
+        try:
+            found = await self.log.read(lambda conn: pending_window(conn, self.target, self.WINDOW))
+        finally:
+            offered, self._reading = self._reading, None
+        if lanes is None:
+            self._lanes, self._partial = {}, set()
+        for lane, jobs in found.items():
+            if lanes is not None and lane not in lanes:
+                continue
+            queue = deque(j for j in jobs if j.id not in self._taken)
+            self._lanes[lane] = queue
+            if len(jobs) >= self.WINDOW:
+                self._partial.add(lane)
+            else:
+                self._partial.discard(lane)
+        for lane in lanes or ():
+            if lane not in found:
+                self._lanes.pop(lane, None)
+                self._partial.discard(lane)
+        self._stale = False
+        for job in offered:
+            self.offer(job)
+
+    async def _heads(self, busy: frozenset[str]) -> list[Job[Event | None]]:
+        if self._stale:
+            await self._refresh()
+        dry = {lane for lane in self._partial if not self._lanes.get(lane)}
+        if dry:
+            await self._refresh(dry)
+        heads = [q[0] for lane, q in self._lanes.items() if q and lane not in busy and q[0].id not in self._taken]
+        return sorted(heads, key=lambda j: int(j.id))
 
     async def take_due(self, now: float, limit: int, busy: frozenset[str]) -> list[Job[Event | None]]:
-        def query(conn: sqlite3.Connection) -> list[Job[Event | None]]:
-            due = [seq for lane, seq, at in heads(conn, self.target) if at <= now and lane not in busy][:limit]
-            return load_jobs(conn, self.target, due)
-
-        return await self.log.read(query)
+        due = [j for j in await self._heads(busy) if j.next_at <= now][:limit]
+        self._taken.update(j.id for j in due)
+        return due
 
     async def next_due(self, busy: frozenset[str]) -> float | None:
-        found = await self.log.read(lambda conn: heads(conn, self.target))
-        return min((at for lane, _, at in found if lane not in busy), default=None)
+        return min((j.next_at for j in await self._heads(busy)), default=None)
+
+    def _forget(self, job: Job[Event | None]) -> None:
+        self._taken.discard(job.id)
+        queue = self._lanes.get(job.key or "")
+        if queue and queue[0] is job:
+            queue.popleft()
+        elif queue:
+            with contextlib.suppress(ValueError):
+                queue.remove(job)
 
     async def delivered(self, job: Job[Event | None]) -> None:
-        await self.log.write(lambda conn: mark(conn, self.target, int(job.id), "delivered", job.attempts, ""))
+        self._forget(job)
+        seq = int(job.id)
+        marking = asyncio.ensure_future(
+            self.log.write(lambda conn: mark(conn, self.target, seq, "delivered", job.attempts, ""), sync=False)
+        )
+        marking.add_done_callback(functools.partial(self._marked, seq))
+
+    def _marked(self, seq: int, marking: asyncio.Future[None]) -> None:
+        if not marking.cancelled() and marking.exception() is not None:
+            self._stale = True
+            log.warning("could not record delivery of event %d to %s (it will be sent again): %s", seq,
+                        self.target, marking.exception())
 
     async def retry_at(self, job: Job[Event | None], at: float, error: str) -> None:
-        await self.log.write(lambda conn: mark(conn, self.target, int(job.id), "pending", job.attempts, error, at))
+        try:
+            await self.log.write(lambda conn: mark(conn, self.target, int(job.id), "pending", job.attempts, error, at))
+        finally:
+            self._taken.discard(job.id)
+        job.next_at, job.last_error = at, error
 
     async def dead(self, job: Job[Event | None], error: str) -> None:
-        await self.log.write(lambda conn: mark(conn, self.target, int(job.id), "failed", job.attempts, error))
+        try:
+            await self.log.write(lambda conn: mark(conn, self.target, int(job.id), "failed", job.attempts, error))
+        finally:
+            self._taken.discard(job.id)
+        self._forget(job)
 
     async def size(self) -> int:
         return (await self.log.read(lambda conn: stats(conn, self.target))).pending

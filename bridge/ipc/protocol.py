@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from bridge.errors import ProtocolError
+from bridge.ipc import groups as g
+from bridge.ipc import messaging as m
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Same rule as the store's session ids; a message for any other name is refused before routing."""
@@ -122,15 +124,6 @@ class PairingCodeResult(msgspec.Struct):
     code: str
 
 
-class SendArgs(msgspec.Struct, forbid_unknown_fields=True):
-    to: Annotated[str, msgspec.Meta(min_length=3, max_length=256)]
-    text: Annotated[str, msgspec.Meta(max_length=65_536)]
-
-
-class SendResult(msgspec.Struct):
-    id: str
-
-
 class PingResult(msgspec.Struct):
     pid: int
     sessions: list[str]
@@ -188,6 +181,9 @@ class PairingCodeData(msgspec.Struct):
 
 
 class MessageData(msgspec.Struct, rename={"from_": "from"}):
+    """The first runtime's text-only `message` event. No longer in the catalogue (the runtime
+    forwards `messages.upsert` instead); kept until the sessions layer stops naming it."""
+
     id: str
     from_: str
     to: str
@@ -228,10 +224,57 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cmd", "request_pairing_code", PairingCodeArgs, PairingCodeResult,
           "Ask for an 8-character pairing code for `phone` (digits, country code first) on a started, "
           "unregistered session; the code also arrives as a `pairing_code` event."),
-    Entry("cmd", "send", SendArgs, SendResult,
-          "Send a text message. Answered only after the server acknowledged it (`<ack class=message>` "
-          "with the message id, waited for up to 20 s): `id` is then a message WhatsApp has. Errors: "
-          "`no_server_ack` (timeout), `server_nack` (the ack carried an error), `session_state`."),
+    Entry("cmd", "send", m.SendArgs, m.SendResult,
+          "Send one message. `content.kind` picks the shape; the runtime turns it into Baileys' sendMessage "
+          "content (text: `{text, mentions, linkPreview: null when link_preview is false}`, reaction: `{react: "
+          "{text: emoji, key}}`, edit: `{text, edit: key}`, revoke: `{delete: key}`, location: `{location}`, "
+          "contact: `{contacts: {displayName, contacts}}`, poll: `{poll: {name, values, selectableCount}}`, "
+          "forward: `{forward: message}`) and `quoted` (a WAMessage as proto JSON) into the `quoted` option. "
+          "Python has validated everything and resolved earlier messages from its store; keys are Baileys' "
+          "WAMessageKey. Answered only after the server acknowledged it (`<ack class=message>` with the message "
+          "id, waited for up to 20 s): `id` is then a message WhatsApp has. Errors: `no_server_ack` (timeout), "
+          "`server_nack` (the ack carried an error), `session_state`."),
+    Entry("cmd", "read", m.ReadArgs, "{}",
+          "Send read receipts for received messages (Baileys `readMessages(keys)`; read-self when the account "
+          "hides read receipts)."),
+    Entry("cmd", "presence", m.PresenceArgs, "{}",
+          "Baileys `sendPresenceUpdate(type, to)`: `available`/`unavailable` for the account (no `to`), "
+          "`composing`/`recording`/`paused` in the chat `to`."),
+    Entry("cmd", "presence_subscribe", m.JidArgs, "{}",
+          "Baileys `presenceSubscribe(jid)`: the contact's presence then arrives as `presence.update` events."),
+    Entry("cmd", "check_numbers", m.CheckNumbersArgs, m.CheckNumbersResult,
+          f"Baileys `onWhatsApp(...numbers)` (at most {m.MAX_NUMBERS_PER_CHECK}, digits): only the numbers on "
+          "WhatsApp come back, each with its JID and, when Baileys knows or can learn it, its LID."),
+    Entry("cmd", "profile_picture", m.ProfilePictureArgs, m.ProfilePictureResult,
+          "Baileys `profilePictureUrl(jid, high_res ? 'image' : 'preview')`; `url` null when the contact has "
+          "none or hides it (the server's 404 item-not-found / 401 not-authorized)."),
+    Entry("cmd", "status_text", m.JidArgs, m.StatusTextResult,
+          "Baileys `fetchStatus(jid)`: the about text and when it was set (Unix seconds); `status` null when "
+          "none, \"\" when hidden."),
+    Entry("cmd", "group_list", Empty, g.GroupListResult,
+          "Baileys `groupFetchAllParticipating()`: the metadata of every group the account is in (each also "
+          "refreshes the runtime's group cache)."),
+    Entry("cmd", "group_metadata", g.GroupMetadataArgs, g.GroupMetadataResult,
+          "Baileys `groupMetadata(jid)` (refreshes the cache); with `cached: true` the cached entry when there "
+          "is one (`cached` in the answer says which)."),
+    Entry("cmd", "group_create", g.GroupCreateArgs, g.GroupCreateResult,
+          f"Baileys `groupCreate(subject, participants)` (1..{g.MAX_PARTICIPANTS} user JIDs or LIDs); answers "
+          "the new group's metadata."),
+    Entry("cmd", "group_subject", g.GroupSubjectArgs, "{}", "Baileys `groupUpdateSubject(jid, subject)`."),
+    Entry("cmd", "group_description", g.GroupDescriptionArgs, "{}",
+          "Baileys `groupUpdateDescription(jid, description)`; no `description` removes it."),
+    Entry("cmd", "group_setting", g.GroupSettingArgs, "{}",
+          "Baileys `groupSettingUpdate(jid, setting)`: announcement (only admins send), not_announcement, "
+          "locked (only admins edit the info), unlocked."),
+    Entry("cmd", "group_participants", g.GroupParticipantsArgs, g.GroupParticipantsResult,
+          "Baileys `groupParticipantsUpdate(jid, participants, action)`: one result per participant, `status` "
+          "\"200\" or the server's code for it."),
+    Entry("cmd", "group_invite_code", g.GroupJidArgs, g.InviteCodeResult, "Baileys `groupInviteCode(jid)`."),
+    Entry("cmd", "group_revoke_invite", g.GroupJidArgs, g.InviteCodeResult,
+          "Baileys `groupRevokeInvite(jid)`: the old link stops working; answers the new code."),
+    Entry("cmd", "group_join", g.GroupJoinArgs, g.GroupJoinResult,
+          "Baileys `groupAcceptInvite(code)`: answers the group's JID."),
+    Entry("cmd", "group_leave", g.GroupJidArgs, "{}", "Baileys `groupLeave(jid)` (drops the group from the cache)."),
     Entry("cmd", "ping", Empty, PingResult,
           "Liveness check; `s` may be any valid id. Returns the runtime's pid and hosted sessions."),
     Entry("req", "auth.load", Empty, "string or null",
@@ -257,8 +300,29 @@ CATALOGUE: tuple[Entry, ...] = (
           "with `status_code: null` and a 'creds not durable' message instead, and closes the socket."),
     Entry("evt", "qr", QrData, None, "A new QR string to show (also inside connection.update)."),
     Entry("evt", "pairing_code", PairingCodeData, None, "A pairing code produced by request_pairing_code."),
-    Entry("evt", "message", MessageData, None,
-          "A text message from messages.upsert (type notify or append); `timestamp` in Unix seconds."),
+    Entry("evt", "messages.upsert", m.UpsertData, None,
+          "Baileys' messages.upsert of type notify (new) or append (sent by this session or the phone), "
+          "forwarded as is: each WAMessage as proto JSON (`key` with remoteJid, remoteJidAlt, participant, "
+          "participantAlt, fromMe, id, addressingMode; `message`; `messageTimestamp`; `pushName`; `status`). "
+          "Python normalises them (bridge.messages.incoming). Messages without a key id are left out."),
+    Entry("evt", "messages.update", m.MessagesUpdateData, None,
+          "The status changes of Baileys' messages.update (receipts in chats: 2 server ack, 3 delivered, "
+          "4 read, 5 played; 0 error with the server's code in `error`); other updates are not forwarded."),
+    Entry("evt", "message-receipt.update", m.ReceiptUpdateData, None,
+          "Baileys' message-receipt.update: receipts of group members (`userJid` and the timestamp of "
+          "delivery, read or played)."),
+    Entry("evt", "presence.update", m.PresenceUpdateData, None,
+          "Baileys' presence.update: `id` is the chat, `presences` maps each JID to its lastKnownPresence "
+          "(available, unavailable, composing, recording; a paused chat state reads available) and lastSeen."),
+    Entry("evt", "groups.upsert", g.GroupsUpsertData, None,
+          "Baileys' groups.upsert: the account is in a new group (created by it or by someone who added it); "
+          "each item is the group's metadata with `author`."),
+    Entry("evt", "groups.update", g.GroupsUpdateData, None,
+          "Baileys' groups.update items that are changes (subject, desc, announce, restrict, with `author`, "
+          "`authorPn`); the full metadata Baileys reports while listing groups only refreshes the cache."),
+    Entry("evt", "group-participants.update", g.GroupParticipantsData, None,
+          "Baileys' group-participants.update: `action` add, remove, promote, demote or modify, the "
+          "participants `{id, phoneNumber, lid}`, who did it (`author`, `authorPn`). Also patches the cache."),
     Entry("evt", "creds.update", CredsUpdateData, None,
           "Baileys updated creds: how many fields and which. The matching creds.save request follows."),
 )

@@ -51,6 +51,9 @@ def _shape(tp: Any) -> str:
         return f"`{tp}`"
     hints = typing.get_type_hints(tp, include_extras=True)
     parts = []
+    config = tp.__struct_config__
+    if config.tag_field is not None and config.tag is not None:
+        parts.append(f'{config.tag_field}: "{config.tag}"')
     for f in msgspec.structs.fields(tp):
         opt = "" if f.required else "?"
         parts.append(f"{f.encode_name}{opt}: {_type_name(hints[f.name])}")
@@ -134,7 +137,8 @@ def render_markdown() -> str:
         "output never reaches stdout; log/info/debug are dropped because libsignal prints session keys "
         "with console.info, warn/error go to stderr), `parent.mjs` (bridge liveness), `ipc.mjs` (stdin "
         "line reader, requests, replies), `auth-state.mjs` (Baileys `{creds, keys}` over IPC), "
-        "`session.mjs` (one socket's life cycle and events), `commands.mjs` (command dispatch), "
+        "`session.mjs` (one socket's life cycle and events), `messages.mjs` (send content, chat actions and "
+        "message/receipt/presence events, translation only), `commands.mjs` (command dispatch), "
         "`logger.mjs` (pino on fd 2, synchronous, no worker thread).",
         "- It exits when its stdin closes or when the bridge process is gone (checked every second), "
         "after closing its sockets. It does not exit when its last session stops.",

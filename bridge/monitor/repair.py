@@ -3,8 +3,9 @@
 Order, and why: stop the sessions the plan names (a folder is never swapped under a running
 runtime), restore the folder or put back the vanished key files, put back creds.json, start the
 session again, then append the incident to the journal, publish it and raise its one alert. Every
-byte goes through the store (`Snapshots.restore_detailed`, `durable`); nothing is deleted, and
-what a put-back replaces (a damaged creds.json) is kept under `.bridge/replaced/` first.
+byte goes through the store (`Snapshots.restore_detailed`, `AuthStore.restore_creds`, `durable`);
+nothing is deleted, and what a repair replaces is kept: a damaged creds.json under
+`.bridge/creds-backups/`, a replaced folder under `.bridge/replaced/`.
 
 A step that fails leaves the ones before it done and says so in the incident (`error`); the
 watcher keeps the incident open and retries the repair quietly (no second alert).
@@ -13,25 +14,24 @@ watcher keeps the incident open and retries the repair quietly (no second alert)
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import logging
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.errors import BridgeError, CredsCorruptError
-from bridge.events import EventBus
+from bridge.events import EventBus, EventKind
 from bridge.metrics import MONITOR_RESTORES
 from bridge.monitor.folder_check import inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
 from bridge.store import durable
+from bridge.store.auth_store import AuthStore
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.identity import Identity, identity_of
-from bridge.store.layout import CREDS_FILE, BridgeDirs
+from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
@@ -165,33 +165,24 @@ class RepairExecutor:
     def _put_back_creds(
         self, session: str, folder: Path, creds: CredsCandidate, expected: Identity | None, *, only_if_damaged: bool
     ) -> tuple[bool, str | None]:
-        """Write `creds` as the folder's creds.json unless it holds them already, or (with
-        `only_if_damaged`) the session's own writer already put intact creds of this account back;
-        the damaged creds.json, if it has content, is kept under `.bridge/replaced/` first.
-        Returns (written, where the damaged file was kept)."""
+        """Put `creds` back as the folder's creds.json (`AuthStore.restore_creds`: key files are not
+        touched, the creds found are kept as evidence under `.bridge/creds-backups/`) unless it holds
+        them already, or (with `only_if_damaged`) the session's own writer already put intact creds
+        of this account back. Returns (written, where the replaced creds were kept)."""
         path = folder / CREDS_FILE
-        text = creds.text.encode("utf-8")
         try:
             raw: bytes | None = path.read_bytes()
         except FileNotFoundError:
             raw = None
-        if raw == text:
+        if raw == creds.text.encode("utf-8"):
             return False, None
         if only_if_damaged and raw is not None and _is_own(raw, expected):
             log.info("session %s: creds.json was repaired by its own writer meanwhile", session)
             return False, None
-        kept: str | None = None
-        if raw and only_if_damaged:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            name = f"{session}-{stamp}-{hashlib.sha256(raw).hexdigest()[:12]}-creds.json"
-            evidence = BridgeDirs(self.snapshots.bridge_dir).replaced / name
-            durable.make_dirs(evidence.parent)
-            durable.atomic_write(evidence, raw)
-            kept = str(evidence)
-        durable.make_dirs(folder)
-        durable.atomic_write(path, text)
+        store = AuthStore(folder, session_id=session, bridge_dir=self.snapshots.bridge_dir)
+        kept = store.restore_creds(creds.text, reason="monitor-repair")
         log.warning("session %s: put back creds.json from %s", session, creds.source)
-        return True, kept
+        return True, str(kept) if kept is not None and raw else None
 
     async def record(self, incident: Incident) -> None:
         """Journal, publish and alert one incident: its one alert."""
@@ -199,7 +190,7 @@ class RepairExecutor:
             await asyncio.to_thread(self.journal.append, incident)
         except (OSError, BridgeError) as exc:
             log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
-        self.bus.publish(incident.session, "incident", incident.as_dict())
+        self.bus.publish(incident.session, EventKind.INCIDENT, incident.as_dict())
         self.bus.alert(
             incident.session, incident.kind, "critical" if incident.severity == "critical" else "warning",
             alert_text(incident), incident=incident.id, restored=incident.restored,

@@ -34,12 +34,12 @@ import watchfiles
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, SessionNotFound
-from bridge.events import EventBus
+from bridge.events import EventBus, EventKind
 from bridge.monitor import history
 from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
-from bridge.monitor.repair_plan import RepairFacts, RepairPlan, plan_repair
+from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairFacts, RepairPlan, plan_repair
 from bridge.monitor.snapshot_policy import (
     NewestSnapshot,
     SessionMemory,
@@ -407,7 +407,7 @@ class AuthWatcher:
         creds = snapshot = None
         damage = finding.damage
         if damage in CREDS_DAMAGE or damage is Damage.FOLDER_REMOVED:
-            creds = await asyncio.to_thread(history.newest_creds, self.snapshots, session_id, expected)
+            creds = await asyncio.to_thread(self._newest_creds, session_id, expected)
         if damage in (Damage.FOLDER_REMOVED, Damage.KEYS_MASS_DELETED):
             snapshot = await asyncio.to_thread(history.newest_intact_snapshot, self.snapshots, session_id, expected)
         return RepairFacts(
@@ -415,6 +415,14 @@ class AuthWatcher:
             expected=expected, owner=owner, owner_holds_ours=owner_holds_ours, owner_managed=owner_managed,
             creds=creds, snapshot=snapshot, running=state in ACTIVE, managed=state is not None,
         )
+
+    def _newest_creds(self, session_id: str, expected: Identity | None) -> CredsCandidate | None:
+        """The newest intact creds of the folder's account: the store's creds history first (the
+        creds last saved), then snapshots. A folder never linked takes its newest snapshot's."""
+        if expected is None:
+            return history.newest_creds(self.snapshots, session_id, None)
+        found = self.snapshots.newest_intact_creds(session_id, expected)
+        return CredsCandidate(found[0], found[1]) if found is not None else None
 
     async def _handle(
         self, plan: RepairPlan, detected_at: float, expected: Identity | None, folder: Path
@@ -450,10 +458,15 @@ class AuthWatcher:
         return incident
 
     async def _rebase(self, plan: RepairPlan, folder: Path) -> None:
-        """The baseline after a repair: the folder as it is now, plus the key files just put back
-        (a deletion still going on may already have taken some of them again: they count as lost)."""
+        """The baseline after a repair: the folder as it is now. After key files were put back,
+        every key file the folder had before the deletion counts too: a deletion still going on
+        may have taken more (or some put back) meanwhile, and those are its continuation."""
         after = await asyncio.to_thread(inspect_folder, folder)
-        self._baseline[plan.session] = dataclasses.replace(after, key_files=after.key_files | plan.keys)
+        keys = after.key_files
+        previous = self._baseline.get(plan.session)
+        if plan.action is RepairAction.PUT_BACK_KEYS:
+            keys = keys | plan.keys | (previous.key_files if previous is not None else frozenset())
+        self._baseline[plan.session] = dataclasses.replace(after, key_files=keys)
 
     def _remember_repair(self, entry: _OpenIncident) -> None:
         until = time.monotonic() + self.settings.monitor_mass_delete_window
@@ -581,7 +594,7 @@ class AuthWatcher:
 
     def _announce(self, manifest: SnapshotManifest) -> None:
         data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}
-        self.bus.publish(manifest.session, "snapshot", data)
+        self.bus.publish(manifest.session, EventKind.SNAPSHOT, data)
 
     async def snapshot_all(self, reason: str = "scheduled") -> list[SnapshotManifest]:
         """Snapshot every healthy folder now (the `Settings.snapshot_interval` schedule)."""

@@ -17,17 +17,23 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError
+from bridge.errors import SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
+from bridge.messages.desk import MessageDesk
+from bridge.messages.ports import ManagerPort
 from bridge.sessions import state as st
+from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
-from bridge.sessions.session import QrInfo, Session, SessionInfo
-from bridge.store.adopt import read_adopted
-from bridge.store.layout import CREDS_FILE, validate_session_id
+from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
+from bridge.store.folders import session_folders
+from bridge.store.identity import IdentityBook
+from bridge.store.layout import validate_session_id
 
 if TYPE_CHECKING:
     from bridge.store.snapshots import SnapshotManifest, Snapshots
@@ -36,6 +42,18 @@ log = logging.getLogger(__name__)
 
 S = st.SessionState
 LOGIN_METHODS = ("qr", "pairing_code")
+
+
+class SentMessage(msgspec.Struct, frozen=True):
+    """What `send_text` knows about a message that left.
+
+    `persisted` False: the message went out but the Signal state it advanced could not be
+    stored (storage fault); the session is suspended and writes that state when storage is back.
+    Never send it again: the contact may have it. `server_ack`: WhatsApp confirmed receipt."""
+
+    id: str
+    persisted: bool = True
+    server_ack: bool = True
 
 
 class SessionManager:
@@ -47,10 +65,36 @@ class SessionManager:
         self.snapshots = snapshots
         self.registry = Registry(settings.bridge_dir)
         self.runtimes = RuntimePool(settings, bus)
+        self.desk = IncidentDesk(bus)
+        self._services = SessionServices(
+            settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
+        )
+        self.messages = MessageDesk(bus, ManagerPort(self))
         self._sessions: dict[str, Session] = {}
+        self.fault: StoreError | None = self.registry.unavailable
+        """A storage fault that keeps the bridge from starting its sessions (set by the service
+        while its auth root refuses writes; /healthz and /readyz show it)."""
+        if self.registry.unavailable is None:
+            self._load_sessions()
+
+    def _load_sessions(self) -> None:
         self._adopt_external()
         for record in self.registry.all():
-            self._sessions[record.id] = self._make(record)
+            if record.id not in self._sessions:
+                self._sessions[record.id] = self._make(record)
+
+    async def recover(self) -> None:
+        """Read what a storage fault kept unread (the registry) and register existing folders;
+        raises the `StoreError` while storage still refuses."""
+        if self.registry.unavailable is not None:
+            await asyncio.to_thread(self.registry.load)
+        await asyncio.to_thread(self._load_sessions)
+
+    async def defer_all(self, fault: StoreError) -> None:
+        """Sessions that should run but cannot start now (the auth root refuses writes) stay
+        stopped with the fault as their reason, and join the storage incident."""
+        wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
+        await asyncio.gather(*(s.dispatch(st.StartDeferred(fault.code, str(fault))) for s in wanted))
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
@@ -58,33 +102,26 @@ class SessionManager:
         `python -m bridge adopt` (.bridge/adopted.json), and `AUTH_ROOT/<id>` folders holding a
         creds.json (adopted in the root, or a legacy folder copied there). They are registered
         stopped; nothing in them is touched."""
-        for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
-            if not self.registry.exists(sid):
-                self.registry.put(SessionRecord(id=sid, folder=entry.folder))
-                log.info("registered adopted session %s at %s", sid, entry.folder)
-        root = self.settings.auth_root
-        if not root.is_dir():
-            return
-        for child in sorted(root.iterdir()):
-            if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+        try:
+            self._adopt_external_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("could not register every existing auth folder now (%s); the rest are registered at "
+                        "the next start", exc)
+
+    def _adopt_external_folders(self) -> None:
+        for folder in session_folders(self.settings.auth_root).values():
+            if self.registry.exists(folder.session):
                 continue
-            if not (child / CREDS_FILE).is_file() or self.registry.exists(child.name):
-                continue
-            try:
-                validate_session_id(child.name)
-            except BridgeError:
-                continue
-            self.registry.put(SessionRecord(id=child.name))
-            log.info("registered existing auth folder %s", child)
+            self.registry.put(SessionRecord(id=folder.session, folder=str(folder.path) if folder.adopted else None))
+            log.info("registered existing auth folder %s as session %s", folder.path, folder.session)
 
     def _folder(self, record: SessionRecord) -> Path:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id
 
     def _make(self, record: SessionRecord) -> Session:
-        return Session(
-            record, folder=self._folder(record), settings=self.settings, bus=self.bus,
-            snapshots=self.snapshots, registry=self.registry, runtimes=self.runtimes,
-        )
+        session = Session(record, folder=self._folder(record), services=self._services)
+        session.on_messaging = self.messages.on_runtime_event
+        return session
 
     def _session(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
@@ -114,18 +151,23 @@ class SessionManager:
         self._sessions[session_id] = session
         return session.info()
 
-    async def start(self, session_id: str) -> SessionInfo:
-        """Start the session (no-op when already active). Returns once `start` was sent."""
+    async def start(self, session_id: str, *, incident: str | None = None) -> SessionInfo:
+        """Start the session (no-op when already active). Returns once `start` was sent.
+
+        `incident`: the caller (the monitor) starts it as part of an incident it already alerted
+        for; until the session is open again its own trouble raises no second alert, and its
+        `state` events carry the id."""
         session = self._session(session_id)
         if session.record.archived:
             raise SessionStateError(f"session {session_id} is archived; create it again to revive it")
-        await session.dispatch(st.Start())
+        await session.dispatch(st.Start(incident))
         return session.info()
 
-    async def stop(self, session_id: str) -> SessionInfo:
-        """Stop the session; creds stay as they are and it will not start after a bridge restart."""
+    async def stop(self, session_id: str, *, incident: str | None = None) -> SessionInfo:
+        """Stop the session; creds stay as they are and it will not start after a bridge restart.
+        `incident`: as for `start` (the monitor stopping it because of an incident it raised)."""
         session = self._session(session_id)
-        await session.dispatch(st.Stop())
+        await session.dispatch(st.Stop(incident))
         return session.info()
 
     async def logout(self, session_id: str) -> SessionInfo:
@@ -216,8 +258,16 @@ class SessionManager:
         session.on_runtime_event("pairing_code", PairingCodeData(code=code))
         return code
 
-    async def send_text(self, session_id: str, to: str, text: str) -> str:
-        """Send `text` to a phone number or JID; returns the message id. Needs an open session."""
+    async def send_text(self, session_id: str, to: str, text: str) -> SentMessage:
+        """Send `text` to a phone number or JID. Needs an open session.
+
+        Returns once the message left: normally after the server's ack (`persisted` True). If
+        the message went out but its Signal key changes could not be stored (a storage fault
+        in the middle of the send), the result says `persisted=False`: the contact may already
+        have it, so the caller must not send it again; `server_ack` tells whether WhatsApp
+        confirmed it. Errors (nothing was sent, retrying is safe): `SessionStateError`,
+        `NodeRuntimeError` (`no_server_ack`, `server_nack`, the runtime's own codes).
+        """
         session = self._session(session_id)
         jid = to_jid(to)
         session.require_open()
@@ -225,5 +275,10 @@ class SessionManager:
         message_id = str(result.get("id", "")) if isinstance(result, dict) else ""
         if not message_id:
             raise SessionStateError(f"session {session_id}: the runtime did not confirm the message; retry")
-        return message_id
+        persisted = result.get("persisted", True) is not False
+        server_ack = result.get("server_ack", True) is not False
+        if not persisted:
+            log.error("session %s: message %s went out (server ack: %s) but its keys could not be stored",
+                      session_id, message_id, server_ack)
+        return SentMessage(id=message_id, persisted=persisted, server_ack=server_ack)
 

@@ -11,8 +11,12 @@ What may go wrong and what happens then:
   alert (two processes writing one creds.json is how creds get torn);
 - the runtime cannot be started or does not answer `start`: treated as a transient close
   (backoff and retry);
-- a snapshot fails: a critical alert, and the transition still completes (nothing is deleted on
-  any path, so a missing snapshot never costs data).
+- storage refuses a write or read (full, read-only, permission, I/O): the session is `suspended`
+  (no socket, its held-back writes kept in memory), the bridge's storage incident gets one
+  critical alert, and a probe with backoff resumes the session when storage works again;
+- a snapshot fails: a critical alert (for a storage fault: the storage incident's one alert), and
+  the transition still completes (nothing is deleted on any path, so a missing snapshot never
+  costs data).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +35,20 @@ import msgspec
 from bridge import metrics
 from bridge.config import Settings
 from bridge.delivery import Backoff
-from bridge.errors import BridgeError, SessionStateError
-from bridge.events import EventBus
+from bridge.errors import BridgeError, SessionStateError, StoreError
+from bridge.events import EventBus, Severity
 from bridge.ipc import protocol as p
+from bridge.messages.desk import MESSAGING_EVENTS
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
+from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
+from bridge.sessions.storage_probe import probe_write
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.durable import is_storage_fault
+from bridge.store.identity import IdentityBook
 from bridge.store.layout import CREDS_FILE
 from bridge.store.lock import SessionLock, SessionLockedError
 
@@ -78,34 +89,45 @@ class SessionInfo(msgspec.Struct, frozen=True):
     pid: int | None
     qr_expires_at: float | None
     pairing_code: str | None
+    incident: str | None = None
 
 
 _Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
+
+
+STORAGE_INCIDENT = "storage"
+"""The `IncidentDesk` key of the bridge's storage incident (one for every session it touches)."""
+
+
+@dataclass(frozen=True)
+class SessionServices:
+    """What every session of one bridge shares."""
+
+    settings: Settings
+    bus: EventBus
+    snapshots: Snapshots
+    registry: Registry
+    runtimes: RuntimePool
+    desk: IncidentDesk
+    identities: IdentityBook
 
 
 class Session:
     """One tenant. Create through `SessionManager`; all public coroutines are safe to call
     concurrently (they go through the session's queue)."""
 
-    def __init__(
-        self,
-        record: SessionRecord,
-        *,
-        folder: Path,
-        settings: Settings,
-        bus: EventBus,
-        snapshots: Snapshots,
-        registry: Registry,
-        runtimes: RuntimePool,
-    ) -> None:
+    def __init__(self, record: SessionRecord, *, folder: Path, services: SessionServices) -> None:
         self.id = record.id
         self.record = record
         self.folder = folder
-        self.settings = settings
-        self.bus = bus
-        self.snapshots = snapshots
-        self.registry = registry
-        self.runtimes = runtimes
+        self.settings = services.settings
+        self.bus = services.bus
+        self.snapshots = services.snapshots
+        self.registry = services.registry
+        self.runtimes = services.runtimes
+        self.desk = services.desk
+        self.identities = services.identities
+        settings = services.settings
         initial = st.SessionState.STOPPED
         if record.last_state in (st.SessionState.LOGGED_OUT, st.SessionState.BANNED):
             initial = st.SessionState(record.last_state)
@@ -116,9 +138,15 @@ class Session:
         self.pairing_code: str | None = None
         self.me: str | None = None
         self.last_disconnect: str | None = None
+        self.on_messaging: Callable[[str, str, msgspec.Struct], None] | None = None
+        """Where messaging events go (`MessageDesk.on_runtime_event`; set by the manager)."""
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
         self.attempt = 0
-        """Reconnect attempts since the session was last open (or started)."""
+        """Reconnect (or storage probe) attempts since the session was last open (or started)."""
+        self.incident: str | None = None
+        """The incident the session's current state belongs to (carried by its `state` events)."""
+        self._incident_key: str | None = None
+        self._quiet = False  # True: someone else already alerted for `incident`
         self._qr_count = 0
         self._timer: asyncio.Task[None] | None = None
         self._lock: SessionLock | None = None
@@ -149,6 +177,7 @@ class Session:
             pid=slot.pid if slot is not None else None,
             qr_expires_at=self.qr.expires_at if self.qr else None,
             pairing_code=self.pairing_code,
+            incident=self.incident,
         )
 
     async def dispatch(self, event: st.SessionEvent) -> st.Transition:
@@ -216,13 +245,8 @@ class Session:
         elif isinstance(data, p.PairingCodeData):
             self._publish_pairing_code(data.code)
             self.post(st.PairingCodeIssued(data.code))
-        elif isinstance(data, p.MessageData):
-            self.bus.publish(
-                self.id,
-                "message",
-                {"id": data.id, "from": data.from_, "to": data.to, "text": data.text,
-                 "from_me": data.from_me, "timestamp": data.timestamp},
-            )
+        elif name in MESSAGING_EVENTS and self.on_messaging is not None:
+            self.on_messaging(self.id, name, data)
 
     def runtime_exited(self, detail: str) -> None:
         self.post(st.RuntimeExited(detail))
@@ -282,9 +306,15 @@ class Session:
                     raise  # a start that cannot be recorded does not happen
                 unrecorded = exc  # a stop always happens; the caller learns it was not recorded
             actions = actions[1:]
+        for action in actions:
+            # Incident bookkeeping takes effect with the state change: its event carries the id.
+            if isinstance(action, (st.FollowIncident, st.ReportStorageFault)):
+                await self._do(action)
         if result.changed:
             await self._set_state(result.state, result.reason)
         for action in actions:
+            if isinstance(action, (st.FollowIncident, st.ReportStorageFault)):
+                continue
             follow = await self._do(action)
             if follow:
                 # The action failed; its event decides what happens next (see SessionAction).
@@ -311,7 +341,8 @@ class Session:
         if new is not previous:
             metrics.SESSIONS_BY_STATE.labels(state=previous.value).dec()
             metrics.SESSIONS_BY_STATE.labels(state=new.value).inc()
-        self.bus.publish(self.id, "state", {"state": new.value, "previous": previous.value, "reason": reason})
+        self.bus.publish(self.id, "state", {"state": new.value, "previous": previous.value, "reason": reason,
+                                            "incident": self.incident})
         log.info("session %s: %s -> %s (%s)", self.id, previous.value, new.value, reason)
         await self._record(last_state=new.value, last_reason=reason)
 
@@ -333,10 +364,13 @@ class Session:
             await self._set_record(desired_running=running)
 
     async def _link_new_device(self) -> None:
-        """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load."""
+        """See `st.LinkNewDevice`: a registered snapshot first, then "no creds" on the next load;
+        the new identity is expected (and recorded) from then until the session is open."""
         if await asyncio.to_thread(self.snapshots.latest, self.id, registered=True) is None:
             await self._snapshot("before_relink")
-        self._session_auth().relink = True
+        auth = self._session_auth()
+        auth.relink = True
+        auth.new_identity = True
 
     async def _restore_vanished_creds(self) -> list[st.SessionEvent]:
         """creds.json vanished while the session was stopped (an `rm -rf`, a careless script).
@@ -351,6 +385,9 @@ class Session:
         try:
             await asyncio.to_thread(self.snapshots.restore, self.id, manifest.id)
         except BridgeError as exc:
+            if is_storage_fault(exc):
+                return [st.StorageFault(exc.code, f"restoring the missing creds.json from snapshot {manifest.id} "
+                                                  f"failed: {exc}")]
             return [st.StartRefused(
                 f"creds.json is missing and restoring snapshot {manifest.id} failed: {exc}. Restore it with "
                 "`python -m bridge restore` before starting", kind="creds_restore_failed")]
@@ -372,15 +409,15 @@ class Session:
                     log.warning("session %s: Baileys logout failed (%s); marked logged out anyway", self.id, exc)
             case st.ScheduleReconnect():
                 self.attempt += 1
-                self._arm_timer(self.backoff.delay(self.attempt))
+                self._arm_timer(self.backoff.delay(self.attempt), st.ReconnectDue())
             case st.CancelReconnect():
                 self._cancel_timer()
             case st.ResetBackoff():
                 self.attempt = 0
             case st.TakeSnapshot(reason=reason):
                 await self._snapshot(reason)
-            case st.RaiseAlert(kind=kind, severity=severity, message=message):
-                self.bus.alert(self.id, kind, severity, f"session {self.id}: {message}")
+            case st.RaiseAlert(kind=kind, severity=severity, message=message, incident_key=key):
+                self._raise_alert(kind, severity, f"session {self.id}: {message}", key)
             case st.ClearQr():
                 self.qr = None
             case st.KeepQr(qr=qr, expires_at=expires_at):
@@ -396,12 +433,31 @@ class Session:
                 await self._link_new_device()
             case st.RestoreVanishedCreds():
                 return await self._restore_vanished_creds()
+            case st.FollowIncident(incident=incident):
+                self._leave_incident()
+                self.incident, self._quiet = incident, incident is not None
+            case st.ClearIncident():
+                self._leave_incident()
+            case st.RecordIdentity():
+                await self._record_identity()
+            case st.ReportStorageFault(code=code, detail=detail):
+                self._report_storage_fault(code, detail)
+            case st.ScheduleProbe():
+                self.attempt += 1
+                self._arm_timer(self.backoff.delay(self.attempt), st.ProbeDue())
+            case st.FlushHeldWrites():
+                return await self._flush_held_writes()
+            case st.ProbeStorage():
+                return await self._probe_storage()
         return []
 
     async def _snapshot(self, reason: str) -> None:
         try:
             manifest = await asyncio.to_thread(self.snapshots.create, self.id, reason)
         except BridgeError as exc:
+            if is_storage_fault(exc):
+                self._report_storage_fault(exc.code, f"snapshot ({reason}) failed: {exc}")
+                return
             self.bus.alert(self.id, "snapshot_failed", "critical",
                            f"session {self.id}: snapshot ({reason}) failed: {exc}. No file was deleted.")
             return
@@ -416,9 +472,79 @@ class Session:
                 before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
             )
             self._auth = SessionAuth(
-                AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots
+                AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots,
+                identities=self.identities, on_fault=self._on_storage_fault,
             )
         return self._auth
+
+    # ----- incidents and storage faults -------------------------------------------------------
+    def _on_storage_fault(self, exc: StoreError) -> None:
+        """From the auth wrapper, inside a runtime request: queue, never block."""
+        self.post(st.StorageFault(exc.code, str(exc)))
+
+    def _report_storage_fault(self, code: str, detail: str) -> None:
+        message = (
+            f"storage fault ({code}) at session {self.id}: {detail} Sessions that cannot write stop using "
+            "WhatsApp (state suspended, their unwritten changes held in memory) and resume by themselves "
+            "once storage works again; a bridge restart before that loses the held changes."
+        )
+        incident = self.desk.join(STORAGE_INCIDENT, self.id, "storage_fault", message, code=code)
+        if self._incident_key != STORAGE_INCIDENT:
+            self._leave_incident()
+        self.incident, self._incident_key, self._quiet = incident, STORAGE_INCIDENT, False
+
+    def _raise_alert(self, kind: str, severity: Severity, message: str, key: str | None) -> None:
+        if self._quiet:
+            log.warning("%s (%s; part of incident %s, already alerted)", message, kind, self.incident)
+        elif key is not None and severity == "critical":
+            incident = self.desk.join(key, self.id, kind, message)
+            if self._incident_key != key:
+                self._leave_incident()
+            self.incident, self._incident_key = incident, key
+        else:
+            self.bus.alert(self.id, kind, severity, message, incident=self.incident)
+
+    async def _record_identity(self) -> None:
+        try:
+            await self._session_auth().record_identity()
+        except StoreError as exc:
+            # Not fatal for the open session; the next start checks against the old record (or
+            # none), and a re-link keeps asking to be recorded until it is.
+            log.error("session %s: could not record its identity: %s", self.id, exc)
+
+    def _leave_incident(self) -> None:
+        if self._incident_key is not None:
+            self.desk.leave(self._incident_key, self.id)
+        self.incident, self._incident_key, self._quiet = None, None, False
+
+    async def _flush_held_writes(self) -> list[st.SessionEvent]:
+        """See `st.FlushHeldWrites`."""
+        auth = self._auth
+        if auth is None or (auth.fault is None and not auth.holds_writes):
+            return []
+        try:
+            await auth.flush()
+        except StoreError as exc:
+            if is_storage_fault(exc):
+                return [st.StorageFault(exc.code, str(exc))]
+            dropped = auth.drop_held()
+            log.error("session %s: %d held-back write(s) were refused (%s) and dropped", self.id, dropped, exc)
+        return []
+
+    async def _probe_storage(self) -> list[st.SessionEvent]:
+        """See `st.ProbeStorage`: the held writes (into the folder), a write under the root's
+        `.bridge/`, and a read of creds."""
+        failed = await self._flush_held_writes()
+        if failed:
+            return failed
+        try:
+            await asyncio.to_thread(probe_write, self.settings.bridge_dir)
+            await self._session_auth().store.load_creds()
+        except StoreError as exc:
+            if is_storage_fault(exc):
+                return [st.StorageFault(exc.code, str(exc))]
+            log.warning("session %s: storage probe: %s (starting anyway; the start will say more)", self.id, exc)
+        return [st.StorageRecovered()]
 
     async def _send_start(self) -> list[st.SessionEvent]:
         self._qr_count = 0  # a new socket shows its first QR for 60 s again
@@ -439,7 +565,15 @@ class Session:
         except SessionLockedError as exc:
             self._release_lock()
             return [st.StartRefused(f"{exc}; nothing was changed on disk")]
+        except StoreError as exc:
+            if not is_storage_fault(exc):
+                raise
+            self._release_lock()
+            return [st.StorageFault(exc.code, str(exc))]
         except BridgeError as exc:
+            refused = self._auth.refusal if self._auth is not None else None
+            if refused is not None:
+                return [self._refused_start(refused)]
             slot = self.runtimes.slot_of(self.id)
             if slot is not None and slot.process.state is ProcessState.FATAL:
                 return [st.RuntimeFatal(str(exc))]
@@ -447,6 +581,14 @@ class Session:
             self.last_disconnect = f"start failed: {exc}"
             return [st.Closed(None, f"start failed: {exc}")]
         return []
+
+    def _refused_start(self, refused: StoreError) -> st.StartRefused:
+        """The creds the runtime asked for were refused (identity): fail, never retry."""
+        mismatch = self._auth.mismatch if self._auth is not None else None
+        key = None
+        if mismatch is not None and mismatch.owner is not None:
+            key = "identity:" + "+".join(sorted((self.id, mismatch.owner)))  # swapped: one incident
+        return st.StartRefused(str(refused), kind=refused.code, incident_key=key)
 
     async def _send_stop(self) -> None:
         try:
@@ -460,14 +602,15 @@ class Session:
             self._lock.release()
             self._lock = None
 
-    def _arm_timer(self, delay: float) -> None:
+    def _arm_timer(self, delay: float, due: st.SessionEvent) -> None:
         self._cancel_timer()
-        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.attempt})
+        self.bus.publish(self.id, "reconnect", {"delay": delay, "attempt": self.attempt,
+                                                "probe": isinstance(due, st.ProbeDue)})
 
         async def fire() -> None:
             await asyncio.sleep(delay)
             self._timer = None
-            self.post(st.ReconnectDue())
+            self.post(due)
 
         self._timer = asyncio.get_running_loop().create_task(fire(), name=f"reconnect-{self.id}")
 

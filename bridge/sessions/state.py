@@ -9,6 +9,8 @@ Rules the table keeps:
 - An event that makes no sense in the current state (a late `qr` after a stop, a close after a
   logout) changes nothing: stale events from a runtime must never resurrect a stopped session.
 - Terminal states (stopped, logged_out, banned, failed) only leave on an explicit start.
+- A storage fault suspends the session (no socket) until a probe finds storage working again;
+  what the fault held back is written before anything reads the folder again.
 - Every path into logged_out or banned snapshots before anything else and never deletes a file.
 """
 
@@ -32,6 +34,7 @@ class SessionState(StrEnum):
     CONNECTING = "connecting"
     OPEN = "open"
     RECONNECTING = "reconnecting"
+    SUSPENDED = "suspended"
     LOGGED_OUT = "logged_out"
     BANNED = "banned"
     FAILED = "failed"
@@ -46,8 +49,13 @@ transition table treats an operator's stop and an end imposed by WhatsApp or a f
 
 ACTIVE: frozenset[SessionState] = frozenset(SessionState) - TERMINAL
 """States in which a runtime and a socket are wanted (starting, qr, pairing, connecting, open,
-reconnecting): a runtime may be writing the auth folder at any moment, so the folder must not be
-replaced under it (stop the session first)."""
+reconnecting, suspended): the session may write its auth folder at any moment (a suspended one
+writes the writes it holds back when storage returns), so the folder must not be replaced under
+it: stop the session first."""
+
+HOSTED: frozenset[SessionState] = ACTIVE - {SessionState.SUSPENDED}
+"""Active states in which a runtime hosts the session, so runtime events mean something. A
+suspended session has none: a late event of its stopped runtime changes nothing."""
 
 HALTED: frozenset[SessionState] = TERMINAL - {SessionState.STOPPED}
 """Terminal states the operator did not ask for (logged_out, banned, failed): something ended the
@@ -71,12 +79,18 @@ reconnects, so this group says "may be linking", never "is linking"."""
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Operator/API asked the session to run (also `start_all()` after a bridge restart)."""
+    """Operator/API asked the session to run (also `start_all()` after a bridge restart).
+    `incident`: the monitor starts it as part of an incident it already alerted for."""
+
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """Operator/API asked the session to stop; files and registration stay as they are."""
+    """Operator/API asked the session to stop; files and registration stay as they are.
+    `incident`: the monitor stops it because of an incident it already alerted for."""
+
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,37 @@ class StartRefused:
 
     detail: str
     kind: str = "start_refused"
+    incident_key: str | None = None
+    """Set when other sessions may be refused for the same cause (swapped folders): one alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFault:
+    """Storage refused a write or read of this session (full, read-only, permission, I/O; see
+    `bridge.store.durable.is_storage_fault`). The session stops using its socket at once so the
+    runtime's memory never runs ahead of the disk; `code` is the fault's `StoreError.code`."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartDeferred:
+    """The bridge cannot start this (stopped, wanted) session now: its auth root has a storage
+    fault. It stays stopped with the fault as its reason until the bridge starts it."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeDue:
+    """The storage probe timer of a suspended session fired."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRecovered:
+    """The probe wrote every held-back write and read the folder: storage works again."""
 
 
 SessionEvent = (
@@ -180,6 +225,10 @@ SessionEvent = (
     | RuntimeFatal
     | StartRefused
     | Restored
+    | StorageFault
+    | StartDeferred
+    | ProbeDue
+    | StorageRecovered
 )
 
 
@@ -225,11 +274,13 @@ class TakeSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class RaiseAlert:
-    """Publish an alert on the bus (the monitor routes it to log / Telegram)."""
+    """Publish an alert on the bus (the monitor routes it to log / Telegram). With `incident_key`
+    the alert opens (or joins, silently) the incident of that cause."""
 
     kind: str
     severity: Severity
     message: str
+    incident_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +316,53 @@ class RestoreVanishedCreds:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowIncident:
+    """From this state change on, the session's states belong to `incident` (None: to none). An
+    incident someone already alerted for: the session raises no alert of its own until it is
+    next open (exactly one alert per incident, follow-on states included). Takes effect with the
+    state change, so its `state` event carries the id."""
+
+    incident: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClearIncident:
+    """The session is well again: it leaves any incident it was part of."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIdentity:
+    """The session is open: record the identity of its linked creds if none is recorded yet, or
+    if it has just linked a new device (checked at every start against this record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlushHeldWrites:
+    """Write what a storage fault held back, in order, before anything reads the folder again.
+    Nothing held: nothing to do. Fails with `StorageFault`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStorageFault:
+    """Open (or join) the bridge's storage incident: one critical alert for the incident, however
+    many sessions and probes it touches; the session's state belongs to it until it is open."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleProbe:
+    """Arm the backoff timer; `ProbeDue` follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStorage:
+    """Flush the held writes and read the folder: `StorageRecovered` when both work, else
+    `StorageFault` (the one action whose success is also an event)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SetDesired:
     """Record in the registry whether `start_all()` should start this session after a restart."""
 
@@ -283,8 +381,15 @@ SessionAction = (
     | ClearQr
     | KeepQr
     | ResetLogin
+    | FollowIncident
+    | ClearIncident
+    | RecordIdentity
     | LinkNewDevice
     | RestoreVanishedCreds
+    | FlushHeldWrites
+    | ReportStorageFault
+    | ScheduleProbe
+    | ProbeStorage
     | SetDesired
 )
 """An action that fails returns the event describing the failure (e.g. `StartRefused`); the
@@ -367,20 +472,25 @@ def _on_closed(state: SessionState, event: Closed) -> Transition:
 def transition(state: SessionState, event: SessionEvent) -> Transition:
     """The next state after `event` in `state`; see docs/sessions.md for the full table."""
     match event:
-        case Start():
+        case Start(incident=incident):
             if state not in TERMINAL:
                 return _ignore(state)
             prepare: SessionAction = LinkNewDevice() if state is SessionState.LOGGED_OUT else RestoreVanishedCreds()
             return Transition(
-                SessionState.STARTING, "start", [SetDesired(True), ResetBackoff(), ResetLogin(), prepare, SendStart()]
+                SessionState.STARTING,
+                "start",
+                [SetDesired(True), FollowIncident(incident), ResetBackoff(), ResetLogin(), FlushHeldWrites(), prepare,
+                 SendStart()],
             )
-        case Stop():
+        case Stop(incident=incident):
             if state in TERMINAL:
                 # Keep logged_out/banned/failed visible; only the desired flag changes (a stop
                 # repeated after a stop that could not be recorded records it now).
-                return Transition(state, "stop", [SetDesired(False)], changed=False)
+                return Transition(state, "stop", [SetDesired(False), FollowIncident(incident)], changed=False)
             return Transition(
-                SessionState.STOPPED, "stop", [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
+                SessionState.STOPPED,
+                "stop",
+                [SetDesired(False), FollowIncident(incident), CancelReconnect(), SendStop(), ClearQr()],
             )
         case Shutdown():
             if state in TERMINAL:
@@ -412,11 +522,15 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 return Transition(SessionState.PAIRING, "pairing_code")
             return _ignore(state)
         case Opened():
-            if state in ACTIVE:
-                return Transition(SessionState.OPEN, "open", [CancelReconnect(), ResetBackoff(), ClearQr()])
+            if state in HOSTED:
+                return Transition(
+                    SessionState.OPEN,
+                    "open",
+                    [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident(), RecordIdentity()],
+                )
             return _ignore(state)
         case Closed():
-            if state in TERMINAL:
+            if state not in HOSTED:
                 return _ignore(state)
             return _on_closed(state, event)
         case ReconnectDue():
@@ -424,7 +538,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 return Transition(SessionState.STARTING, "reconnect", [SendStart()])
             return _ignore(state)
         case RuntimeExited(detail=detail):
-            if state in TERMINAL:
+            if state not in HOSTED:
                 return _ignore(state)
             reason = "runtime_exited" + (f": {detail}" if detail else "")
             return Transition(SessionState.RECONNECTING, reason, [CancelReconnect(), ClearQr()])
@@ -433,7 +547,7 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
                 return Transition(SessionState.STARTING, "runtime_restarted", [SendStart()])
             return _ignore(state)
         case RuntimeFatal(detail=detail):
-            if state in TERMINAL:
+            if state not in HOSTED:
                 return _ignore(state)
             alert = RaiseAlert(
                 "runtime_fatal",
@@ -446,9 +560,30 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             if state in TERMINAL and state is not SessionState.STOPPED:
                 return Transition(SessionState.STOPPED, "restored")
             return _ignore(state)
-        case StartRefused(detail=detail, kind=kind):
+        case StartRefused(detail=detail, kind=kind, incident_key=key):
+            if state not in HOSTED:
+                return _ignore(state)
+            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}", key)
+            return Transition(SessionState.FAILED, kind, [CancelReconnect(), SendStop(), ClearQr(), alert])
+        case StorageFault(code=code, detail=detail):
             if state in TERMINAL:
                 return _ignore(state)
-            alert = RaiseAlert(kind, "critical", f"The session could not start: {detail}")
-            return Transition(SessionState.FAILED, kind, [CancelReconnect(), SendStop(), ClearQr(), alert])
+            report = ReportStorageFault(code, detail)
+            if state is SessionState.SUSPENDED:
+                return Transition(state, code, [report, ScheduleProbe()], changed=False)
+            return Transition(
+                SessionState.SUSPENDED, code, [CancelReconnect(), SendStop(), ClearQr(), report, ScheduleProbe()]
+            )
+        case StartDeferred(code=code, detail=detail):
+            if state is SessionState.STOPPED:
+                return Transition(state, code, [ReportStorageFault(code, detail)])
+            return _ignore(state)
+        case ProbeDue():
+            if state is SessionState.SUSPENDED:
+                return Transition(state, "probe", [ProbeStorage()], changed=False)
+            return _ignore(state)
+        case StorageRecovered():
+            if state is SessionState.SUSPENDED:
+                return Transition(SessionState.STARTING, "storage_recovered", [SendStart()])
+            return _ignore(state)
     raise TypeError(f"unknown session event {event!r}")  # pragma: no cover

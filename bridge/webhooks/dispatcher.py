@@ -72,6 +72,7 @@ class WebhookDispatcher:
             max_age=settings.webhook_max_age,
         )
         self._queues: dict[str, RetryingQueue[Event | None]] = {}
+        self._backlogs: dict[str, outbox.OutboxBacklog] = {}
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -91,6 +92,7 @@ class WebhookDispatcher:
         self.log.set_router(None)
         queues = list(self._queues.values())
         self._queues.clear()
+        self._backlogs.clear()
         for queue in queues:
             await queue.stop()
         if self._client is not None:
@@ -113,6 +115,7 @@ class WebhookDispatcher:
         if not await asyncio.to_thread(self.configs.remove, webhook_id):
             return False
         queue = self._queues.pop(webhook_id, None)
+        self._backlogs.pop(webhook_id, None)
         if queue is not None:
             await queue.stop()
         await self.log.write(lambda conn: outbox.drop_target(conn, webhook_id))
@@ -126,6 +129,9 @@ class WebhookDispatcher:
     async def redeliver(self, webhook_id: str, seqs: list[int] | None) -> int:
         """Put dead-lettered rows back in the queue; returns how many."""
         count = await self.log.write(lambda conn: outbox.redeliver(conn, webhook_id, seqs))
+        backlog = self._backlogs.get(webhook_id)
+        if backlog is not None:
+            backlog.invalidate()
         queue = self._queues.get(webhook_id)
         if queue is not None:
             queue.wake()
@@ -156,6 +162,13 @@ class WebhookDispatcher:
         ]
 
     def _committed(self, events: Sequence[Event], rows: list[OutboxRow]) -> None:
+        by_seq = {event.seq: event for event in events}
+        now = time.time()
+        for row in rows:
+            backlog = self._backlogs.get(row.target)
+            if backlog is not None:
+                backlog.offer(Job(id=str(row.seq), payload=by_seq.get(row.seq), key=row.lane, created_at=now,
+                                  next_at=now))
         for target in {row.target for row in rows}:
             queue = self._queues.get(target)
             if queue is not None:
@@ -165,6 +178,7 @@ class WebhookDispatcher:
         if hook.id in self._queues:
             return
         backlog = outbox.OutboxBacklog(self.log, hook.id)
+        self._backlogs[hook.id] = backlog
 
         async def send(job: Job[Event | None]) -> None:
             await self._send(hook.id, job)
@@ -195,6 +209,7 @@ class WebhookDispatcher:
         headers = {
             "Content-Type": "application/json",
             "X-Bridge-Event": job.payload.kind,
+            "X-Bridge-Delivery": str(job.payload.seq),
             **signing.headers(hook.secret, message_id(self.log.epoch, job.payload.seq), int(now), body),
         }
         try:

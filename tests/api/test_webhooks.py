@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -84,6 +86,9 @@ async def test_delivery_is_signed_per_standard_webhooks_and_retried_with_the_sam
     first, second = receiver.attempts
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"], "receivers deduplicate on it"
     assert second["headers"]["X-Bridge-Event"] == "message"
+    assert second["headers"]["X-Bridge-Delivery"] == str(event.seq)
+    legacy = "sha256=" + hmac.new(base64.b64decode(SECRET[6:]), delivered["raw"], hashlib.sha256).hexdigest()
+    assert second["headers"]["X-Bridge-Signature"] == legacy
     metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
     assert 'bridge_webhook_deliveries_total{outcome="retry"}' in metrics
 
@@ -206,3 +211,55 @@ async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_session(
     got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in sent]
     for sid in ("a", "b", "c"):
         assert [g["body"]["data"]["n"] for g in got if g["body"]["session"] == sid] == list(range(20))
+
+
+async def test_a_backlog_longer_than_the_memory_window_is_read_back_in_order(
+    bridge: Bridge, aiohttp_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.eventlog.outbox import OutboxBacklog
+
+    monkeypatch.setattr(OutboxBacklog, "WINDOW", 5)
+    receiver = Receiver(answers=[web.Response(status=503) for _ in range(3)])
+    sent = [bridge.bus.publish("long", "message", {"n": n}) for n in range(23)]
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    sent += [bridge.bus.publish("long", "message", {"n": n}) for n in range(23, 40)]
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in range(17)]
+    assert [g["body"]["data"]["n"] for g in got] == list(range(23, 40)), "a webhook gets events from its creation on"
+    extra = [bridge.bus.publish("long", "message", {"n": n}) for n in range(40, 60)]
+    got = [await asyncio.wait_for(receiver.delivered.get(), 60) for _ in extra]
+    assert [g["body"]["data"]["n"] for g in got] == list(range(40, 60))
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from email.utils import formatdate
+
+    from bridge.webhooks.dispatcher import retry_after_seconds
+
+    assert retry_after_seconds("7", 0.0) == 7.0
+    assert retry_after_seconds(formatdate(1_000_030, usegmt=True), 1_000_000.0) == pytest.approx(30.0)
+    assert retry_after_seconds(formatdate(999_000, usegmt=True), 1_000_000.0) == 0.0
+    assert retry_after_seconds("soon", 0.0) is None and retry_after_seconds(None, 0.0) is None
+
+
+@pytest.fixture
+async def short_timeout(tmp_path: Any, aiohttp_client: Callable[..., Any]) -> Any:
+    from tests.api.conftest import _bridge
+
+    settings = make_settings(tmp_path, webhook_timeout=0.5, webhook_backoff_initial=0.05)
+    async for b in _bridge(settings, aiohttp_client):
+        yield b
+
+
+async def test_a_receiver_that_never_answers_times_out_and_is_retried(
+    short_timeout: Bridge, aiohttp_server: Callable[..., Any]
+) -> None:
+    bridge = short_timeout
+    receiver = Receiver(hang=True)
+    await _hook(bridge, {"url": await receiver.url(aiohttp_server), "secret": SECRET})
+    bridge.bus.publish(None, "alert", {"n": 1})
+    await asyncio.wait_for(receiver.first_attempt.wait(), 60)
+    receiver.hang = False
+    delivered = await asyncio.wait_for(receiver.delivered.get(), 60)
+    assert delivered["body"]["data"] == {"n": 1}
+    assert len(receiver.attempts) >= 2, "the hanging attempt was abandoned after BRIDGE_WEBHOOK_TIMEOUT"
+    receiver.release.set()

@@ -18,13 +18,15 @@ MakeBridge = Callable[..., BridgeProcess]
 @pytest.fixture
 async def make_bridge(tmp_path: Path, simulator: SimulatorClient) -> AsyncIterator[MakeBridge]:
     """`make_bridge(auth_root=None, *, name="bridge", prefix=(), **BRIDGE_env)` -> BridgeProcess
-    (not started); the default root is `tmp_path/auth`."""
+    (not started); the default root is `tmp_path/auth`. Each bridge has its own work folder (cwd,
+    log, and the event log under BRIDGE_STATE_DIR), so two bridges share only the auth root."""
     made: list[BridgeProcess] = []
 
     def make(auth_root: Path | None = None, *, name: str = "bridge", prefix: Sequence[str] = (),
              **env: str) -> BridgeProcess:
-        bridge = BridgeProcess(auth_root or tmp_path / "auth", simulator, tmp_path / "work", name=name,
-                               prefix=prefix, **env)
+        workdir = tmp_path / f"work-{name}"
+        env = {"BRIDGE_STATE_DIR": str(workdir / "state"), **env}
+        bridge = BridgeProcess(auth_root or tmp_path / "auth", simulator, workdir, name=name, prefix=prefix, **env)
         made.append(bridge)
         return bridge
 

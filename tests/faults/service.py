@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import aiohttp
 import psutil
 
+from bridge.events import canonical_kind
 from tests.api.conftest import API_KEY, AUTH
 from tests.api.test_service import free_port
 from tests.simulator.client import SimulatorClient
@@ -86,7 +87,8 @@ class BridgeProcess:
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
-        self.events: list[Event] = []
+        self.events: list[Event] = []  # every event seen, across restarts (the event log numbers on)
+        self._last_seq = 0
         self._reader: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._started_at = 0.0
@@ -95,7 +97,6 @@ class BridgeProcess:
     async def start(self, *, ready: bool = True) -> BridgeProcess:
         """Start the process; wait until /healthz answers (and /readyz, unless `ready=False`)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.events = []  # a new process numbers its events from 1 again
         command = [*self.prefix, sys.executable, "-m", "tests.faults.audited_bridge", str(self.auth_root), "run"]
         with self._open_log(command) as log:
             self.proc = await asyncio.create_subprocess_exec(
@@ -188,12 +189,11 @@ class BridgeProcess:
     async def _read_events(self) -> None:
         """Collect every SSE event of this process from the first one on (reconnecting with
         Last-Event-ID if the stream breaks while the process lives)."""
-        last = 0
         assert self._http is not None
         while self.running:
             try:
                 async with self._http.get(
-                    "/api/v1/events", params={"after": str(last)}, timeout=aiohttp.ClientTimeout(total=None)
+                    "/api/v1/events", params={"after": str(self._last_seq)}, timeout=aiohttp.ClientTimeout(total=None)
                 ) as stream:
                     data: list[str] = []
                     async for raw in stream.content:
@@ -203,8 +203,8 @@ class BridgeProcess:
                         elif line == "" and data:
                             event = json.loads("\n".join(data))
                             data.clear()
-                            if isinstance(event, dict) and "seq" in event:
-                                last = max(last, int(event["seq"]))
+                            if isinstance(event, dict) and int(event.get("seq", 0)) > self._last_seq:
+                                self._last_seq = int(event["seq"])
                                 self.events.append(event)
             except (aiohttp.ClientError, ConnectionError, TimeoutError):
                 pass
@@ -218,7 +218,7 @@ class BridgeProcess:
         """Events after `mark`, of one session (or session-less with None; all if not given)."""
         return [
             e for e in self.events[mark:]
-            if (session is ... or e.get("session") == session) and (kind is None or e.get("kind") == kind)
+            if (session is ... or e.get("session") == session) and (kind is None or is_kind(e, kind))
         ]
 
     async def wait_event(
@@ -246,7 +246,7 @@ class BridgeProcess:
     ) -> Event:
         """The first `state` event of `session` into one of `states` after position `after`."""
         return await self.wait_event(
-            lambda e: e.get("session") == session and e.get("kind") == "state" and e["data"]["state"] in states,
+            lambda e: e.get("session") == session and is_kind(e, "state") and e["data"]["state"] in states,
             after=after, timeout=timeout,
         )
 
@@ -270,6 +270,11 @@ class BridgeProcess:
     async def session(self, session_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = await self.api("GET", f"/api/v1/sessions/{session_id}")
         return answer
+
+
+def is_kind(event: Event, kind: str) -> bool:
+    """`kind` by its dotted name or its first name (`state` is `session.state`, docs/api.md)."""
+    return canonical_kind(str(event.get("kind"))) == canonical_kind(kind)
 
 
 def summary(event: Event) -> str:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from bridge.store.layout import CREDS_FILE, is_bridge_private
-from tests.faults.service import TIMEOUT, BridgeProcess
+from tests.faults.service import TIMEOUT, BridgeProcess, is_kind
 from tests.monitor.helpers import digest
 from tests.sessions.conftest import fresh_phone
 from tests.sessions.helpers import trashed
@@ -70,7 +70,7 @@ async def link(bridge: BridgeProcess, simulator: SimulatorClient, sid: str, logi
     mark = bridge.mark()
     if login is Login.QR:
         await bridge.api("POST", "/api/v1/sessions", {"id": sid})
-        qr = await bridge.wait_event(lambda e: e.get("session") == sid and e.get("kind") == "qr", after=mark)
+        qr = await bridge.wait_event(lambda e: e.get("session") == sid and is_kind(e, "qr"), after=mark)
         await simulator.scan(qr["data"]["qr"], phone=phone)
     else:
         await bridge.api("POST", "/api/v1/sessions", {"id": sid, "login": "pairing_code", "phone": phone})
@@ -89,7 +89,7 @@ async def deliver(bridge: BridgeProcess, simulator: SimulatorClient, tenant: Ten
     mark = bridge.mark()
     await simulator.send_from_contact(tenant.contact, tenant.phone, text)
     await bridge.wait_event(
-        lambda e: e.get("session") == tenant.sid and e.get("kind") == "message" and e["data"].get("text") == text,
+        lambda e: e.get("session") == tenant.sid and is_kind(e, "message") and e["data"].get("text") == text,
         after=mark, timeout=timeout,
     )
     tenant.received.append(text)
@@ -129,11 +129,12 @@ async def age(bridge: BridgeProcess, simulator: SimulatorClient, tenants: list[T
 
 async def restart(bridge: BridgeProcess, tenants: list[Tenant]) -> None:
     """SIGTERM the bridge (exit 0 expected), start it again, wait until the tenants are open."""
+    mark = bridge.mark()
     code = await bridge.stop()
     assert code == 0, bridge.log()[-3000:]
     await bridge.start()
     for tenant in tenants:
-        await bridge.wait_state(tenant.sid, {"open"})
+        await bridge.wait_state(tenant.sid, {"open"}, after=mark)
 
 
 def identity(folder: Path) -> str | None:

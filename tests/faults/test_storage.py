@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import ITEM3, ITEM6, STORAGE, xfail
+from tests.faults.known import NO_STORAGE_INCIDENT, SOCKET_ON_BROKEN_STORAGE, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
-from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess
+from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
 from tests.faults.verdict import (
     QUIET,
@@ -47,7 +47,7 @@ async def contact_writes(bridge: BridgeProcess, simulator: SimulatorClient, tena
 
 async def arrived(bridge: BridgeProcess, tenant: Tenant, text: str, timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109
     await bridge.wait_event(
-        lambda e: e.get("session") == tenant.sid and e.get("kind") == "message" and e["data"].get("text") == text,
+        lambda e: e.get("session") == tenant.sid and is_kind(e, "message") and e["data"].get("text") == text,
         timeout=timeout,
     )
 
@@ -64,7 +64,7 @@ async def back_on_own_account(bridge: BridgeProcess, simulator: SimulatorClient,
     await deliver(bridge, simulator, tenant, f"after {label}")
 
 
-@xfail(ITEM6)
+@xfail(SOCKET_ON_BROKEN_STORAGE)
 async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resumes_when_readable(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
@@ -90,7 +90,7 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
 
 
 @pytest.mark.slow
-@xfail(STORAGE)
+@xfail(NO_STORAGE_INCIDENT)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -110,15 +110,16 @@ async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
         assert len(alerts) == 1, [e["data"] for e in alerts]
         await clean_exit(bridge)  # the operator stops it to repair the disk
         disk.repair()
+        repaired = bridge.mark()
         await bridge.start()
         await back_on_own_account(bridge, simulator, tenant, intact, "read-only disk repaired")
         report("root read-only at run time", time.time() - damaged_at, "(includes the operator's repair)")
         await arrived(bridge, tenant, during)
-        assert not criticals(bridge, 0, tenant.sid), "the repaired disk still raises critical alerts"
+        assert not criticals(bridge, repaired, tenant.sid), "the repaired disk still raises critical alerts"
         await clean_exit(bridge)
 
 
-@xfail(ITEM3)
+@xfail(NO_STORAGE_INCIDENT)
 async def test_a_bridge_started_on_a_read_only_root_says_so_and_resumes_when_writable(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -130,15 +131,16 @@ async def test_a_bridge_started_on_a_read_only_root_says_so_and_resumes_when_wri
         assert await bridge.stop() == 0
         disk.remount(read_only=True)
         damaged_at = time.time()
+        mark = bridge.mark()
         await bridge.start(ready=False)
-        await wait_incident(bridge, tenant.sid, 0)
+        await wait_incident(bridge, tenant.sid, mark)
         await asyncio.sleep(QUIET)
         assert bridge.running, bridge.log()[-3000:]
         disk.remount(read_only=False)
         await back_on_own_account(bridge, simulator, tenant, intact, "read-only start")
-        opened = [e for e in bridge.since(0, tenant.sid, "state") if e["data"]["state"] == "open"]
+        opened = [e for e in bridge.since(mark, tenant.sid, "state") if e["data"]["state"] == "open"]
         report("started on a read-only root", float(opened[-1]["ts"]) - damaged_at if opened else None)
-        found, alerts = incidents(bridge, 0, tenant.sid), criticals(bridge, 0, tenant.sid)
+        found, alerts = incidents(bridge, mark, tenant.sid), criticals(bridge, mark, tenant.sid)
         assert len(found) == 1, [e["data"] for e in found]
         assert len(alerts) == 1, [e["data"] for e in alerts]
         await clean_exit(bridge)
@@ -161,7 +163,7 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(STORAGE)
+@xfail(NO_STORAGE_INCIDENT)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:

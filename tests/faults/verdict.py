@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.faults.service import TIMEOUT, BridgeProcess, Event, summary
+from tests.faults.service import TIMEOUT, BridgeProcess, Event, is_kind, summary
 from tests.faults.tenants import Tenant, account_of, deliver, identity, key_files, replaced_folders, trashed_keys
 from tests.simulator.client import SimulatorClient
 
@@ -27,22 +27,29 @@ STOPPED = {"stopped", "failed"}
 FINAL = {"logged_out", "banned"}  # no way back without a new link: waiting longer cannot help
 
 
+def about(event: Event, sid: str) -> bool:
+    """An event of `sid`, one naming it among several (`data.sessions`, e.g. a swap of two
+    folders), or a session-less one (a fault of the whole root)."""
+    data = event.get("data") or {}
+    return event.get("session") in (sid, None) or sid in (data.get("sessions") or ())
+
+
 def incidents(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
-    """Incidents about `sid`, and session-less ones (a fault of the whole root)."""
-    return [e for e in bridge.since(mark, kind="incident") if e.get("session") in (sid, None)]
+    return [e for e in bridge.since(mark, kind="incident") if about(e, sid)]
 
 
 def criticals(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
-    """Critical alerts about `sid`, and session-less ones (a storage fault of the whole root)."""
+    """Critical alerts about `sid`, including the alert of an incident that names it."""
+    theirs = {e["data"].get("id") for e in incidents(bridge, mark, sid)} - {None}
     return [
         e for e in bridge.since(mark, kind="alert")
-        if e.get("session") in (sid, None) and e["data"].get("severity") == "critical"
+        if e["data"].get("severity") == "critical" and (about(e, sid) or e["data"].get("incident") in theirs)
     ]
 
 
 async def wait_incident(bridge: BridgeProcess, sid: str, mark: int) -> Event:
     return await bridge.wait_event(
-        lambda e: e.get("kind") == "incident" and e.get("session") in (sid, None), after=mark, timeout=INCIDENT_TIMEOUT
+        lambda e: is_kind(e, "incident") and about(e, sid), after=mark, timeout=INCIDENT_TIMEOUT
     )
 
 

@@ -147,7 +147,7 @@ async def test_invalid_creds_are_kept_as_evidence_before_good_ones_are_put_back(
     assert event.data["kind"] == "creds_truncated" and event.data["restored"]  # shorter and unusable
     assert digest(folder) == before
     kept = Path(event.data["replaced_path"])
-    assert kept.parent == auth_root / ".bridge" / "replaced" and text_of(kept) == '{"not": "creds"}'
+    assert kept.parent == auth_root / ".bridge" / "creds-backups" / "t2b" and text_of(kept) == '{"not": "creds"}'
 
 
 async def test_fresh_creds_written_over_registered_ones_are_rolled_back(

@@ -62,3 +62,15 @@ def kept(before: dict[str, bytes], folder: Path, trash: Path) -> set[str]:
 def trashed(trash: Path) -> set[str]:
     """Original names of the key files in a session's trash folder."""
     return {p.name.split("-", 1)[1] for p in trash.iterdir()} if trash.is_dir() else set()
+
+
+async def settled(folder: Path, quiet: float = 3.0, within: float = TIMEOUT) -> None:
+    """Wait until nothing in `folder` changed for `quiet` seconds (login traffic is over)."""
+    async with asyncio.timeout(within):
+        last = files_of(folder)
+        still_since = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - still_since < quiet:
+            await asyncio.sleep(0.25)
+            now = files_of(folder)
+            if now != last:
+                last, still_since = now, asyncio.get_running_loop().time()

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.errors import HostileNameError, NodeRuntimeError, SessionError, SessionNotFound, SessionStateError
 from bridge.events import EventBus
+from bridge.store.identity import IdentityBook, identity_of
 from bridge.store.snapshots import Snapshots
 from tests.sessions.conftest import MakeManager, fresh_phone
 from tests.sessions.helpers import TIMEOUT, files_of, kept, link, trashed, wait_event
@@ -57,6 +58,12 @@ async def test_api_logout_snapshots_first_keeps_files_and_relinking_starts_fresh
     downgrade = next(s for s in snaps if s.reason == "creds-downgrade")
     assert downgrade.registered and downgrade.created_at >= logout_snap.created_at
     assert next(e.data["state"] for e in bus.since(seq, "out") if e.kind == "state") == "starting"
+    # The deliberate relink recorded the new identity: the session starts again on it.
+    book = IdentityBook(manager.settings.bridge_dir)
+    assert book.expected("out") == identity_of(json.loads((folder / "creds.json").read_text()))
+    await manager.stop("out")
+    await manager.start("out")
+    await manager.wait_for_state("out", {"open"}, TIMEOUT)
 
 
 async def test_messages_out_and_in(make_manager: MakeManager, simulator: SimulatorClient) -> None:
@@ -66,16 +73,16 @@ async def test_messages_out_and_in(make_manager: MakeManager, simulator: Simulat
     contact = fresh_phone()
     await simulator.create_contact(contact)
     message_id = await manager.send_text("talk", contact, "hello from the bridge")
-    assert message_id
+    assert message_id.id and message_id.persisted and message_id.server_ack
     got = await simulator.wait_inbox(contact, lambda m: m.text == "hello from the bridge", TIMEOUT)
-    assert got.id == message_id
+    assert got.id == message_id.id
     second = await manager.send_text("talk", f"{contact}@s.whatsapp.net", "by jid")
-    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == second.id, TIMEOUT)
 
     seq = bus.last_seq
     await simulator.send_from_contact(contact, phone, "hi bridge")
     event = await wait_event(bus, seq, lambda e: e.kind == "message" and e.data["text"] == "hi bridge")
-    assert event.session == "talk" and event.data["from_me"] is False and contact in str(event.data["from"])
+    assert event.session == "talk" and event.data["from_me"] is False and contact in str(event.data["sender"])
 
 
 async def test_send_and_logout_refuse_sessions_that_are_not_open(make_manager: MakeManager) -> None:
@@ -121,14 +128,14 @@ async def test_a_restarted_runtime_sends_again_without_ipc_violations(
     contact = fresh_phone()
     await simulator.create_contact(contact)
     first = await manager.send_text("resend", contact, "before the crash")
-    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == first.id, TIMEOUT)
     pid = manager.get("resend").pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     await manager.wait_for_state("resend", {"reconnecting"}, TIMEOUT)
     await manager.wait_for_state("resend", {"open"}, TIMEOUT)
     second = await manager.send_text("resend", contact, "after the crash")
-    await simulator.wait_inbox(contact, lambda m: m.id == second, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == second.id, TIMEOUT)
     slot = manager.runtimes.slot_of("resend")
     assert slot is not None and slot.process.violations == 0
 
@@ -214,7 +221,7 @@ async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_
     contact = fresh_phone()
     await simulator.create_contact(contact)
     first = await manager.send_text("acked", contact, "acked by the server")
-    await simulator.wait_inbox(contact, lambda m: m.id == first, TIMEOUT)
+    await simulator.wait_inbox(contact, lambda m: m.id == first.id, TIMEOUT)
     await simulator.fault("stall", phone=phone)  # the server goes silent: no ack will come
     with pytest.raises(NodeRuntimeError) as failure:
         await manager.send_text("acked", contact, "never acked")

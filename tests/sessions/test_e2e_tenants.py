@@ -33,7 +33,7 @@ def _state_of(session: str) -> Callable[[Event], bool]:
 
 async def _send_and_check(manager: SessionManager, simulator: SimulatorClient, ids: list[str], contact: str,
                           tag: str) -> None:
-    sent = await asyncio.gather(*(manager.send_text(sid, contact, f"{tag} from {sid}") for sid in ids))
+    sent = [m.id for m in await asyncio.gather(*(manager.send_text(sid, contact, f"{tag} from {sid}") for sid in ids))]
     assert all(sent) and len(set(sent)) == len(ids)
     for message_id in sent:
         await simulator.wait_inbox(contact, _has_id(message_id), TIMEOUT)

@@ -10,21 +10,29 @@ import pytest
 from bridge.sessions.state import (
     ACTIVE,
     HALTED,
+    HOSTED,
     LINKING,
     RESTORABLE,
     TERMINAL,
     CancelReconnect,
+    ClearIncident,
     ClearQr,
     Closed,
     Connecting,
+    FlushHeldWrites,
+    FollowIncident,
     KeepQr,
     LinkNewDevice,
     Logout,
     Opened,
     PairingCodeIssued,
+    ProbeDue,
+    ProbeStorage,
     QrIssued,
     RaiseAlert,
     ReconnectDue,
+    RecordIdentity,
+    ReportStorageFault,
     ResetBackoff,
     ResetLogin,
     Restored,
@@ -32,6 +40,7 @@ from bridge.sessions.state import (
     RuntimeExited,
     RuntimeFatal,
     RuntimeRestarted,
+    ScheduleProbe,
     ScheduleReconnect,
     SendLogout,
     SendStart,
@@ -41,8 +50,11 @@ from bridge.sessions.state import (
     SetDesired,
     Shutdown,
     Start,
+    StartDeferred,
     StartRefused,
     Stop,
+    StorageFault,
+    StorageRecovered,
     TakeSnapshot,
     transition,
 )
@@ -53,7 +65,8 @@ S = SessionState
 def test_state_groups_cover_every_state_once() -> None:
     assert ACTIVE | TERMINAL == frozenset(S)
     assert not ACTIVE & TERMINAL
-    assert ACTIVE == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING, S.OPEN, S.RECONNECTING}
+    assert ACTIVE == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING, S.OPEN, S.RECONNECTING, S.SUSPENDED}
+    assert HOSTED == ACTIVE - {S.SUSPENDED}
     assert HALTED == {S.LOGGED_OUT, S.BANNED, S.FAILED}
     assert RESTORABLE == {S.STOPPED, *HALTED}
     assert LINKING == {S.STARTING, S.QR, S.PAIRING, S.CONNECTING} and LINKING < ACTIVE
@@ -73,13 +86,19 @@ def test_start_from_a_terminal_state_records_desire_and_restores_vanished_creds_
 ) -> None:
     t = transition(state, Start())
     assert t.state is S.STARTING
-    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), RestoreVanishedCreds(), SendStart()]
+    assert t.actions == [
+        SetDesired(True), FollowIncident(None), ResetBackoff(), ResetLogin(), FlushHeldWrites(),
+        RestoreVanishedCreds(), SendStart()
+    ]
 
 
 def test_start_after_logout_links_a_new_device_instead_of_restoring() -> None:
     t = transition(S.LOGGED_OUT, Start())
     assert t.state is S.STARTING
-    assert t.actions == [SetDesired(True), ResetBackoff(), ResetLogin(), LinkNewDevice(), SendStart()]
+    assert t.actions == [
+        SetDesired(True), FollowIncident(None), ResetBackoff(), ResetLogin(), FlushHeldWrites(), LinkNewDevice(),
+        SendStart()
+    ]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
@@ -101,7 +120,7 @@ def test_qr_login_path_starting_qr_connecting_open() -> None:
     assert not any(isinstance(a, (SendStart, ScheduleReconnect)) for a in t.actions)
     t = transition(t.state, Opened())
     assert t.state is S.OPEN
-    assert t.actions == [CancelReconnect(), ResetBackoff(), ClearQr()]
+    assert t.actions == [CancelReconnect(), ResetBackoff(), ClearQr(), ClearIncident(), RecordIdentity()]
 
 
 def test_pairing_code_moves_to_pairing_and_later_qrs_keep_it_there() -> None:
@@ -174,7 +193,7 @@ def test_logout_only_when_open(state: SessionState) -> None:
 def test_stop_from_active_records_the_desire_first_then_stops_everything(state: SessionState) -> None:
     t = transition(state, Stop())
     assert t.state is S.STOPPED
-    assert t.actions == [SetDesired(False), CancelReconnect(), SendStop(), ClearQr()]
+    assert t.actions == [SetDesired(False), FollowIncident(None), CancelReconnect(), SendStop(), ClearQr()]
 
 
 @pytest.mark.parametrize("state", sorted(ACTIVE))
@@ -193,7 +212,7 @@ def test_shutdown_leaves_terminal_states_alone(state: SessionState) -> None:
 @pytest.mark.parametrize("state", sorted(TERMINAL))
 def test_stop_keeps_a_final_state_visible_and_only_records_the_desire(state: SessionState) -> None:
     t = transition(state, Stop())
-    assert t.state is state and t.changed is False and t.actions == [SetDesired(False)]
+    assert t.state is state and t.changed is False and t.actions == [SetDesired(False), FollowIncident(None)]
 
 
 STALE_EVENTS: list[SessionEvent] = [
@@ -212,8 +231,10 @@ STALE_EVENTS: list[SessionEvent] = [
 
 
 @pytest.mark.parametrize("event", STALE_EVENTS)
-@pytest.mark.parametrize("state", sorted(TERMINAL))
-def test_stale_runtime_events_never_resurrect_a_terminal_session(state: SessionState, event: SessionEvent) -> None:
+@pytest.mark.parametrize("state", [*sorted(TERMINAL), S.SUSPENDED])
+def test_stale_runtime_events_never_resurrect_a_session_without_a_runtime(
+    state: SessionState, event: SessionEvent
+) -> None:
     t = transition(state, event)
     assert (t.state, t.changed, t.actions) == (state, False, [])
 
@@ -226,7 +247,7 @@ def test_runtime_crash_waits_for_restart_then_starts_again() -> None:
     assert t.state is S.STARTING and t.actions == [SendStart()]
 
 
-@pytest.mark.parametrize("state", sorted(ACTIVE))
+@pytest.mark.parametrize("state", sorted(HOSTED))
 def test_runtime_fatal_fails_the_session_with_a_critical_alert(state: SessionState) -> None:
     t = transition(state, RuntimeFatal("5 exits in 60 s"))
     assert t.state is S.FAILED
@@ -250,7 +271,7 @@ def test_every_state_and_event_pair_is_handled() -> None:
                 assert t.state is state
 
 
-@pytest.mark.parametrize("state", sorted(ACTIVE))
+@pytest.mark.parametrize("state", sorted(HOSTED))
 def test_start_refused_fails_without_retrying(state: SessionState) -> None:
     t = transition(state, StartRefused("session lock held by pid 42"))
     assert t.state is S.FAILED and t.reason == "start_refused"
@@ -268,3 +289,51 @@ def test_a_restore_clears_a_final_state_so_the_restored_creds_are_used(state: Se
 @pytest.mark.parametrize("state", [S.STOPPED, *sorted(ACTIVE)])
 def test_restored_is_ignored_elsewhere(state: SessionState) -> None:
     assert transition(state, Restored()).changed is False
+
+
+@pytest.mark.parametrize("state", sorted(HOSTED))
+def test_a_storage_fault_suspends_the_session_without_its_socket_and_reports_once(state: SessionState) -> None:
+    t = transition(state, StorageFault("storage_full", "disk full"))
+    assert t.state is S.SUSPENDED and t.reason == "storage_full"
+    assert t.actions == [
+        CancelReconnect(), SendStop(), ClearQr(), ReportStorageFault("storage_full", "disk full"), ScheduleProbe()
+    ]
+    assert not any(isinstance(a, (RaiseAlert, SetDesired, TakeSnapshot)) for a in t.actions)
+
+
+def test_a_suspended_session_probes_until_storage_works_then_starts_again() -> None:
+    t = transition(S.SUSPENDED, ProbeDue())
+    assert (t.state, t.changed, t.actions) == (S.SUSPENDED, False, [ProbeStorage()])
+    still = transition(S.SUSPENDED, StorageFault("storage_full", "still full"))
+    assert still.changed is False
+    assert still.actions == [ReportStorageFault("storage_full", "still full"), ScheduleProbe()]
+    t = transition(S.SUSPENDED, StorageRecovered())
+    assert t.state is S.STARTING and t.reason == "storage_recovered" and t.actions == [SendStart()]
+
+
+def test_a_suspended_session_stops_and_ignores_start() -> None:
+    assert transition(S.SUSPENDED, Start()).changed is False
+    t = transition(S.SUSPENDED, Stop())
+    assert t.state is S.STOPPED and SendStop() in t.actions and t.actions[0] == SetDesired(False)
+
+
+@pytest.mark.parametrize("event", [ProbeDue(), StorageRecovered(), StorageFault("storage_io", "EIO")])
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_storage_events_change_nothing_in_a_terminal_state(state: SessionState, event: SessionEvent) -> None:
+    assert transition(state, event).changed is False and transition(state, event).actions == []
+
+
+def test_the_monitor_stops_and_restarts_a_session_within_its_incident_until_it_is_open() -> None:
+    t = transition(S.OPEN, Stop(incident="20261125T120102Z-a1b2c3"))
+    assert t.state is S.STOPPED and t.actions[1] == FollowIncident("20261125T120102Z-a1b2c3")
+    t = transition(S.STOPPED, Start(incident="20261125T120102Z-a1b2c3"))
+    assert t.actions[1] == FollowIncident("20261125T120102Z-a1b2c3")
+    assert ClearIncident() in transition(S.CONNECTING, Opened()).actions
+    assert transition(S.STOPPED, Start()).actions[1] == FollowIncident(None)  # an operator's start ends it
+
+
+def test_a_session_the_bridge_cannot_start_stays_stopped_with_the_fault_as_its_reason() -> None:
+    t = transition(S.STOPPED, StartDeferred("storage_read_only", "read-only file system"))
+    assert (t.state, t.reason, t.changed) == (S.STOPPED, "storage_read_only", True)
+    assert t.actions == [ReportStorageFault("storage_read_only", "read-only file system")]
+    assert transition(S.LOGGED_OUT, StartDeferred("storage_full", "full")).changed is False

@@ -1,0 +1,265 @@
+"""`MessageDesk`: every session's messages, both ways, in one place.
+
+Inbound, it takes the runtime's messaging events (`messages.upsert`, `messages.update`,
+`message-receipt.update`, `presence.update`), normalises them and publishes `message`,
+`message.status` and `presence` events. Outbound, it plans each send (`bridge.messages.outgoing`),
+makes sure a phone number is on WhatsApp before the first message to it, calls the runtime, and
+reports `sent` once the server acknowledged. Chat actions (read, presence, check numbers,
+profile) are thin: validate, call, shape the answer.
+
+It knows sessions only through `SessionPort` (whether one is open, its own JID, a runtime call),
+so it holds no reference to the session machinery and the manager stays as it was.
+
+Status events of one message come in order and once each (`bridge.messages.status.advance`);
+the `message` event of a message comes before its first status event, because Node forwards the
+upsert of a sent message before the server's ack answers the send.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+import msgspec
+
+from bridge.events import EventBus, EventKind
+from bridge.groups.desk import GROUP_EVENTS, GroupDesk
+from bridge.ipc import messaging as ipc
+from bridge.messages import outgoing, receipts
+from bridge.messages.addresses import LidBook, account, is_user, phone_of
+from bridge.messages.errors import ContactInfoHidden, NotOnWhatsApp
+from bridge.messages.incoming import normalise
+from bridge.messages.model import MessageStatus, PresenceUpdate, StatusChange
+from bridge.messages.recent import Entry, RecentMessages
+from bridge.messages.recipients import InvalidRecipient, RecipientKind, parse_recipient
+from bridge.messages.send_body import AnySend
+from bridge.messages.status import advance
+
+log = logging.getLogger(__name__)
+MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"}
+                             | GROUP_EVENTS)
+"""The runtime events a session hands to the desk; group events go on to `self.groups`."""
+
+
+class SessionPort(Protocol):
+    """What the desk needs from the sessions layer."""
+
+    def require_open(self, session: str) -> None:
+        """Raise `SessionStateError` unless the session is open."""
+
+    def me(self, session: str) -> str | None:
+        """The session's own JID once linked."""
+
+    def call(self, session: str, cmd: str, args: dict[str, Any]) -> Awaitable[Any]:
+        """Send a command to the session's runtime and return its result."""
+
+
+class SendOutcome(msgspec.Struct, frozen=True):
+    id: str
+    persisted: bool = True
+    server_ack: bool = True
+
+
+class NumberCheck(msgspec.Struct, frozen=True, omit_defaults=True):
+    number: str
+    on_whatsapp: bool
+    jid: str | None = None
+    lid: str | None = None
+
+
+class Profile(msgspec.Struct, frozen=True):
+    jid: str
+    picture_url: str | None
+    status: str | None
+
+
+class _SessionBook:
+    def __init__(self) -> None:
+        self.lids = LidBook()
+        self.on_whatsapp: set[str] = set()
+
+
+class MessageDesk:
+    def __init__(self, bus: EventBus, sessions: SessionPort, recent: RecentMessages | None = None,
+                 *, clock: Any = time.time) -> None:
+        self.bus = bus
+        self.sessions = sessions
+        self.recent = recent or RecentMessages()
+        self._clock = clock
+        self._books: dict[str, _SessionBook] = {}
+        self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
+
+    def _book(self, session: str) -> _SessionBook:
+        book = self._books.get(session)
+        if book is None:
+            book = self._books[session] = _SessionBook()
+        return book
+
+    # ----- inbound ---------------------------------------------------------------------------
+    def on_runtime_event(self, session: str, name: str, data: msgspec.Struct) -> None:
+        """Handle one messaging event of `session` (never blocks, never raises)."""
+        if name in GROUP_EVENTS:
+            self.groups.on_runtime_event(session, name, data)
+            return
+        try:
+            if isinstance(data, ipc.UpsertData):
+                for wa in data.messages:
+                    self._upsert(session, wa)
+            elif isinstance(data, ipc.MessagesUpdateData):
+                self._reports(session, receipts.from_updates(data, self._book(session).lids))
+            elif isinstance(data, ipc.ReceiptUpdateData):
+                self._reports(session, receipts.from_receipts(data, self._book(session).lids))
+            elif isinstance(data, ipc.PresenceUpdateData):
+                self._presence(session, data)
+        except Exception:  # one odd message must not stop the session's other events
+            log.exception("session %s: could not handle runtime event %s", session, name)
+
+    def _upsert(self, session: str, wa: dict[str, Any]) -> None:
+        book = self._book(session)
+        message = normalise(session, wa, me=self.sessions.me(session), lids=book.lids)
+        if message is None:
+            return
+        if not message.from_me and message.sender_phone:
+            book.on_whatsapp.add(f"{message.sender_phone}@s.whatsapp.net")
+        _, new = self.recent.put(message, wa)
+        if new:
+            self.bus.publish(session, EventKind.MESSAGE, msgspec.to_builtins(message))
+
+    def _reports(self, session: str, reports: list[receipts.StatusReport]) -> None:
+        for report in reports:
+            entry = self.recent.get(session, report.id)
+            if entry is None:
+                self._publish_status(session, report.id, report.chat, report.from_me, [(report.status, False)], report)
+                continue
+            current = entry.statuses.get(report.participant, MessageStatus.PENDING)
+            steps = advance(current, report.status)
+            if steps:
+                self.recent.set_status(entry, steps[-1][0], report.participant)
+                self._publish_status(session, report.id, entry.message.chat, entry.message.from_me, steps, report)
+
+    def _publish_status(self, session: str, message_id: str, chat: str, from_me: bool,
+                        steps: list[tuple[MessageStatus, bool]], report: receipts.StatusReport | None) -> None:
+        participant = report.participant if report else ""
+        for status, implied in steps:
+            change = StatusChange(
+                id=message_id, session=session, chat=chat, from_me=from_me, status=status, implied=implied,
+                timestamp=None if implied or report is None else report.timestamp,
+                participant=participant or None, participant_phone=phone_of(participant) if participant else None,
+                error=report.error if report and status is MessageStatus.FAILED else None,
+            )
+            self.bus.publish(session, EventKind.MESSAGE_STATUS, msgspec.to_builtins(change))
+
+    def _presence(self, session: str, data: ipc.PresenceUpdateData) -> None:
+        lids = self._book(session).lids
+        chat = (data.id if data.id.endswith("@g.us") else lids.preferred(data.id)) or data.id
+        for jid, presence in data.presences.items():
+            who = lids.preferred(jid) or jid
+            update = PresenceUpdate(session=session, chat=chat, jid=who, phone=phone_of(lids.phone_jid(jid)),
+                                    presence=presence.lastKnownPresence, last_seen=presence.lastSeen)
+            self.bus.publish(session, EventKind.PRESENCE, msgspec.to_builtins(update))
+
+    def sent(self, session: str, message_id: str) -> None:
+        """The server acknowledged `message_id` (the send command's answer)."""
+        entry = self.recent.get(session, message_id)
+        if entry is not None:
+            self._reports(session, [receipts.StatusReport(id=message_id, chat=entry.message.chat, from_me=True,
+                                                          status=MessageStatus.SENT)])
+
+    def forget(self, session: str) -> None:
+        self._books.pop(session, None)
+        self.recent.forget(session)
+
+    # ----- outbound --------------------------------------------------------------------------
+    def lookup(self, session: str, message_id: str) -> Entry | None:
+        return self.recent.get(session, message_id)
+
+    async def send(self, session: str, body: AnySend) -> SendOutcome:
+        """Send `body`; returns once the server acknowledged (see module docstring)."""
+        self.sessions.require_open(session)
+        args = outgoing.plan_send(session, body, lambda mid: self.recent.get(session, mid), now=self._clock())
+        if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
+            await self._require_on_whatsapp(session, args.to)
+        result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)
+        if result.message is not None:
+            # Baileys may hold its own `append` upsert in its event buffer for a while; the answer
+            # carries the same WAMessage, so a reply or edit right after the send finds it.
+            self._upsert(session, result.message)
+        if result.server_ack:
+            self.sent(session, result.id)
+        return SendOutcome(result.id, result.persisted, result.server_ack)
+
+    async def _require_on_whatsapp(self, session: str, jid: str) -> None:
+        number = jid.split("@", 1)[0]
+        [check] = await self.check_numbers(session, [number])
+        if not check.on_whatsapp:
+            raise NotOnWhatsApp(f"{number} is not on WhatsApp; check the number (country code first) or ask the "
+                                "contact to install WhatsApp")
+
+    async def check_numbers(self, session: str, numbers: list[str]) -> list[NumberCheck]:
+        """Per number (order kept): on WhatsApp or not, its JID and LID when known."""
+        self.sessions.require_open(session)
+        digits = []
+        for index, number in enumerate(numbers):
+            recipient = parse_recipient(number, field=f"numbers[{index}]")
+            if recipient.kind is not RecipientKind.USER or recipient.phone is None:
+                raise InvalidRecipient(f"numbers[{index}]: {number!r} is not a phone number; give digits with "
+                                       "country code")
+            digits.append(recipient.phone)
+        raw = await self.sessions.call(session, "check_numbers", {"numbers": list(dict.fromkeys(digits))})
+        result = msgspec.convert(raw, ipc.CheckNumbersResult)
+        book = self._book(session)
+        found: dict[str, ipc.NumberFound] = {}
+        for item in result.found:
+            jid = account(item.jid)
+            if jid:
+                found[jid.split("@", 1)[0]] = item
+                book.on_whatsapp.add(jid)
+                book.lids.learn(jid, item.lid)
+        checks = []
+        for number in digits:
+            hit = found.get(number)
+            checks.append(NumberCheck(number=number, on_whatsapp=hit is not None, jid=account(hit.jid) if hit else None,
+                                      lid=account(hit.lid) if hit and hit.lid else None))
+        return checks
+
+    async def read(self, session: str, message_ids: list[str]) -> list[str]:
+        """Send read receipts for these received messages; returns the ids sent."""
+        self.sessions.require_open(session)
+        keys = []
+        for message_id in message_ids:
+            entry = outgoing.find_target(session, message_id, lambda mid: self.recent.get(session, mid), "mark read")
+            keys.append(msgspec.to_builtins(outgoing.key_of(entry)))
+        await self.sessions.call(session, "read", {"keys": keys})
+        return message_ids
+
+    async def presence(self, session: str, kind: str, to: str | None) -> None:
+        self.sessions.require_open(session)
+        args: dict[str, Any] = {"type": kind}
+        if to:
+            args["to"] = parse_recipient(to).jid
+        await self.sessions.call(session, "presence", args)
+
+    async def subscribe(self, session: str, jid: str) -> str:
+        self.sessions.require_open(session)
+        target = parse_recipient(jid, field="jid").jid
+        await self.sessions.call(session, "presence_subscribe", {"jid": target})
+        return target
+
+    async def profile(self, session: str, jid: str) -> Profile:
+        """Profile picture URL and status text; `ContactInfoHidden` (404) when both are unavailable."""
+        self.sessions.require_open(session)
+        target = parse_recipient(jid, field="jid").jid
+        picture = msgspec.convert(await self.sessions.call(session, "profile_picture", {"jid": target}),
+                                  ipc.ProfilePictureResult)
+        status = None
+        if not target.endswith("@g.us"):
+            text = msgspec.convert(await self.sessions.call(session, "status_text", {"jid": target}),
+                                   ipc.StatusTextResult)
+            status = text.status or None
+        if picture.url is None and status is None:
+            raise ContactInfoHidden(f"{target} shows this account no profile picture and no status text (none set, "
+                                    "or hidden by their privacy settings)")
+        return Profile(jid=target, picture_url=picture.url, status=status)
+

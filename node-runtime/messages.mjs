@@ -1,0 +1,124 @@
+// Messaging: typed IPC content to Baileys' sendMessage content, Baileys' message, receipt and
+// presence events to IPC events, and the chat-action commands. Translation only: Python has
+// already validated everything (recipients, WhatsApp's limits, which message a reaction or an
+// edit points at) and resolved references to earlier messages from its store, and it normalises
+// what Node forwards. Nothing here keeps state, formats text or decides anything.
+import { proto } from '@whiskeysockets/baileys'
+import { IpcError } from './ipc.mjs'
+
+const STATUS_UPDATE_EVENT = 'messages.update'
+
+// A WAMessage that came back from Python as proto JSON (base64 bytes, enum names) as Baileys' object.
+const waMessage = (json) => proto.WebMessageInfo.fromObject(json)
+
+const CONTENT = {
+  text: (c) => ({
+    text: c.text,
+    ...(c.mentions?.length ? { mentions: c.mentions } : {}),
+    ...(c.link_preview === false ? { linkPreview: null } : {})
+  }),
+  reaction: (c) => ({ react: { text: c.emoji, key: c.key } }),
+  edit: (c) => ({ text: c.text, edit: c.key }),
+  revoke: (c) => ({ delete: c.key }),
+  location: (c) => ({
+    location: {
+      degreesLatitude: c.lat,
+      degreesLongitude: c.long,
+      ...(c.name ? { name: c.name } : {}),
+      ...(c.address ? { address: c.address } : {})
+    }
+  }),
+  contact: (c) => ({
+    contacts: {
+      displayName: c.display_name ?? undefined,
+      contacts: c.contacts.map((card) => ({ displayName: card.display_name, vcard: card.vcard }))
+    }
+  }),
+  poll: (c) => ({ poll: { name: c.name, values: c.options, selectableCount: c.selectable_count } }),
+  forward: (c) => ({ forward: waMessage(c.message) })
+}
+
+export function toBaileysContent (content) {
+  const make = Object.hasOwn(CONTENT, content?.kind) ? CONTENT[content.kind] : null
+  if (!make) throw new IpcError('bad_args', `unknown content kind ${String(content?.kind).slice(0, 32)}`)
+  return make(content)
+}
+
+export function sendOptions (args) {
+  return args.quoted ? { quoted: waMessage(args.quoted) } : {}
+}
+
+// Baileys events of one socket, forwarded as they are (its objects, proto JSON on the wire).
+// `isCurrent` is false once the session replaced or closed this socket.
+export function attachMessages (session, sock, isCurrent) {
+  const emit = (name, data) => { if (isCurrent()) session.emit(name, data) }
+  sock.ev.on('messages.upsert', ({ messages, type }) => {
+    if (type !== 'notify' && type !== 'append') return
+    const list = (messages ?? []).filter((m) => m?.key?.id)
+    if (list.length) emit('messages.upsert', { type, messages: list })
+  })
+  sock.ev.on(STATUS_UPDATE_EVENT, (updates) => {
+    const list = []
+    for (const { key, update } of updates ?? []) {
+      if (update?.status === undefined || update.status === null || !key?.id) continue
+      const error = update.messageStubParameters?.[0]
+      list.push({ key, status: update.status, ...(error ? { error: String(error) } : {}) })
+    }
+    if (list.length) emit(STATUS_UPDATE_EVENT, { updates: list })
+  })
+  sock.ev.on('message-receipt.update', (receipts) => {
+    const list = (receipts ?? []).filter((r) => r?.key?.id && r.receipt?.userJid)
+    if (list.length) emit('message-receipt.update', { receipts: list })
+  })
+  sock.ev.on('presence.update', ({ id, presences }) => emit('presence.update', { id, presences }))
+}
+
+// Baileys signals "not found" / "not authorised" of an iq as a Boom whose data is the code.
+const hiddenOrMissing = (err) => err?.data === 404 || err?.data === 401 || err?.output?.statusCode === 404
+
+export function messageCommands (sessionOf) {
+  const sock = (msg) => sessionOf(msg.s).requireSocket()
+  return {
+    send: (msg) => {
+      const content = msg.args.content ?? { kind: 'text', text: msg.args.text } // `text`: the first protocol
+      return sessionOf(msg.s).send(msg.args.to, toBaileysContent(content), sendOptions(msg.args))
+    },
+    read: async (msg) => {
+      await sock(msg).readMessages(msg.args.keys)
+      return {}
+    },
+    presence: async (msg) => {
+      await sock(msg).sendPresenceUpdate(msg.args.type, msg.args.to ?? undefined)
+      return {}
+    },
+    presence_subscribe: async (msg) => {
+      await sock(msg).presenceSubscribe(msg.args.jid)
+      return {}
+    },
+    check_numbers: async (msg) => {
+      const s = sock(msg)
+      const found = (await s.onWhatsApp(...msg.args.numbers)) ?? []
+      const lids = s.signalRepository?.lidMapping
+      return {
+        found: await Promise.all(found.filter((r) => r.exists).map(async (r) => ({
+          jid: r.jid,
+          lid: lids ? ((await lids.getLIDForPN(r.jid).catch(() => null)) ?? null) : null
+        })))
+      }
+    },
+    profile_picture: async (msg) => {
+      try {
+        return { url: (await sock(msg).profilePictureUrl(msg.args.jid, msg.args.high_res ? 'image' : 'preview')) ?? null }
+      } catch (err) {
+        if (hiddenOrMissing(err)) return { url: null }
+        throw err
+      }
+    },
+    status_text: async (msg) => {
+      const [first] = (await sock(msg).fetchStatus(msg.args.jid)) ?? []
+      const status = first?.status
+      const setAt = status?.setAt instanceof Date ? Math.floor(status.setAt.getTime() / 1000) : null
+      return { status: status?.status ?? null, set_at: setAt || null }
+    }
+  }
+}

@@ -1,0 +1,190 @@
+"""Benchmark: server-acked text messages per second through the bridge's API vs plain Baileys.
+
+Same simulator, same run, same messages: `POST /api/v1/sessions/{id}/messages` (the answer waits
+for the server's ack) against Baileys 7.0.0-rc14 in process with useMultiFileAuthState
+(scripts/bench_messages_baileys.mjs, each send done when the server's ack arrived). Three cases:
+one session sequential, one session with 10 in flight, 10 sessions at once (10 in flight each).
+Prints msgs/s, the ratio bridge/baileys (targets: >= 0.8 sequential, >= 0.9 with 10 in flight)
+and where the bridge's time goes: IPC round trips and store fsyncs per message (from the
+bridge's own counters).
+
+    python scripts/bench_messages.py [--count 200] [--sessions 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from bridge import metrics  # noqa: E402
+from bridge.api.app import create_app  # noqa: E402
+from bridge.config import Settings  # noqa: E402
+from bridge.events import EventBus  # noqa: E402
+from bridge.sessions.manager import SessionManager  # noqa: E402
+from bridge.store.snapshots import Snapshots  # noqa: E402
+from tests.simulator.client import SimulatorClient, node_binary, start_simulator  # noqa: E402
+
+BAILEYS = ROOT / "scripts" / "bench_messages_baileys.mjs"
+KEY = "bench-key-0123456789abcdef"
+
+
+def _counter_total(counter: Any) -> float:
+    return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+class PlainBaileys:
+    """One bench_messages_baileys.mjs process, linked by QR to `phone`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def line(self) -> dict[str, Any]:
+        """The next JSON line (libsignal prints its own chatter on a plain Baileys' stdout)."""
+        assert self.proc.stdout is not None
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                raise RuntimeError("plain Baileys exited")
+            if raw.startswith(b"{"):
+                result: dict[str, Any] = json.loads(raw)
+                return result
+
+    async def run(self, to: str, count: int, concurrency: int) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"to": to, "count": count, "concurrency": concurrency}) + "\n").encode())
+        await self.proc.stdin.drain()
+        done = await self.line()
+        return float(done["seconds"])
+
+
+@contextlib.asynccontextmanager
+async def plain_baileys(sim: SimulatorClient, folder: Path, phone: str) -> AsyncIterator[PlainBaileys]:
+    proc = await asyncio.create_subprocess_exec(
+        node_binary(), str(BAILEYS), sim.ws_url, sim.root_pub, str(folder), cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True)
+    client = PlainBaileys(proc)
+    try:
+        first = await client.line()
+        await sim.scan(first["qr"], phone)
+        while "open" not in await client.line():
+            pass
+        yield client
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def link_bridge(manager: SessionManager, sim: SimulatorClient, sid: str, phone: str) -> None:
+    await manager.create(sid, "pairing_code", phone)
+    code = await manager.request_pairing_code(sid, phone)
+    await sim.enter_pairing_code(phone, code)
+    await manager.wait_for_state(sid, {"open"}, 120)
+
+
+async def bridge_run(http: aiohttp.ClientSession, base: str, sid: str, to: str, count: int,
+                     concurrency: int) -> float:
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            i = next_index
+            next_index += 1
+            async with http.post(f"{base}/api/v1/sessions/{sid}/messages", json={"to": to, "text": f"bench {i}"},
+                                 headers={"X-API-Key": KEY}) as response:
+                if response.status != 201:
+                    raise RuntimeError(f"send failed: {response.status} {await response.text()}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def main(args: argparse.Namespace) -> None:
+    count = 20 if args.quick else args.count
+    sessions = 2 if args.quick else args.sessions
+    work = Path(tempfile.mkdtemp(prefix="bench-messages-"))
+    async with start_simulator() as sim:
+        contact = "15559990001"
+        await sim.create_contact(contact)
+        to = f"{contact}@s.whatsapp.net"
+        settings = Settings(_env_file=None, auth_root=work / "auth", state_dir=work / "state",  # type: ignore[call-arg]
+                            api_keys=[KEY], monitor_enabled=False, wa_url=sim.ws_url, wa_trust_root=sim.root_pub)
+        settings.auth_root.mkdir(parents=True)
+        bus = EventBus(settings.events_buffer)
+        snapshots = Snapshots(settings.auth_root)
+        manager = SessionManager(settings, bus, snapshots)
+        runner = web.AppRunner(create_app(settings, manager, bus, snapshots))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        rows: list[tuple[str, float, float, str]] = []
+        try:
+            bridge_ids = [f"bench-{i}" for i in range(sessions)]
+            phones = [f"1555888{i:04d}" for i in range(sessions)]
+            await asyncio.gather(*(link_bridge(manager, sim, s, p) for s, p in zip(bridge_ids, phones, strict=True)))
+            async with contextlib.AsyncExitStack() as stack:
+                plain = [await stack.enter_async_context(
+                    plain_baileys(sim, work / f"plain-{i}", f"1555777{i:04d}")) for i in range(sessions)]
+                async with aiohttp.ClientSession() as http:
+                    await bridge_run(http, base, bridge_ids[0], to, 3, 1)  # warm-up: sessions, on-WhatsApp check
+                    await plain[0].run(to, 3, 1)
+                    for name, concurrency in (("1 session, sequential", 1), ("1 session, 10 in flight", 10)):
+                        ipc0 = _counter_total(metrics.IPC_REQUESTS)
+                        fs0 = _counter_total(metrics.STORE_FSYNCS)
+                        t_bridge = await bridge_run(http, base, bridge_ids[0], to, count, concurrency)
+                        ipc = (_counter_total(metrics.IPC_REQUESTS) - ipc0) / count
+                        fsyncs = (_counter_total(metrics.STORE_FSYNCS) - fs0) / count
+                        t_plain = await plain[0].run(to, count, concurrency)
+                        rows.append((name, count / t_bridge, count / t_plain,
+                                     f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
+                                     f"{fsyncs:.1f} fsyncs/msg"))
+                    t0 = time.perf_counter()
+                    await asyncio.gather(*(bridge_run(http, base, s, to, count, 10) for s in bridge_ids))
+                    t_bridge = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    await asyncio.gather(*(p.run(to, count, 10) for p in plain))
+                    t_plain = time.perf_counter() - t0
+                    rows.append((f"{sessions} sessions, 10 in flight each", sessions * count / t_bridge,
+                                 sessions * count / t_plain, ""))
+        finally:
+            await runner.cleanup()
+            await manager.shutdown()
+    print(f"server-acked text messages/s, {count} messages per case (same simulator, same run)")
+    print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6}  where the bridge's time goes")
+    for name, bridge_rate, plain_rate, where in rows:
+        print(f"{name:38} {bridge_rate:9.1f} {plain_rate:9.1f} {bridge_rate / plain_rate:6.2f}  {where}")
+    if args.json:
+        print(json.dumps([{"case": r[0], "bridge": r[1], "baileys": r[2], "ratio": r[1] / r[2]} for r in rows]))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="20 messages, 2 sessions (smoke test)")
+    parser.add_argument("--json", action="store_true")
+    os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,282 @@
+"""Messages over HTTP against real sessions (real Node, real Baileys) and the WhatsApp simulator.
+
+Specification: every kind a tenant sends is decrypted by the contact as that kind; every kind a
+contact sends arrives as one `message` event with the right chat, sender and phone number (also
+for a contact WhatsApp addresses only by LID); statuses arrive in order sent -> delivered -> read;
+bad input is refused with a 4xx and nothing reaches the contact; chat actions work.
+
+Set BRIDGE_CAPTURE_DIR to also write the Baileys messages.upsert JSON seen here to that folder
+(tests/messages/baileys_json/ holds such a capture for the pure normaliser tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from bridge.events import Event
+from bridge.ipc import messaging as ipc
+from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
+from tests.simulator.client import ContactCard, SimulatorClient
+
+TIMEOUT = 120.0
+VCARD = "BEGIN:VCARD\nVERSION:3.0\nFN:Jane Roe\nTEL;type=CELL;waid=15557654321:+1 555 765 4321\nEND:VCARD"
+_numbers = itertools.count(random.Random(os.getpid() + 16).randrange(10_000, 90_000) * 1000)
+
+
+def fresh_phone() -> str:
+    return f"1777{next(_numbers):08d}"
+
+
+def tap_upserts(b: Bridge) -> list[dict[str, Any]]:
+    """Record every WAMessage the desk is handed (sessions created later pick the tap up)."""
+    captured: list[dict[str, Any]] = []
+    desk = b.manager.messages
+    original = desk.on_runtime_event
+
+    def tap(session: str, name: str, data: msgspec.Struct) -> None:
+        if isinstance(data, ipc.UpsertData):
+            captured.extend(data.messages)
+        original(session, name, data)
+
+    desk.on_runtime_event = tap  # type: ignore[method-assign]
+    return captured
+
+
+def save_capture(captured: list[dict[str, Any]]) -> None:
+    folder = os.environ.get("BRIDGE_CAPTURE_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for wa in captured:
+            (Path(folder) / f"{wa['key']['id']}.json").write_text(json.dumps(wa, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, aiohttp_client: Callable[..., Any], simulator: SimulatorClient
+                 ) -> AsyncIterator[Bridge]:
+    settings = make_settings(tmp_path, wa_url=simulator.ws_url, wa_trust_root=simulator.root_pub,
+                             max_body_bytes=1 << 20)
+    async for b in _bridge(settings, aiohttp_client):
+        captured = tap_upserts(b)
+        yield b
+        save_capture(captured)
+
+
+async def link(b: Bridge, simulator: SimulatorClient, session_id: str) -> str:
+    phone = fresh_phone()
+    await simulator.create_account(phone)
+    await b.manager.create(session_id, "pairing_code", phone)
+    code = await b.manager.request_pairing_code(session_id, phone)
+    await simulator.enter_pairing_code(phone, code)
+    await b.manager.wait_for_state(session_id, {"open"}, TIMEOUT)
+    return phone
+
+
+async def event(b: Bridge, after: int, match: Callable[[Event], bool]) -> Event:
+    async def first() -> Event:
+        async for e in b.bus.subscribe(after=after):
+            if match(e):
+                return e
+        raise AssertionError("unreachable")
+
+    return await asyncio.wait_for(first(), TIMEOUT)
+
+
+async def send(b: Bridge, session: str, status: int = 201, **body: Any) -> dict[str, Any]:
+    response = await b.client.post(f"/api/v1/sessions/{session}/messages", json=body, headers=AUTH)
+    answer: dict[str, Any] = await response.json()
+    assert response.status == status, answer
+    return answer
+
+
+def message(message_id: str) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "message" and e.data["id"] == message_id
+
+
+async def test_every_kind_sent_over_http_is_decrypted_by_the_contact_as_that_kind(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "kinds")
+    contact = fresh_phone()
+    await simulator.create_contact(contact, push_name="Carol")
+    theirs = await simulator.send_from_contact(contact, me, "hello session")
+    await event(bridge, 0, message(theirs.id))
+
+    async def decrypted(message_id: str) -> Any:
+        return await simulator.wait_inbox(contact, lambda m: m.id == message_id, TIMEOUT)
+
+    text = await send(bridge, "kinds", to=contact, text=f"hi @{contact}", mentions=[contact], link_preview=False)
+    got = await decrypted(text["id"])
+    assert (got.kind, got.text, got.mentions) == ("text", f"hi @{contact}", [f"{contact}@s.whatsapp.net"])
+
+    reply = await decrypted((await send(bridge, "kinds", to=contact, text="answer", quoted=theirs.id))["id"])
+    assert reply.quoted is not None and reply.quoted.id == theirs.id
+
+    reaction = await decrypted((await send(bridge, "kinds", kind="reaction", message_id=theirs.id, emoji="❤️"))["id"])
+    assert reaction.reaction is not None and (reaction.reaction.key_id, reaction.reaction.emoji) == (theirs.id, "❤️")
+
+    edit = await decrypted((await send(bridge, "kinds", kind="edit", message_id=text["id"], text="hi again"))["id"])
+    assert edit.kind == "edit" and edit.edit is not None and (edit.edit.key_id, edit.edit.text) == (text["id"],
+                                                                                                     "hi again")
+    revoke = await decrypted((await send(bridge, "kinds", kind="revoke", message_id=text["id"]))["id"])
+    assert revoke.kind == "revoke" and revoke.revoke is not None and revoke.revoke.key_id == text["id"]
+
+    where = await decrypted((await send(bridge, "kinds", kind="location", to=contact, lat=52.52, long=13.405,
+                                        name="Berlin", address="Pariser Platz"))["id"])
+    assert where.location is not None and (where.location.lat, where.location.long, where.location.name) == (
+        52.52, 13.405, "Berlin")
+
+    card = await decrypted((await send(bridge, "kinds", kind="contact", to=contact,
+                                       contacts=[{"display_name": "Jane Roe", "vcard": VCARD}]))["id"])
+    assert card.kind == "contact" and card.contacts == [ContactCard(display_name="Jane Roe", vcard=VCARD)]
+
+    poll = await decrypted((await send(bridge, "kinds", kind="poll", to=contact, name="Lunch?",
+                                       options=["pizza", "sushi", "salad"], selectable_count=2))["id"])
+    assert poll.poll is not None and (poll.poll.name, poll.poll.options, poll.poll.selectable_count) == (
+        "Lunch?", ["pizza", "sushi", "salad"], 2)
+
+    forward = await decrypted((await send(bridge, "kinds", kind="forward", to=contact, message_id=theirs.id))["id"])
+    assert (forward.kind, forward.text) == ("text", "hello session")
+
+
+async def test_every_kind_a_contact_sends_arrives_as_one_message_event(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "inbound")
+    contact = fresh_phone()
+    await simulator.create_contact(contact, push_name="Dave")
+    mine = await send(bridge, "inbound", to=contact, text="from the session")
+    await simulator.wait_inbox(contact, lambda m: m.id == mine["id"], TIMEOUT)
+
+    async def arrived(sent_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = (await event(bridge, 0, message(sent_id))).data
+        assert (data["chat"], data["sender"], data["sender_phone"]) == (f"{contact}@s.whatsapp.net",
+                                                                        f"{contact}@s.whatsapp.net", contact)
+        assert data["from_me"] is False and data["push_name"] == "Dave" and data["timestamp"] > 0
+        return data
+
+    first = await simulator.send_from_contact(contact, me, "first")
+    assert (await arrived(first.id))["text"] == "first"
+    reply = await arrived((await simulator.send_from_contact(contact, me, "re", quoted=mine["id"])).id)
+    assert (reply["kind"], reply["quoted"]) == ("text", mine["id"])
+    react = await arrived((await simulator.send_reaction(contact, me, mine["id"], "👍")).id)
+    assert react["kind"] == "reaction" and react["reaction"] == {"message_id": mine["id"], "emoji": "👍"}
+    edit = await arrived((await simulator.send_edit(contact, me, first.id, "first!")).id)
+    assert edit["kind"] == "edit" and edit["edit"] == {"message_id": first.id, "text": "first!"}
+    revoke = await arrived((await simulator.send_revoke(contact, me, first.id)).id)
+    assert revoke["kind"] == "revoke" and revoke["revoke"] == {"message_id": first.id}
+    loc = await arrived((await simulator.send_location(contact, me, 48.85, 2.35, name="Paris")).id)
+    assert loc["kind"] == "location" and loc["location"] == {"lat": 48.85, "long": 2.35, "name": "Paris"}
+    card = await arrived((await simulator.send_contacts(contact, me, [ContactCard("Jane Roe", VCARD)])).id)
+    assert card["contacts"] == [{"display_name": "Jane Roe", "vcard": VCARD}]
+    poll = await arrived((await simulator.send_poll(contact, me, "Tea?", ["yes", "no"])).id)
+    assert poll["poll"] == {"name": "Tea?", "options": ["yes", "no"], "selectable_count": 1}
+
+    sent = await send(bridge, "inbound", kind="poll", to=contact, name="Day?", options=["mon", "tue"])
+    await simulator.wait_inbox(contact, lambda m: m.id == sent["id"], TIMEOUT)
+    vote = await arrived((await simulator.send_poll_vote(contact, me, sent["id"], ["tue"])).id)
+    assert vote["kind"] == "poll_vote" and vote["poll_vote"]["poll_id"] == sent["id"]
+
+
+async def test_a_lid_only_contact_is_named_by_its_phone_number(bridge: Bridge, simulator: SimulatorClient) -> None:
+    me = await link(bridge, simulator, "lid")
+    phone = fresh_phone()
+    contact = await simulator.create_contact(phone, addressing="lid")
+    sent = await simulator.send_from_contact(phone, me, "from my lid")
+    data = (await event(bridge, 0, message(sent.id))).data
+    assert (data["chat"], data["sender"], data["sender_phone"], data["sender_lid"]) == (
+        contact.jid, contact.jid, phone, contact.lid)
+    back = await send(bridge, "lid", to=contact.lid, text="back to your lid")
+    got = await simulator.wait_inbox(phone, lambda m: m.id == back["id"], TIMEOUT)
+    assert (got.text, got.to) == ("back to your lid", contact.lid)
+
+
+async def test_statuses_arrive_in_order_sent_delivered_read(bridge: Bridge, simulator: SimulatorClient) -> None:
+    me = await link(bridge, simulator, "status")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    mark = bridge.bus.last_seq
+    sent = await send(bridge, "status", to=contact, text="track me")
+    await event(bridge, mark, lambda e: e.kind == "message.status" and e.data["id"] == sent["id"]
+                and e.data["status"] == "delivered")
+    await simulator.send_receipt(contact, me, [sent["id"]], "read")
+    await event(bridge, mark, lambda e: e.kind == "message.status" and e.data["status"] == "read")
+    mine = [e for e in bridge.bus.since(mark, "status") if e.data.get("id") == sent["id"]]
+    kinds = [(e.kind, e.data.get("status")) for e in mine]
+    assert kinds == [("message", "pending"), ("message.status", "sent"), ("message.status", "delivered"),
+                     ("message.status", "read")]
+
+
+async def test_bad_input_is_refused_and_nothing_reaches_the_contact(bridge: Bridge, simulator: SimulatorClient
+                                                                    ) -> None:
+    me = await link(bridge, simulator, "bad")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    before = len(await simulator.inbox(contact))
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"kind": "sticker", "to": contact}, 422, "unknown kind"),
+        ({"to": contact, "text": "x" * 65_537}, 422, "65536"),
+        ({"kind": "poll", "to": contact, "name": "q", "options": ["only"]}, 422, "2 to 12 options"),
+        ({"kind": "poll", "to": contact, "name": "q", "options": [str(i) for i in range(13)]}, 422, "not 13"),
+        ({"kind": "location", "to": contact, "lat": 95, "long": 0}, 422, "lat"),
+        ({"kind": "reaction", "message_id": "3EB0NOTKNOWN", "emoji": "👍"}, 404, "does not know message"),
+        ({"to": "0151 2345678", "text": "hi"}, 400, "not a phone number"),
+        ({"to": "19999999999", "text": "hi"}, 404, "not on WhatsApp"),
+    ]
+    for body, status, says in cases:
+        answer = await send(bridge, "bad", status=status, **body)
+        assert says in answer["error"]["message"], answer
+    theirs = await simulator.send_from_contact(contact, me, "edit me if you can")
+    await event(bridge, 0, message(theirs.id))
+    refused = await send(bridge, "bad", status=409, kind="edit", message_id=theirs.id, text="mine now")
+    assert "written by someone else" in refused["error"]["message"]
+    assert len(await simulator.inbox(contact)) == before
+
+
+async def test_chat_actions_read_presence_check_and_profile(bridge: Bridge, simulator: SimulatorClient) -> None:
+    me = await link(bridge, simulator, "actions")
+    contact = fresh_phone()
+    info = await simulator.create_contact(contact, picture_url="https://pps.example/p.jpg", status="Hey there")
+    client = bridge.client
+
+    theirs = await simulator.send_from_contact(contact, me, "read me")
+    await event(bridge, 0, message(theirs.id))
+    read = await client.post(f"/api/v1/sessions/actions/messages/{theirs.id}/read", headers=AUTH)
+    assert read.status == 200 and (await read.json())["read"] == [theirs.id]
+    await simulator.wait_receipt(contact, lambda r: r.id == theirs.id and r.type == "read", TIMEOUT)
+
+    check = await client.post("/api/v1/sessions/actions/contacts/check", headers=AUTH,
+                              json={"numbers": [contact, "19999999998"]})
+    results = (await check.json())["results"]
+    assert results == [{"number": contact, "on_whatsapp": True, "jid": info.jid, "lid": info.lid},
+                       {"number": "19999999998", "on_whatsapp": False, "jid": None, "lid": None}]
+
+    profile = await client.get(f"/api/v1/sessions/actions/contacts/{contact}/profile", headers=AUTH)
+    assert await profile.json() == {"jid": info.jid, "picture_url": "https://pps.example/p.jpg",
+                                    "status": "Hey there"}
+    await simulator.create_contact(contact, picture_hidden=True, status_hidden=True)
+    hidden = await client.get(f"/api/v1/sessions/actions/contacts/{contact}/profile", headers=AUTH)
+    assert hidden.status == 404 and (await hidden.json())["error"]["code"] == "contact_info_hidden"
+
+    sub = await client.post("/api/v1/sessions/actions/presence/subscribe", headers=AUTH, json={"jid": contact})
+    assert sub.status == 200
+    mark = bridge.bus.last_seq
+    await simulator.set_presence(contact, "available")
+    seen = await event(bridge, mark, lambda e: e.kind == "presence" and e.data["presence"] == "available")
+    assert (seen.data["jid"], seen.data["phone"]) == (info.jid, contact)
+
+    typing = await client.post("/api/v1/sessions/actions/presence", headers=AUTH,
+                               json={"type": "composing", "to": contact})
+    assert typing.status == 200
+    await simulator.wait_presence(contact, lambda p: any(c.type == "composing" for c in p.chatstates), TIMEOUT)
+    no_chat = await client.post("/api/v1/sessions/actions/presence", headers=AUTH, json={"type": "paused"})
+    assert no_chat.status == 422
