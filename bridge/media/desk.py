@@ -20,7 +20,7 @@ from bridge.errors import ErrorCode, SessionError
 from bridge.media.cache import MediaCache
 from bridge.media.download import download, plan_download, ssl_context
 from bridge.media.errors import MediaEmpty, MediaTooLarge
-from bridge.media.fetch import fetch_to_file
+from bridge.media.fetch import fetch_to_file, refused_address
 from bridge.media.kinds import MediaKind, human, rules
 from bridge.media.prepare import MediaRequest, prepare
 from bridge.media.spool import Spool, media_dir, write_bytes
@@ -72,7 +72,8 @@ class MediaDesk:
             assert body.url is not None
             _, served = await fetch_to_file(body.url, source, limit=rules(kind).max_bytes,
                                             seconds=self.settings.media_fetch_timeout,
-                                            allow_private=self.settings.media_fetch_allow_private)
+                                            refuse=None if self.settings.media_fetch_allow_private
+                                            else refused_address)
             claimed = body.mimetype or served
         return await self.send_file(session, body, source, claimed)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -42,11 +42,16 @@ def refused_address(address: str) -> str | None:
     return None
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves like the system, then drops the whole answer if any address is not public."""
+Policy = Callable[[str], str | None]
+"""Why an address may not be fetched, or None; `refused_address` in production."""
 
-    def __init__(self) -> None:
+
+class GuardedResolver(AbstractResolver):
+    """Resolves like the system, then refuses the whole answer if any address is refused."""
+
+    def __init__(self, refuse: Policy) -> None:
         self._loop = asyncio.get_running_loop()
+        self._refuse = refuse
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
                       ) -> list[ResolveResult]:
@@ -57,7 +62,7 @@ class GuardedResolver(AbstractResolver):
         results: list[ResolveResult] = []
         for fam, _, proto, _, sockaddr in infos:
             address = str(sockaddr[0])
-            why = refused_address(address)
+            why = self._refuse(address)
             if why:
                 raise MediaUrlRefused(f"{host} resolves to {why}; media URLs must point at public addresses")
             results.append(ResolveResult(hostname=host, host=address, port=int(sockaddr[1]), family=fam,
@@ -68,28 +73,29 @@ class GuardedResolver(AbstractResolver):
         return None
 
 
-def check_url(url: str, allow_private: bool) -> None:
+def check_url(url: str, refuse: Policy | None) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MediaUrlRefused(f"{url[:200]!r} is not an http(s) URL with a host; give an http:// or https:// URL")
-    if allow_private:
+    if refuse is None:
         return
     try:
-        why = refused_address(parts.hostname)
+        why = refuse(str(ipaddress.ip_address(parts.hostname)))
     except ValueError:
         return  # a name: checked after resolution
     if why:
         raise MediaUrlRefused(f"{why}; media URLs must point at public addresses")
 
 
-async def fetch_to_file(url: str, path: Path, *, limit: int, seconds: float, allow_private: bool
+async def fetch_to_file(url: str, path: Path, *, limit: int, seconds: float, refuse: Policy | None = refused_address
                         ) -> tuple[int, str | None]:
-    """Download `url` into `path` (at most `limit` bytes); returns (size, the server's Content-Type)."""
-    connector: Any = aiohttp.TCPConnector(resolver=None if allow_private else GuardedResolver())
+    """Download `url` into `path` (at most `limit` bytes); returns (size, the server's Content-Type).
+    `refuse=None` lifts the guard (`media_fetch_allow_private`)."""
+    connector: Any = aiohttp.TCPConnector(resolver=None if refuse is None else GuardedResolver(refuse))
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=seconds)) as http:
             for _ in range(MAX_REDIRECTS + 1):
-                check_url(url, allow_private)
+                check_url(url, refuse)
                 async with http.get(url, allow_redirects=False) as response:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                         url = urljoin(url, response.headers["Location"])
