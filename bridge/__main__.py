@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "bridge.cli.sessions",
     "bridge.cli.store_commands",
     "bridge.cli.monitor",
+    "bridge.cli.doctor",
 )
 
 

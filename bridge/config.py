@@ -8,7 +8,7 @@ file store under ./data, API on loopback only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         "as multipart or URL"
     )
     media_cache_bytes: int = Field(512 << 20, ge=0, description="Size cap of the decrypted media cache (LRU)")
+    # --- operations (docs/operations.md) ---
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` for people, `json` for one JSON object per log line (time, level, logger, "
+        "message, session, event)"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

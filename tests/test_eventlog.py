@@ -203,3 +203,20 @@ async def test_past_the_memory_bound_the_loss_is_counted_and_alerted_with_its_ex
         assert any(e.kind == "alert" and e.data["alert"] == "events_lost" for e in bus.since(0))
     finally:
         await log.close()
+
+
+async def test_close_writes_the_writes_still_queued(tmp_path: Path) -> None:
+    bus = EventBus()
+    log = EventLog(tmp_path / "events.db", bus)
+    await log.open()
+    log.set_router(lambda events: [OutboxRow("hook", e.seq, "s") for e in events])
+    event = bus.publish("s", "message", {})
+    assert await log.flush()
+    marking = asyncio.ensure_future(
+        log.write(lambda c: c.execute("UPDATE outbox SET state = 'delivered' WHERE seq = ?", (event.seq,)),
+                  sync=False)
+    )
+    await asyncio.sleep(0)
+    await log.close()
+    assert marking.done() and marking.exception() is None
+    assert rows(log.path, "SELECT state FROM outbox") == [("delivered",)]

@@ -16,9 +16,7 @@ BRIDGE = Path(__file__).resolve().parent.parent / "bridge"
 THE_WRITER = "store/durable.py"
 
 #: module (relative to bridge/) -> why it still writes by itself. The lead removes entries.
-PENDING: dict[str, str] = {
-    "store/journal_log.py": "opens/creates its segment lock file with os.open; to use the durable journal block",
-}
+PENDING: dict[str, str] = {}
 
 _OS_WRITERS = {"replace", "rename", "renames", "write", "pwrite", "writev", "ftruncate", "truncate"}
 _SHUTIL_WRITERS = {"move", "copy", "copy2", "copyfile", "copytree", "copyfileobj"}

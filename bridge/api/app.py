@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bridge.api import (
     events,
+    group_routes,
     health,
     media_routes,
     message_routes,
@@ -46,6 +47,7 @@ ROUTE_TABLES = (
     qr.routes,
     message_routes.routes,
     media_routes.routes,
+    group_routes.routes,
     events.routes,
     snapshots.routes,
     webhook_routes.routes,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from bridge.eventlog.log import EventLog, EventLogUnavailable
 from bridge.eventlog.stream import follow, oldest_seq
 from bridge.events import Event, EventBus, canonical_kind, event_json
 
+log_ = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 SSE_MEDIA = {"200": {"text/event-stream": {"schema": {"type": "string"}}}}
@@ -65,8 +67,14 @@ def resume_point(request: web.Request) -> int | None:
 async def _pump(
     bus: EventBus, log: EventLog, session: str | None, after: int | None, queue: asyncio.Queue[Any]
 ) -> None:
-    async for event in follow(bus, log, session, after):
-        await queue.put(event)
+    """Feed the stream; if the log cannot be read, end the stream (the client reconnects with its
+    Last-Event-ID and gets the rest once the log can be read again) instead of going silent."""
+    try:
+        async for event in follow(bus, log, session, after):
+            await queue.put(event)
+    except EventLogUnavailable as exc:
+        log_.warning("SSE stream ended: %s", exc.message)
+        await queue.put(None)
 
 
 async def _preface(log: EventLog, bus: EventBus, after: int) -> bytes:

@@ -20,12 +20,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from bridge import logs
 from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.events import EventBus
@@ -112,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
     except BridgeError as exc:
         print(f"error: cannot take the root lock: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(settings)
     try:
         return asyncio.run(_once(settings) if args.once else _forever(settings))
     finally:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from bridge import logs
 from bridge.config import Settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError, exit_code
 
 
 def register(subparsers: Any) -> None:
@@ -40,20 +40,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused."""
+    """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused, 3
+    when another bridge runs on the same auth root, 5 for other errors the operator must fix."""
     from bridge.app import serve
+    from bridge.doctor.disk import register_disk_metrics
 
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(settings)
+    register_disk_metrics(settings)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BridgeError as exc:
+        # A refusal the operator must act on (another bridge holds the root: exit 3; a damaged
+        # registry: exit 5): one line, no traceback. Storage faults do not end up here: the
+        # service stays up and reports them.
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exit_code(exc))
     return 0

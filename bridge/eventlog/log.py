@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bridge.delivery import Backoff
-from bridge.errors import BridgeError, ErrorCode
+from bridge.errors import BridgeError, ErrorCode, StoreError
 from bridge.eventlog import retention, schema
 from bridge.events import Event, EventBus, Severity, canonical_kind, data_json
 from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
+from bridge.store.durable import make_dirs
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -108,6 +109,10 @@ class EventLog:
         self._idle = asyncio.Event()
         self._progress = asyncio.Event()
         self._writing = 0
+        self._synced_ops = 0
+        self._synced = True
+        self._ops_queued = 0
+        self._ops_settled = 0
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-write")
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-read")
         self._wconn: sqlite3.Connection | None = None
@@ -131,7 +136,7 @@ class EventLog:
         last = 0
         try:
             last = await self._in_writer(self._open_writer)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreError) as exc:
             self._set_failing(exc)
         self.bus.attach(self, last)
         loop = asyncio.get_running_loop()
@@ -164,11 +169,13 @@ class EventLog:
         self._reader_pool.shutdown(wait=True)
 
     async def flush(self, within: float = 10.0) -> bool:
-        """Wait until every event appended so far is written; False if `within` s passed first."""
+        """Wait until every event appended and every write queued so far is done; False if `within`
+        s passed first (or the log is failing)."""
         target = self._pending[-1].seq if self._pending else 0
+        ops_target = self._ops_queued
         try:
             async with asyncio.timeout(within):
-                while self._pending and self._pending[0].seq <= target:
+                while (self._pending and self._pending[0].seq <= target) or self._ops_settled < ops_target:
                     self._progress.clear()
                     self._wake.set()
                     await self._progress.wait()
@@ -209,9 +216,18 @@ class EventLog:
         self._idle.clear()
         self._wake.set()
 
-    async def write(self, op: Callable[[sqlite3.Connection], R]) -> R:
-        """Run `op` inside the next burst's transaction; raises EventLogUnavailable if it fails."""
+    async def write(self, op: Callable[[sqlite3.Connection], R], *, sync: bool = True) -> R:
+        """Run `op` inside the next burst's transaction; raises EventLogUnavailable if it fails.
+
+        `sync=False` is for writes whose loss on a power cut only repeats work (a delivery's
+        "delivered" mark: the event is sent again with the same webhook-id): a burst made only of
+        such writes commits without an fsync (WAL, synchronous=NORMAL; still safe against a
+        crash of the bridge). Any event or other write in the burst makes it a synced commit.
+        """
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        if sync:
+            self._synced_ops += 1
+        self._ops_queued += 1
         self._ops.append((op, future))
         self._idle.clear()
         self._wake.set()
@@ -233,6 +249,7 @@ class EventLog:
                 events = list(self._pending)
                 self._writing = len(events)
                 ops, self._ops = self._ops, []
+                sync, self._synced_ops = bool(events) or self._synced_ops > 0, 0
                 try:
                     rows = self._route(events) if self._route is not None and events else []
                 except Exception:
@@ -240,19 +257,21 @@ class EventLog:
                     rows = []
                 started = time.perf_counter()
                 try:
-                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops])
-                except (sqlite3.Error, OSError) as exc:
+                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops], sync)
+                except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
                     error = EventLogUnavailable(_explain(exc, self.path))
                     for _, future in ops:
                         if not future.done():
                             future.set_exception(error)
                     failures += 1
+                    self._ops_settled += len(ops)
                     self._set_failing(exc)
                     self._progress.set()
                     await asyncio.sleep(self._backoff.delay(failures))
                     continue
                 EVENT_LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                self._ops_settled += len(ops)
                 self._progress.set()
                 for _ in events:
                     self._pending.popleft()
@@ -294,8 +313,9 @@ class EventLog:
         return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
 
     def _open_writer(self) -> int:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         conn = schema.connect(self.path)
+        self._synced = True
         self._wconn = conn
         self._inode = os.stat(self.path).st_ino
         self.epoch = schema.epoch_of(conn)
@@ -321,8 +341,11 @@ class EventLog:
         assert self._wconn is not None
         return self._wconn
 
-    def _commit(self, events: list[Event], rows: list[OutboxRow], ops: list[WriteOp]) -> list[Any]:
+    def _commit(self, events: list[Event], rows: list[OutboxRow], ops: list[WriteOp], sync: bool) -> list[Any]:
         conn = self._ensure_writer()
+        if sync != self._synced:
+            conn.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
+            self._synced = sync
         try:
             conn.execute("BEGIN IMMEDIATE")
             if events:

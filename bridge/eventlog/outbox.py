@@ -229,7 +229,7 @@ class OutboxBacklog:
         self._forget(job)
         seq = int(job.id)
         marking = asyncio.ensure_future(
-            self.log.write(lambda conn: mark(conn, self.target, seq, "delivered", job.attempts, ""))
+            self.log.write(lambda conn: mark(conn, self.target, seq, "delivered", job.attempts, ""), sync=False)
         )
         marking.add_done_callback(functools.partial(self._marked, seq))
 

@@ -26,7 +26,7 @@ import msgspec
 
 from bridge.config import Settings
 from bridge.errors import AlertError
-from bridge.events import Event, EventBus, Severity
+from bridge.events import Event, EventBus, EventKind, Severity
 from bridge.metrics import ALERTS_FAILED, ALERTS_SENT
 
 log = logging.getLogger("bridge.alerts")
@@ -283,7 +283,7 @@ class Alerter:
     async def consume(self, bus: EventBus, after: int | None = None) -> None:
         """Route every `alert` event of the bus (after seq `after`, if given) into `submit` until cancelled."""
         async for event in bus.subscribe(after=after):
-            if event.kind == "alert":
+            if event.kind == EventKind.ALERT:
                 self.submit(Alert.from_event(event))
 
     async def drain(self, within: float = 10.0) -> bool:

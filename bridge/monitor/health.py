@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bridge.config import Settings
-from bridge.events import Event, EventBus, Severity
+from bridge.events import Event, EventBus, EventKind, Severity, canonical_kind
 from bridge.monitor.history import newest_first
 from bridge.sessions.state import HALTED, SessionState
 from bridge.store.snapshots import Snapshots
@@ -96,9 +96,10 @@ class SessionWatch:
         """Follow one bus event (state changes and alerts)."""
         if event.session is None:
             return
-        if event.kind == "alert":
+        kind = canonical_kind(event.kind)
+        if kind == EventKind.ALERT:
             self._alerted_seq[event.session] = event.seq
-        elif event.kind == "state":
+        elif kind == EventKind.SESSION_STATE:
             try:
                 new = SessionState(str(event.data.get("state", "")))
             except ValueError:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.errors import BridgeError, CredsCorruptError
-from bridge.events import EventBus
+from bridge.events import EventBus, EventKind
 from bridge.metrics import MONITOR_RESTORES
 from bridge.monitor.folder_check import inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
@@ -190,7 +190,7 @@ class RepairExecutor:
             await asyncio.to_thread(self.journal.append, incident)
         except (OSError, BridgeError) as exc:
             log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
-        self.bus.publish(incident.session, "incident", incident.as_dict())
+        self.bus.publish(incident.session, EventKind.INCIDENT, incident.as_dict())
         self.bus.alert(
             incident.session, incident.kind, "critical" if incident.severity == "critical" else "warning",
             alert_text(incident), incident=incident.id, restored=incident.restored,

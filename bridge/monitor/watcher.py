@@ -34,12 +34,12 @@ import watchfiles
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, SessionNotFound
-from bridge.events import EventBus
+from bridge.events import EventBus, EventKind
 from bridge.monitor import history
 from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
-from bridge.monitor.repair_plan import CredsCandidate, RepairFacts, RepairPlan, plan_repair
+from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairFacts, RepairPlan, plan_repair
 from bridge.monitor.snapshot_policy import (
     NewestSnapshot,
     SessionMemory,
@@ -458,10 +458,15 @@ class AuthWatcher:
         return incident
 
     async def _rebase(self, plan: RepairPlan, folder: Path) -> None:
-        """The baseline after a repair: the folder as it is now, plus the key files just put back
-        (a deletion still going on may already have taken some of them again: they count as lost)."""
+        """The baseline after a repair: the folder as it is now. After key files were put back,
+        every key file the folder had before the deletion counts too: a deletion still going on
+        may have taken more (or some put back) meanwhile, and those are its continuation."""
         after = await asyncio.to_thread(inspect_folder, folder)
-        self._baseline[plan.session] = dataclasses.replace(after, key_files=after.key_files | plan.keys)
+        keys = after.key_files
+        previous = self._baseline.get(plan.session)
+        if plan.action is RepairAction.PUT_BACK_KEYS:
+            keys = keys | plan.keys | (previous.key_files if previous is not None else frozenset())
+        self._baseline[plan.session] = dataclasses.replace(after, key_files=keys)
 
     def _remember_repair(self, entry: _OpenIncident) -> None:
         until = time.monotonic() + self.settings.monitor_mass_delete_window
@@ -589,7 +594,7 @@ class AuthWatcher:
 
     def _announce(self, manifest: SnapshotManifest) -> None:
         data = {"id": manifest.id, "reason": manifest.reason, "registered": manifest.registered}
-        self.bus.publish(manifest.session, "snapshot", data)
+        self.bus.publish(manifest.session, EventKind.SNAPSHOT, data)
 
     async def snapshot_all(self, reason: str = "scheduled") -> list[SnapshotManifest]:
         """Snapshot every healthy folder now (the `Settings.snapshot_interval` schedule)."""

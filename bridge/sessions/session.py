@@ -532,12 +532,13 @@ class Session:
         return []
 
     async def _probe_storage(self) -> list[st.SessionEvent]:
-        """See `st.ProbeStorage`: the held writes, a write in the folder, and a read of creds."""
+        """See `st.ProbeStorage`: the held writes (into the folder), a write under the root's
+        `.bridge/`, and a read of creds."""
         failed = await self._flush_held_writes()
         if failed:
             return failed
         try:
-            await asyncio.to_thread(probe_write, self.folder if self.folder.is_dir() else self.settings.bridge_dir)
+            await asyncio.to_thread(probe_write, self.settings.bridge_dir)
             await self._session_auth().store.load_creds()
         except StoreError as exc:
             if is_storage_fault(exc):

@@ -191,6 +191,15 @@ class StorageFault:
 
 
 @dataclass(frozen=True, slots=True)
+class StartDeferred:
+    """The bridge cannot start this (stopped, wanted) session now: its auth root has a storage
+    fault. It stays stopped with the fault as its reason until the bridge starts it."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeDue:
     """The storage probe timer of a suspended session fired."""
 
@@ -217,6 +226,7 @@ SessionEvent = (
     | StartRefused
     | Restored
     | StorageFault
+    | StartDeferred
     | ProbeDue
     | StorageRecovered
 )
@@ -564,6 +574,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             return Transition(
                 SessionState.SUSPENDED, code, [CancelReconnect(), SendStop(), ClearQr(), report, ScheduleProbe()]
             )
+        case StartDeferred(code=code, detail=detail):
+            if state is SessionState.STOPPED:
+                return Transition(state, code, [ReportStorageFault(code, detail)])
+            return _ignore(state)
         case ProbeDue():
             if state is SessionState.SUSPENDED:
                 return Transition(state, "probe", [ProbeStorage()], changed=False)

@@ -579,6 +579,15 @@ def truncate_fd(fd: int, size: int) -> None:
     STORE_FSYNCS.labels(target="journal").inc()
 
 
+def cut_file(path: Path, size: int) -> None:
+    """Cut the file at `path` back to `size` bytes, durably (a journal's torn tail). Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        truncate_fd(fd, size)
+    finally:
+        os.close(fd)
+
+
 def write_unsynced(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (temp file + rename) but without any fsync.
 

@@ -63,7 +63,7 @@ from bridge.store.journal_log import (
     take_lock,
 )
 from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
-from bridge.store.layout import is_bridge_private
+from bridge.store.layout import BridgeDirs, is_bridge_private, validate_session_id
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,6 @@ __all__ = [
     "set_aside",
 ]
 
-JOURNAL_DIR: Final = "journal"
-SET_ASIDE_DIR: Final = "journal-set-aside"
 #: A checkpoint runs on its own once the current segment holds this many bytes.
 CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
@@ -505,7 +503,7 @@ _open_lock = threading.Lock()
 
 def journal_folder(bridge_dir: Path, session_id: str) -> Path:
     """`.bridge/journal/<session>/`."""
-    return bridge_dir / JOURNAL_DIR / session_id
+    return BridgeDirs(bridge_dir).journal / validate_session_id(session_id)
 
 
 def _single_session(session_id: str, target: Target) -> Callable[[str], Target]:
@@ -618,7 +616,7 @@ def set_aside(bridge_dir: Path, session_id: str) -> Path | None:
             raise JournalBusyError(f"the journal of session {session_id} is open in this process; stop the session")
     lock_fd = take_lock(source)
     try:
-        parking = bridge_dir / SET_ASIDE_DIR
+        parking = BridgeDirs(bridge_dir).journal_set_aside
         durable.make_dirs(parking)
         target = parking / f"{session_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{time.time_ns() % 1_000_000:06d}"
         if not durable.move_unsynced(source, target):

@@ -8,48 +8,21 @@ Applying a record is idempotent, which is what makes replay safe: writing the sa
 changes nothing a reader can see, and trashing a name that is already gone does nothing. Records are
 always applied in seq order, so replaying a run of records ends in the state the last one left.
 (Replaying "write X" then "trash X" can put one more copy of X into the trash; never fewer.)
+
+Files are written one after the other: writing a record's files from a thread pool measured no
+faster here (creating files in one folder is serialised by the file system; docs/performance.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
 
 import msgspec
 
 from bridge.store import durable
 from bridge.store.journal_record import Record
-from bridge.store.layout import NAME_MAX
-
-#: Records with at least this many files write them in parallel: creating a file on a busy ext4
-#: waits for the file system's own journal, so overlapping the waits is what makes a batch fast.
-PARALLEL_MIN_FILES: Final = 4
-POOL_WORKERS: Final = 16
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="journal-files")
-        return _pool
+from bridge.store.trash import trash_name
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -59,32 +32,16 @@ class Target(msgspec.Struct, frozen=True):
     trash_dir: Path
 
 
-def trash_name(stamp: int, name: str) -> str:
-    """`<time_ns>-<name>`, shortened with a hash when it would exceed NAME_MAX (as AuthStore names it)."""
-    candidate = f"{stamp}-{name}"
-    if len(candidate.encode("utf-8")) <= NAME_MAX:
-        return candidate
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return f"{stamp}-{digest}-{name.encode('utf-8')[:180].decode('utf-8', 'ignore')}"
-
-
 def apply_record(record: Record, target: Target) -> list[Path]:
     """Write and trash what `record` says; returns every path it changed. Raises OSError.
 
     On an error part of the record may be applied; applying it again completes it.
     """
-    touched = [target.folder / name for name in record.writes]
-    if len(touched) < PARALLEL_MIN_FILES:
-        for path, data in zip(touched, record.writes.values(), strict=True):
-            durable.write_unsynced(path, data)
-    else:
-        pool = _get_pool()
-        items = zip(touched, record.writes.values(), strict=True)
-        futures = [pool.submit(durable.write_unsynced, path, data) for path, data in items]
-        errors = [f.exception() for f in futures]
-        first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
+    touched: list[Path] = []
+    for name, data in record.writes.items():
+        path = target.folder / name
+        durable.write_unsynced(path, data)
+        touched.append(path)
     if record.trash:
         stamp = time.time_ns()
         present = [name for name in record.trash if (target.folder / name).exists()]

@@ -95,7 +95,7 @@ def list_segments(folder: Path) -> list[tuple[int, Path]]:
 def take_lock(folder: Path) -> int:
     """Take the journal's exclusive flock (returns its fd) or raise JournalBusyError."""
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = durable.open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -317,13 +317,10 @@ class JournalLog:
 
 
 def _cut(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        durable.truncate_fd(fd, size)
+        durable.cut_file(path, size)
     except OSError as exc:
         raise durable.explain_os_error(exc, path, "cutting the torn tail off") from exc
-    finally:
-        os.close(fd)
 
 
 def _corrupt_advice(folder: Path) -> str:

@@ -179,6 +179,12 @@ class BridgeDirs:
         """`webhooks.json`: webhook configs with their secrets (mode 0600)."""
         return self.root / "webhooks.json"
 
+    @property
+    def storage_probe(self) -> Path:
+        """`storage-probe`: rewritten to learn whether the root takes durable writes again after a
+        storage fault (bridge/sessions/storage_probe.py); its content means nothing."""
+        return self.root / "storage-probe"
+
     # ----- folders ---------------------------------------------------------------------------
     @property
     def locks(self) -> Path:
@@ -234,6 +240,11 @@ class BridgeDirs:
     def journal(self) -> Path:
         """`journal/<session>/`: the auth write-ahead journal."""
         return self.root / "journal"
+
+    @property
+    def journal_set_aside(self) -> Path:
+        """`journal-set-aside/<session>-<UTC>/`: damaged journals an operator set aside (kept)."""
+        return self.root / "journal-set-aside"
 
     @property
     def backups(self) -> Path:

@@ -20,7 +20,7 @@ import msgspec
 
 from bridge.errors import ConfigError
 from bridge.events import Event, canonical_kind
-from bridge.store.durable import atomic_write
+from bridge.store.durable import atomic_write, make_dirs
 
 FILE_FORMAT = 2
 
@@ -89,7 +89,7 @@ class WebhookConfigs:
         return True
 
     def _save(self, hooks: dict[str, Webhook]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         data = msgspec.json.format(msgspec.json.encode(_File(FILE_FORMAT, list(hooks.values()))), indent=2)
         atomic_write(self.path, data)
 

@@ -209,6 +209,7 @@ class WebhookDispatcher:
         headers = {
             "Content-Type": "application/json",
             "X-Bridge-Event": job.payload.kind,
+            "X-Bridge-Delivery": str(job.payload.seq),
             **signing.headers(hook.secret, message_id(self.log.epoch, job.payload.seq), int(now), body),
         }
         try:

@@ -138,3 +138,22 @@ async def test_shutdown_ends_open_streams(bridge: Bridge) -> None:
     await asyncio.wait_for(bridge.client.server.app.shutdown(), 30)
     await asyncio.wait_for(response.content.read(), 30)
     assert response.content.at_eof()
+
+
+async def test_a_resume_the_log_cannot_serve_ends_the_stream_instead_of_going_silent(tmp_path: Path) -> None:
+    from bridge.sessions.manager import SessionManager
+    from bridge.store.snapshots import Snapshots
+
+    settings = make_settings(tmp_path)
+    settings.auth_root.mkdir(parents=True)
+    bus = EventBus()
+    unreadable = EventLog(tmp_path / "state" / "never-created.db", bus)  # not opened: nothing to read
+    snapshots = Snapshots(settings.auth_root)
+    manager = SessionManager(settings, bus, snapshots)
+    async with TestClient(TestServer(create_app(settings, manager, bus, snapshots, event_log=unreadable))) as client:
+        response = await client.get("/api/v1/events?after=0", headers=AUTH)
+        assert response.status == 200
+        await asyncio.wait_for(response.content.read(), 30)
+        assert response.content.at_eof(), "the client reconnects with its Last-Event-ID"
+    await manager.shutdown()
+    await unreadable.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -84,6 +86,9 @@ async def test_delivery_is_signed_per_standard_webhooks_and_retried_with_the_sam
     first, second = receiver.attempts
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"], "receivers deduplicate on it"
     assert second["headers"]["X-Bridge-Event"] == "message"
+    assert second["headers"]["X-Bridge-Delivery"] == str(event.seq)
+    legacy = "sha256=" + hmac.new(base64.b64decode(SECRET[6:]), delivered["raw"], hashlib.sha256).hexdigest()
+    assert second["headers"]["X-Bridge-Signature"] == legacy
     metrics = await (await bridge.client.get("/metrics", headers=AUTH)).text()
     assert 'bridge_webhook_deliveries_total{outcome="retry"}' in metrics
 

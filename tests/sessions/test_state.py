@@ -50,6 +50,7 @@ from bridge.sessions.state import (
     SetDesired,
     Shutdown,
     Start,
+    StartDeferred,
     StartRefused,
     Stop,
     StorageFault,
@@ -329,3 +330,10 @@ def test_the_monitor_stops_and_restarts_a_session_within_its_incident_until_it_i
     assert t.actions[1] == FollowIncident("20261125T120102Z-a1b2c3")
     assert ClearIncident() in transition(S.CONNECTING, Opened()).actions
     assert transition(S.STOPPED, Start()).actions[1] == FollowIncident(None)  # an operator's start ends it
+
+
+def test_a_session_the_bridge_cannot_start_stays_stopped_with_the_fault_as_its_reason() -> None:
+    t = transition(S.STOPPED, StartDeferred("storage_read_only", "read-only file system"))
+    assert (t.state, t.reason, t.changed) == (S.STOPPED, "storage_read_only", True)
+    assert t.actions == [ReportStorageFault("storage_read_only", "read-only file system")]
+    assert transition(S.LOGGED_OUT, StartDeferred("storage_full", "full")).changed is False

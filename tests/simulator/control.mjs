@@ -25,6 +25,10 @@ const remembered = (sim, phone, id, fromMe) => {
 }
 const received = (sim, phone, id) => remembered(sim, phone, id, false)
 const sent = (sim, phone, id) => remembered(sim, phone, id, true)
+const GROUP = /^\/groups\/([0-9-]+)(?:@g\.us)?$/
+const GROUP_SEND = /^\/groups\/([0-9-]+)(?:@g\.us)?\/send$/
+const GROUP_PARTICIPANTS = /^\/groups\/([0-9-]+)(?:@g\.us)?\/participants$/
+const groupJid = id => `${id}@g.us`
 
 /** Route table: [method, regexp, handler(sim, body, match) -> JSON value]. */
 export function routes (onStop) {
@@ -58,6 +62,11 @@ export function routes (onStop) {
       const message = await sim.media.encryptAndUpload(kind, Buffer.from(String(need(b, 'data')), 'base64'), { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
       return sim.messaging.sendFromContact(m[1], need(b, 'to'), kind, b, message)
     }],
+    ['GET', /^\/groups$/, sim => sim.groups.toJSON()],
+    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants })],
+    ['GET', GROUP, (sim, b, m) => sim.groups.member(groupJid(m[1])).toJSON()],
+    ['POST', GROUP_SEND, async (sim, b, m) => sim.groups.sendFromContact(need(b, 'phone'), groupJid(m[1]), String(b.kind ?? 'text'), b)],
+    ['POST', GROUP_PARTICIPANTS, (sim, b, m) => sim.groups.participantsFromContact(need(b, 'phone'), groupJid(m[1]), { action: need(b, 'action'), participants: need(b, 'participants') })],
     ['POST', /^\/stop$/, () => { setTimeout(onStop, TIMEOUTS.stopReplyMs); return { stopping: true } }],
   ]
 }

@@ -220,6 +220,11 @@ def run_kills(base: Path, kills: int, seed: int, materialise: Materialise) -> di
     try:
         for _ in range(kills):
             pid, early = server.go(current["a"] + 1, current["b"] + 1)
+            if rng.random() < 0.5 and not early:
+                # Half the kills land once the writer is past start-up (replay), however slow the machine.
+                early.append(server.next_line())
+                if early[-1].startswith("dead"):
+                    pytest.fail(f"the writer died on its own before it was killed: {early[-1]}")
             threading.Event().wait(0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.06))
             os.kill(pid, signal.SIGKILL)
             while True:
@@ -234,7 +239,7 @@ def run_kills(base: Path, kills: int, seed: int, materialise: Materialise) -> di
             acked = dict(current)  # what is on disk now is what the next child builds on
     finally:
         server.close()
-    assert totals["acks"] > kills, "too few batches were acknowledged: the kills only hit start-up"
+    assert totals["acks"] >= kills // 3, "too few batches were acknowledged: the kills only hit start-up"
     return totals
 
 
