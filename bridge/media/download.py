@@ -144,8 +144,9 @@ async def download(plan: DownloadPlan, *, scratch: Path, target: Path, ssl_ctx: 
     partial = target.parent / f"{target.name}.part"
     try:
         limit = rules(plan.kind).max_bytes + (1 << 20)
-        size = await fetch_blob(plan, blob, keys, ssl_ctx=ssl_ctx, seconds=seconds, limit=limit)
-        await asyncio.to_thread(decrypt_blob, blob, size, partial, keys, plan.file_sha256)
+        with durable.store_errors(blob, "downloading media into"):
+            size = await fetch_blob(plan, blob, keys, ssl_ctx=ssl_ctx, seconds=seconds, limit=limit)
+            await asyncio.to_thread(decrypt_blob, blob, size, partial, keys, plan.file_sha256)
         durable.rename(partial, target)
     finally:
         durable.remove_file(blob)

@@ -61,7 +61,8 @@ async def prepare(request: MediaRequest, plain: Path, spool: Spool) -> Prepared:
     preview = await asyncio.to_thread(image_preview, plain) if request.kind is MediaKind.IMAGE else Preview()
     seconds = ogg_seconds(plain) if request.kind in (MediaKind.VOICE, MediaKind.AUDIO) else None
     target = spool.outgoing_path()
-    sealed = await asyncio.to_thread(encrypt_file, plain, target, rules(request.kind).key_info)
+    with durable.store_errors(target, "encrypting media into"):
+        sealed = await asyncio.to_thread(encrypt_file, plain, target, rules(request.kind).key_info)
     content = ipc.MediaContent(
         media_type=rules(request.kind).upload_type,  # type: ignore[arg-type]
         path=str(target.resolve()), media_key=b64(sealed.media_key), file_sha256=b64(sealed.file_sha256),

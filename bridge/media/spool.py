@@ -71,13 +71,15 @@ class Spool:
 async def write_stream(chunks: AsyncIterator[bytes], path: Path, limit: int, what: str) -> int:
     """Write `chunks` to a new file at `path`, refusing (and removing it) past `limit` bytes."""
     size = 0
-    fd = durable.open_for_append(path)
+    with durable.store_errors(path, "spooling media into"):
+        fd = durable.open_for_append(path)
     try:
         async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise MediaTooLarge(f"{what} is larger than {human(limit)}, WhatsApp's limit; send a smaller file")
-            durable.append_bytes(fd, chunk)
+            with durable.store_errors(path, "spooling media into"):
+                durable.append_bytes(fd, chunk)
     except BaseException:
         os.close(fd)
         durable.remove_file(path)
@@ -87,8 +89,13 @@ async def write_stream(chunks: AsyncIterator[bytes], path: Path, limit: int, wha
 
 
 def write_bytes(data: bytes, path: Path) -> None:
-    fd = durable.open_for_append(path)
-    try:
-        durable.append_bytes(fd, data)
-    finally:
+    """Raises `StoreError` (507 when the disk is full; the session keeps running)."""
+    with durable.store_errors(path, "spooling media into"):
+        fd = durable.open_for_append(path)
+        try:
+            durable.append_bytes(fd, data)
+        except BaseException:
+            os.close(fd)
+            durable.remove_file(path)
+            raise
         os.close(fd)

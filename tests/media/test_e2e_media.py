@@ -23,7 +23,7 @@ from bridge.media.spool import media_dir
 from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
 from tests.media import files
 from tests.media.sim_media import decrypted, send_media, tamper, trust_file
-from tests.messages.test_e2e_messages import event, fresh_phone, link, message
+from tests.messages.test_e2e_messages import TIMEOUT, event, fresh_phone, link, message
 from tests.simulator.client import SimulatorClient
 
 sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
@@ -65,9 +65,13 @@ async def test_every_kind_sent_over_http_is_decrypted_by_the_contact_byte_for_by
     await simulator.create_contact(contact, push_name="Dora")
     image, document, video, audio, voice, sticker = (files.png(), files.pdf(), files.mp4(), files.mp3(),
                                                       files.ogg_opus(3), files.webp())
+    question = await simulator.send_from_contact(contact, me, "send me the chart?")
+    await event(bridge, 0, message(question.id))
 
     sent = await post(bridge, "out", to=contact, kind="image", data=b64(image), mimetype="image/jpeg",
-                      caption="a chart")
+                      caption="a chart", quoted=question.id)
+    reply = await simulator.wait_inbox(contact, lambda m: m.id == sent["id"], TIMEOUT)
+    assert reply.kind == "image" and reply.quoted is not None and reply.quoted.id == question.id
     got = await decrypted(simulator, contact, sent["id"])
     assert got["sha256"] == sha(image) and got["size"] == len(image)
     assert got["mimetype"] == "image/png", "the claimed image/jpeg is corrected by sniffing"
@@ -93,7 +97,6 @@ async def test_every_kind_sent_over_http_is_decrypted_by_the_contact_byte_for_by
     voice_note = next(m for m in await simulator.inbox(contact) if m.kind == "voice")
     assert voice_note.media is not None
     assert spool_files(bridge) == [], "the spool is emptied once each send is answered"
-    assert me
 
 
 async def test_every_kind_a_contact_sends_is_served_byte_for_byte_and_its_key_never_leaves(
