@@ -175,10 +175,12 @@ class MessageDesk:
     def lookup(self, session: str, message_id: str) -> Entry | None:
         return self.recent.get(session, message_id)
 
-    async def send(self, session: str, body: AnySend) -> SendOutcome:
-        """Send `body`; returns once the server acknowledged (see module docstring)."""
+    async def send(self, session: str, body: AnySend, *, media: ipc.MediaContent | None = None) -> SendOutcome:
+        """Send `body` (a media body with its prepared `media`, see `bridge.media.desk`); returns once
+        the server acknowledged (see module docstring)."""
         self.sessions.require_open(session)
-        args = outgoing.plan_send(session, body, lambda mid: self.recent.get(session, mid), now=self._clock())
+        args = outgoing.plan_send(session, body, lambda mid: self.recent.get(session, mid), now=self._clock(),
+                                  media=media)
         if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)
