@@ -82,6 +82,13 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_REFUSED = "message_refused"
     NOT_ON_WHATSAPP = "not_on_whatsapp"
     CONTACT_INFO_HIDDEN = "contact_info_hidden"
+    # groups
+    GROUP_NOT_FOUND = "group_not_found"
+    NOT_GROUP_MEMBER = "not_group_member"
+    NOT_GROUP_ADMIN = "not_group_admin"
+    NOT_IN_GROUP = "participant_not_in_group"
+    INVITE_NOT_FOUND = "invite_not_found"
+    GROUP_REFUSED = "group_refused"
     # alerts, events, webhooks
     ALERT_ERROR = "alert_error"
     UNKNOWN_EVENT_KIND = "unknown_event_kind"
@@ -168,6 +175,12 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.MESSAGE_REFUSED: Failure(409, _X.REFUSED),
     _E.NOT_ON_WHATSAPP: Failure(404, _X.NOT_FOUND),
     _E.CONTACT_INFO_HIDDEN: Failure(404, _X.NOT_FOUND),
+    _E.GROUP_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.NOT_GROUP_MEMBER: Failure(403, _X.REFUSED),
+    _E.NOT_GROUP_ADMIN: Failure(403, _X.REFUSED),
+    _E.NOT_IN_GROUP: Failure(404, _X.NOT_FOUND),
+    _E.INVITE_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.GROUP_REFUSED: Failure(409, _X.REFUSED),
     _E.ALERT_ERROR: Failure(500, _X.ERROR),
     _E.UNKNOWN_EVENT_KIND: Failure(400, _X.USAGE),
     _E.DELIVERY_FAILED: Failure(502, _X.ERROR),

@@ -5,6 +5,7 @@ import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMess
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
 import { attachMessages } from './messages.mjs'
+import { GroupCache, attachGroups } from './groups.mjs'
 
 // After a failed auth write, how long a send that already went out waits for the server's ack
 // before answering (the socket sends nothing any more but still reads).
@@ -32,6 +33,7 @@ export class Session {
     this.writeFault = null
     this.sends = new Set()
     this.ackWaits = new Set()
+    this.groupCache = new GroupCache()
   }
 
   emit (name, data) { this.ipc.event(this.id, name, data) }
@@ -51,6 +53,7 @@ export class Session {
       this.auth = await loadIpcAuthState(this.ipc, this.id, this.log, { onWriteFault: (err) => this.onWriteFault(err) })
     }
     const generation = ++this.generation
+    const groups = this.groupCache = new GroupCache()
     this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
     const sock = makeWASocket({
       auth: this.auth.state,
@@ -62,7 +65,10 @@ export class Session {
       syncFullHistory: false,
       connectTimeoutMs: args.connect_timeout_ms ?? 20_000,
       defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000,
-      transactionOpts: TRANSACTION_OPTS
+      transactionOpts: TRANSACTION_OPTS,
+      // A miss is fetched once and kept (then patched by the group events), so the next send to
+      // that group asks the server nothing.
+      cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined)
     })
     this.sock = sock
     const current = () => generation === this.generation
@@ -74,6 +80,7 @@ export class Session {
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
     attachMessages(this, sock, current)
+    attachGroups(this, sock, current)
     return {}
   }
 

@@ -13,7 +13,19 @@ import asyncio
 
 from aiohttp import web
 
-from bridge.api import events, health, message_routes, metrics, openapi, qr, sessions, snapshots, state, static_files
+from bridge.api import (
+    events,
+    group_routes,
+    health,
+    message_routes,
+    metrics,
+    openapi,
+    qr,
+    sessions,
+    snapshots,
+    state,
+    static_files,
+)
 from bridge.api import webhooks as webhook_routes
 from bridge.api.auth import make_auth_middleware
 from bridge.api.errors import error_middleware, quiet_malformed_requests
@@ -33,6 +45,7 @@ ROUTE_TABLES = (
     sessions.routes,
     qr.routes,
     message_routes.routes,
+    group_routes.routes,
     events.routes,
     snapshots.routes,
     webhook_routes.routes,

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused, 3
     when another bridge runs on the same auth root, 5 for other errors the operator must fix."""
     from bridge.app import serve
+    from bridge.doctor.disk import register_disk_metrics
 
     try:
         settings = settings_from_args(args)
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)
+    register_disk_metrics(settings)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import msgspec
 
 from bridge.events import EventBus, EventKind
+from bridge.groups.desk import GROUP_EVENTS, GroupDesk
 from bridge.ipc import messaging as ipc
 from bridge.messages import outgoing, receipts
 from bridge.messages.addresses import LidBook, account, is_user, phone_of
@@ -37,7 +38,9 @@ from bridge.messages.send_body import AnySend
 from bridge.messages.status import advance
 
 log = logging.getLogger(__name__)
-MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"})
+MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"}
+                             | GROUP_EVENTS)
+"""The runtime events a session hands to the desk; group events go on to `self.groups`."""
 
 
 class SessionPort(Protocol):
@@ -86,6 +89,7 @@ class MessageDesk:
         self.recent = recent or RecentMessages()
         self._clock = clock
         self._books: dict[str, _SessionBook] = {}
+        self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -96,6 +100,9 @@ class MessageDesk:
     # ----- inbound ---------------------------------------------------------------------------
     def on_runtime_event(self, session: str, name: str, data: msgspec.Struct) -> None:
         """Handle one messaging event of `session` (never blocks, never raises)."""
+        if name in GROUP_EVENTS:
+            self.groups.on_runtime_event(session, name, data)
+            return
         try:
             if isinstance(data, ipc.UpsertData):
                 for wa in data.messages:
