@@ -142,6 +142,14 @@ class Settings(BaseSettings):
         "message, session, event)"
     )
 
+    # --- message store (docs/api.md "Stored messages") ---
+    message_retention_days: float = Field(
+        30.0, gt=0, description="Stored messages (GET .../messages, quoting, getMessage) older than this are pruned"
+    )
+    message_retention_count: int = Field(
+        100_000, ge=100, description="Newest stored messages kept per session at most"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

@@ -94,7 +94,7 @@ class MediaDesk:
     # ----- download -----------------------------------------------------------------------------
     async def file(self, session: str, message_id: str) -> CachedFile:
         """The decrypted file of message `message_id`, downloading it into the cache first if needed."""
-        entry = self.messages.lookup(session, message_id)
+        entry = await self.messages.lookup(session, message_id)
         if entry is None:
             raise MessageNotFound(f"session {session} does not know message {message_id!r}; use an id from a "
                                   "`message` event of this session")

@@ -123,8 +123,8 @@ def find_target(session: str, message_id: str, lookup: Lookup, verb: str, field:
     if entry is None or not isinstance(entry.raw.get("message"), dict):
         raise MessageNotFound(
             f"{field}: session {session} does not know message {message_id!r}, so it cannot {verb} it; use an id "
-            "from a `message` event or a send answer of this session (the bridge remembers each session's recent "
-            "messages)"
+            "from a `message` event or a send answer of this session (the bridge keeps each session's messages "
+            "for BRIDGE_MESSAGE_RETENTION_DAYS)"
         )
     return entry
 

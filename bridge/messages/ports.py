@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import SessionStateError
+from bridge.messages.store import MessageRetention
 from bridge.sessions.state import SessionState
 
 if TYPE_CHECKING:
@@ -28,3 +29,8 @@ class ManagerPort:
     async def call(self, session: str, cmd: str, args: dict[str, Any]) -> Any:
         timeout = self._manager.settings.ipc_request_timeout
         return await self._manager.runtimes.call(session, cmd, args, timeout)
+
+    def retention(self) -> MessageRetention:
+        settings = self._manager.settings
+        return MessageRetention(max_age=settings.message_retention_days * 86400.0,
+                                keep=settings.message_retention_count)
