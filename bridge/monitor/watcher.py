@@ -48,6 +48,7 @@ from bridge.monitor.snapshot_policy import (
     settle_due,
     snapshot_reason,
 )
+from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
 from bridge.store import durable
 from bridge.store.adopt import read_adopted
@@ -98,6 +99,7 @@ class AuthWatcher:
         *,
         sessions: SessionControl | None = None,
         incidents: IncidentLog | None = None,
+        desk: IncidentDesk | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(settings.auth_root)
@@ -106,7 +108,7 @@ class AuthWatcher:
         self.snapshots = snapshots
         self.sessions = sessions
         self.journal = incidents or IncidentLog(settings.bridge_dir)
-        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions)
+        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions, desk)
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
         self._loss_started: dict[str, float] = {}
@@ -480,6 +482,7 @@ class AuthWatcher:
                 del self._open[sid]
         entry.pending.clear()
         incident = entry.incident
+        self.executor.resolved(incident)
         self.bus.alert(incident.session, incident.kind, "info",
                        f"incident {incident.id} is over: {how}", incident=incident.id, resolved=True)
 
