@@ -9,8 +9,8 @@
 // uploaded fields makes it skip encryption and upload and merge caption, mimetype, thumbnail...
 import { proto, unixTimestampSeconds } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
+import { UPLOAD_TIMEOUT_MS } from './defaults.mjs'
 
-const UPLOAD_TIMEOUT_MS = 120_000
 const bytes = (b64) => Buffer.from(b64, 'base64')
 
 export async function mediaSend (sock, c) {
