@@ -35,6 +35,7 @@ from bridge.config import Settings
 from bridge.delivery import Backoff
 from bridge.errors import ConfigError, StoreError
 from bridge.events import EventBus
+from bridge.sandbox import SandboxRun, production_guard, sandbox_mode
 from bridge.sessions.manager import SessionManager
 from bridge.sessions.session import STORAGE_INCIDENT
 from bridge.sessions.storage_probe import probe_write
@@ -150,24 +151,32 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set or SIGTERM/SIGINT arrives; returns after a clean shutdown."""
     check_bind(settings)
+    production_guard(settings)
     if stop is None:
         stop = asyncio.Event()
         _install_signal_handlers(stop)
-    root_lock = RootLock(settings.bridge_dir)
-    fault = await asyncio.to_thread(claim_root, settings, root_lock)  # RootLockedError: refuse to start
-    try:
-        await _serve(settings, stop, root_lock, fault)
-    finally:
-        root_lock.release()
+    async with sandbox_mode(settings) as sandbox:  # sandbox mode: its own roots, beside the simulator
+        if sandbox is not None:
+            settings = sandbox.settings
+        root_lock = RootLock(settings.bridge_dir)
+        fault = await asyncio.to_thread(claim_root, settings, root_lock)  # RootLockedError: refuse to start
+        try:
+            await _serve(settings, stop, root_lock, fault, sandbox)
+        finally:
+            root_lock.release()
 
 
-async def _serve(settings: Settings, stop: asyncio.Event, root_lock: RootLock, fault: StoreError | None) -> None:
+async def _serve(
+    settings: Settings, stop: asyncio.Event, root_lock: RootLock, fault: StoreError | None, sandbox: SandboxRun | None
+) -> None:
     bus = EventBus(settings.events_buffer)
     event_log = open_event_log(settings, bus)
     await event_log.open()  # before anything publishes; closed after the sessions' last events
     snapshots = Snapshots(settings.auth_root)
     manager = SessionManager(settings, bus, snapshots)
-    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log)
+    if sandbox is not None:
+        sandbox.attach(bus)
+    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log, sandbox=sandbox)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()
     monitor: asyncio.Task[None] | None = None

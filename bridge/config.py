@@ -150,6 +150,15 @@ class Settings(BaseSettings):
         100_000, ge=100, description="Newest stored messages kept per session at most"
     )
 
+    # --- sandbox (docs/sandbox.md) ---
+    sandbox: bool = Field(
+        False, description="Run beside the bundled WhatsApp simulator: no phone, no internet, never a real account "
+        "(also `python -m bridge --sandbox`)"
+    )
+    sandbox_dir: Path = Field(
+        Path("./data/sandbox"), description="Sandbox data: `auth` and `state` inside it, never the production roots"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

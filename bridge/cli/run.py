@@ -26,13 +26,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="bind address (BRIDGE_HOST)")
     parser.add_argument("--port", type=int, help="port (BRIDGE_PORT)")
     parser.add_argument("--auth-root", type=Path, help="folder of the auth folders (BRIDGE_AUTH_ROOT)")
+    parser.add_argument("--sandbox", action="store_true", default=None,
+                        help="run beside the bundled WhatsApp simulator, data under ./data/sandbox (BRIDGE_SANDBOX; "
+                        "docs/sandbox.md)")
     parser.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from env/.env, with command-line options taking precedence."""
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "auth_root"):
+    for name in ("host", "port", "auth_root", "sandbox"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
