@@ -96,6 +96,15 @@ class ErrorCode(enum.StrEnum):
     NOT_READY = "not_ready"
     EVENT_LOG_UNAVAILABLE = "event_log_unavailable"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
+    # media
+    MEDIA_TOO_LARGE = "media_too_large"
+    MEDIA_TYPE_MISMATCH = "media_type_mismatch"
+    MEDIA_EMPTY = "media_empty"
+    MEDIA_URL_REFUSED = "media_url_refused"
+    MEDIA_FETCH_FAILED = "media_fetch_failed"
+    MEDIA_CORRUPT = "media_corrupt"
+    MEDIA_GONE = "media_gone"
+    NOT_MEDIA = "not_media"
 
 
 class ExitCode(enum.IntEnum):
@@ -187,6 +196,14 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.NOT_READY: Failure(503, _X.ERROR),
     _E.EVENT_LOG_UNAVAILABLE: Failure(503, _X.ERROR),
     _E.WEBHOOK_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.MEDIA_TOO_LARGE: Failure(413, _X.USAGE),
+    _E.MEDIA_TYPE_MISMATCH: Failure(415, _X.USAGE),
+    _E.MEDIA_EMPTY: Failure(422, _X.USAGE),
+    _E.MEDIA_URL_REFUSED: Failure(400, _X.USAGE),
+    _E.MEDIA_FETCH_FAILED: Failure(502, _X.ERROR),
+    _E.MEDIA_CORRUPT: Failure(502, _X.ERROR),
+    _E.MEDIA_GONE: Failure(410, _X.NOT_FOUND),
+    _E.NOT_MEDIA: Failure(404, _X.NOT_FOUND),
 }
 
 

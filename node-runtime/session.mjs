@@ -5,6 +5,7 @@ import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMess
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
 import { attachMessages } from './messages.mjs'
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
 import { GroupCache, attachGroups } from './groups.mjs'
 
 // After a failed auth write, how long a send that already went out waits for the server's ack
@@ -63,8 +64,8 @@ export class Session {
       printQRInTerminal: false,
       markOnlineOnConnect: false,
       syncFullHistory: false,
-      connectTimeoutMs: args.connect_timeout_ms ?? 20_000,
-      defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000,
+      connectTimeoutMs: args.connect_timeout_ms ?? CONNECT_TIMEOUT_MS,
+      defaultQueryTimeoutMs: args.query_timeout_ms ?? QUERY_TIMEOUT_MS,
       transactionOpts: TRANSACTION_OPTS,
       // A miss is fetched once and kept (then patched by the group events), so the next send to
       // that group asks the server nothing.
@@ -76,7 +77,7 @@ export class Session {
       if (!current()) return
       const keys = Object.keys(update ?? {})
       this.emit('creds.update', { count: keys.length, keys })
-      this.auth.saveCreds().catch(() => {})
+      this.auth.saveCreds().catch(() => { /* a failed save is reported through onWriteFault and ends the socket */ })
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
     attachMessages(this, sock, current)
@@ -175,7 +176,7 @@ export class Session {
   // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
-  async send (to, content, options = {}, ackTimeoutMs = 20_000) {
+  async send (to, content, options = {}, ackTimeoutMs = SEND_ACK_TIMEOUT_MS) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
     const work = this.sendOnce(sock, to, content, options, messageId, ackTimeoutMs)
@@ -211,10 +212,10 @@ export class Session {
       sock.ws.on('CB:ack,class:message', onAck)
       this.ackWaits.add(endWait)
     })
-    acked.catch(() => {}) // awaited below
+    acked.catch(() => { /* awaited below; this only marks the rejection handled */ })
     try {
       const sending = sock.sendMessage(to, content, { ...options, messageId })
-      sending.catch(() => {})
+      sending.catch(() => { /* awaited below through Promise.race */ })
       let sent
       try {
         // sendMessage resolves after the key commit, which may come after the ack; a missing
@@ -223,7 +224,7 @@ export class Session {
       } catch (err) {
         if (!err?.authWrite) throw err
         const grace = new Promise((resolve) => setTimeout(resolve, FAULT_ACK_GRACE_MS).unref())
-        await Promise.race([acked.catch(() => {}), grace])
+        await Promise.race([acked.catch(() => { /* no ack within the grace: server_ack stays false */ }), grace])
         this.log.error({ messageId, serverAck: ackSeen }, 'message went out but its keys were not stored')
         return { id: messageId, persisted: false, server_ack: ackSeen }
       }
@@ -237,7 +238,7 @@ export class Session {
 
   async logout () {
     await this.requireSocket().logout()
-    await this.auth?.flush().catch(() => {})
+    await this.auth?.flush().catch(() => { /* a failed write was already reported through onWriteFault */ })
     return {}
   }
 
@@ -246,10 +247,10 @@ export class Session {
     this.sock = null
     this.generation++
     if (sock) {
-      try { sock.end(undefined) } catch {}
+      try { sock.end(undefined) } catch { /* already closed: nothing left to end */ }
     }
     for (const endWait of [...this.ackWaits]) endWait() // no ack can come on a closed socket
-    if (this.auth) await this.auth.flush().catch(() => {})
+    if (this.auth) await this.auth.flush().catch(() => { /* a failed write was already reported through onWriteFault */ })
   }
 
   // Sends in flight answer before `stop` does (bounded by the ack grace): the process may exit

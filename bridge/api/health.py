@@ -31,9 +31,9 @@ async def state_counts(app: web.Application) -> dict[str, int]:
 @operation(routes, "GET", "/healthz", summary="Liveness and per-state session counts", tag="health",
            responses={200: Health}, errors=(), public=True)
 async def healthz(request: web.Request) -> web.StreamResponse:
-    log_state = "ok" if request.app[state.EVENT_LOG].healthy else "failing"
     fault = request.app[state.MANAGER].fault
     view = StorageFaultView(code=fault.code, message=str(fault)) if fault is not None else None
+    log_state = "ok" if request.app[state.EVENT_LOG].healthy else "failing"
     return json_response(Health(status="degraded" if fault else "ok", sessions=await state_counts(request.app),
                                 event_log=log_state, storage_fault=view))
 

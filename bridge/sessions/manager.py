@@ -24,9 +24,9 @@ from bridge.errors import SessionError, SessionNotFound, SessionStateError, Stor
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.messages.desk import MessageDesk
-from bridge.messages.ports import ManagerPort
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.message_port import ManagerPort
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
@@ -69,7 +69,7 @@ class SessionManager:
         self._services = SessionServices(
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
         )
-        self.messages = MessageDesk(bus, ManagerPort(self))
+        self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
         self._sessions: dict[str, Session] = {}
         self.fault: StoreError | None = self.registry.unavailable
         """A storage fault that keeps the bridge from starting its sessions (set by the service

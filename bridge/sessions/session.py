@@ -212,6 +212,9 @@ class Session:
 
     async def close(self) -> None:
         """Stop the worker and timer (after `Shutdown`/`Stop` were dispatched)."""
+        if self._auth is not None and self._auth.holds_writes:
+            log.error("session %s: %d write(s) held back by the storage fault are lost with this shutdown; the "
+                      "session restarts from its folder as it is on disk", self.id, self._auth.held_writes)
         self._cancel_timer()
         if self._worker is not None:
             self._worker.cancel()
@@ -447,6 +450,10 @@ class Session:
                 self._arm_timer(self.backoff.delay(self.attempt), st.ProbeDue())
             case st.FlushHeldWrites():
                 return await self._flush_held_writes()
+            case st.DropHeldWrites():
+                if self._auth is not None and (dropped := self._auth.drop_held()):
+                    log.warning("session %s: dropped %d held-back write(s): a restore replaced the folder",
+                                self.id, dropped)
             case st.ProbeStorage():
                 return await self._probe_storage()
         return []

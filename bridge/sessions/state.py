@@ -343,6 +343,12 @@ class FlushHeldWrites:
 
 
 @dataclass(frozen=True, slots=True)
+class DropHeldWrites:
+    """An operator restored a snapshot into the folder: what a storage fault held back belongs to
+    the replaced content and must not be written over the restored one."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportStorageFault:
     """Open (or join) the bridge's storage incident: one critical alert for the incident, however
     many sessions and probes it touches; the session's state belongs to it until it is open."""
@@ -387,6 +393,7 @@ SessionAction = (
     | LinkNewDevice
     | RestoreVanishedCreds
     | FlushHeldWrites
+    | DropHeldWrites
     | ReportStorageFault
     | ScheduleProbe
     | ProbeStorage
@@ -557,8 +564,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             )
             return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), SendStop(), ClearQr(), alert])
         case Restored():
-            if state in TERMINAL and state is not SessionState.STOPPED:
-                return Transition(SessionState.STOPPED, "restored")
+            if state is SessionState.STOPPED:
+                return Transition(state, "restored", [DropHeldWrites()], changed=False)
+            if state in TERMINAL:
+                return Transition(SessionState.STOPPED, "restored", [DropHeldWrites()])
             return _ignore(state)
         case StartRefused(detail=detail, kind=kind, incident_key=key):
             if state not in HOSTED:

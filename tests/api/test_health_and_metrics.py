@@ -19,7 +19,7 @@ async def test_healthz_counts_sessions_by_state_without_a_key(bridge: Bridge) ->
     response = await bridge.client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {
-        "status": "ok", "sessions": {"total": 2, "stopped": 2}, "event_log": "ok", "storage_fault": None,
+        "status": "ok", "sessions": {"total": 2, "stopped": 2}, "event_log": "ok", "storage_fault": None
     }
 
 

@@ -19,6 +19,7 @@ from bridge.sessions.state import (
     ClearQr,
     Closed,
     Connecting,
+    DropHeldWrites,
     FlushHeldWrites,
     FollowIncident,
     KeepQr,
@@ -283,12 +284,18 @@ def test_start_refused_fails_without_retrying(state: SessionState) -> None:
 @pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
 def test_a_restore_clears_a_final_state_so_the_restored_creds_are_used(state: SessionState) -> None:
     t = transition(state, Restored())
-    assert t.state is S.STOPPED and t.reason == "restored" and t.actions == []
+    assert t.state is S.STOPPED and t.reason == "restored" and t.actions == [DropHeldWrites()]
 
 
-@pytest.mark.parametrize("state", [S.STOPPED, *sorted(ACTIVE)])
+@pytest.mark.parametrize("state", sorted(ACTIVE))
 def test_restored_is_ignored_elsewhere(state: SessionState) -> None:
-    assert transition(state, Restored()).changed is False
+    t = transition(state, Restored())
+    assert (t.state, t.changed, t.actions) == (state, False, [])
+
+
+def test_a_restore_into_a_stopped_session_drops_what_a_storage_fault_held_back() -> None:
+    t = transition(S.STOPPED, Restored())
+    assert (t.state, t.changed, t.actions) == (S.STOPPED, False, [DropHeldWrites()])
 
 
 @pytest.mark.parametrize("state", sorted(HOSTED))

@@ -11,6 +11,7 @@ import { Messaging } from './messaging.mjs'
 import { KeyDirectory } from './keys.mjs'
 import { Directory } from './directory.mjs'
 import { Presence } from './presence.mjs'
+import { MediaHost } from './media.mjs'
 import { Groups, isGroupJid } from './groups.mjs'
 import { SignalEndpoint } from './signal.mjs'
 import { HttpError, log } from './errors.mjs'
@@ -146,6 +147,7 @@ export class Simulator {
     this.keys = new KeyDirectory(this)
     this.directory = new Directory(this)
     this.presence = new Presence(this)
+    this.media = new MediaHost()
     this.groups = new Groups(this)
   }
 
@@ -173,6 +175,7 @@ export class Simulator {
 
   async close () {
     for (const c of this.conns) c.close()
+    this.media.close()
     await new Promise(resolve => this.wss.close(() => resolve()))
   }
 
@@ -345,6 +348,7 @@ export class Simulator {
     }
     if (xmlns === 'encrypt') return this.keys.onIq(conn, node, child)
     if (xmlns === 'usync') return this.directory.usync(conn, node)
+    if (xmlns === 'w:m' && child?.tag === 'media_conn') return this.result(conn, node, [await this.media.mediaConn()])
     if (xmlns === 'w:profile:picture') return this.directory.profilePicture(conn, node)
     if (xmlns === 'w:g2') return this.groups.onIq(conn, node)
     if (xmlns === 'w:sync:app:state' && child?.tag === 'sync') return this.result(conn, node, [this.messaging.appStateSync(child)])
