@@ -8,6 +8,7 @@ One sandbox bridge (and so one simulator) for the module.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import urllib.request
@@ -146,3 +147,27 @@ def test_sandbox_refuses_a_production_state_folder(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "refuses the state folder" in done.stderr
     assert not (state / STATE_MARKER).exists()
+
+
+async def test_the_virtual_phone_links_by_pairing_code(sandbox_bridge: BridgeProcess) -> None:
+    base = sandbox_bridge.url + "/api/v1"
+    phone = "15557654321"
+    async with aiohttp.ClientSession() as http:
+        body = {"id": "by-code", "login": "pairing_code", "phone": phone}
+        async with http.post(base + "/sessions", json=body) as resp:
+            assert resp.status == 201
+        async with http.post(base + "/sessions/by-code/pairing-code", json={"phone": phone}) as resp:
+            assert resp.status == 200, await resp.text()
+            code = (await resp.json())["code"]
+        async with http.post(base + "/sandbox/pair-code", json={"phone": phone, "code": "WRONG123"}) as resp:
+            assert resp.status == 422 and "virtual phone" in (await resp.json())["error"]["message"]
+        async with http.post(base + "/sandbox/pair-code", json={"phone": phone, "code": code}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with asyncio.timeout(120):
+            while True:
+                async with http.get(base + "/sessions/by-code") as resp:
+                    view = await resp.json()
+                if view["state"] == "open":
+                    break
+                await asyncio.sleep(0.3)
+        assert view["me"].startswith(phone)
