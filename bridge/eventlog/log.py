@@ -15,17 +15,23 @@ What may go wrong, and what happens then:
   (`bridge_events_lost_total`), logged and alerted with the exact sequence range.
 - the file is deleted under the bridge: the next burst notices (inode check) and starts a new
   file; numbering goes on; undelivered webhook rows of the lost file are gone (critical alert).
+
+Other stores ride the same bursts: `hold(op)` queues a write (the message store's rows) that is
+part of every burst's transaction until one commits, exactly like an event: held in memory while
+the disk fails (bounded by `memory_max`, the loss counted and alerted), written when it recovers.
+A held write queued before an event is committed no later than that event. `EventLog.of(bus)`
+finds the open log of a bus, so a store built before the log was opened can still reach it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 WriteOp = Callable[[sqlite3.Connection], Any]
 PRUNE_INTERVAL = 60.0
+
+
+_OPEN_LOGS: weakref.WeakKeyDictionary[EventBus, EventLog] = weakref.WeakKeyDictionary()
 
 
 class EventLogUnavailable(BridgeError):
@@ -125,6 +134,16 @@ class EventLog:
         self._failure: str | None = None
         self._lost: list[list[int]] = []
         self._lost_alerted = False
+        self._held: deque[WriteOp] = deque()
+        self._held_queued = 0
+        self._held_settled = 0
+        self._held_lost = 0
+        self._pruners: list[WriteOp] = []
+
+    @staticmethod
+    def of(bus: EventBus) -> EventLog | None:
+        """The log attached to `bus` (between `open()` and `close()`), if any."""
+        return _OPEN_LOGS.get(bus)
 
     # ----- life cycle ---------------------------------------------------------------------
     async def open(self) -> int:
@@ -139,6 +158,7 @@ class EventLog:
         except (sqlite3.Error, OSError, StoreError) as exc:
             self._set_failing(exc)
         self.bus.attach(self, last)
+        _OPEN_LOGS[self.bus] = self
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._write_loop(), name="eventlog-writer")
         self._pruner = loop.create_task(self._prune_loop(), name="eventlog-retention")
@@ -147,6 +167,8 @@ class EventLog:
     async def close(self, flush_within: float = 5.0) -> None:
         """Write what is queued (bounded by `flush_within`), detach from the bus, close the file."""
         self.bus.detach()
+        if _OPEN_LOGS.get(self.bus) is self:
+            del _OPEN_LOGS[self.bus]
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -157,6 +179,8 @@ class EventLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._held:
+            log.error("event log closed with %d held writes (messages) not written", len(self._held))
         if self._pending:
             log.error("event log closed with %d events not written (seq %d..%d)", len(self._pending),
                       self._pending[0].seq, self._pending[-1].seq)
@@ -173,9 +197,11 @@ class EventLog:
         s passed first (or the log is failing)."""
         target = self._pending[-1].seq if self._pending else 0
         ops_target = self._ops_queued
+        held_target = self._held_queued
         try:
             async with asyncio.timeout(within):
-                while (self._pending and self._pending[0].seq <= target) or self._ops_settled < ops_target:
+                while ((self._pending and self._pending[0].seq <= target) or self._ops_settled < ops_target
+                       or self._held_settled < held_target):
                     self._progress.clear()
                     self._wake.set()
                     await self._progress.wait()
@@ -186,6 +212,10 @@ class EventLog:
     def set_router(self, route: Router | None) -> None:
         """Who plans outbox rows for each burst (the webhook dispatcher)."""
         self._route = route
+
+    def add_pruner(self, op: WriteOp) -> None:
+        """Run `op` (another store's retention, e.g. the message store's) with every prune."""
+        self._pruners.append(op)
 
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -198,6 +228,11 @@ class EventLog:
     def held(self) -> int:
         """Events waiting in memory to be written."""
         return len(self._pending)
+
+    @property
+    def held_writes(self) -> int:
+        """Held writes (`hold`) waiting in memory to be written."""
+        return len(self._held)
 
     # ----- writing --------------------------------------------------------------------------
     def append(self, event: Event) -> None:
@@ -213,6 +248,29 @@ class EventLog:
                 return
         self._pending.append(event)
         EVENT_LOG_HELD.set(len(self._pending))
+        self._idle.clear()
+        self._wake.set()
+
+    def hold(self, op: WriteOp) -> None:
+        """Queue `op` for the next burst and keep it queued until a burst with it commits.
+
+        Never blocks, never raises: what `op` returns is ignored. It must be idempotent-safe
+        SQL (an `op` that raises a constraint or programming error is logged and skipped, so one
+        bad row cannot hold every later event). Past `memory_max` held writes, the oldest not in
+        the transaction being written is dropped, counted and alerted.
+        """
+        if len(self._held) >= self.memory_max:
+            self._held.popleft()
+            self._held_settled += 1
+            self._held_lost += 1
+            if self._held_lost == 1:
+                log.error("event log memory bound (%d) reached: dropping held message-store writes", self.memory_max)
+                self._alert_soon("message_store_writes_lost", "critical",
+                                 f"the event log could not write for too long and dropped message-store writes "
+                                 f"(bound BRIDGE_EVENT_LOG_MEMORY_MAX={self.memory_max}); the messages' events are "
+                                 "not affected, but GET .../messages may miss them")
+        self._held.append(op)
+        self._held_queued += 1
         self._idle.clear()
         self._wake.set()
 
@@ -245,11 +303,12 @@ class EventLog:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending or self._ops:
+            while self._pending or self._ops or self._held:
                 events = list(self._pending)
                 self._writing = len(events)
+                held = list(self._held)
                 ops, self._ops = self._ops, []
-                sync, self._synced_ops = bool(events) or self._synced_ops > 0, 0
+                sync, self._synced_ops = bool(events) or bool(held) or self._synced_ops > 0, 0
                 try:
                     rows = self._route(events) if self._route is not None and events else []
                 except Exception:
@@ -257,7 +316,7 @@ class EventLog:
                     rows = []
                 started = time.perf_counter()
                 try:
-                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops], sync)
+                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops], sync, held)
                 except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
                     error = EventLogUnavailable(_explain(exc, self.path))
@@ -275,6 +334,11 @@ class EventLog:
                 self._progress.set()
                 for _ in events:
                     self._pending.popleft()
+                for op in held:
+                    # a drop past the bound may have removed some meanwhile; remove exactly these
+                    if self._held and self._held[0] is op:
+                        self._held.popleft()
+                        self._held_settled += 1
                 self._writing = 0
                 EVENT_LOG_HELD.set(len(self._pending))
                 EVENTS_PERSISTED.inc(len(events))
@@ -294,9 +358,17 @@ class EventLog:
             self._idle.set()
 
     async def prune(self) -> retention.PruneResult:
-        """Apply the retention settings now (the log also does it every PRUNE_INTERVAL s)."""
-        return await self.write(functools.partial(retention.prune, max_age=self.retention_age,
-                                                  keep=self.retention_count))
+        """Apply the retention settings now (the log also does it every PRUNE_INTERVAL s), then every
+        added pruner's, in the same transaction."""
+        pruners = list(self._pruners)
+
+        def run(conn: sqlite3.Connection) -> retention.PruneResult:
+            result = retention.prune(conn, max_age=self.retention_age, keep=self.retention_count)
+            for op in pruners:
+                op(conn)
+            return result
+
+        return await self.write(run)
 
     async def _prune_loop(self) -> None:
         while True:
@@ -341,13 +413,16 @@ class EventLog:
         assert self._wconn is not None
         return self._wconn
 
-    def _commit(self, events: list[Event], rows: list[OutboxRow], ops: list[WriteOp], sync: bool) -> list[Any]:
+    def _commit(self, events: list[Event], rows: list[OutboxRow], ops: list[WriteOp], sync: bool,
+                held: Sequence[WriteOp] = ()) -> list[Any]:
         conn = self._ensure_writer()
         if sync != self._synced:
             conn.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
             self._synced = sync
         try:
             conn.execute("BEGIN IMMEDIATE")
+            for op in held:
+                _run_held(conn, op)
             if events:
                 conn.executemany(
                     "INSERT OR IGNORE INTO events (seq, ts, session, kind, data) VALUES (?, ?, ?, ?, ?)",
@@ -445,3 +520,15 @@ class EventLog:
             return asyncio.get_running_loop()
         except RuntimeError:
             return None
+
+
+def _run_held(conn: sqlite3.Connection, op: WriteOp) -> None:
+    """One held write inside a savepoint: a bad row is skipped (logged), a disk fault fails the burst."""
+    conn.execute("SAVEPOINT held")
+    try:
+        op(conn)
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError, TypeError,
+            KeyError) as exc:
+        conn.execute("ROLLBACK TO held")
+        log.error("a held write was skipped: %s", exc)
+    conn.execute("RELEASE held")

@@ -11,6 +11,13 @@ Tables:
 - `outbox`: one row per (webhook target, event) to deliver; `state` pending -> delivered, or
   pending -> failed (the dead-letter list) after the retry horizon; `lane` is the session (or "")
   so a session's events are delivered in order.
+- `messages`: the message store (bridge.messages.store), one row per (session, message id):
+  the `Message` model as JSON, the latest status, and Baileys' WAMessage as proto JSON (`raw`,
+  needed to quote, forward and answer Baileys' getMessage; it may hold media keys, which never
+  leave this file in events or webhooks). Indexed by session+chat+timestamp and by id.
+  `message_status`: every status step of a message (per participant in groups), its history.
+  In this file, not a sibling, so a message row and its `message` event commit in one
+  transaction: a client that saw the event can always GET the message.
 - `meta`: `epoch`, a random id of this file, part of every webhook-id so ids never repeat even
   if the file is lost and the numbering starts again.
 """
@@ -21,7 +28,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +55,33 @@ CREATE TABLE IF NOT EXISTS outbox (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_heads ON outbox (target, state, lane, seq);
 CREATE INDEX IF NOT EXISTS outbox_by_seq ON outbox (seq, state);
+CREATE TABLE IF NOT EXISTS messages (
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    chat TEXT NOT NULL,
+    from_me INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    stored_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    retries INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (session, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (session, chat, ts, id);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (session, ts, id);
+CREATE INDEX IF NOT EXISTS messages_by_stored ON messages (stored_at);
+CREATE TABLE IF NOT EXISTS message_status (
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    status TEXT NOT NULL,
+    implied INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_status_by_id ON message_status (session, id, ts);
 """
 
 
@@ -67,7 +101,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous = FULL")
             conn.executescript(DDL)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_hex(6),))
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("SELECT count(*) FROM meta").fetchone()
     except BaseException:
         conn.close()

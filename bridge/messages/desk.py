@@ -10,6 +10,10 @@ profile) are thin: validate, call, shape the answer.
 It knows sessions only through `SessionPort` (whether one is open, its own JID, a runtime call),
 so it holds no reference to the session machinery and the manager stays as it was.
 
+Every message is recorded in the `MessageStore` (durable, in the event log's file) before its
+event is published; what a send, read receipt or status refers to is looked up there, so it works
+across bridge restarts.
+
 Status events of one message come in order and once each (`bridge.messages.status.advance`);
 the `message` event of a message comes before its first status event, because Node forwards the
 upsert of a sent message before the server's ack answers the send.
@@ -25,19 +29,23 @@ from typing import Any, Protocol
 import msgspec
 
 from bridge.events import EventBus, EventKind
+from bridge.groups.desk import GROUP_EVENTS, GroupDesk
 from bridge.ipc import messaging as ipc
 from bridge.messages import outgoing, receipts
 from bridge.messages.addresses import LidBook, account, is_user, phone_of
 from bridge.messages.errors import ContactInfoHidden, NotOnWhatsApp
 from bridge.messages.incoming import normalise
 from bridge.messages.model import MessageStatus, PresenceUpdate, StatusChange
-from bridge.messages.recent import Entry, RecentMessages
+from bridge.messages.recent import Entry
 from bridge.messages.recipients import InvalidRecipient, RecipientKind, parse_recipient
 from bridge.messages.send_body import AnySend
 from bridge.messages.status import advance
+from bridge.messages.store import MessageRetention, MessageStore
 
 log = logging.getLogger(__name__)
-MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"})
+MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"}
+                             | GROUP_EVENTS)
+"""The runtime events a session hands to the desk; group events go on to `self.groups`."""
 
 
 class SessionPort(Protocol):
@@ -51,6 +59,9 @@ class SessionPort(Protocol):
 
     def call(self, session: str, cmd: str, args: dict[str, Any]) -> Awaitable[Any]:
         """Send a command to the session's runtime and return its result."""
+
+    def retention(self) -> MessageRetention:
+        """How long the message store keeps messages (settings)."""
 
 
 class SendOutcome(msgspec.Struct, frozen=True):
@@ -79,13 +90,14 @@ class _SessionBook:
 
 
 class MessageDesk:
-    def __init__(self, bus: EventBus, sessions: SessionPort, recent: RecentMessages | None = None,
+    def __init__(self, bus: EventBus, sessions: SessionPort, store: MessageStore | None = None,
                  *, clock: Any = time.time) -> None:
         self.bus = bus
         self.sessions = sessions
-        self.recent = recent or RecentMessages()
+        self.store = store or MessageStore(bus, retention=sessions.retention())
         self._clock = clock
         self._books: dict[str, _SessionBook] = {}
+        self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -96,6 +108,9 @@ class MessageDesk:
     # ----- inbound ---------------------------------------------------------------------------
     def on_runtime_event(self, session: str, name: str, data: msgspec.Struct) -> None:
         """Handle one messaging event of `session` (never blocks, never raises)."""
+        if name in GROUP_EVENTS:
+            self.groups.on_runtime_event(session, name, data)
+            return
         try:
             if isinstance(data, ipc.UpsertData):
                 for wa in data.messages:
@@ -116,20 +131,21 @@ class MessageDesk:
             return
         if not message.from_me and message.sender_phone:
             book.on_whatsapp.add(f"{message.sender_phone}@s.whatsapp.net")
-        _, new = self.recent.put(message, wa)
+        _, new = self.store.put(message, wa)
         if new:
             self.bus.publish(session, EventKind.MESSAGE, msgspec.to_builtins(message))
 
     def _reports(self, session: str, reports: list[receipts.StatusReport]) -> None:
         for report in reports:
-            entry = self.recent.get(session, report.id)
+            entry = self.store.get(session, report.id)
             if entry is None:
+                self.store.report(session, report.id, report.status, report.participant)
                 self._publish_status(session, report.id, report.chat, report.from_me, [(report.status, False)], report)
                 continue
             current = entry.statuses.get(report.participant, MessageStatus.PENDING)
             steps = advance(current, report.status)
             if steps:
-                self.recent.set_status(entry, steps[-1][0], report.participant)
+                self.store.set_status(entry, steps, report.participant)
                 self._publish_status(session, report.id, entry.message.chat, entry.message.from_me, steps, report)
 
     def _publish_status(self, session: str, message_id: str, chat: str, from_me: bool,
@@ -155,23 +171,37 @@ class MessageDesk:
 
     def sent(self, session: str, message_id: str) -> None:
         """The server acknowledged `message_id` (the send command's answer)."""
-        entry = self.recent.get(session, message_id)
+        entry = self.store.get(session, message_id)
         if entry is not None:
             self._reports(session, [receipts.StatusReport(id=message_id, chat=entry.message.chat, from_me=True,
                                                           status=MessageStatus.SENT)])
 
     def forget(self, session: str) -> None:
         self._books.pop(session, None)
-        self.recent.forget(session)
+        self.store.forget(session)
 
     # ----- outbound --------------------------------------------------------------------------
-    def lookup(self, session: str, message_id: str) -> Entry | None:
-        return self.recent.get(session, message_id)
+    async def lookup(self, session: str, message_id: str) -> Entry | None:
+        """A message of `session` from the store (memory, else its file)."""
+        return await self.store.fetch(session, message_id)
 
-    async def send(self, session: str, body: AnySend) -> SendOutcome:
-        """Send `body`; returns once the server acknowledged (see module docstring)."""
+    async def _targets(self, session: str, body: AnySend) -> dict[str, Entry]:
+        """The earlier messages `body` points at, loaded from the store before planning."""
+        found: dict[str, Entry] = {}
+        for field in ("quoted", "message_id"):
+            message_id = getattr(body, field, None)
+            if isinstance(message_id, str) and message_id:
+                entry = await self.store.fetch(session, message_id)
+                if entry is not None:
+                    found[message_id] = entry
+        return found
+
+    async def send(self, session: str, body: AnySend, *, media: ipc.MediaContent | None = None) -> SendOutcome:
+        """Send `body` (a media body with its prepared `media`, see `bridge.media.desk`); returns once
+        the server acknowledged (see module docstring)."""
         self.sessions.require_open(session)
-        args = outgoing.plan_send(session, body, lambda mid: self.recent.get(session, mid), now=self._clock())
+        targets = await self._targets(session, body)
+        args = outgoing.plan_send(session, body, targets.get, now=self._clock(), media=media)
         if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)
@@ -222,7 +252,9 @@ class MessageDesk:
         self.sessions.require_open(session)
         keys = []
         for message_id in message_ids:
-            entry = outgoing.find_target(session, message_id, lambda mid: self.recent.get(session, mid), "mark read")
+            known = await self.store.fetch(session, message_id)
+            found = {message_id: known} if known is not None else {}
+            entry = outgoing.find_target(session, message_id, found.get, "mark read")
             keys.append(msgspec.to_builtins(outgoing.key_of(entry)))
         await self.sessions.call(session, "read", {"keys": keys})
         return message_ids

@@ -1,10 +1,10 @@
 """`RecentMessages`: the messages each session sent or received lately, in memory, bounded.
 
-It answers what sending needs to know about an earlier message (does it exist, is it ours, how
-old, its Baileys key and content for quoting and forwarding) and keeps each message's latest
-status. It stands in for the durable message store of the events issue (SQLite under
-BRIDGE_STATE_DIR): same questions, but only the last `per_session` messages of each session and
-nothing survives a bridge restart. A reference to an older message is a 404 naming this limit.
+The message store's cache (`bridge.messages.store.MessageStore`): it answers the desk's
+synchronous questions about recent messages (does it exist, is it ours, how old, its Baileys key
+and content for quoting and forwarding, its latest status) without I/O. The store's file is the
+source of truth; an entry evicted here (beyond `per_session`) or lost with a restart is loaded
+back from the file when asked for.
 """
 
 from __future__ import annotations

@@ -1,0 +1,331 @@
+"""`MessageStore`: every message a session sent or received, durable, with its status history.
+
+Why it lives in the event log's SQLite file (tables `messages`, `message_status`, see
+bridge.eventlog.schema): its writes ride the log's bursts (`EventLog.hold`), so a message row is
+committed no later than the `message` event published after it (a client that saw the event can
+always GET the message and quote it), a burst of 100 messages costs one fsync, writes never run
+on the event loop, and a full or failing disk is handled once: rows are held in memory and
+written when it recovers, exactly like events.
+
+In front of the file sits the bounded in-memory cache of recent messages (`RecentMessages`):
+the desk's synchronous paths (status ordering, send planning) read it, and `fetch` fills it from
+the file for anything older or from before a restart. Status writes are forward-only in the file
+too (`bridge.messages.status.advance` against the stored status, inside the transaction), so a
+status that arrives after a restart lands on the stored message and can never move it back.
+
+What the file keeps that events never carry: `raw`, Baileys' WAMessage as proto JSON, needed to
+quote, forward and answer Baileys' `getMessage`; for media it holds the media key.
+
+Without an open event log (a bus no log is attached to) the store is memory only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from bridge.eventlog.log import EventLog
+from bridge.events import EventBus
+from bridge.messages.model import Message, MessageStatus
+from bridge.messages.recent import DEFAULT_PER_SESSION, Entry, RecentMessages
+from bridge.messages.status import advance
+
+log = logging.getLogger(__name__)
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class MessageRetention:
+    """How long stored messages are kept: `max_age` seconds since stored, newest `keep` per session."""
+
+    max_age: float = 30 * 86400.0
+    keep: int = 100_000
+
+
+class StatusStep(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One step of a message's status history (`participant` in groups: whose receipt)."""
+
+    status: MessageStatus
+    at: float
+    participant: str | None = None
+    implied: bool = False
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    """A stored message and (when asked for) its status history, oldest first."""
+
+    message: Message
+    history: list[StatusStep] = []
+
+
+class PageCursorUnknown(Exception):
+    """`before` names a message the store does not have."""
+
+
+_decode_message = msgspec.json.Decoder(Message).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class MessageStore:
+    """See the module docstring. Create once per bus; safe to create before the log opens."""
+
+    def __init__(self, bus: EventBus, *, per_session: int = DEFAULT_PER_SESSION,
+                 retention: MessageRetention | None = None) -> None:
+        self.bus = bus
+        self.cache = RecentMessages(per_session)
+        self.retention = retention or MessageRetention()
+        self._pruning: EventLog | None = None
+
+    def _log(self) -> EventLog | None:
+        found = EventLog.of(self.bus)
+        if found is not None and found is not self._pruning:
+            self._pruning = found
+            found.add_pruner(functools.partial(prune, max_age=self.retention.max_age, keep=self.retention.keep))
+        return found
+
+    # ----- writing (never blocks, never raises) ------------------------------------------------
+    def put(self, message: Message, raw: dict[str, Any]) -> tuple[Entry, bool]:
+        """Record `message` (cache now, file in the next burst); returns its entry and whether it is new
+        to the cache. A message already in the file keeps its stored status and first content."""
+        entry, new = self.cache.put(message, raw)
+        eventlog = self._log()
+        if new and eventlog is not None:
+            eventlog.hold(functools.partial(_insert, message=message, data=_encode(message).decode(),
+                                            raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
+        return entry, new
+
+    def get(self, session: str, message_id: str) -> Entry | None:
+        """The cached entry (no I/O); `fetch` also looks in the file."""
+        return self.cache.get(session, message_id)
+
+    def set_status(self, entry: Entry, steps: Sequence[tuple[MessageStatus, bool]], participant: str = "") -> None:
+        """`entry` moved through `steps` (from `advance`): cache now, file and history in the next burst."""
+        if not steps:
+            return
+        self.cache.set_status(entry, steps[-1][0], participant)
+        self.report(entry.message.session, entry.message.id, steps[-1][0], participant)
+
+    def report(self, session: str, message_id: str, status: MessageStatus, participant: str = "") -> None:
+        """A status for a message maybe only in the file (e.g. after a restart): applied there forward-only."""
+        eventlog = self._log()
+        if eventlog is not None:
+            eventlog.hold(functools.partial(_apply_status, session=session, message_id=message_id, status=status,
+                                            participant=participant, now=time.time()))
+
+    def count_retry(self, session: str, message_id: str) -> None:
+        """Baileys asked for this message again (a contact's retry receipt): counted in the file."""
+        eventlog = self._log()
+        if eventlog is not None:
+            eventlog.hold(functools.partial(_count_retry, session=session, message_id=message_id))
+
+    def forget(self, session: str) -> None:
+        """Drop the session's cached messages (its stored ones stay until retention prunes them)."""
+        self.cache.forget(session)
+
+    # ----- reading ----------------------------------------------------------------------------
+    async def fetch(self, session: str, message_id: str) -> Entry | None:
+        """The entry from the cache, else from the file (then cached); None if unknown.
+        Raises EventLogUnavailable when the file cannot be read."""
+        entry = self.cache.get(session, message_id)
+        if entry is not None:
+            return entry
+        eventlog = self._log()
+        if eventlog is None:
+            return None
+        found = await eventlog.read(functools.partial(_load_entry, session=session, message_id=message_id))
+        if found is None:
+            return None
+        entry = self.cache.get(session, message_id)  # a put may have raced the read
+        if entry is None:
+            entry, _ = self.cache.put(found.message, found.raw)
+            entry.statuses.update(found.statuses)
+        return entry
+
+    async def page(self, session: str, *, chat: str | None = None, before: str | None = None,
+                   limit: int = 50) -> list[Message]:
+        """Messages of `session` (in `chat`), newest first, older than the message `before` (an id) or,
+        when `before` is all digits, older than that Unix second. Raises PageCursorUnknown."""
+        eventlog = self._log()
+        if eventlog is None:
+            return []
+        return await eventlog.read(functools.partial(_page, session=session, chat=chat, before=before,
+                                                     limit=max(1, min(limit, MAX_PAGE))))
+
+    async def stored(self, session: str, message_id: str) -> StoredMessage | None:
+        """One stored message with its status history, or None."""
+        eventlog = self._log()
+        if eventlog is None:
+            entry = self.cache.get(session, message_id)
+            return StoredMessage(entry.message) if entry is not None else None
+        return await eventlog.read(functools.partial(_stored, session=session, message_id=message_id))
+
+    async def content_for(self, session: str, remote_jid: str, message_id: str) -> tuple[dict[str, Any], int] | None:
+        """What Baileys' `getMessage` needs: the WAMessage's `message` (proto JSON) and how often it was
+        asked for already; None when the store does not have it (or it has no content)."""
+        entry = self.cache.get(session, message_id)
+        eventlog = self._log()
+        retries = 0
+        raw: dict[str, Any] | None = entry.raw if entry is not None else None
+        if eventlog is not None:
+            found = await eventlog.read(functools.partial(_raw_and_retries, session=session, message_id=message_id))
+            if found is not None:
+                raw = raw if raw is not None else found[0]
+                retries = found[1]
+        if raw is None:
+            return None
+        chat = (raw.get("key") or {}).get("remoteJid")
+        if remote_jid and chat and chat != remote_jid and not _same_account(chat, remote_jid):
+            return None
+        content = raw.get("message")
+        return (content, retries) if isinstance(content, dict) else None
+
+
+def _same_account(a: str, b: str) -> bool:
+    """`a` and `b` name the same chat up to a device suffix (`123:4@s.whatsapp.net`)."""
+    def bare(jid: str) -> str:
+        user, _, server = jid.partition("@")
+        return f"{user.split(':', 1)[0]}@{server}"
+    return bare(a) == bare(b)
+
+
+# ----- SQL (run on the event log's writer or reader thread) ---------------------------------------
+def _insert(conn: sqlite3.Connection, *, message: Message, data: str, raw: str, now: float) -> None:
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO messages (session, id, chat, from_me, kind, ts, status, data, raw, stored_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message.session, message.id, message.chat, int(message.from_me), message.kind.value, message.timestamp,
+         message.status.value, data, raw, now, now),
+    ).rowcount
+    if inserted:
+        conn.execute("INSERT INTO message_status (session, id, participant, status, implied, ts) "
+                     "VALUES (?, ?, '', ?, 0, ?)", (message.session, message.id, message.status.value, now))
+
+
+def _current(conn: sqlite3.Connection, session: str, message_id: str, participant: str) -> MessageStatus | None:
+    if not participant:
+        row = conn.execute("SELECT status FROM messages WHERE session = ? AND id = ?", (session, message_id)).fetchone()
+        return MessageStatus(row[0]) if row else None
+    if conn.execute("SELECT 1 FROM messages WHERE session = ? AND id = ?", (session, message_id)).fetchone() is None:
+        return None
+    row = conn.execute("SELECT status FROM message_status WHERE session = ? AND id = ? AND participant = ? "
+                       "ORDER BY rowid DESC LIMIT 1", (session, message_id, participant)).fetchone()
+    return MessageStatus(row[0]) if row else MessageStatus.PENDING
+
+
+def _apply_status(conn: sqlite3.Connection, *, session: str, message_id: str, status: MessageStatus,
+                  participant: str, now: float) -> None:
+    current = _current(conn, session, message_id, participant)
+    if current is None:
+        return
+    steps = advance(current, status)
+    if not steps:
+        return
+    conn.executemany(
+        "INSERT INTO message_status (session, id, participant, status, implied, ts) VALUES (?, ?, ?, ?, ?, ?)",
+        [(session, message_id, participant, s.value, int(implied), now) for s, implied in steps],
+    )
+    if not participant:
+        conn.execute("UPDATE messages SET status = ?, updated_at = ? WHERE session = ? AND id = ?",
+                     (steps[-1][0].value, now, session, message_id))
+
+
+def _count_retry(conn: sqlite3.Connection, *, session: str, message_id: str) -> None:
+    conn.execute("UPDATE messages SET retries = retries + 1 WHERE session = ? AND id = ?", (session, message_id))
+
+
+def _with_status(data: str, status: str) -> Message:
+    message = _decode_message(data)
+    return message if message.status.value == status else msgspec.structs.replace(message, status=MessageStatus(status))
+
+
+@dataclass
+class _Loaded:
+    message: Message
+    raw: dict[str, Any]
+    statuses: dict[str, MessageStatus]
+
+
+def _load_entry(conn: sqlite3.Connection, *, session: str, message_id: str) -> _Loaded | None:
+    row = conn.execute("SELECT data, status, raw FROM messages WHERE session = ? AND id = ?",
+                       (session, message_id)).fetchone()
+    if row is None:
+        return None
+    statuses = {"": MessageStatus(row[1])}
+    for participant, status in conn.execute(
+        "SELECT participant, status FROM message_status WHERE session = ? AND id = ? AND participant != '' "
+        "ORDER BY rowid", (session, message_id),
+    ):
+        statuses[participant] = MessageStatus(status)
+    return _Loaded(_with_status(row[0], row[1]), json.loads(row[2]), statuses)
+
+
+def _page(conn: sqlite3.Connection, *, session: str, chat: str | None, before: str | None,
+          limit: int) -> list[Message]:
+    where, args = ["session = ?"], [session]
+    if chat:
+        where.append("chat = ?")
+        args.append(chat)
+    if before:
+        if before.isdigit():
+            where.append("ts < ?")
+            args.append(before)
+        else:
+            anchor = conn.execute("SELECT ts, id FROM messages WHERE session = ? AND id = ?",
+                                  (session, before)).fetchone()
+            if anchor is None:
+                raise PageCursorUnknown(before)
+            where.append("(ts < ? OR (ts = ? AND id < ?))")
+            args.extend([anchor[0], anchor[0], anchor[1]])
+    rows = conn.execute(
+        f"SELECT data, status FROM messages WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [_with_status(data, status) for data, status in rows]
+
+
+def _stored(conn: sqlite3.Connection, *, session: str, message_id: str) -> StoredMessage | None:
+    row = conn.execute("SELECT data, status FROM messages WHERE session = ? AND id = ?",
+                       (session, message_id)).fetchone()
+    if row is None:
+        return None
+    history = [
+        StatusStep(status=MessageStatus(status), at=ts, participant=participant or None, implied=bool(implied))
+        for participant, status, implied, ts in conn.execute(
+            "SELECT participant, status, implied, ts FROM message_status WHERE session = ? AND id = ? ORDER BY rowid",
+            (session, message_id),
+        )
+    ]
+    return StoredMessage(_with_status(row[0], row[1]), history)
+
+
+def _raw_and_retries(conn: sqlite3.Connection, *, session: str, message_id: str) -> tuple[dict[str, Any], int] | None:
+    row = conn.execute("SELECT raw, retries FROM messages WHERE session = ? AND id = ?",
+                       (session, message_id)).fetchone()
+    return (json.loads(row[0]), int(row[1])) if row else None
+
+
+def prune(conn: sqlite3.Connection, *, max_age: float, keep: int, now: float | None = None) -> int:
+    """Delete messages stored longer than `max_age` s ago and all but the newest `keep` of each
+    session, with their status history; returns how many messages went."""
+    cutoff = (time.time() if now is None else now) - max_age
+    doomed = conn.execute("SELECT session, id FROM messages WHERE stored_at < ?", (cutoff,)).fetchall()
+    for (session,) in conn.execute("SELECT session FROM messages GROUP BY session HAVING count(*) > ?",
+                                   (keep,)).fetchall():
+        doomed.extend(conn.execute(
+            "SELECT session, id FROM messages WHERE session = ? ORDER BY ts DESC, id DESC LIMIT -1 OFFSET ?",
+            (session, keep),
+        ).fetchall())
+    if not doomed:
+        return 0
+    unique = list(dict.fromkeys((str(s), str(i)) for s, i in doomed))
+    conn.executemany("DELETE FROM messages WHERE session = ? AND id = ?", unique)
+    conn.executemany("DELETE FROM message_status WHERE session = ? AND id = ?", unique)
+    return len(unique)
