@@ -102,6 +102,12 @@ class MessageStore:
                                             raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
         return entry, new
 
+    async def written(self, within: float = 5.0) -> bool:
+        """Wait until what was put and reported so far is in the file (False after `within` s: the disk
+        is failing and the rows stay held). A send answers only after its message is stored."""
+        eventlog = self._log()
+        return True if eventlog is None else await eventlog.held_written(within)
+
     def get(self, session: str, message_id: str) -> Entry | None:
         """The cached entry (no I/O); `fetch` also looks in the file."""
         return self.cache.get(session, message_id)
