@@ -11,15 +11,5 @@ export default [
       'no-empty': ['error', { allowEmptyCatch: false }],
       'no-empty-function': 'error'
     }
-  },
-  {
-    // TEMPORARY, to be removed by node-runtime's owner: these files still swallow errors without
-    // saying why (auth-state.mjs:28, console.mjs:9, session.mjs:62,164,170,179,181). Every other
-    // rule applies to them.
-    files: ['node-runtime/auth-state.mjs', 'node-runtime/console.mjs', 'node-runtime/session.mjs'],
-    rules: {
-      'no-empty': 'off',
-      'no-empty-function': 'off'
-    }
   }
 ]

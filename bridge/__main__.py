@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    given = list(argv) if argv is not None else sys.argv[1:]
+    if given and given[0].startswith("-") and given[0] not in ("-h", "--help"):
+        given = ["run", *given]  # `python -m bridge --sandbox` = `python -m bridge run --sandbox`
+    args = parser.parse_args(given)
     if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
+        args = parser.parse_args(["run", *given])
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -4,6 +4,18 @@
 nothing: /readyz turns 503 and the listener closes (no new requests), open SSE streams end,
 in-flight requests finish, the monitor stops, and finally every session stops cleanly (creds are
 flushed through the store and each Node child exits) before `serve` returns.
+
+One auth root, one bridge: `serve` holds the root lock (`RootLock`, `.bridge/locks/bridge.lock`)
+for its whole life. A second bridge on the same root raises `RootLockedError` before it listens
+(the CLI prints one line and exits 3), so two bridges never overwrite each other's registry or
+repair the same folders.
+
+A storage fault at start (the auth root read-only, permission denied, full, failing) does not stop
+the service: the API comes up, one critical `storage_fault` alert says what broke and how to fix
+it, /healthz and /readyz show the fault, the sessions that should run stay stopped with the fault
+as their reason, and the monitor waits. The root is probed with the one backoff policy; once it
+takes a durable write again the bridge takes the lock (if it could not before), reads its registry,
+starts the monitor and the sessions, and turns ready.
 """
 
 from __future__ import annotations
@@ -20,9 +32,15 @@ from aiohttp import web
 from bridge.api import state
 from bridge.api.app import create_app, open_event_log
 from bridge.config import Settings
-from bridge.errors import ConfigError
+from bridge.delivery import Backoff
+from bridge.errors import ConfigError, StoreError
 from bridge.events import EventBus
+from bridge.sandbox import SandboxRun, production_guard, sandbox_mode
 from bridge.sessions.manager import SessionManager
+from bridge.sessions.session import STORAGE_INCIDENT
+from bridge.sessions.storage_probe import probe_write
+from bridge.store import durable
+from bridge.store.lock import RootLock, RootLockedError
 from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
@@ -67,6 +85,63 @@ async def _guard(work: Awaitable[None]) -> None:
         log.exception("the monitor stopped with an error; sessions keep running without it")
 
 
+def claim_root(settings: Settings, lock: RootLock) -> StoreError | None:
+    """Make the auth root this bridge's: create it, take the root lock, prove it takes a durable
+    write. Returns the storage fault that prevents it (None: all done); raises `RootLockedError`
+    when another bridge holds the root, and any other `StoreError` that is not a storage fault."""
+    try:
+        durable.make_dirs(settings.auth_root)
+        if not lock.held:
+            lock.acquire()
+        probe_write(settings.bridge_dir)
+    except RootLockedError:
+        raise
+    except StoreError as exc:
+        if durable.is_storage_fault(exc):
+            return exc
+        raise
+    return None
+
+
+async def _wait_for_storage(
+    settings: Settings, lock: RootLock, manager: SessionManager, fault: StoreError, stop: asyncio.Event
+) -> bool:
+    """Report the start-up storage fault once, keep the wanted sessions stopped, and probe until
+    the root works (True) or the bridge is asked to stop (False)."""
+    message = (
+        f"the bridge cannot use its auth root {settings.auth_root}: {fault} The API is up, sessions stay "
+        "stopped, and the bridge starts them by itself once the root takes writes again."
+    )
+    manager.fault = fault
+    manager.desk.join(STORAGE_INCIDENT, None, "storage_fault", message, code=fault.code)
+    log.critical("%s", message)
+    await manager.defer_all(fault)
+    backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+    attempt = 0
+    current: StoreError | None = fault
+    while current is not None:
+        attempt += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff.delay(attempt))
+        if stop.is_set():
+            return False
+        current = await asyncio.to_thread(claim_root, settings, lock)
+        if current is None:
+            try:
+                await manager.recover()
+            except StoreError as exc:
+                if not durable.is_storage_fault(exc):
+                    raise
+                current = exc
+        if current is not None:
+            manager.fault = current
+            log.info("auth root still refuses writes (%s); next probe with backoff", current.code)
+    manager.fault = None
+    manager.desk.leave(STORAGE_INCIDENT, None)
+    log.warning("the auth root %s takes writes again; starting the sessions", settings.auth_root)
+    return True
+
+
 def _install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,16 +151,32 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set or SIGTERM/SIGINT arrives; returns after a clean shutdown."""
     check_bind(settings)
+    production_guard(settings)
     if stop is None:
         stop = asyncio.Event()
         _install_signal_handlers(stop)
-    settings.auth_root.mkdir(parents=True, exist_ok=True)
+    async with sandbox_mode(settings) as sandbox:  # sandbox mode: its own roots, beside the simulator
+        if sandbox is not None:
+            settings = sandbox.settings
+        root_lock = RootLock(settings.bridge_dir)
+        fault = await asyncio.to_thread(claim_root, settings, root_lock)  # RootLockedError: refuse to start
+        try:
+            await _serve(settings, stop, root_lock, fault, sandbox)
+        finally:
+            root_lock.release()
+
+
+async def _serve(
+    settings: Settings, stop: asyncio.Event, root_lock: RootLock, fault: StoreError | None, sandbox: SandboxRun | None
+) -> None:
     bus = EventBus(settings.events_buffer)
     event_log = open_event_log(settings, bus)
     await event_log.open()  # before anything publishes; closed after the sessions' last events
     snapshots = Snapshots(settings.auth_root)
     manager = SessionManager(settings, bus, snapshots)
-    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log)
+    if sandbox is not None:
+        sandbox.attach(bus)
+    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log, sandbox=sandbox)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()
     monitor: asyncio.Task[None] | None = None
@@ -102,6 +193,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                  settings.auth_root)
         if not settings.api_keys:
             log.warning("no BRIDGE_API_KEYS configured: the API is open to anyone on this machine")
+        if fault is not None and not await _wait_for_storage(settings, root_lock, manager, fault, stop):
+            log.info("shutting down before the auth root recovered")
+            return
         monitor = _start_monitor(settings, bus, snapshots, manager)
         starting = asyncio.ensure_future(manager.start_all())
         stopping = asyncio.ensure_future(stop.wait())

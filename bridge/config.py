@@ -121,6 +121,21 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(4, ge=1, description="Deliveries in flight at once per webhook")
 
+    # --- media (docs/media.md) ---
+    media_fetch_timeout: float = Field(30.0, gt=0, description="Seconds a media URL fetch may take in total")
+    media_fetch_allow_private: bool = Field(
+        False, description="Let media URLs reach loopback, private and link-local addresses (trusted networks and "
+        "tests only)"
+    )
+    media_trust_ca: str = Field(
+        "", description="PEM file of a test media host's CA, trusted for media uploads and downloads; empty in "
+        "production (system CAs)"
+    )
+    media_json_max_bytes: int = Field(
+        24 << 20, ge=1 << 20, description="Largest JSON body of a media send (base64 file inside); larger files go "
+        "as multipart or URL"
+    )
+    media_cache_bytes: int = Field(512 << 20, ge=0, description="Size cap of the decrypted media cache (LRU)")
     # --- operations (docs/operations.md) ---
     log_format: Literal["text", "json"] = Field(
         "text", description="`text` for people, `json` for one JSON object per log line (time, level, logger, "
@@ -133,6 +148,15 @@ class Settings(BaseSettings):
     )
     message_retention_count: int = Field(
         100_000, ge=100, description="Newest stored messages kept per session at most"
+    )
+
+    # --- sandbox (docs/sandbox.md) ---
+    sandbox: bool = Field(
+        False, description="Run beside the bundled WhatsApp simulator: no phone, no internet, never a real account "
+        "(also `python -m bridge --sandbox`)"
+    )
+    sandbox_dir: Path = Field(
+        Path("./data/sandbox"), description="Sandbox data: `auth` and `state` inside it, never the production roots"
     )
 
     @field_validator("api_keys", mode="before")

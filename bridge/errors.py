@@ -82,6 +82,13 @@ class ErrorCode(enum.StrEnum):
     MESSAGE_REFUSED = "message_refused"
     NOT_ON_WHATSAPP = "not_on_whatsapp"
     CONTACT_INFO_HIDDEN = "contact_info_hidden"
+    # groups
+    GROUP_NOT_FOUND = "group_not_found"
+    NOT_GROUP_MEMBER = "not_group_member"
+    NOT_GROUP_ADMIN = "not_group_admin"
+    NOT_IN_GROUP = "participant_not_in_group"
+    INVITE_NOT_FOUND = "invite_not_found"
+    GROUP_REFUSED = "group_refused"
     # alerts, events, webhooks
     ALERT_ERROR = "alert_error"
     UNKNOWN_EVENT_KIND = "unknown_event_kind"
@@ -89,6 +96,15 @@ class ErrorCode(enum.StrEnum):
     NOT_READY = "not_ready"
     EVENT_LOG_UNAVAILABLE = "event_log_unavailable"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
+    # media
+    MEDIA_TOO_LARGE = "media_too_large"
+    MEDIA_TYPE_MISMATCH = "media_type_mismatch"
+    MEDIA_EMPTY = "media_empty"
+    MEDIA_URL_REFUSED = "media_url_refused"
+    MEDIA_FETCH_FAILED = "media_fetch_failed"
+    MEDIA_CORRUPT = "media_corrupt"
+    MEDIA_GONE = "media_gone"
+    NOT_MEDIA = "not_media"
 
 
 class ExitCode(enum.IntEnum):
@@ -168,12 +184,26 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.MESSAGE_REFUSED: Failure(409, _X.REFUSED),
     _E.NOT_ON_WHATSAPP: Failure(404, _X.NOT_FOUND),
     _E.CONTACT_INFO_HIDDEN: Failure(404, _X.NOT_FOUND),
+    _E.GROUP_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.NOT_GROUP_MEMBER: Failure(403, _X.REFUSED),
+    _E.NOT_GROUP_ADMIN: Failure(403, _X.REFUSED),
+    _E.NOT_IN_GROUP: Failure(404, _X.NOT_FOUND),
+    _E.INVITE_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.GROUP_REFUSED: Failure(409, _X.REFUSED),
     _E.ALERT_ERROR: Failure(500, _X.ERROR),
     _E.UNKNOWN_EVENT_KIND: Failure(400, _X.USAGE),
     _E.DELIVERY_FAILED: Failure(502, _X.ERROR),
     _E.NOT_READY: Failure(503, _X.ERROR),
     _E.EVENT_LOG_UNAVAILABLE: Failure(503, _X.ERROR),
     _E.WEBHOOK_NOT_FOUND: Failure(404, _X.NOT_FOUND),
+    _E.MEDIA_TOO_LARGE: Failure(413, _X.USAGE),
+    _E.MEDIA_TYPE_MISMATCH: Failure(415, _X.USAGE),
+    _E.MEDIA_EMPTY: Failure(422, _X.USAGE),
+    _E.MEDIA_URL_REFUSED: Failure(400, _X.USAGE),
+    _E.MEDIA_FETCH_FAILED: Failure(502, _X.ERROR),
+    _E.MEDIA_CORRUPT: Failure(502, _X.ERROR),
+    _E.MEDIA_GONE: Failure(410, _X.NOT_FOUND),
+    _E.NOT_MEDIA: Failure(404, _X.NOT_FOUND),
 }
 
 

@@ -83,24 +83,39 @@ class Event(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-class _Wire(msgspec.Struct):
+class _Wire(msgspec.Struct, omit_defaults=True):
     seq: int
     ts: float
     session: str | None
     kind: str
     data: dict[str, Any]
+    sandbox: bool = False
 
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
+_sandbox = False
+
+
+def mark_sandbox(on: bool) -> None:
+    """Label every event this process writes out with `"sandbox": true` (or stop doing so).
+
+    A property of the process, not of one event: a sandbox bridge (bridge.sandbox) talks to the
+    bundled simulator only, and its events must never pass for production ones in a shared
+    webhook receiver or log pipeline.
+    """
+    global _sandbox
+    _sandbox = on
 
 
 def event_json(event: Event) -> bytes:
     """The one JSON form of an event: SSE `data:`, webhook body and event-log row all use it.
 
-    `{"seq", "ts", "session", "kind", "data"}` with the canonical kind; values JSON cannot hold
-    are written as strings.
+    `{"seq", "ts", "session", "kind", "data"}` with the canonical kind, plus `"sandbox": true` in a
+    sandbox bridge (`mark_sandbox`); values JSON cannot hold are written as strings.
     """
-    return _encoder.encode(_Wire(event.seq, event.ts, event.session, canonical_kind(event.kind), event.data))
+    return _encoder.encode(
+        _Wire(event.seq, event.ts, event.session, canonical_kind(event.kind), event.data, _sandbox)
+    )
 
 
 def data_json(data: dict[str, Any]) -> bytes:

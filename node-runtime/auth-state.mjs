@@ -7,7 +7,7 @@ import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
 // on the caller must stop using the socket (the Signal state in memory is ahead of the disk).
 // Such errors carry `authWrite: true`, so a send can tell "the message went out, its keys were
 // not stored" from "nothing was sent".
-export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => {} } = {}) {
+export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ } } = {}) {
   const text = await ipc.request(session, 'auth.load', {})
   const fresh = text === null || text === undefined
   const creds = fresh ? initAuthCreds() : JSON.parse(text, BufferJSON.reviver)
@@ -35,7 +35,7 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
   // creds.save requests are serialised: each writes the creds as they are when it is sent.
   const saveCreds = () => {
     const next = saveChain.then(() => ipc.request(session, 'creds.save', { creds: JSON.stringify(creds, BufferJSON.replacer) }))
-    saveChain = next.catch(() => {})
+    saveChain = next.catch(() => { /* reported through track(next); the chain only orders saves */ })
     return track(next)
   }
 

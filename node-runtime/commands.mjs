@@ -2,6 +2,7 @@
 import { IpcError } from './ipc.mjs'
 import { Session } from './session.mjs'
 import { messageCommands } from './messages.mjs'
+import { groupCommands } from './groups.mjs'
 
 export function makeCommandHandler (ipc, log) {
   const sessions = new Map()
@@ -24,6 +25,7 @@ export function makeCommandHandler (ipc, log) {
     logout: (msg) => get(msg.s).logout(),
     request_pairing_code: (msg) => get(msg.s).requestPairingCode(String(msg.args?.phone ?? '')),
     ...messageCommands(get),
+    ...groupCommands(get),
     ping: async () => ({ pid: process.pid, sessions: [...sessions.keys()] })
   }
   const handle = async (msg) => {

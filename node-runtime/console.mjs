@@ -6,6 +6,6 @@
 import { Console } from 'node:console'
 
 const toStderr = new Console({ stdout: process.stderr, stderr: process.stderr })
-const drop = () => {}
+const drop = () => { /* dependencies' console output must never reach stdout, the IPC channel */ }
 for (const name of ['log', 'info', 'debug', 'dir', 'dirxml', 'table']) console[name] = drop
 for (const name of ['warn', 'error', 'trace', 'assert']) console[name] = toStderr[name].bind(toStderr)

@@ -10,10 +10,11 @@ import { readFileSync } from 'node:fs'
 import { createIpc } from './ipc.mjs'
 import { makeCommandHandler } from './commands.mjs'
 import { makeLogger } from './logger.mjs'
+import { EXIT_GRACE_MS, MAX_LINE } from './defaults.mjs'
 
 const log = makeLogger(process.env.BRIDGE_NODE_LOG_LEVEL || 'warn')
 const firstSession = process.env.BRIDGE_SESSION || 'runtime'
-const maxLine = Number(process.env.BRIDGE_IPC_MAX_LINE || 4 << 20)
+const maxLine = Number(process.env.BRIDGE_IPC_MAX_LINE || MAX_LINE)
 const ipc = createIpc({ input: process.stdin, output: process.stdout, log, maxLine })
 const commands = makeCommandHandler(ipc, log)
 ipc.setCommandHandler(commands.handle)
@@ -24,7 +25,7 @@ const exit = (why, code = 0) => {
   exiting = true
   log.info({ why }, 'runtime exiting')
   ipc.failPending(why)
-  const timer = setTimeout(() => process.exit(code), 2000)
+  const timer = setTimeout(() => process.exit(code), EXIT_GRACE_MS)
   timer.unref()
   commands.stopAll().finally(() => process.exit(code))
 }

@@ -4,6 +4,8 @@
 // requests). Node -> Python: {"t":"req"} (auth reads and writes) and {"t":"evt"}.
 // Oversize input lines are dropped without being buffered whole; malformed ones are logged.
 
+import { IPC_REQUEST_TIMEOUT_MS, MAX_LINE } from './defaults.mjs'
+
 export class IpcError extends Error {
   constructor (code, message) {
     super(message)
@@ -11,7 +13,7 @@ export class IpcError extends Error {
   }
 }
 
-export function createIpc ({ input, output, log, maxLine = 4 << 20, requestTimeoutMs = 120_000 }) {
+export function createIpc ({ input, output, log, maxLine = MAX_LINE, requestTimeoutMs = IPC_REQUEST_TIMEOUT_MS }) {
   const pending = new Map()
   let nextId = 1
   let onCommand = async () => { throw new IpcError('unknown_command', 'no command handler') }

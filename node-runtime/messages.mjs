@@ -5,6 +5,7 @@
 // what Node forwards. Nothing here keeps state, formats text or decides anything.
 import { proto } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
+import { mediaSend } from './media.mjs'
 
 const STATUS_UPDATE_EVENT = 'messages.update'
 
@@ -79,9 +80,14 @@ const hiddenOrMissing = (err) => err?.data === 404 || err?.data === 401 || err?.
 export function messageCommands (sessionOf) {
   const sock = (msg) => sessionOf(msg.s).requireSocket()
   return {
-    send: (msg) => {
+    send: async (msg) => {
       const content = msg.args.content ?? { kind: 'text', text: msg.args.text } // `text`: the first protocol
-      return sessionOf(msg.s).send(msg.args.to, toBaileysContent(content), sendOptions(msg.args))
+      const session = sessionOf(msg.s)
+      if (content.kind === 'media') {
+        const media = await mediaSend(session.requireSocket(), content)
+        return session.send(msg.args.to, media.content, { ...sendOptions(msg.args), ...media.options })
+      }
+      return session.send(msg.args.to, toBaileysContent(content), sendOptions(msg.args))
     },
     read: async (msg) => {
       await sock(msg).readMessages(msg.args.keys)

@@ -5,6 +5,8 @@ import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMess
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
 import { attachMessages } from './messages.mjs'
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
+import { GroupCache, attachGroups } from './groups.mjs'
 
 // After a failed auth write, how long a send that already went out waits for the server's ack
 // before answering (the socket sends nothing any more but still reads).
@@ -32,6 +34,7 @@ export class Session {
     this.writeFault = null
     this.sends = new Set()
     this.ackWaits = new Set()
+    this.groupCache = new GroupCache()
   }
 
   emit (name, data) { this.ipc.event(this.id, name, data) }
@@ -51,6 +54,7 @@ export class Session {
       this.auth = await loadIpcAuthState(this.ipc, this.id, this.log, { onWriteFault: (err) => this.onWriteFault(err) })
     }
     const generation = ++this.generation
+    const groups = this.groupCache = new GroupCache()
     this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
     const sock = makeWASocket({
       auth: this.auth.state,
@@ -60,9 +64,12 @@ export class Session {
       printQRInTerminal: false,
       markOnlineOnConnect: false,
       syncFullHistory: false,
-      connectTimeoutMs: args.connect_timeout_ms ?? 20_000,
-      defaultQueryTimeoutMs: args.query_timeout_ms ?? 60_000,
-      transactionOpts: TRANSACTION_OPTS
+      connectTimeoutMs: args.connect_timeout_ms ?? CONNECT_TIMEOUT_MS,
+      defaultQueryTimeoutMs: args.query_timeout_ms ?? QUERY_TIMEOUT_MS,
+      transactionOpts: TRANSACTION_OPTS,
+      // A miss is fetched once and kept (then patched by the group events), so the next send to
+      // that group asks the server nothing.
+      cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined)
     })
     this.sock = sock
     const current = () => generation === this.generation
@@ -70,10 +77,11 @@ export class Session {
       if (!current()) return
       const keys = Object.keys(update ?? {})
       this.emit('creds.update', { count: keys.length, keys })
-      this.auth.saveCreds().catch(() => {})
+      this.auth.saveCreds().catch(() => { /* a failed save is reported through onWriteFault and ends the socket */ })
     })
     sock.ev.on('connection.update', (update) => this.serial(() => current() && this.onConnection(update, generation)))
     attachMessages(this, sock, current)
+    attachGroups(this, sock, current)
     return {}
   }
 
@@ -168,7 +176,7 @@ export class Session {
   // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
-  async send (to, content, options = {}, ackTimeoutMs = 20_000) {
+  async send (to, content, options = {}, ackTimeoutMs = SEND_ACK_TIMEOUT_MS) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
     const work = this.sendOnce(sock, to, content, options, messageId, ackTimeoutMs)
@@ -204,10 +212,10 @@ export class Session {
       sock.ws.on('CB:ack,class:message', onAck)
       this.ackWaits.add(endWait)
     })
-    acked.catch(() => {}) // awaited below
+    acked.catch(() => { /* awaited below; this only marks the rejection handled */ })
     try {
       const sending = sock.sendMessage(to, content, { ...options, messageId })
-      sending.catch(() => {})
+      sending.catch(() => { /* awaited below through Promise.race */ })
       let sent
       try {
         // sendMessage resolves after the key commit, which may come after the ack; a missing
@@ -216,7 +224,7 @@ export class Session {
       } catch (err) {
         if (!err?.authWrite) throw err
         const grace = new Promise((resolve) => setTimeout(resolve, FAULT_ACK_GRACE_MS).unref())
-        await Promise.race([acked.catch(() => {}), grace])
+        await Promise.race([acked.catch(() => { /* no ack within the grace: server_ack stays false */ }), grace])
         this.log.error({ messageId, serverAck: ackSeen }, 'message went out but its keys were not stored')
         return { id: messageId, persisted: false, server_ack: ackSeen }
       }
@@ -230,7 +238,7 @@ export class Session {
 
   async logout () {
     await this.requireSocket().logout()
-    await this.auth?.flush().catch(() => {})
+    await this.auth?.flush().catch(() => { /* a failed write was already reported through onWriteFault */ })
     return {}
   }
 
@@ -239,10 +247,10 @@ export class Session {
     this.sock = null
     this.generation++
     if (sock) {
-      try { sock.end(undefined) } catch {}
+      try { sock.end(undefined) } catch { /* already closed: nothing left to end */ }
     }
     for (const endWait of [...this.ackWaits]) endWait() // no ack can come on a closed socket
-    if (this.auth) await this.auth.flush().catch(() => {})
+    if (this.auth) await this.auth.flush().catch(() => { /* a failed write was already reported through onWriteFault */ })
   }
 
   // Sends in flight answer before `stop` does (bounded by the ack grace): the process may exit

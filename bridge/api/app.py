@@ -13,7 +13,21 @@ import asyncio
 
 from aiohttp import web
 
-from bridge.api import events, health, message_routes, metrics, openapi, qr, sessions, snapshots, state, static_files
+from bridge.api import (
+    events,
+    group_routes,
+    health,
+    media_routes,
+    message_routes,
+    metrics,
+    openapi,
+    qr,
+    sandbox_routes,
+    sessions,
+    snapshots,
+    state,
+    static_files,
+)
 from bridge.api import webhooks as webhook_routes
 from bridge.api.auth import make_auth_middleware
 from bridge.api.errors import error_middleware, quiet_malformed_requests
@@ -21,6 +35,7 @@ from bridge.config import Settings
 from bridge.eventlog.location import event_log_path, webhooks_path
 from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
+from bridge.sandbox import SandboxRun
 from bridge.sessions.manager import SessionManager
 from bridge.store.snapshots import Snapshots
 from bridge.webhooks.config import WebhookConfigs
@@ -33,6 +48,8 @@ ROUTE_TABLES = (
     sessions.routes,
     qr.routes,
     message_routes.routes,
+    media_routes.routes,
+    group_routes.routes,
     events.routes,
     snapshots.routes,
     webhook_routes.routes,
@@ -49,10 +66,12 @@ def create_app(
     *,
     ready: bool = True,
     event_log: EventLog | None = None,
+    sandbox: SandboxRun | None = None,
 ) -> web.Application:
     """Build the application. `ready=False` lets the service flip /readyz itself after start_all.
 
-    Pass an opened `event_log` to keep its life cycle; without one the app opens its own.
+    Pass an opened `event_log` to keep its life cycle; without one the app opens its own. A
+    `sandbox` run adds the virtual-phone routes (bridge.api.sandbox_routes); production has none.
     """
     quiet_malformed_requests()
     app = web.Application(
@@ -72,6 +91,8 @@ def create_app(
     app[state.STREAMS] = set()
     legacy = settings.bridge_dir / "webhooks.json"
     app[state.WEBHOOKS] = WebhookDispatcher(settings, log, WebhookConfigs(webhooks_path(settings), legacy))
+    if sandbox is not None:
+        sandbox_routes.install(app, sandbox)
     for table in ROUTE_TABLES:
         app.add_routes(table)
     app.on_startup.append(_start)

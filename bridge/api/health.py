@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bridge.api import state
 from bridge.api.errors import error_response
-from bridge.api.models import Health, Ready
+from bridge.api.models import Health, Ready, StorageFaultView
 from bridge.api.routing import json_response, operation
 from bridge.api.views import state_of
 from bridge.errors import ErrorCode
@@ -31,8 +31,11 @@ async def state_counts(app: web.Application) -> dict[str, int]:
 @operation(routes, "GET", "/healthz", summary="Liveness and per-state session counts", tag="health",
            responses={200: Health}, errors=(), public=True)
 async def healthz(request: web.Request) -> web.StreamResponse:
+    fault = request.app[state.MANAGER].fault
+    view = StorageFaultView(code=fault.code, message=str(fault)) if fault is not None else None
     log_state = "ok" if request.app[state.EVENT_LOG].healthy else "failing"
-    return json_response(Health(status="ok", sessions=await state_counts(request.app), event_log=log_state))
+    return json_response(Health(status="degraded" if fault else "ok", sessions=await state_counts(request.app),
+                                event_log=log_state, storage_fault=view))
 
 
 @operation(routes, "GET", "/readyz", summary="Ready to serve (sessions started, not shutting down)", tag="health",
@@ -40,4 +43,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 async def readyz(request: web.Request) -> web.StreamResponse:
     if request.app[state.READY].is_set():
         return json_response(Ready(ready=True))
+    fault = request.app[state.MANAGER].fault
+    if fault is not None:
+        return error_response(503, fault.code, f"the auth root refuses writes: {fault}")
     return error_response(503, ErrorCode.NOT_READY, "the bridge is starting or shutting down; retry shortly")

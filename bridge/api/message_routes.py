@@ -14,12 +14,12 @@ import msgspec
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.api import state
+from bridge.api import media_routes, state
 from bridge.api.models import Strict
 from bridge.api.routing import RequestError, json_response, operation, read_body, read_query
 from bridge.errors import ErrorCode
 from bridge.messages.desk import MessageDesk
-from bridge.messages.send_body import SendBody
+from bridge.messages.send_body import SendBody, SendMedia
 from bridge.messages.store import MAX_PAGE, PageCursorUnknown
 
 routes = web.RouteTableDef()
@@ -86,10 +86,16 @@ def _desk(request: web.Request) -> MessageDesk:
 
 @operation(routes, "POST", "/api/v1/sessions/{id}/messages", summary="Send a message of any kind",
            tag="messages", body=SendBody, responses={201: MessageSent},
-           errors=(400, 401, 404, 409, 413, 422, 503))
+           errors=(400, 401, 404, 409, 413, 415, 422, 502, 503))
 async def send_message(request: web.Request) -> web.StreamResponse:
-    body = await read_body(request, SendBody)
-    sent = await _desk(request).send(request.match_info["id"], body.root)
+    if media_routes.is_multipart(request):
+        sent = await media_routes.send_multipart(request)
+        return json_response(MessageSent(id=sent.id, persisted=sent.persisted, server_ack=sent.server_ack), status=201)
+    body = await media_routes.read_send_body(request)
+    if isinstance(body.root, SendMedia):
+        sent = await media_routes.media_desk(request).send_json(request.match_info["id"], body.root)
+    else:
+        sent = await _desk(request).send(request.match_info["id"], body.root)
     return json_response(MessageSent(id=sent.id, persisted=sent.persisted, server_ack=sent.server_ack), status=201)
 
 

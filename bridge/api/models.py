@@ -52,6 +52,8 @@ class SessionView(BaseModel):
     restarts: int = 0
     me: str | None = Field(None, description="The account's jid once paired")
     archived: bool = Field(False, description="Archived by DELETE: stopped, files kept on disk")
+    reason: str = Field("", description="Why the session is in its state (e.g. storage_full, identity_mismatch)")
+    incident: str | None = Field(None, description="The incident (already alerted) the current state belongs to")
 
 
 class SessionList(BaseModel):
@@ -193,12 +195,19 @@ class Redelivered(BaseModel):
     requeued: int = Field(description="Failed deliveries put back in the queue")
 
 
+class StorageFaultView(BaseModel):
+    code: str = Field(description="storage_full, storage_read_only, storage_permission or storage_io")
+    message: str = Field(description="What broke and how to fix it")
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     sessions: dict[str, int] = Field(description="Number of sessions per state, plus total")
     event_log: Literal["ok", "failing"] = Field(
         "ok", description="failing: events wait in memory because the event log cannot write (see the alert)"
     )
+    storage_fault: StorageFaultView | None = Field(
+        None, description="Set while the auth root refuses writes: sessions stay stopped until it works again")
 
 
 class Ready(BaseModel):

@@ -25,6 +25,8 @@ def session_view(info: SessionInfo) -> SessionView:
         restarts=info.restarts,
         me=info.me,
         archived=info.archived,
+        reason=info.reason,
+        incident=info.incident,
     )
 
 

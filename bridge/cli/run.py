@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge import logs
 from bridge.config import Settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError, exit_code
 
 
 def register(subparsers: Any) -> None:
@@ -26,13 +26,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="bind address (BRIDGE_HOST)")
     parser.add_argument("--port", type=int, help="port (BRIDGE_PORT)")
     parser.add_argument("--auth-root", type=Path, help="folder of the auth folders (BRIDGE_AUTH_ROOT)")
+    parser.add_argument("--sandbox", action="store_true", default=None,
+                        help="run beside the bundled WhatsApp simulator, data under ./data/sandbox (BRIDGE_SANDBOX; "
+                        "docs/sandbox.md)")
     parser.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from env/.env, with command-line options taking precedence."""
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "auth_root"):
+    for name in ("host", "port", "auth_root", "sandbox"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -40,8 +43,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused."""
+    """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 2 when the configuration is refused, 3
+    when another bridge runs on the same auth root, 5 for other errors the operator must fix."""
     from bridge.app import serve
+    from bridge.doctor.disk import register_disk_metrics
 
     try:
         settings = settings_from_args(args)
@@ -49,9 +54,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)
+    register_disk_metrics(settings)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BridgeError as exc:
+        # A refusal the operator must act on (another bridge holds the root: exit 3; a damaged
+        # registry: exit 5): one line, no traceback. Storage faults do not end up here: the
+        # service stays up and reports them.
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exit_code(exc))
     return 0

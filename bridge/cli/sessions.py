@@ -26,9 +26,10 @@ import psutil
 from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.sessions.registry import Registry, SessionRecord
-from bridge.store.adopt import read_adopted
-from bridge.store.layout import CREDS_FILE
-from bridge.store.lock import LOCKS_DIR, read_holder
+from bridge.store.creds import is_registered
+from bridge.store.folders import session_folders
+from bridge.store.layout import CREDS_FILE, BridgeDirs
+from bridge.store.lock import read_holder
 from bridge.store.snapshots import Snapshots
 
 EXIT_OK = 0
@@ -70,12 +71,15 @@ def register(subparsers: Any) -> None:
 
 
 def _me(folder: Path) -> str | None:
+    """The linked device's JID; None when unreadable or not linked (a pairing-code request sets
+    `me` before anything is linked: that is no account yet)."""
     try:
         data = json.loads((folder / CREDS_FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    me = data.get("me") if isinstance(data, dict) else None
-    return str(me.get("id")) if isinstance(me, dict) and me.get("id") else None
+    if not isinstance(data, dict) or not is_registered(data):
+        return None
+    return str(data["me"]["id"])
 
 
 def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -> SessionRow:
@@ -83,7 +87,7 @@ def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -
     exists = folder.is_dir()
     files = sum(1 for p in folder.iterdir() if p.is_file()) if exists else 0
     latest = snapshots.latest(record.id)
-    holder = read_holder(root / ".bridge" / LOCKS_DIR / f"{record.id}.lock")
+    holder = read_holder(BridgeDirs.of_auth_root(root).session_lock(record.id))
     return SessionRow(
         id=record.id,
         state=record.last_state if known else "unregistered",
@@ -107,22 +111,19 @@ def _row(root: Path, snapshots: Snapshots, record: SessionRecord, known: bool) -
 
 def collect(root: Path, *, include_archived: bool = False) -> list[SessionRow]:
     """Every session the registry knows plus unregistered auth folders, sorted by id."""
-    registry = Registry(root / ".bridge")
+    registry = Registry(BridgeDirs.of_auth_root(root).root)
+    if registry.unavailable is not None:
+        raise registry.unavailable
     snapshots = Snapshots(root)
     records = {r.id: r for r in registry.all(include_archived=include_archived)}
     rows = [_row(root, snapshots, r, True) for r in records.values()]
     archived = {r.id for r in registry.all() if r.archived}
-    extra: dict[str, SessionRecord] = {}
-    for sid, entry in read_adopted(root).sessions.items():
-        if sid not in records and sid not in archived:
-            extra[sid] = SessionRecord(id=sid, folder=entry.folder)
-    if root.is_dir():
-        for child in sorted(root.iterdir()):
-            if child.name.startswith(".") or not child.is_dir() or child.name in records or child.name in archived:
-                continue
-            if (child / CREDS_FILE).is_file():
-                extra.setdefault(child.name, SessionRecord(id=child.name))
-    rows += [_row(root, snapshots, r, False) for r in extra.values()]
+    extra = [
+        SessionRecord(id=f.session, folder=str(f.path) if f.adopted else None)
+        for f in session_folders(root).values()
+        if f.session not in records and f.session not in archived
+    ]
+    rows += [_row(root, snapshots, r, False) for r in extra]
     return sorted(rows, key=lambda r: r.id)
 
 

@@ -84,8 +84,29 @@ class ForwardContent(msgspec.Struct, tag_field="kind", tag="forward", forbid_unk
     message: WaMessageJson
 
 
+class MediaContent(msgspec.Struct, tag_field="kind", tag="media", forbid_unknown_fields=True, omit_defaults=True):
+    """An encrypted file in the spool (docs/media.md): Node uploads `path` to the media host and sends
+    the message with these fields. Bytes are base64; the media key never leaves the bridge."""
+
+    media_type: Literal["image", "video", "audio", "document", "sticker"]
+    path: str
+    media_key: str
+    file_sha256: str
+    file_enc_sha256: str
+    file_length: int
+    mimetype: str
+    caption: str | None = None
+    file_name: str | None = None
+    ptt: bool = False
+    gif_playback: bool = False
+    seconds: int | None = None
+    width: int | None = None
+    height: int | None = None
+    jpeg_thumbnail: str | None = None
+
+
 Content = (TextContent | ReactionContent | EditContent | RevokeContent | LocationContent | ContactContent
-           | PollContent | ForwardContent)
+           | PollContent | ForwardContent | MediaContent)
 
 
 class SendArgs(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from bridge.errors import ProtocolError
+from bridge.ipc import groups as g
 from bridge.ipc import messaging as m
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -250,6 +251,30 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cmd", "status_text", m.JidArgs, m.StatusTextResult,
           "Baileys `fetchStatus(jid)`: the about text and when it was set (Unix seconds); `status` null when "
           "none, \"\" when hidden."),
+    Entry("cmd", "group_list", Empty, g.GroupListResult,
+          "Baileys `groupFetchAllParticipating()`: the metadata of every group the account is in (each also "
+          "refreshes the runtime's group cache)."),
+    Entry("cmd", "group_metadata", g.GroupMetadataArgs, g.GroupMetadataResult,
+          "Baileys `groupMetadata(jid)` (refreshes the cache); with `cached: true` the cached entry when there "
+          "is one (`cached` in the answer says which)."),
+    Entry("cmd", "group_create", g.GroupCreateArgs, g.GroupCreateResult,
+          f"Baileys `groupCreate(subject, participants)` (1..{g.MAX_PARTICIPANTS} user JIDs or LIDs); answers "
+          "the new group's metadata."),
+    Entry("cmd", "group_subject", g.GroupSubjectArgs, "{}", "Baileys `groupUpdateSubject(jid, subject)`."),
+    Entry("cmd", "group_description", g.GroupDescriptionArgs, "{}",
+          "Baileys `groupUpdateDescription(jid, description)`; no `description` removes it."),
+    Entry("cmd", "group_setting", g.GroupSettingArgs, "{}",
+          "Baileys `groupSettingUpdate(jid, setting)`: announcement (only admins send), not_announcement, "
+          "locked (only admins edit the info), unlocked."),
+    Entry("cmd", "group_participants", g.GroupParticipantsArgs, g.GroupParticipantsResult,
+          "Baileys `groupParticipantsUpdate(jid, participants, action)`: one result per participant, `status` "
+          "\"200\" or the server's code for it."),
+    Entry("cmd", "group_invite_code", g.GroupJidArgs, g.InviteCodeResult, "Baileys `groupInviteCode(jid)`."),
+    Entry("cmd", "group_revoke_invite", g.GroupJidArgs, g.InviteCodeResult,
+          "Baileys `groupRevokeInvite(jid)`: the old link stops working; answers the new code."),
+    Entry("cmd", "group_join", g.GroupJoinArgs, g.GroupJoinResult,
+          "Baileys `groupAcceptInvite(code)`: answers the group's JID."),
+    Entry("cmd", "group_leave", g.GroupJidArgs, "{}", "Baileys `groupLeave(jid)` (drops the group from the cache)."),
     Entry("cmd", "ping", Empty, PingResult,
           "Liveness check; `s` may be any valid id. Returns the runtime's pid and hosted sessions."),
     Entry("req", "auth.load", Empty, "string or null",
@@ -289,6 +314,15 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("evt", "presence.update", m.PresenceUpdateData, None,
           "Baileys' presence.update: `id` is the chat, `presences` maps each JID to its lastKnownPresence "
           "(available, unavailable, composing, recording; a paused chat state reads available) and lastSeen."),
+    Entry("evt", "groups.upsert", g.GroupsUpsertData, None,
+          "Baileys' groups.upsert: the account is in a new group (created by it or by someone who added it); "
+          "each item is the group's metadata with `author`."),
+    Entry("evt", "groups.update", g.GroupsUpdateData, None,
+          "Baileys' groups.update items that are changes (subject, desc, announce, restrict, with `author`, "
+          "`authorPn`); the full metadata Baileys reports while listing groups only refreshes the cache."),
+    Entry("evt", "group-participants.update", g.GroupParticipantsData, None,
+          "Baileys' group-participants.update: `action` add, remove, promote, demote or modify, the "
+          "participants `{id, phoneNumber, lid}`, who did it (`author`, `authorPn`). Also patches the cache."),
     Entry("evt", "creds.update", CredsUpdateData, None,
           "Baileys updated creds: how many fields and which. The matching creds.save request follows."),
 )

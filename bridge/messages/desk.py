@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import msgspec
 
 from bridge.events import EventBus, EventKind
+from bridge.groups.desk import GROUP_EVENTS, GroupDesk
 from bridge.ipc import messaging as ipc
 from bridge.messages import outgoing, receipts
 from bridge.messages.addresses import LidBook, account, is_user, phone_of
@@ -42,7 +43,9 @@ from bridge.messages.status import advance
 from bridge.messages.store import MessageRetention, MessageStore
 
 log = logging.getLogger(__name__)
-MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"})
+MESSAGING_EVENTS = frozenset({"messages.upsert", "messages.update", "message-receipt.update", "presence.update"}
+                             | GROUP_EVENTS)
+"""The runtime events a session hands to the desk; group events go on to `self.groups`."""
 
 
 class SessionPort(Protocol):
@@ -94,6 +97,7 @@ class MessageDesk:
         self.store = store or MessageStore(bus, retention=sessions.retention())
         self._clock = clock
         self._books: dict[str, _SessionBook] = {}
+        self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -104,6 +108,9 @@ class MessageDesk:
     # ----- inbound ---------------------------------------------------------------------------
     def on_runtime_event(self, session: str, name: str, data: msgspec.Struct) -> None:
         """Handle one messaging event of `session` (never blocks, never raises)."""
+        if name in GROUP_EVENTS:
+            self.groups.on_runtime_event(session, name, data)
+            return
         try:
             if isinstance(data, ipc.UpsertData):
                 for wa in data.messages:
@@ -189,11 +196,12 @@ class MessageDesk:
                     found[message_id] = entry
         return found
 
-    async def send(self, session: str, body: AnySend) -> SendOutcome:
-        """Send `body`; returns once the server acknowledged (see module docstring)."""
+    async def send(self, session: str, body: AnySend, *, media: ipc.MediaContent | None = None) -> SendOutcome:
+        """Send `body` (a media body with its prepared `media`, see `bridge.media.desk`); returns once
+        the server acknowledged (see module docstring)."""
         self.sessions.require_open(session)
         targets = await self._targets(session, body)
-        args = outgoing.plan_send(session, body, targets.get, now=self._clock())
+        args = outgoing.plan_send(session, body, targets.get, now=self._clock(), media=media)
         if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)

@@ -13,6 +13,7 @@ that the bridge does not model is kind `unsupported` with `raw_type`, never sile
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from bridge.messages.addresses import LidBook, account, is_lid, phone_of
@@ -186,9 +187,22 @@ def _fields(field: str, body: Any) -> dict[str, Any] | None:
     if field in MEDIA:
         kind = K.VOICE if field == "audioMessage" and b.get("ptt") else MEDIA[field]
         media = Media(mimetype=_str(b.get("mimetype")), file_length=to_int(b.get("fileLength")) or None,
-                      file_name=_str(b.get("fileName")), seconds=to_int(b.get("seconds")) or None)
+                      file_name=_str(b.get("fileName")), seconds=to_int(b.get("seconds")) or None,
+                      width=to_int(b.get("width")) or None, height=to_int(b.get("height")) or None,
+                      sha256=_hex(b.get("fileSha256")), has_thumbnail=bool(b.get("jpegThumbnail")),
+                      gif_playback=bool(b.get("gifPlayback")))
         return {"kind": kind, "text": _str(b.get("caption")), "media": media}
     return {"kind": K.UNSUPPORTED, "raw_type": field}
+
+
+def _hex(value: Any) -> str | None:
+    """A proto JSON bytes field (base64) as hex, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return None
 
 
 def _card(b: dict[str, Any]) -> ContactCard:

@@ -38,7 +38,7 @@ MEDIA_KINDS = frozenset({
     MessageKind.IMAGE, MessageKind.VIDEO, MessageKind.AUDIO, MessageKind.VOICE, MessageKind.DOCUMENT,
     MessageKind.STICKER,
 })
-"""Reserved for the media issue: recognised on receipt (kind, caption, mimetype), not sent yet."""
+"""Kinds that carry a file (docs/media.md)."""
 
 
 class MessageStatus(enum.StrEnum):
@@ -97,12 +97,20 @@ class Revoke(msgspec.Struct, frozen=True):
 
 
 class Media(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What a media message says about its file (the bytes are the media issue's)."""
+    """What a media message says about its file; the bytes come from
+    `GET /sessions/{id}/messages/{msg}/media` (docs/media.md). The media key is never here."""
 
     mimetype: str | None = None
     file_length: int | None = None
     file_name: str | None = None
     seconds: int | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    """Hex sha256 of the plaintext file (WhatsApp's fileSha256): what the download is checked against."""
+
+    has_thumbnail: bool = False
+    gif_playback: bool = False
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -25,6 +25,7 @@ from bridge.messages.send_body import (
     SendEdit,
     SendForward,
     SendLocation,
+    SendMedia,
     SendPoll,
     SendReaction,
     SendRevoke,
@@ -42,10 +43,16 @@ FORWARDABLE = frozenset({K.TEXT, K.LOCATION, K.CONTACT})
 Lookup = Callable[[str], Entry | None]
 
 
-def plan_send(session: str, body: AnySend, lookup: Lookup, *, now: float) -> ipc.SendArgs:
-    """The `send` arguments for `body`; raises the refusals listed in the module docstring."""
+def plan_send(session: str, body: AnySend, lookup: Lookup, *, now: float,
+              media: ipc.MediaContent | None = None) -> ipc.SendArgs:
+    """The `send` arguments for `body`; raises the refusals listed in the module docstring.
+    A media body comes with its `media` content, already prepared by `bridge.media`."""
     quoted = _quoted(session, body, lookup)
     match body:
+        case SendMedia():
+            if media is None:
+                raise AssertionError("a media send needs its prepared content (bridge.media.desk)")
+            return ipc.SendArgs(to=parse_recipient(body.to).jid, content=media, quoted=quoted)
         case SendText():
             mentions = [_mention(m, i) for i, m in enumerate(body.mentions)]
             content: ipc.Content = ipc.TextContent(text=body.text, mentions=list(dict.fromkeys(mentions)),

@@ -167,6 +167,31 @@ class SendForward(_Addressed):
     message_id: MessageId = Field(description="An earlier message (text, location or contact) to forward")
 
 
+MEDIA_SEND_KINDS = ("image", "video", "audio", "voice", "document", "sticker")
+MAX_CAPTION = 1024
+MAX_URL = 2048
+
+
+class SendMedia(_Addressed):
+    """A file (docs/media.md): `data` (base64) or `url` in JSON, or a `file` part in multipart/form-data.
+    Size, real type and thumbnail are `bridge.media`'s business."""
+
+    kind: Literal["image", "video", "audio", "voice", "document", "sticker"]
+    data: str | None = Field(None, description="The file, base64 (JSON bodies up to BRIDGE_MEDIA_JSON_MAX_BYTES)")
+    url: str | None = Field(None, max_length=MAX_URL, description="An http(s) URL the bridge fetches the file from")
+    mimetype: str | None = Field(None, max_length=255, description="Claimed type; the bridge sniffs the real one")
+    caption: str | None = Field(None, max_length=MAX_CAPTION, description="Shown under images, videos, documents")
+    file_name: str | None = Field(None, max_length=255, description="Document file name")
+    gif_playback: bool = Field(False, description="Video: play as a looping GIF")
+    quoted: Quoted = None
+
+    @model_validator(mode="after")
+    def _caption_fits(self) -> SendMedia:
+        if self.caption is not None and self.kind in ("audio", "voice", "sticker"):
+            raise ValueError(f"a {self.kind} has no caption; leave caption out")
+        return self
+
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("kind", "text"))
@@ -181,12 +206,15 @@ SendUnion = Annotated[
     | Annotated[SendLocation, Tag("location")]
     | Annotated[SendContact, Tag("contact")]
     | Annotated[SendPoll, Tag("poll")]
-    | Annotated[SendForward, Tag("forward")],
+    | Annotated[SendForward, Tag("forward")]
+    | Annotated[SendMedia, Tag("image")] | Annotated[SendMedia, Tag("video")] | Annotated[SendMedia, Tag("audio")]
+    | Annotated[SendMedia, Tag("voice")] | Annotated[SendMedia, Tag("document")] | Annotated[SendMedia, Tag("sticker")],
     Discriminator(_kind_of, custom_error_type="unknown_kind",
-                  custom_error_message="unknown kind; use text, reaction, edit, revoke, location, contact, poll "
-                                       "or forward"),
+                  custom_error_message="unknown kind; use text, reaction, edit, revoke, location, contact, poll, "
+                                       "forward, image, video, audio, voice, document or sticker"),
 ]
-AnySend = SendText | SendReaction | SendEdit | SendRevoke | SendLocation | SendContact | SendPoll | SendForward
+AnySend = (SendText | SendReaction | SendEdit | SendRevoke | SendLocation | SendContact | SendPoll | SendForward
+           | SendMedia)
 
 
 class SendBody(RootModel[SendUnion]):

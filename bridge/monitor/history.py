@@ -26,23 +26,12 @@ PRE_RESTORE = "pre-restore"
 
 
 def newest_first(snapshots: Snapshots, session_id: str) -> Iterator[SnapshotManifest]:
-    """A session's snapshots newest first, read lazily.
-
-    Manifest names are time-sortable ids, so the newest is found without decoding the hundreds of
-    older manifests a long-running session accumulates (`Snapshots.list` reads them all, and the
-    monitor looks after every write burst).
-    """
-    folder = snapshots.snapshots_dir / session_id
+    """A session's snapshots newest first, decoded lazily (the store's manifest listing); a
+    repository that cannot be listed is logged and reads as empty here, the look goes on."""
     try:
-        names = sorted((p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
-                       reverse=True)
-    except OSError:
-        return
-    for path in names:
-        try:
-            yield snapshots.load_manifest(path)
-        except BridgeError as exc:
-            log.warning("%s", exc)
+        yield from snapshots.manifests.newest_first(session_id)
+    except BridgeError as exc:
+        log.warning("%s", exc)
 
 
 def has_snapshots(snapshots: Snapshots, session_id: str) -> bool:

@@ -30,7 +30,8 @@ class Incident(msgspec.Struct, kw_only=True):
     `action` is the plan carried out (`put_back_creds`, `put_back_keys`, `restore_folder`,
     `stop_session`, `nothing`); `restored` says the folder holds this session's own account again.
     `sessions` names every session the incident is about (both halves of a swap). `warning` is what
-    the repair could not give back; `next_step` what the operator should do.
+    the repair could not give back; `next_step` what the operator should do. `joined` says a
+    session had opened this incident (and alerted) first: the monitor raised no alert of its own.
     """
 
     id: str
@@ -55,6 +56,7 @@ class Incident(msgspec.Struct, kw_only=True):
     warning: str | None = None
     error: str | None = None
     next_step: str = ""
+    joined: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]

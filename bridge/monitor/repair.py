@@ -24,9 +24,11 @@ from typing import Any, Protocol
 from bridge.errors import BridgeError, CredsCorruptError
 from bridge.events import EventBus, EventKind
 from bridge.metrics import MONITOR_RESTORES
-from bridge.monitor.folder_check import inspect_folder
+from bridge.monitor.folder_check import Damage, inspect_folder
 from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
+from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.session import STORAGE_INCIDENT
 from bridge.store import durable
 from bridge.store.auth_store import AuthStore
 from bridge.store.creds import is_registered, validate_creds_text
@@ -51,14 +53,27 @@ class SessionControl(Protocol):
     """What the monitor needs from the SessionManager to repair a folder under a live session.
 
     `get` raises `SessionNotFound` for a folder the bridge does not manage (it is repaired
-    without any stop/start). Methods may be plain or coroutines.
+    without any stop/start). `incident` tells the session its stop/start is part of an incident
+    the monitor already alerted for (its follow-on states carry the id and raise no second alert).
+    Methods may be plain or coroutines.
     """
 
     def get(self, session_id: str) -> SessionStatus | Awaitable[SessionStatus]: ...
 
-    def stop(self, session_id: str) -> Any: ...
+    def stop(self, session_id: str, *, incident: str | None = None) -> Any: ...
 
-    def start(self, session_id: str) -> Any: ...
+    def start(self, session_id: str, *, incident: str | None = None) -> Any: ...
+
+
+def desk_key(plan: RepairPlan) -> str | None:
+    """The sessions' `IncidentDesk` key of a cause they may notice too (and alert for) on their
+    own: a swap refuses both sessions' next start, an unreadable folder fails their writes. The
+    monitor joins that incident instead of opening a second one."""
+    if plan.damage is Damage.FOLDERS_SWAPPED:
+        return "identity:" + "+".join(sorted(plan.sessions))  # as Session._refused_start names it
+    if plan.damage is Damage.FOLDER_UNREADABLE:
+        return STORAGE_INCIDENT
+    return None
 
 
 async def maybe_await(value: Any) -> Any:
@@ -69,24 +84,53 @@ class RepairExecutor:
     """Executes plans for the watcher; see the module docstring."""
 
     def __init__(
-        self, snapshots: Snapshots, bus: EventBus, journal: IncidentLog, sessions: SessionControl | None = None
+        self,
+        snapshots: Snapshots,
+        bus: EventBus,
+        journal: IncidentLog,
+        sessions: SessionControl | None = None,
+        desk: IncidentDesk | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.bus = bus
         self.journal = journal
         self.sessions = sessions
+        self.desk = desk
 
     async def execute(self, plan: RepairPlan, *, detected_at: float, expected: Identity | None) -> Incident:
-        """Carry out `plan`; returns the incident (already journalled, published and alerted)."""
+        """Carry out `plan`; returns the incident (already journalled, published and alerted once).
+
+        A cause the sessions' `IncidentDesk` knows (`desk_key`) is alerted through the desk before
+        anything is done, so its incident id is the one the stopped sessions carry; if a session
+        opened it first, the monitor joins it and raises nothing.
+        """
         incident = Incident(
             id=new_incident_id(), session=plan.session, kind=plan.damage.value, detail=plan.detail,
             detected_at=detected_at, severity=plan.severity, action=plan.action.value,
             sessions=list(plan.sessions), warning=plan.warning, error=plan.error, next_step=plan.next_step,
         )
         log.critical("session %s: %s (%s); plan: %s", plan.session, plan.damage.value, plan.detail, plan.action.value)
+        key = desk_key(plan)
+        alerted = False
+        if self.desk is not None and key is not None:
+            message = plan.detail + (f". Stopping session(s) {', '.join(plan.stop)}" if plan.stop else "")
+            message += f". Next: {plan.next_step}" if plan.next_step else ""
+            joined = self.desk.get(key) is not None
+            incident.id = self.desk.join(key, plan.session, plan.damage.value, message)
+            for sid in plan.sessions[1:]:
+                self.desk.join(key, sid, plan.damage.value, message)
+            incident.joined = joined
+            alerted = True
         await self.apply(plan, incident, expected=expected)
-        await self.record(incident)
+        await self.record(incident, alert=not alerted)
         return incident
+
+    def resolved(self, incident: Incident) -> None:
+        """The incident is over: leave the desk's incident it was alerted through, if any."""
+        key = desk_key_of(incident)
+        if self.desk is not None and key is not None:
+            for sid in incident.sessions or [incident.session]:
+                self.desk.leave(key, sid)
 
     async def apply(self, plan: RepairPlan, incident: Incident, *, expected: Identity | None) -> None:
         """The file and session steps of `plan`, noted in `incident` (no journal, no alert)."""
@@ -111,7 +155,7 @@ class RepairExecutor:
             incident.keys_after = len(after.key_files)
         if plan.restart and incident.restored and self.sessions is not None:
             try:
-                await maybe_await(self.sessions.start(plan.session))
+                await maybe_await(self.sessions.start(plan.session, incident=incident.id))
                 incident.session_restarted = True
             except BridgeError as exc:
                 incident.error = f"repaired, but starting the session again failed: {exc}"
@@ -121,7 +165,7 @@ class RepairExecutor:
             return
         for sid in plan.stop:
             try:
-                await maybe_await(self.sessions.stop(sid))
+                await maybe_await(self.sessions.stop(sid, incident=incident.id))
                 incident.stopped.append(sid)
             except BridgeError as exc:
                 log.error("could not stop session %s for incident %s: %s", sid, incident.id, exc)
@@ -184,17 +228,28 @@ class RepairExecutor:
         log.warning("session %s: put back creds.json from %s", session, creds.source)
         return True, str(kept) if kept is not None and raw else None
 
-    async def record(self, incident: Incident) -> None:
-        """Journal, publish and alert one incident: its one alert."""
+    async def record(self, incident: Incident, *, alert: bool = True) -> None:
+        """Journal and publish one incident, and raise its one alert (unless the desk did)."""
         try:
             await asyncio.to_thread(self.journal.append, incident)
         except (OSError, BridgeError) as exc:
             log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
         self.bus.publish(incident.session, EventKind.INCIDENT, incident.as_dict())
+        if not alert:
+            return
         self.bus.alert(
             incident.session, incident.kind, "critical" if incident.severity == "critical" else "warning",
             alert_text(incident), incident=incident.id, restored=incident.restored,
         )
+
+
+def desk_key_of(incident: Incident) -> str | None:
+    """`desk_key` of a recorded incident."""
+    if incident.kind == Damage.FOLDERS_SWAPPED.value:
+        return "identity:" + "+".join(sorted(incident.sessions))
+    if incident.kind == Damage.FOLDER_UNREADABLE.value:
+        return STORAGE_INCIDENT
+    return None
 
 
 def _is_own(raw: bytes, expected: Identity | None) -> bool:

@@ -18,6 +18,7 @@ from bridge.events import EventBus
 from bridge.monitor.alerts import Alerter, AlertSink
 from bridge.monitor.health import SessionWatch
 from bridge.monitor.watcher import AuthWatcher, SessionControl
+from bridge.sessions.incident_desk import IncidentDesk
 from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger("bridge.monitor")
@@ -53,7 +54,10 @@ async def run_monitor(
     control = sessions if sessions is not None else manager
     alerter = Alerter.from_settings(settings, sinks)
     alerter.start()
-    watcher = watcher or AuthWatcher(settings, bus, snapshots, sessions=control)
+    desk = getattr(control, "desk", None)  # the SessionManager's IncidentDesk, shared with its sessions
+    watcher = watcher or AuthWatcher(
+        settings, bus, snapshots, sessions=control, desk=desk if isinstance(desk, IncidentDesk) else None
+    )
     health = SessionWatch(settings, bus, snapshots)
     tasks = [
         asyncio.create_task(alerter.consume(bus, after=bus.last_seq), name="monitor-alerts"),

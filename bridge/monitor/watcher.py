@@ -48,11 +48,11 @@ from bridge.monitor.snapshot_policy import (
     settle_due,
     snapshot_reason,
 )
+from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
-from bridge.store import durable
-from bridge.store.adopt import read_adopted
+from bridge.store import durable, folders
 from bridge.store.identity import Identity, IdentityBook, identity_of
-from bridge.store.layout import CREDS_FILE, validate_session_id
+from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots import SnapshotManifest, Snapshots
 
 __all__ = ["AuthWatcher", "SessionControl", "SessionStatus"]
@@ -98,6 +98,7 @@ class AuthWatcher:
         *,
         sessions: SessionControl | None = None,
         incidents: IncidentLog | None = None,
+        desk: IncidentDesk | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(settings.auth_root)
@@ -106,7 +107,7 @@ class AuthWatcher:
         self.snapshots = snapshots
         self.sessions = sessions
         self.journal = incidents or IncidentLog(settings.bridge_dir)
-        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions)
+        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions, desk)
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
         self._loss_started: dict[str, float] = {}
@@ -122,24 +123,28 @@ class AuthWatcher:
         self._dirty: set[str] = set()
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._root_problem: str | None = None
+        self._problems: dict[str, str] = {}
         self._repairing = asyncio.Lock()
         self._stop = asyncio.Event()
 
     # ----- which folders ----------------------------------------------------------------
     def session_ids(self) -> set[str]:
-        """Folders under the root, sessions with snapshots, and adopted folders elsewhere."""
-        found: set[str] = set()
-        if self.root.is_dir():
-            for path in self.root.iterdir():
-                if path.name.startswith(".") or not path.is_dir():
-                    continue
-                with contextlib.suppress(BridgeError):
-                    found.add(validate_session_id(path.name))
+        """Session folders (`bridge.store.folders`: the root's and adopted ones, creds or not) and
+        sessions that only have snapshots left (a removed folder). Raises StoreError when the
+        root cannot be listed."""
+        found = {f.session for f in folders.root_folders(self.root, with_creds=False)}
+        try:
+            found.update(f.session for f in folders.adopted_folders(self.root))
+        except BridgeError as exc:  # a damaged adopted.json must not stop the watch over the rest
+            self._once("adopted", f"adopted folders are not watched: {exc}")
         found.update(self.snapshots.sessions())
-        with contextlib.suppress(BridgeError):
-            found.update(read_adopted(self.root).sessions)
         return found
+
+    def _once(self, topic: str, problem: str) -> None:
+        """Log a standing problem once (again only when it changes), not on every scan."""
+        if self._problems.get(topic) != problem:
+            log.error("%s", problem)
+        self._problems[topic] = problem
 
     # ----- running ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -263,13 +268,10 @@ class AuthWatcher:
         found: list[Incident] = []
         try:
             sids = await asyncio.to_thread(self.session_ids)
-        except OSError as exc:
-            problem = f"cannot list {self.root}: {exc.strerror or exc}"
-            if problem != self._root_problem:
-                log.error("%s; fix its permissions or the disk", problem)
-            self._root_problem = problem
+        except (OSError, BridgeError) as exc:
+            self._once("root", f"cannot list the session folders of {self.root}: {exc}")
             return found
-        self._root_problem = None
+        self._problems.pop("root", None)
         for sid in sorted(sids):
             try:
                 incident = await self.check(sid)
@@ -289,7 +291,11 @@ class AuthWatcher:
                 return None
             state = _state(status)
             relinking = state in LINKING
-            folder = await asyncio.to_thread(self.snapshots.session_folder, session_id)
+            try:
+                folder = await asyncio.to_thread(self.snapshots.session_folder, session_id)
+            except BridgeError as exc:
+                self._once(f"folder:{session_id}", f"session {session_id}: cannot tell where its folder is: {exc}")
+                return None
             detected_at = time.time()
             look, finding = await self._look(session_id, folder, relinking)
             if finding is not None:
@@ -480,6 +486,7 @@ class AuthWatcher:
                 del self._open[sid]
         entry.pending.clear()
         incident = entry.incident
+        self.executor.resolved(incident)
         self.bus.alert(incident.session, incident.kind, "info",
                        f"incident {incident.id} is over: {how}", incident=incident.id, resolved=True)
 
@@ -599,7 +606,12 @@ class AuthWatcher:
     async def snapshot_all(self, reason: str = "scheduled") -> list[SnapshotManifest]:
         """Snapshot every healthy folder now (the `Settings.snapshot_interval` schedule)."""
         taken: list[SnapshotManifest] = []
-        for sid in sorted(await asyncio.to_thread(self.session_ids)):
+        try:
+            sids = await asyncio.to_thread(self.session_ids)
+        except (OSError, BridgeError) as exc:
+            self._once("root", f"cannot list the session folders of {self.root}: {exc}")
+            return taken
+        for sid in sorted(sids):
             async with self._locks.setdefault(sid, asyncio.Lock()):
                 folder = await asyncio.to_thread(self.snapshots.session_folder, sid)
                 look = await asyncio.to_thread(inspect_folder, folder)

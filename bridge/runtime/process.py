@@ -9,7 +9,7 @@ with the grace times from Settings.
 No orphans: the child gets its own process group (signals reach the whole group) and exits by
 itself when its stdin closes or its parent changes, which is what happens when the bridge is killed
 with SIGKILL and cannot clean up. Node runs under the permission model with read access to the
-runtime and node_modules only.
+runtime, node_modules and the media spool only (docs/media.md).
 
 Stderr is read continuously (a full stderr pipe would freeze the child) and logged with the
 runtime name (the session id in the default one-session-per-runtime mode).
@@ -39,6 +39,7 @@ from bridge.errors import NodeRuntimeError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
 from bridge.ipc.channel import Channel, ChannelClosed, CommandFailed, EventHandler, RequestHandler
+from bridge.media.spool import readable_spool
 from bridge.metrics import RUNTIME_RESTARTS
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,13 @@ def permission_flag(node: str) -> str:
     if major < 20:
         raise NodeRuntimeError(f"{node} is Node {major}; the runtime needs Node >= 20 (permission model)")
     return "--experimental-permission" if major < 22 else "--permission"
+
+
+def media_env(settings: Settings) -> dict[str, str]:
+    """A test media host's CA for Baileys' uploads (`BRIDGE_MEDIA_TRUST_CA`); nothing in production."""
+    if not settings.media_trust_ca:
+        return {}
+    return {"NODE_EXTRA_CA_CERTS": os.path.abspath(settings.media_trust_ca)}
 
 
 class NodeProcess:
@@ -139,7 +147,7 @@ class NodeProcess:
     def command(self) -> list[str]:
         """The exact argv used to start the child (no write permission, read-only paths)."""
         s = self.settings
-        reads = [s.node_runtime_dir, s.node_modules_dir, *self._extra_read]
+        reads = [s.node_runtime_dir, s.node_modules_dir, readable_spool(s), *self._extra_read]
         return [
             s.node,
             permission_flag(s.node),
@@ -236,6 +244,7 @@ class NodeProcess:
         env.update(BRIDGE_SESSION=self.name, BRIDGE_PARENT_PID=str(os.getpid()),
                    BRIDGE_NODE_LOG_LEVEL=self.settings.node_log_level,
                    BRIDGE_IPC_MAX_LINE=str(self.settings.ipc_max_line))
+        env.update(media_env(self.settings))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionError, SessionNotFound, SessionStateError
+from bridge.errors import SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.messages.desk import MessageDesk
-from bridge.messages.ports import ManagerPort
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.message_port import ManagerPort
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
-from bridge.store.adopt import read_adopted
+from bridge.store.folders import session_folders
 from bridge.store.identity import IdentityBook
-from bridge.store.layout import CREDS_FILE, validate_session_id
+from bridge.store.layout import validate_session_id
 
 if TYPE_CHECKING:
     from bridge.store.snapshots import SnapshotManifest, Snapshots
@@ -69,11 +69,32 @@ class SessionManager:
         self._services = SessionServices(
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
         )
-        self.messages = MessageDesk(bus, ManagerPort(self))
+        self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
         self._sessions: dict[str, Session] = {}
+        self.fault: StoreError | None = self.registry.unavailable
+        """A storage fault that keeps the bridge from starting its sessions (set by the service
+        while its auth root refuses writes; /healthz and /readyz show it)."""
+        if self.registry.unavailable is None:
+            self._load_sessions()
+
+    def _load_sessions(self) -> None:
         self._adopt_external()
         for record in self.registry.all():
-            self._sessions[record.id] = self._make(record)
+            if record.id not in self._sessions:
+                self._sessions[record.id] = self._make(record)
+
+    async def recover(self) -> None:
+        """Read what a storage fault kept unread (the registry) and register existing folders;
+        raises the `StoreError` while storage still refuses."""
+        if self.registry.unavailable is not None:
+            await asyncio.to_thread(self.registry.load)
+        await asyncio.to_thread(self._load_sessions)
+
+    async def defer_all(self, fault: StoreError) -> None:
+        """Sessions that should run but cannot start now (the auth root refuses writes) stay
+        stopped with the fault as their reason, and join the storage incident."""
+        wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
+        await asyncio.gather(*(s.dispatch(st.StartDeferred(fault.code, str(fault))) for s in wanted))
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
@@ -81,24 +102,18 @@ class SessionManager:
         `python -m bridge adopt` (.bridge/adopted.json), and `AUTH_ROOT/<id>` folders holding a
         creds.json (adopted in the root, or a legacy folder copied there). They are registered
         stopped; nothing in them is touched."""
-        for sid, entry in read_adopted(self.settings.auth_root).sessions.items():
-            if not self.registry.exists(sid):
-                self.registry.put(SessionRecord(id=sid, folder=entry.folder))
-                log.info("registered adopted session %s at %s", sid, entry.folder)
-        root = self.settings.auth_root
-        if not root.is_dir():
-            return
-        for child in sorted(root.iterdir()):
-            if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+        try:
+            self._adopt_external_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("could not register every existing auth folder now (%s); the rest are registered at "
+                        "the next start", exc)
+
+    def _adopt_external_folders(self) -> None:
+        for folder in session_folders(self.settings.auth_root).values():
+            if self.registry.exists(folder.session):
                 continue
-            if not (child / CREDS_FILE).is_file() or self.registry.exists(child.name):
-                continue
-            try:
-                validate_session_id(child.name)
-            except BridgeError:
-                continue
-            self.registry.put(SessionRecord(id=child.name))
-            log.info("registered existing auth folder %s", child)
+            self.registry.put(SessionRecord(id=folder.session, folder=str(folder.path) if folder.adopted else None))
+            log.info("registered existing auth folder %s as session %s", folder.path, folder.session)
 
     def _folder(self, record: SessionRecord) -> Path:
         return Path(record.folder) if record.folder else self.settings.auth_root / record.id

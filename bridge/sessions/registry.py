@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from bridge.errors import SessionError, SessionNotFound
+from bridge.errors import SessionError, SessionNotFound, StoreError
 from bridge.sessions.state import SessionState
-from bridge.store.durable import atomic_write, explain_os_error, make_dirs
+from bridge.store.durable import atomic_write, explain_os_error, is_storage_fault, make_dirs
+from bridge.store.layout import BridgeDirs
 
 LoginMethod = Literal["qr", "pairing_code"]
-REGISTRY_FILE = "sessions.json"
 
 
 class SessionRecord(msgspec.Struct, kw_only=True):
@@ -69,9 +69,24 @@ class Registry:
 
     def __init__(self, bridge_dir: Path) -> None:
         self.bridge_dir = bridge_dir
-        self.path = bridge_dir / REGISTRY_FILE
+        self.path = BridgeDirs(bridge_dir).registry
         self._lock = threading.Lock()
-        self._data = self._read()
+        self._data = _RegistryFile()
+        self.unavailable: StoreError | None = None
+        """A storage fault kept the registry from being read: it is empty and refuses every write
+        (an empty registry written over the unread file would lose every tenant) until `load()`."""
+        try:
+            self.load()
+        except StoreError as exc:
+            if not is_storage_fault(exc):
+                raise
+            self.unavailable = exc
+
+    def load(self) -> None:
+        """(Re)read the file; raises the `StoreError` if storage still refuses."""
+        data = self._read()
+        with self._lock:
+            self._data, self.unavailable = data, None
 
     def _read(self) -> _RegistryFile:
         try:
@@ -90,6 +105,8 @@ class Registry:
 
     def _commit(self, record: SessionRecord) -> None:
         """Write the registry with `record` in it, then (only then) make that the registry."""
+        if self.unavailable is not None:
+            raise self.unavailable
         new = _RegistryFile(self._data.version, {**self._data.sessions, record.id: record})
         _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(new), indent=2) + b"\n")
         self._data = new

@@ -212,6 +212,9 @@ class Session:
 
     async def close(self) -> None:
         """Stop the worker and timer (after `Shutdown`/`Stop` were dispatched)."""
+        if self._auth is not None and self._auth.holds_writes:
+            log.error("session %s: %d write(s) held back by the storage fault are lost with this shutdown; the "
+                      "session restarts from its folder as it is on disk", self.id, self._auth.held_writes)
         self._cancel_timer()
         if self._worker is not None:
             self._worker.cancel()
@@ -447,6 +450,10 @@ class Session:
                 self._arm_timer(self.backoff.delay(self.attempt), st.ProbeDue())
             case st.FlushHeldWrites():
                 return await self._flush_held_writes()
+            case st.DropHeldWrites():
+                if self._auth is not None and (dropped := self._auth.drop_held()):
+                    log.warning("session %s: dropped %d held-back write(s): a restore replaced the folder",
+                                self.id, dropped)
             case st.ProbeStorage():
                 return await self._probe_storage()
         return []
@@ -532,12 +539,13 @@ class Session:
         return []
 
     async def _probe_storage(self) -> list[st.SessionEvent]:
-        """See `st.ProbeStorage`: the held writes, a write in the folder, and a read of creds."""
+        """See `st.ProbeStorage`: the held writes (into the folder), a write under the root's
+        `.bridge/`, and a read of creds."""
         failed = await self._flush_held_writes()
         if failed:
             return failed
         try:
-            await asyncio.to_thread(probe_write, self.folder if self.folder.is_dir() else self.settings.bridge_dir)
+            await asyncio.to_thread(probe_write, self.settings.bridge_dir)
             await self._session_auth().store.load_creds()
         except StoreError as exc:
             if is_storage_fault(exc):

@@ -191,6 +191,15 @@ class StorageFault:
 
 
 @dataclass(frozen=True, slots=True)
+class StartDeferred:
+    """The bridge cannot start this (stopped, wanted) session now: its auth root has a storage
+    fault. It stays stopped with the fault as its reason until the bridge starts it."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeDue:
     """The storage probe timer of a suspended session fired."""
 
@@ -217,6 +226,7 @@ SessionEvent = (
     | StartRefused
     | Restored
     | StorageFault
+    | StartDeferred
     | ProbeDue
     | StorageRecovered
 )
@@ -333,6 +343,12 @@ class FlushHeldWrites:
 
 
 @dataclass(frozen=True, slots=True)
+class DropHeldWrites:
+    """An operator restored a snapshot into the folder: what a storage fault held back belongs to
+    the replaced content and must not be written over the restored one."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportStorageFault:
     """Open (or join) the bridge's storage incident: one critical alert for the incident, however
     many sessions and probes it touches; the session's state belongs to it until it is open."""
@@ -377,6 +393,7 @@ SessionAction = (
     | LinkNewDevice
     | RestoreVanishedCreds
     | FlushHeldWrites
+    | DropHeldWrites
     | ReportStorageFault
     | ScheduleProbe
     | ProbeStorage
@@ -547,8 +564,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             )
             return Transition(SessionState.FAILED, "runtime_fatal", [CancelReconnect(), SendStop(), ClearQr(), alert])
         case Restored():
-            if state in TERMINAL and state is not SessionState.STOPPED:
-                return Transition(SessionState.STOPPED, "restored")
+            if state is SessionState.STOPPED:
+                return Transition(state, "restored", [DropHeldWrites()], changed=False)
+            if state in TERMINAL:
+                return Transition(SessionState.STOPPED, "restored", [DropHeldWrites()])
             return _ignore(state)
         case StartRefused(detail=detail, kind=kind, incident_key=key):
             if state not in HOSTED:
@@ -564,6 +583,10 @@ def transition(state: SessionState, event: SessionEvent) -> Transition:
             return Transition(
                 SessionState.SUSPENDED, code, [CancelReconnect(), SendStop(), ClearQr(), report, ScheduleProbe()]
             )
+        case StartDeferred(code=code, detail=detail):
+            if state is SessionState.STOPPED:
+                return Transition(state, code, [ReportStorageFault(code, detail)])
+            return _ignore(state)
         case ProbeDue():
             if state is SessionState.SUSPENDED:
                 return Transition(state, "probe", [ProbeStorage()], changed=False)

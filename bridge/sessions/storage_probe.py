@@ -1,24 +1,25 @@
-"""`probe_write`: does this folder take a durable write right now?
+"""`probe_write`: does the auth root take a durable write right now?
 
 Used where a storage fault has to be seen ending: a suspended session's probe, and the bridge's
-start-up check of its auth root. A probe writes a small temp file the way every real write does
-(create, write, fsync, through `bridge.store.durable`) and removes it, so a full, read-only,
-permission-denied or failing file system answers with the same classified `StoreError` a real
-write would get. The file is a `.bridge-tmp.<pid>.*` temp file: if the process dies between
-the write and the unlink, `sweep_temp_files` removes it like any dead writer's temp file.
+start-up check of its auth root. A probe rewrites `.bridge/storage-probe` the way every real write
+is done (temp file, write, fsync, rename, fsync the folder, through `bridge.store.durable`), so a
+full, read-only, permission-denied or failing file system answers with the same classified
+`StoreError` a real write would get. It rewrites one file instead of creating and removing one:
+nothing under the auth root is ever removed.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from bridge.store import durable
+from bridge.store.layout import BridgeDirs
 
-PROBE_BYTES = b"baileys-bridge storage probe\n"
 
-
-def probe_write(folder: Path) -> None:
-    """Raise the classified `StoreError` when `folder` cannot take a durable write now."""
-    with durable.store_errors(folder, "writing a probe file in"):
-        tmp = durable.write_temp(folder, PROBE_BYTES)
-        durable.remove_file(tmp)
+def probe_write(bridge_dir: Path) -> None:
+    """Raise the classified `StoreError` when the root of `bridge_dir` cannot take a durable
+    write now (creating `.bridge/` if it is missing)."""
+    durable.make_dirs(bridge_dir)
+    durable.atomic_write(BridgeDirs(bridge_dir).storage_probe, f"{os.getpid()} {time.time():.3f}\n".encode())

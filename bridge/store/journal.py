@@ -83,8 +83,10 @@ __all__ = [
     "set_aside",
 ]
 
-#: A checkpoint runs on its own once the current segment holds this many bytes.
-CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
+#: A checkpoint runs on its own once the current segment holds this many bytes. Until then every
+#: batch is on disk twice (journal + files), so this bounds the extra space per session: 1000
+#: busy sessions hold at most ~1 GiB of journal; each checkpoint costs one syncfs.
+CHECKPOINT_BYTES: Final = 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
 RETRY_SECONDS: Final = 1.0
 APPLY_WORKERS: Final = 4

@@ -179,6 +179,12 @@ class BridgeDirs:
         """`webhooks.json`: webhook configs with their secrets (mode 0600)."""
         return self.root / "webhooks.json"
 
+    @property
+    def storage_probe(self) -> Path:
+        """`storage-probe`: rewritten to learn whether the root takes durable writes again after a
+        storage fault (bridge/sessions/storage_probe.py); its content means nothing."""
+        return self.root / "storage-probe"
+
     # ----- folders ---------------------------------------------------------------------------
     @property
     def locks(self) -> Path:

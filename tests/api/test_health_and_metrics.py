@@ -18,7 +18,9 @@ async def test_healthz_counts_sessions_by_state_without_a_key(bridge: Bridge) ->
         assert response.status == 201, await response.text()
     response = await bridge.client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok", "sessions": {"total": 2, "stopped": 2}, "event_log": "ok"}
+    assert await response.json() == {
+        "status": "ok", "sessions": {"total": 2, "stopped": 2}, "event_log": "ok", "storage_fault": None
+    }
 
 
 async def test_readyz_needs_a_key_and_reports_ready(bridge: Bridge) -> None:

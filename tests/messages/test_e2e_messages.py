@@ -223,7 +223,7 @@ async def test_bad_input_is_refused_and_nothing_reaches_the_contact(bridge: Brid
     await simulator.create_contact(contact)
     before = len(await simulator.inbox(contact))
     cases: list[tuple[dict[str, Any], int, str]] = [
-        ({"kind": "sticker", "to": contact}, 422, "unknown kind"),
+        ({"kind": "event", "to": contact}, 422, "unknown kind"),
         ({"to": contact, "text": "x" * 65_537}, 422, "65536"),
         ({"kind": "poll", "to": contact, "name": "q", "options": ["only"]}, 422, "2 to 12 options"),
         ({"kind": "poll", "to": contact, "name": "q", "options": [str(i) for i in range(13)]}, 422, "not 13"),

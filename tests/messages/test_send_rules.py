@@ -37,7 +37,7 @@ def test_a_body_without_kind_is_a_text_so_the_first_api_keeps_working() -> None:
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
-        ({"kind": "sticker", "to": TO}, "unknown kind; use text, reaction"),
+        ({"kind": "event", "to": TO}, "unknown kind; use text, reaction"),
         ({"to": TO, "text": "x" * 65_537}, "at most 65536"),
         ({"to": TO, "text": " \n "}, "text is empty"),
         ({"kind": "poll", "to": TO, "name": "q", "options": ["a"]}, "2 to 12 options, not 1"),

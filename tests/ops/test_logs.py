@@ -11,7 +11,11 @@ import io
 import json
 import logging
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from bridge.logs import JsonFormatter, log_context, setup
 from tests.ops.conftest import BridgeRun, clean_env, http, wait_until
@@ -59,23 +63,34 @@ def test_text_stays_the_default(tmp_path: Path) -> None:
     assert any(line.endswith("bridge.app: shutdown complete") for line in lines)
 
 
-def test_extra_and_context_name_the_session_and_event_and_exceptions_stay_on_one_line() -> None:
+@pytest.fixture()
+def own_logging() -> Iterator[None]:
+    """`setup` replaces the root logger's handlers (and, for JSON, sys.excepthook): put pytest's back."""
+    root = logging.getLogger()
+    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        sys.excepthook = hook
+        logging.captureWarnings(False)
+
+
+def test_extra_and_context_name_the_session_and_event_and_exceptions_stay_on_one_line(own_logging: None) -> None:
     stream = io.StringIO()
     setup("INFO", "json", stream=stream)
     log = logging.getLogger("bridge.test")
+    log.info("plain")
+    log.info("delivered", extra={"session": "s1", "event": "webhook.delivery", "webhook": "w1"})
+    with log_context(session="s2"):
+        with log_context(event="snapshot"):
+            log.warning("inside")
+    log.info("session %s: anything", "s3")
     try:
-        log.info("plain")
-        log.info("delivered", extra={"session": "s1", "event": "webhook.delivery", "webhook": "w1"})
-        with log_context(session="s2"):
-            with log_context(event="snapshot"):
-                log.warning("inside")
-        log.info("session %s: anything", "s3")
-        try:
-            raise ValueError("boom\nsecond line")
-        except ValueError:
-            log.exception("failed")
-    finally:
-        setup("INFO", "text")
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        log.exception("failed")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 5
     plain, delivered, inside, conventional, failed = (json.loads(line) for line in lines)

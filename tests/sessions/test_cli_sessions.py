@@ -30,11 +30,13 @@ def test_lists_registry_and_disk_state_without_writing(tmp_path: Path) -> None:
                                last_state="open", last_reason="open"))
     registry.put(SessionRecord(id="gone", archived=True, last_state="stopped"))
     (root / "acme").mkdir(parents=True)
-    (root / "acme" / "creds.json").write_text(json.dumps({"me": {"id": "4915123456789:3@s.whatsapp.net"}}))
+    linked = {"me": {"id": "4915123456789:3@s.whatsapp.net"}, "registered": True}
+    (root / "acme" / "creds.json").write_text(json.dumps(linked))
     (root / "acme" / "pre-key-1.json").write_text("{}")
     Snapshots(root).create("acme", "manual")
     (root / "legacy").mkdir()
-    (root / "legacy" / "creds.json").write_text("{}")
+    pre_link = {"me": {"id": "15550001111:9@s.whatsapp.net", "name": "~"}, "pairingCode": "ABCD1234"}
+    (root / "legacy" / "creds.json").write_text(json.dumps(pre_link))  # a code was asked for, nothing linked
     before = _tree(root)
 
     result = _cli("--root", str(root), "--json")
@@ -48,6 +50,7 @@ def test_lists_registry_and_disk_state_without_writing(tmp_path: Path) -> None:
     assert acme["me"] == "4915123456789:3@s.whatsapp.net" and acme["files"] == 2
     assert acme["last_snapshot_reason"] == "manual" and acme["registered_in_bridge"] is True
     assert rows["legacy"]["state"] == "unregistered" and rows["legacy"]["registered_in_bridge"] is False
+    assert rows["legacy"]["me"] is None  # `me` set by a pairing-code request is no linked account
     assert _tree(root) == before  # read-only: not one byte changed, no lock file created
 
     everything = json.loads(_cli("--root", str(root), "--json", "--all").stdout)

@@ -19,6 +19,7 @@ from bridge.sessions.state import (
     ClearQr,
     Closed,
     Connecting,
+    DropHeldWrites,
     FlushHeldWrites,
     FollowIncident,
     KeepQr,
@@ -50,6 +51,7 @@ from bridge.sessions.state import (
     SetDesired,
     Shutdown,
     Start,
+    StartDeferred,
     StartRefused,
     Stop,
     StorageFault,
@@ -282,12 +284,18 @@ def test_start_refused_fails_without_retrying(state: SessionState) -> None:
 @pytest.mark.parametrize("state", [S.LOGGED_OUT, S.BANNED, S.FAILED])
 def test_a_restore_clears_a_final_state_so_the_restored_creds_are_used(state: SessionState) -> None:
     t = transition(state, Restored())
-    assert t.state is S.STOPPED and t.reason == "restored" and t.actions == []
+    assert t.state is S.STOPPED and t.reason == "restored" and t.actions == [DropHeldWrites()]
 
 
-@pytest.mark.parametrize("state", [S.STOPPED, *sorted(ACTIVE)])
+@pytest.mark.parametrize("state", sorted(ACTIVE))
 def test_restored_is_ignored_elsewhere(state: SessionState) -> None:
-    assert transition(state, Restored()).changed is False
+    t = transition(state, Restored())
+    assert (t.state, t.changed, t.actions) == (state, False, [])
+
+
+def test_a_restore_into_a_stopped_session_drops_what_a_storage_fault_held_back() -> None:
+    t = transition(S.STOPPED, Restored())
+    assert (t.state, t.changed, t.actions) == (S.STOPPED, False, [DropHeldWrites()])
 
 
 @pytest.mark.parametrize("state", sorted(HOSTED))
@@ -329,3 +337,10 @@ def test_the_monitor_stops_and_restarts_a_session_within_its_incident_until_it_i
     assert t.actions[1] == FollowIncident("20261125T120102Z-a1b2c3")
     assert ClearIncident() in transition(S.CONNECTING, Opened()).actions
     assert transition(S.STOPPED, Start()).actions[1] == FollowIncident(None)  # an operator's start ends it
+
+
+def test_a_session_the_bridge_cannot_start_stays_stopped_with_the_fault_as_its_reason() -> None:
+    t = transition(S.STOPPED, StartDeferred("storage_read_only", "read-only file system"))
+    assert (t.state, t.reason, t.changed) == (S.STOPPED, "storage_read_only", True)
+    assert t.actions == [ReportStorageFault("storage_read_only", "read-only file system")]
+    assert transition(S.LOGGED_OUT, StartDeferred("storage_full", "full")).changed is False

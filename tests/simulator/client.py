@@ -29,8 +29,10 @@ from tests.simulator.models import (
     ContactCard,
     ContactKind,
     Device,
+    Group,
     InboxMessage,
     OutboxMessage,
+    ParticipantResult,
     PresenceState,
     PresenceType,
     Receipt,
@@ -46,6 +48,7 @@ __all__ = [
     "ContactCard",
     "Device",
     "FaultKind",
+    "Group",
     "InboxMessage",
     "OutboxMessage",
     "PresenceState",
@@ -164,16 +167,18 @@ class SimulatorClient:
         picture_hidden: bool | None = None,
         status: str | _Unset | None = _UNSET,
         status_hidden: bool | None = None,
+        group_add: Literal["all", "nobody"] | None = None,
     ) -> Contact:
         """A simulated WhatsApp user with its own Signal identity (created once, then reconfigured).
 
         `addressing="lid"` makes its messages arrive from its LID with the phone number only in
         `sender_pn`, as WhatsApp does for LID chats. `picture_url` / `status` set its profile
-        (None clears); the `*_hidden` flags make the server refuse them (401) like a privacy setting.
+        (None clears); the `*_hidden` flags make the server refuse them (401) like a privacy setting;
+        `group_add="nobody"` makes adding it to a group answer 403.
         """
         body: dict[str, Any] = {"phone": phone}
         for key, value in (("addressing", addressing), ("push_name", push_name), ("picture_hidden", picture_hidden),
-                           ("status_hidden", status_hidden)):
+                           ("status_hidden", status_hidden), ("group_add", group_add)):
             if value is not None:
                 body[key] = value
         for key, maybe in (("picture_url", picture_url), ("status", status)):
@@ -255,6 +260,32 @@ class SimulatorClient:
 
     async def presence_state(self, phone: str) -> PresenceState:
         return msgspec.convert(await self._call("GET", f"/contacts/{phone}/presence"), PresenceState)
+
+    async def groups(self) -> list[Group]:
+        return msgspec.convert(await self._call("GET", "/groups"), list[Group])
+
+    async def group(self, jid: str) -> Group:
+        return msgspec.convert(await self._call("GET", f"/groups/{jid}"), Group)
+
+    async def create_group(self, phone: str, subject: str, participants: list[str]) -> Group:
+        """Contact `phone` creates a group with these accounts (phone numbers or jids); every member
+        device gets the `w:gp2` create notification."""
+        body = {"phone": phone, "subject": subject, "participants": participants}
+        return msgspec.convert(await self._call("POST", "/groups", body), Group)
+
+    async def send_to_group(self, phone: str, jid: str, kind: ContactKind = "text", **fields: Any) -> SentMessage:
+        """Member contact `phone` sends to group `jid` (fields as for `send_from_contact` and friends:
+        text, quoted, key_id, emoji, ...): sender key to each member device pairwise, then skmsg."""
+        body = {"phone": phone, "kind": kind, **{k: v for k, v in fields.items() if v is not None}}
+        return msgspec.convert(await self._call("POST", f"/groups/{jid}/send", body), SentMessage)
+
+    async def change_group_participants(
+        self, phone: str, jid: str, action: Literal["add", "remove", "promote", "demote"], participants: list[str]
+    ) -> list[ParticipantResult]:
+        """Admin contact `phone` changes participants; members get the `w:gp2` notification."""
+        body = {"phone": phone, "action": action, "participants": participants}
+        answer = await self._call("POST", f"/groups/{jid}/participants", body)
+        return msgspec.convert(answer["results"], list[ParticipantResult])
 
     async def wait_inbox(
         self, phone: str, predicate: Callable[[InboxMessage], bool], within: float = 60.0

@@ -19,6 +19,7 @@ export class ContactState {
     this.pictureHidden = false
     this.status = null // text or null (none set); statusHidden answers 401
     this.statusHidden = false
+    this.groupAdd = 'all' // 'nobody': adding it to a group is refused (403), as its privacy setting
     this.presence = { type: 'unavailable', last: Number(unixNow()) }
     this.inbox = [] // decrypted messages from sessions (JSON records, oldest first)
     this.outbox = [] // what the contact sent (JSON records)
@@ -31,7 +32,7 @@ export class ContactState {
 
   get jid () { return userJid(this.acc, this.addressing) }
 
-  /** Apply a control-API body: addressing, push_name, picture_url, picture_hidden, status, status_hidden. */
+  /** Apply a control-API body: addressing, push_name, picture_url, picture_hidden, status, status_hidden, group_add. */
   configure (body) {
     if (body.addressing !== undefined) {
       if (!ADDRESSING.includes(body.addressing)) throw new HttpError(400, `"addressing" is one of ${ADDRESSING.join(', ')}`)
@@ -45,6 +46,10 @@ export class ContactState {
     if (body.picture_hidden !== undefined) this.pictureHidden = !!body.picture_hidden
     if (body.status !== undefined) this.status = body.status === null ? null : String(body.status)
     if (body.status_hidden !== undefined) this.statusHidden = !!body.status_hidden
+    if (body.group_add !== undefined) {
+      if (!['all', 'nobody'].includes(body.group_add)) throw new HttpError(400, '"group_add" is all or nobody')
+      this.groupAdd = body.group_add
+    }
     return this
   }
 

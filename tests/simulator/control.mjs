@@ -18,6 +18,17 @@ function readJson (req) {
 }
 
 const contact = (sim, phone) => sim.messaging.contact(phone).contact
+const remembered = (sim, phone, id, fromMe) => {
+  const m = contact(sim, phone).messages.get(id)
+  if (!m || m.fromMe !== fromMe) throw new HttpError(404, `the contact ${fromMe ? 'sent' : 'received'} no message ${id}`)
+  return m.message
+}
+const received = (sim, phone, id) => remembered(sim, phone, id, false)
+const sent = (sim, phone, id) => remembered(sim, phone, id, true)
+const GROUP = /^\/groups\/([0-9-]+)(?:@g\.us)?$/
+const GROUP_SEND = /^\/groups\/([0-9-]+)(?:@g\.us)?\/send$/
+const GROUP_PARTICIPANTS = /^\/groups\/([0-9-]+)(?:@g\.us)?\/participants$/
+const groupJid = id => `${id}@g.us`
 
 /** Route table: [method, regexp, handler(sim, body, match) -> JSON value]. */
 export function routes (onStop) {
@@ -43,6 +54,19 @@ export function routes (onStop) {
     ['POST', /^\/contacts\/\+?([0-9]+)\/receipt$/, (sim, b, m) => sim.messaging.sendReceipt(m[1], { to: need(b, 'to'), ids: need(b, 'ids'), type: b.type })],
     ['POST', /^\/contacts\/\+?([0-9]+)\/presence$/, (sim, b, m) => sim.presence.fromContact(m[1], { type: String(need(b, 'type')), to: b.to })],
     ['GET', /^\/contacts\/\+?([0-9]+)\/presence$/, (sim, b, m) => sim.presence.state(m[1])],
+    ['GET', /^\/media$/, sim => sim.media.info()],
+    ['GET', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)$/, (sim, b, m) => sim.media.decrypt(received(sim, m[1], m[2]))],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/tamper$/, (sim, b, m) => sim.media.tamper(sent(sim, m[1], m[2]))],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/send_media$/, async (sim, b, m) => {
+      const kind = String(need(b, 'kind'))
+      const message = await sim.media.encryptAndUpload(kind, Buffer.from(String(need(b, 'data')), 'base64'), { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
+      return sim.messaging.sendFromContact(m[1], need(b, 'to'), kind, b, message)
+    }],
+    ['GET', /^\/groups$/, sim => sim.groups.toJSON()],
+    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants })],
+    ['GET', GROUP, (sim, b, m) => sim.groups.member(groupJid(m[1])).toJSON()],
+    ['POST', GROUP_SEND, async (sim, b, m) => sim.groups.sendFromContact(need(b, 'phone'), groupJid(m[1]), String(b.kind ?? 'text'), b)],
+    ['POST', GROUP_PARTICIPANTS, (sim, b, m) => sim.groups.participantsFromContact(need(b, 'phone'), groupJid(m[1]), { action: need(b, 'action'), participants: need(b, 'participants') })],
     ['POST', /^\/stop$/, () => { setTimeout(onStop, TIMEOUTS.stopReplyMs); return { stopping: true } }],
   ]
 }

@@ -187,15 +187,16 @@ export class Messaging {
   }
 
   // ---- a contact sends ----
-  /** Contact `phone` sends a message of `kind` (content.mjs) to every linked device of account `to`. */
-  async sendFromContact (phone, to, kind, body) {
+  /** Contact `phone` sends a message of `kind` (content.mjs, or `prebuilt`: e.g. media the media host
+   * encrypted) to every linked device of account `to`. */
+  async sendFromContact (phone, to, kind, body, prebuilt = null) {
     const contact = this.contact(phone)
     const c = contact.contact
     const target = this.target(to)
     const devices = target.liveDevices()
     if (!devices.length) throw new HttpError(409, `account ${to} has no linked device`)
     const chat = [...c.messages.values()].filter(m => m.peer === target.phone)
-    const message = buildMessage(kind, body, {
+    const message = prebuilt ?? buildMessage(kind, body, {
       find: id => chat.find(m => m.id === id) ?? null,
       chatJid: userJid(target, c.addressing),
       meJid: mode => userJid(contact, mode)

@@ -131,6 +131,8 @@ class InboxMessage(MessageContent, frozen=True):
     `to` is how the session addressed the contact: its phone-number jid or its LID)."""
 
     from_: str = msgspec.field(default="", name="from")
+    chat: str | None = None
+    """The group jid for a group message (None in a 1:1 chat)."""
     from_lid: str | None = None
     from_device: str | None = None
     to: str | None = None
@@ -180,6 +182,30 @@ class PresenceState(msgspec.Struct, frozen=True):
     presence: str
     subscribers: list[str]
     chatstates: list[Chatstate]
+
+
+class GroupParticipant(msgspec.Struct, frozen=True):
+    jid: str
+    lid: str
+    role: Literal["member", "admin", "superadmin"]
+
+
+class Group(msgspec.Struct, frozen=True):
+    id: str
+    subject: str
+    creator: str
+    description: str | None
+    announce: bool
+    restrict: bool
+    invite_code: str
+    participants: list[GroupParticipant]
+
+
+class ParticipantResult(msgspec.Struct, frozen=True):
+    jid: str
+    status: str
+    """"200", or WhatsApp's per-participant error: 404 not on WhatsApp / not in the group, 409
+    already in the group, 403 refused by the user's privacy setting."""
 
 
 class SimulatorInfo(msgspec.Struct, frozen=True):

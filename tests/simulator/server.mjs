@@ -11,6 +11,8 @@ import { Messaging } from './messaging.mjs'
 import { KeyDirectory } from './keys.mjs'
 import { Directory } from './directory.mjs'
 import { Presence } from './presence.mjs'
+import { MediaHost } from './media.mjs'
+import { Groups, isGroupJid } from './groups.mjs'
 import { SignalEndpoint } from './signal.mjs'
 import { HttpError, log } from './errors.mjs'
 import { defaultOptions, TIMEOUTS } from './defaults.mjs'
@@ -145,6 +147,8 @@ export class Simulator {
     this.keys = new KeyDirectory(this)
     this.directory = new Directory(this)
     this.presence = new Presence(this)
+    this.media = new MediaHost()
+    this.groups = new Groups(this)
   }
 
   /** jid (pn or lid, with or without device) -> { acc, device } or null. */
@@ -171,6 +175,7 @@ export class Simulator {
 
   async close () {
     for (const c of this.conns) c.close()
+    this.media.close()
     await new Promise(resolve => this.wss.close(() => resolve()))
   }
 
@@ -319,7 +324,7 @@ export class Simulator {
   async onNode (conn, node) {
     if (node.tag === 'iq') return this.onIq(conn, node)
     if (!conn.device) return undefined // registering clients only send iqs
-    if (node.tag === 'message') return this.messaging.onMessage(conn, node)
+    if (node.tag === 'message') return isGroupJid(node.attrs.to) ? this.groups.onMessage(conn, node) : this.messaging.onMessage(conn, node)
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
     if (node.tag === 'presence') return this.presence.onPresence(conn, node)
     if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)
@@ -343,7 +348,9 @@ export class Simulator {
     }
     if (xmlns === 'encrypt') return this.keys.onIq(conn, node, child)
     if (xmlns === 'usync') return this.directory.usync(conn, node)
+    if (xmlns === 'w:m' && child?.tag === 'media_conn') return this.result(conn, node, [await this.media.mediaConn()])
     if (xmlns === 'w:profile:picture') return this.directory.profilePicture(conn, node)
+    if (xmlns === 'w:g2') return this.groups.onIq(conn, node)
     if (xmlns === 'w:sync:app:state' && child?.tag === 'sync') return this.result(conn, node, [this.messaging.appStateSync(child)])
     if (xmlns === 'abt' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '1', hash: 'sim' }, content: [] }])
     if (xmlns === 'w' && child?.tag === 'props') return this.result(conn, node, [{ tag: 'props', attrs: { protocol: '2', hash: 'sim' }, content: [] }])

@@ -2,6 +2,8 @@
 // its identity, signed pre-key, one-time pre-keys and sessions, in memory, via npm libsignal.
 import libsignal from 'libsignal'
 import { proto } from '@whiskeysockets/baileys'
+// libsignal's group cipher (sender keys) as Baileys ships it; npm libsignal has none
+import { GroupCipher, GroupSessionBuilder, SenderKeyDistributionMessage, SenderKeyName, SenderKeyRecord } from '@whiskeysockets/baileys/lib/Signal/Group/index.js'
 import { randomBytes } from 'node:crypto'
 
 const withType = pub => (pub.length === 33 ? Buffer.from(pub) : Buffer.concat([Buffer.from([5]), Buffer.from(pub)]))
@@ -20,6 +22,7 @@ export class SignalEndpoint {
     this.nextPreKeyId = 1
     this.sessions = new Map()
     this.identities = new Map()
+    this.senderKeys = new Map() // SenderKeyName string -> SenderKeyRecord (groups)
     const self = this
     this.storage = {
       getOurIdentity: () => self.identity,
@@ -30,6 +33,8 @@ export class SignalEndpoint {
       loadPreKey: id => self.preKeys.get(Number(id))?.keyPair,
       removePreKey: id => { self.preKeys.delete(Number(id)) },
       loadSignedPreKey: id => (Number(id) === self.signedPreKey.keyId ? self.signedPreKey.keyPair : undefined),
+      loadSenderKey: name => self.senderKeys.get(name.toString()) ?? new SenderKeyRecord(),
+      storeSenderKey: (name, record) => { self.senderKeys.set(name.toString(), record) }
     }
   }
 
@@ -68,6 +73,32 @@ export class SignalEndpoint {
   async decrypt (addr, type, ciphertext) {
     const cipher = new libsignal.SessionCipher(this.storage, addr)
     const plain = type === 'pkmsg' ? await cipher.decryptPreKeyWhisperMessage(ciphertext) : await cipher.decryptWhisperMessage(ciphertext)
+    return proto.Message.decode(unpad(Buffer.from(plain)))
+  }
+
+  // ---- groups: sender keys (one chain per group and sender device) ----
+  senderKeyName (group, user, device) { return new SenderKeyName(group, new libsignal.ProtocolAddress(String(user), device)) }
+
+  /** Our sender key for `group` (created on first use) as SenderKeyDistributionMessage bytes. */
+  async groupDistribution (group, user) {
+    return (await new GroupSessionBuilder(this.storage).create(this.senderKeyName(group, user, 0))).serialize()
+  }
+
+  /** Encrypt a proto.Message for `group` with our sender key: the `skmsg` payload. */
+  async groupEncrypt (group, user, message) {
+    await this.groupDistribution(group, user)
+    return Buffer.from(await new GroupCipher(this.storage, this.senderKeyName(group, user, 0)).encrypt(pad(Buffer.from(proto.Message.encode(message).finish()))))
+  }
+
+  /** Accept another member's sender key (the `axolotlSenderKeyDistributionMessage` bytes). */
+  async groupProcess (group, user, device, distribution) {
+    const message = new SenderKeyDistributionMessage(null, null, null, null, Buffer.from(distribution))
+    await new GroupSessionBuilder(this.storage).process(this.senderKeyName(group, user, device), message)
+  }
+
+  /** Decrypt an `skmsg` from another member into a proto.Message. */
+  async groupDecrypt (group, user, device, ciphertext) {
+    const plain = await new GroupCipher(this.storage, this.senderKeyName(group, user, device)).decrypt(Buffer.from(ciphertext))
     return proto.Message.decode(unpad(Buffer.from(plain)))
   }
 }

@@ -317,3 +317,13 @@ def test_a_crashed_journal_is_replayed_before_a_frozen_read(root: Root) -> None:
     with frozen_session(root.bridge, "s1", root.folder, root.trash) as report:
         assert report is not None and report.replayed == 1
         assert root.files() == _batch(1)
+
+
+def test_the_journal_checkpoints_on_its_own_so_it_never_grows_past_its_bound(root: Root) -> None:
+    journal = root.open(checkpoint_bytes=2048)
+    for gen in range(40):
+        journal.commit("s1", _batch(gen), [])
+        assert len(root.segment_bytes()) < 2048 + 1024, "a segment outgrew the checkpoint bound"
+    assert len(list_segments(root.journal_dir)) == 1
+    assert root.files() == _batch(39)
+    journal.close()

@@ -94,6 +94,8 @@ function start () {
         id: m.key.id,
         from: m.key.remoteJid,
         fromAlt: m.key.remoteJidAlt ?? null,
+        participant: m.key.participant ?? null,
+        participantAlt: m.key.participantAlt ?? null,
         addressingMode: m.key.addressingMode ?? null,
         fromMe: m.key.fromMe,
         pushName: m.pushName ?? null,
@@ -114,6 +116,10 @@ function start () {
     for (const u of us) out({ ev: 'message_update', id: u.key.id, remoteJid: u.key.remoteJid, status: u.update?.status, update: u.update })
   })
   sock.ev.on('presence.update', p => out({ ev: 'presence', id: p.id, presences: p.presences }))
+  sock.ev.on('groups.upsert', gs => { for (const g of gs) out({ ev: 'group_upsert', id: g.id, subject: g.subject, participants: g.participants }) })
+  sock.ev.on('groups.update', gs => { for (const g of gs) out({ ev: 'group_update', ...g }) })
+  sock.ev.on('group-participants.update', u => out({ ev: 'participants_update', id: u.id, author: u.author, action: u.action, participants: u.participants }))
+  sock.ev.on('message-receipt.update', us => { for (const u of us) out({ ev: 'message_receipt', id: u.key.id, remoteJid: u.key.remoteJid, receipt: u.receipt }) })
   sock.ws.on('CB:ack,class:message', node => out({ ev: 'server_ack', id: node.attrs.id, error: node.attrs.error }))
 }
 start()
@@ -141,6 +147,16 @@ const COMMANDS = {
   on_whatsapp: async m => ({ results: (await sock.onWhatsApp(...m.numbers)) ?? [] }),
   profile_picture: async m => ({ url: await sock.profilePictureUrl(m.jid, m.type ?? 'preview') }),
   status: async m => ({ results: ((await sock.fetchStatus(m.jid)) ?? []).map(r => ({ id: r.id, status: r.status?.status ?? null })) }),
+  group_create: async m => ({ group: await sock.groupCreate(m.subject, m.participants) }),
+  group_metadata: async m => ({ group: await sock.groupMetadata(m.jid) }),
+  group_participants: async m => ({ results: (await sock.groupParticipantsUpdate(m.jid, m.participants, m.action)).map(r => ({ jid: r.jid, status: r.status })) }),
+  group_subject: async m => { await sock.groupUpdateSubject(m.jid, m.subject); return {} },
+  group_description: async m => { await sock.groupUpdateDescription(m.jid, m.description); return {} },
+  group_setting: async m => { await sock.groupSettingUpdate(m.jid, m.setting); return {} },
+  group_invite_code: async m => ({ code: await sock.groupInviteCode(m.jid) }),
+  group_accept_invite: async m => ({ jid: await sock.groupAcceptInvite(m.code) }),
+  group_leave: async m => { await sock.groupLeave(m.jid); return {} },
+  group_fetch_all: async () => ({ groups: Object.values(await sock.groupFetchAllParticipating()) }),
   quit: async () => { await quit(); return {} }
 }
 

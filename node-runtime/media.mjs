@@ -1,0 +1,55 @@
+// Outgoing media: Python has already checked, sniffed, thumbnailed and encrypted the file into the
+// spool (a folder this process may only read). Here the encrypted blob is uploaded with Baileys'
+// own uploader (the host WhatsApp's media_conn names) and the message content handed to
+// sendMessage. Baileys cannot encrypt here itself: it writes its encrypted copy to the temp folder
+// and this process has no write access anywhere.
+//
+// How the prepared upload reaches Baileys' message builder unchanged: prepareWAMessageMedia looks
+// up `mediaCache` by "<type>:<url>" before encrypting; a one-entry cache answering with the
+// uploaded fields makes it skip encryption and upload and merge caption, mimetype, thumbnail...
+import { proto, unixTimestampSeconds } from '@whiskeysockets/baileys'
+import { IpcError } from './ipc.mjs'
+import { UPLOAD_TIMEOUT_MS } from './defaults.mjs'
+
+const bytes = (b64) => Buffer.from(b64, 'base64')
+
+export async function mediaSend (sock, c) {
+  let uploaded
+  try {
+    uploaded = await sock.waUploadToServer(c.path, { mediaType: c.media_type, fileEncSha256B64: c.file_enc_sha256, timeoutMs: UPLOAD_TIMEOUT_MS })
+  } catch (err) {
+    throw new IpcError('media_upload_failed', `media upload failed: ${String(err?.message ?? err).slice(0, 300)}`)
+  }
+  const field = `${c.media_type}Message`
+  const encoded = proto.Message.encode({
+    [field]: {
+      url: uploaded.mediaUrl,
+      directPath: uploaded.directPath,
+      mediaKey: bytes(c.media_key),
+      fileSha256: bytes(c.file_sha256),
+      fileEncSha256: bytes(c.file_enc_sha256),
+      fileLength: c.file_length,
+      mediaKeyTimestamp: unixTimestampSeconds()
+    }
+  }).finish()
+  const url = `bridge-spool:${c.path}`
+  const cacheKey = `${c.media_type}:${url}`
+  const content = {
+    [c.media_type]: { url },
+    mimetype: c.mimetype,
+    ...(c.caption ? { caption: c.caption } : {}),
+    ...(c.file_name ? { fileName: c.file_name } : {}),
+    ...(c.ptt ? { ptt: true } : {}),
+    ...(c.gif_playback ? { gifPlayback: true } : {}),
+    ...(c.seconds ? { seconds: c.seconds } : {}),
+    ...(c.width ? { width: c.width, height: c.height } : {}),
+    ...(c.jpeg_thumbnail ? { jpegThumbnail: bytes(c.jpeg_thumbnail) } : {})
+  }
+  const mediaCache = {
+    get: async (key) => (key === cacheKey ? encoded : undefined),
+    set: async () => undefined,
+    del: async () => undefined,
+    flushAll: async () => undefined
+  }
+  return { content, options: { mediaCache } }
+}

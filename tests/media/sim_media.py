@@ -1,0 +1,45 @@
+"""The simulator's media host, as tests drive it (tests/simulator/media.mjs, routes in README.md)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.simulator.client import SimulatorClient, SimulatorError
+
+
+async def _call(sim: SimulatorClient, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        async with http.request(method, sim.control_url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status != 200:
+                raise SimulatorError(resp.status, str(data))
+            return data
+
+
+async def trust_file(sim: SimulatorClient, folder: Path) -> Path:
+    """The media host's certificate as a PEM file (BRIDGE_MEDIA_TRUST_CA)."""
+    info = await _call(sim, "GET", "/media")
+    path = folder / "media-ca.pem"
+    path.write_text(info["ca_pem"])
+    return path
+
+
+async def decrypted(sim: SimulatorClient, contact: str, message_id: str) -> dict[str, Any]:
+    """What the contact decrypted from the media message it received: sha256, size, fields."""
+    result: dict[str, Any] = await _call(sim, "GET", f"/contacts/{contact}/media/{message_id}")
+    return result
+
+
+async def send_media(sim: SimulatorClient, contact: str, to: str, kind: str, data: bytes, mimetype: str,
+                     **extra: Any) -> str:
+    body = {"to": to, "kind": kind, "data": base64.b64encode(data).decode(), "mimetype": mimetype, **extra}
+    sent = await _call(sim, "POST", f"/contacts/{contact}/send_media", body)
+    return str(sent["id"])
+
+
+async def tamper(sim: SimulatorClient, contact: str, message_id: str) -> None:
+    await _call(sim, "POST", f"/contacts/{contact}/media/{message_id}/tamper")
