@@ -26,6 +26,7 @@ import json
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ class PageCursorUnknown(Exception):
     """`before` names a message the store does not have."""
 
 
+_STORES: weakref.WeakKeyDictionary[EventBus, MessageStore] = weakref.WeakKeyDictionary()
 _decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -83,6 +85,12 @@ class MessageStore:
         self.cache = RecentMessages(per_session)
         self.retention = retention or MessageRetention()
         self._pruning: EventLog | None = None
+        _STORES[bus] = self
+
+    @staticmethod
+    def of(bus: EventBus) -> MessageStore | None:
+        """The store made for `bus` last (the message desk's), if any."""
+        return _STORES.get(bus)
 
     def _log(self) -> EventLog | None:
         found = EventLog.of(self.bus)
