@@ -39,6 +39,20 @@ const CONTENT = {
   forward: (c) => ({ forward: waMessage(c.message) })
 }
 
+// Baileys' getMessage: a contact's retry receipt (or a poll vote) needs a message's content; Python
+// answers from its message store (proto JSON, or null). Failing to ask is "not found", never a crash.
+export async function storedMessage (ipc, session, key, log) {
+  if (typeof key?.id !== 'string' || !key.id) return undefined
+  try {
+    const asked = { remoteJid: key?.remoteJid ?? '', id: key?.id, fromMe: Boolean(key?.fromMe), participant: key?.participant ?? null }
+    const json = await ipc.request(session, 'message.get', { key: asked })
+    return json ? proto.Message.fromObject(json) : undefined
+  } catch (err) {
+    log.warn({ id: key?.id, err: String(err?.message ?? err) }, 'getMessage: no answer from the message store')
+    return undefined
+  }
+}
+
 export function toBaileysContent (content) {
   const make = Object.hasOwn(CONTENT, content?.kind) ? CONTENT[content.kind] : null
   if (!make) throw new IpcError('bad_args', `unknown content kind ${String(content?.kind).slice(0, 32)}`)

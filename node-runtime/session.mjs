@@ -4,7 +4,7 @@
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
-import { attachMessages } from './messages.mjs'
+import { attachMessages, storedMessage } from './messages.mjs'
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
 import { GroupCache, attachGroups } from './groups.mjs'
 
@@ -69,6 +69,7 @@ export class Session {
       transactionOpts: TRANSACTION_OPTS,
       // A miss is fetched once and kept (then patched by the group events), so the next send to
       // that group asks the server nothing.
+      getMessage: (key) => storedMessage(this.ipc, this.id, key, this.log),
       cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined)
     })
     this.sock = sock

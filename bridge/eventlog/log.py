@@ -209,6 +209,20 @@ class EventLog:
             return False
         return True
 
+    async def held_written(self, within: float = 5.0) -> bool:
+        """Wait until every write `hold` queued so far is committed; False if `within` s passed first
+        (the disk is failing: they stay held and are written when it recovers)."""
+        target = self._held_queued
+        try:
+            async with asyncio.timeout(within):
+                while self._held_settled < target:
+                    self._progress.clear()
+                    self._wake.set()
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def set_router(self, route: Router | None) -> None:
         """Who plans outbox rows for each burst (the webhook dispatcher)."""
         self._route = route

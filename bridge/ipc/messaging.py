@@ -210,3 +210,16 @@ class ChatPresence(msgspec.Struct):
 class PresenceUpdateData(msgspec.Struct):
     id: str
     presences: dict[str, ChatPresence]
+
+
+class AskedKey(msgspec.Struct, kw_only=True):
+    """The WAMessageKey Baileys passes to `getMessage` (other key fields it adds are ignored)."""
+
+    remoteJid: str = ""
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    fromMe: bool = False
+    participant: str | None = None
+
+
+class GetMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
+    key: AskedKey

@@ -1,8 +1,8 @@
 """The IPC protocol between Python and the Node runtime, sans I/O.
 
 Line-delimited JSON on the child's stdin/stdout: one object a line, UTF-8. Four kinds, tagged by
-`"t"`: `cmd` (Python asks Node), `req` (Node asks Python, always about auth), `res` (the answer to
-either, echoing `id`), `evt` (Node tells Python something happened). Every message names its
+`"t"`: `cmd` (Python asks Node), `req` (Node asks Python: auth state, or a stored message), `res` (the
+answer to either, echoing `id`), `evt` (Node tells Python something happened). Every message names its
 session in `"s"`, because one runtime may host several sessions.
 
 This module only turns bytes into typed messages and back, and knows the catalogue of commands,
@@ -60,7 +60,8 @@ class Cmd(msgspec.Struct, tag_field="t", tag="cmd", forbid_unknown_fields=True):
 
 
 class Req(msgspec.Struct, tag_field="t", tag="req", forbid_unknown_fields=True):
-    """The runtime asks Python to read or write session `s`'s auth state; answered by a `Res`."""
+    """The runtime asks Python to read or write session `s`'s auth state (or for a stored message);
+    answered by a `Res`."""
 
     id: MessageId
     s: SessionId
@@ -288,6 +289,12 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("req", "creds.save", CredsSaveArgs, "null",
           "Replace creds.json with this BufferJSON text. Answered only after it is durable. The runtime "
           "serialises these and flushes them before reporting `open` or reconnecting after a 515."),
+    Entry("req", "message.get", m.GetMessageArgs, "proto JSON of the message (proto.IMessage) or null",
+          "Baileys' `getMessage(key)`: a contact's retry receipt asks for a message this session sent (or a poll "
+          "vote needs its poll); Python answers from its message store (the `message` field of the stored "
+          "WAMessage, media keys included), null when it does not have it or after it was asked for "
+          "20 times (a peer that keeps asking cannot loop). Answered from the store's file, so it also works for "
+          "messages sent before a bridge restart."),
     Entry("evt", "ready", ReadyData, None,
           "The runtime booted; `permission` is true when Node's permission model is on and "
           "`fs_write_denied` when `process.permission.has('fs.write')` is false. Sent once at boot, with `s` = "

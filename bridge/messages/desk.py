@@ -211,6 +211,7 @@ class MessageDesk:
             self._upsert(session, result.message)
         if result.server_ack:
             self.sent(session, result.id)
+        await self.store.written()
         return SendOutcome(result.id, result.persisted, result.server_ack)
 
     async def _require_on_whatsapp(self, session: str, jid: str) -> None:

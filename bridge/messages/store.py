@@ -26,6 +26,7 @@ import json
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ class PageCursorUnknown(Exception):
     """`before` names a message the store does not have."""
 
 
+_STORES: weakref.WeakKeyDictionary[EventBus, MessageStore] = weakref.WeakKeyDictionary()
 _decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -83,6 +85,12 @@ class MessageStore:
         self.cache = RecentMessages(per_session)
         self.retention = retention or MessageRetention()
         self._pruning: EventLog | None = None
+        _STORES[bus] = self
+
+    @staticmethod
+    def of(bus: EventBus) -> MessageStore | None:
+        """The store made for `bus` last (the message desk's), if any."""
+        return _STORES.get(bus)
 
     def _log(self) -> EventLog | None:
         found = EventLog.of(self.bus)
@@ -101,6 +109,12 @@ class MessageStore:
             eventlog.hold(functools.partial(_insert, message=message, data=_encode(message).decode(),
                                             raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
         return entry, new
+
+    async def written(self, within: float = 5.0) -> bool:
+        """Wait until what was put and reported so far is in the file (False after `within` s: the disk
+        is failing and the rows stay held). A send answers only after its message is stored."""
+        eventlog = self._log()
+        return True if eventlog is None else await eventlog.held_written(within)
 
     def get(self, session: str, message_id: str) -> Entry | None:
         """The cached entry (no I/O); `fetch` also looks in the file."""

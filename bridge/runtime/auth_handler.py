@@ -8,13 +8,17 @@ channel), so a pooled runtime serving tenants A and B can never read or write te
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from bridge.errors import ProtocolError
+from bridge.ipc import messaging as m
 from bridge.ipc import protocol as p
+
+MessageSource = Callable[[str, m.GetMessageArgs], Awaitable[Any]]
+"""Answers `message.get` (bridge.messages.store_getmessage.GetMessageAnswer)."""
 
 
 class AuthPort(Protocol):
@@ -42,8 +46,9 @@ class AuthRequestHandler:
     `sessions` container (`"a" in handler`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, messages: MessageSource | None = None) -> None:
         self._stores: dict[str, AuthPort] = {}
+        self._messages = messages
 
     def host(self, session: str, store: AuthPort) -> None:
         """Allow the runtime to read and write `session`'s folder through `store`."""
@@ -84,4 +89,6 @@ class AuthRequestHandler:
             return None
         if req.op == "auth.load":
             return await store.load_creds()
+        if isinstance(args, m.GetMessageArgs):
+            return await self._messages(req.s, args) if self._messages is not None else None
         raise p.MessageRejected(f"unknown request op {req.op!r}", kind="unknown_op", msg_id=req.id, session=req.s)

@@ -22,6 +22,7 @@ from bridge.config import Settings
 from bridge.errors import SessionStateError
 from bridge.events import EventBus
 from bridge.ipc import protocol as p
+from bridge.messages.store_getmessage import GetMessageAnswer
 from bridge.runtime.auth_handler import AuthPort, AuthRequestHandler
 from bridge.runtime.process import NodeProcess, ProcessState
 
@@ -54,7 +55,7 @@ class RuntimeSlot:
 
     def __init__(self, settings: Settings, name: str, bus: EventBus) -> None:
         self.name = name
-        self.auth = AuthRequestHandler()
+        self.auth = AuthRequestHandler(messages=GetMessageAnswer(bus))
         self.sessions: dict[str, RuntimeListener] = {}
         self.process = NodeProcess(
             settings, name, on_request=self.auth, on_event=self._on_event, on_state=self._on_state,
