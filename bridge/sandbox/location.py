@@ -5,5 +5,5 @@ from __future__ import annotations
 
 from bridge.config import PROJECT_ROOT
 
-SIMULATOR_MAIN = PROJECT_ROOT / "tests" / "simulator" / "main.mjs"
+SIMULATOR_MAIN = PROJECT_ROOT / "simulator" / "main.mjs"
 """Entry point of the simulator (prints one JSON address line, exits when its stdin closes)."""

@@ -1,4 +1,4 @@
-"""The simulator's media host, as tests drive it (tests/simulator/media.mjs, routes in README.md)."""
+"""The simulator's media host, as tests drive it (simulator/media.mjs, routes in README.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Tests use it to play the phone (scan a QR, enter a pairing code), to play contacts (send, read
 what they received) and to break things on purpose (faults). Every call is plain HTTP to
-127.0.0.1; the routes are documented in tests/simulator/README.md.
+127.0.0.1; the routes are documented in simulator/README.md.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ __all__ = [
     "start_simulator",
 ]
 
-SIMULATOR_DIR = Path(__file__).resolve().parent
-REPO_ROOT = SIMULATOR_DIR.parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+SIMULATOR_DIR = REPO_ROOT / "simulator"
+"""The simulator ships with the product (sandbox mode); its Python client and tests stay here."""
 MAIN = SIMULATOR_DIR / "main.mjs"
 ACCEPTANCE_CLIENT = SIMULATOR_DIR / "acceptance" / "client.mjs"
 

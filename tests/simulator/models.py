@@ -1,6 +1,6 @@
 """The simulator control API's answers as typed structs (decoded by `SimulatorClient`).
 
-Field names are the JSON names of tests/simulator/README.md; `from` is `from_` in Python.
+Field names are the JSON names of simulator/README.md; `from` is `from_` in Python.
 Unknown fields are ignored, so the simulator may grow without breaking older tests.
 """
 

@@ -1,4 +1,4 @@
-// Entry point: `node tests/simulator/main.mjs`. Prints one JSON line on stdout
+// Entry point: `node simulator/main.mjs`. Prints one JSON line on stdout
 // ({ws_url, control_url, root_pub}), logs on stderr, exits when stdin closes or on POST /stop.
 import { Simulator } from './server.mjs'
 import { startControl } from './control.mjs'
