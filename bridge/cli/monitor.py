@@ -8,7 +8,8 @@ Telegram when BRIDGE_TELEGRAM_TOKEN and BRIDGE_TELEGRAM_CHAT_ID are set). It nev
 
 `--once` checks and snapshots every folder a single time and exits (for cron); exit code 0 when
 everything is healthy, 1 when an incident was found (restored or not), 2 on bad arguments, 3
-when another bridge or monitor already runs on this root.
+when another bridge or monitor already runs on this root, 5 when the root cannot be locked at all
+(read-only, permissions; the message says which).
 
 It holds the root lock (`.bridge/locks/bridge.lock`) for its whole life, like `python -m bridge`
 does: two monitors on one root would repair the same folder twice.
@@ -27,9 +28,9 @@ from typing import Any
 
 from bridge import logs
 from bridge.config import Settings
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, exit_code
 from bridge.events import EventBus
-from bridge.store.lock import RootLock, RootLockedError
+from bridge.store.lock import RootLock
 
 
 def register(subparsers: Any) -> None:
@@ -106,12 +107,9 @@ def run(args: argparse.Namespace) -> int:
     lock = RootLock(settings.bridge_dir)
     try:
         lock.acquire()
-    except RootLockedError as exc:
+    except BridgeError as exc:  # RootLockedError (refused, 3) or a storage fault (5)
         print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except BridgeError as exc:
-        print(f"error: cannot take the root lock: {exc}", file=sys.stderr)
-        return 2
+        return int(exit_code(exc))
     logs.configure(settings)
     try:
         return asyncio.run(_once(settings) if args.once else _forever(settings))

@@ -11,8 +11,8 @@ Every command prints for humans by default and one JSON document with `--json`, 
   4  not found: no such session folder, snapshot or archive
   5  any other store error (disk full, permissions); the message says what to fix
 
-Commands that change a session folder (`restore`, `adopt`) take the session's advisory lock, so
-they refuse while a bridge instance runs that session.
+Commands that change a session folder (`restore`, `adopt`, `checkpoint`, `set-aside-journal`) take
+the session's advisory lock, so they refuse while a bridge instance runs that session.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, ErrorCode, ExitCode, SnapshotError, exit_code
 from bridge.store.adopt import adopt, registration_for, scan
 from bridge.store.backups import create_backup, restore_from_backup, verify_backup
+from bridge.store.journal import checkpoint_session, set_aside
 from bridge.store.lock import SessionLock
 from bridge.store.snapshots import KeepPolicy, Snapshots
 from bridge.store.trash import prune_trash
@@ -218,8 +219,39 @@ def _adopt(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
         f"adopted {result.folder} as session {result.session} ({where}); snapshot {result.snapshot}\n"
         f"registered={result.state.registered} keys={result.state.keys}"
     )
+    if result.journal_set_aside:
+        human += f"\na leftover journal of session {result.session} was set aside (kept) at {result.journal_set_aside}"
     data = {**msgspec.structs.asdict(result), "registration": registration_for(result)}
     return ExitCode.OK, data, human
+
+
+def _checkpoint(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
+    with SessionLock(snaps.bridge_dir, args.session):
+        report = checkpoint_session(
+            snaps.bridge_dir, args.session, snaps.repo.folder(args.session), snaps.repo.dirs.session_trash(args.session)
+        )
+    if report is None:
+        return ExitCode.OK, {"session": args.session, "journal": False}, (
+            f"session {args.session} has no journal: its folder already is everything acknowledged"
+        )
+    human = (
+        f"session {args.session}: journal checkpointed ({report.replayed} batch(es) replayed, "
+        f"{report.torn_records} torn record(s) ignored); the folder alone now holds every acknowledged write"
+    )
+    return ExitCode.OK, {"session": args.session, "journal": True, **msgspec.structs.asdict(report)}, human
+
+
+def _set_aside_journal(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
+    with SessionLock(snaps.bridge_dir, args.session):
+        parked = set_aside(snaps.bridge_dir, args.session)
+    if parked is None:
+        raise SnapshotError(f"session {args.session!r} has no journal to set aside", code=ErrorCode.NOT_FOUND)
+    human = (
+        f"the journal of session {args.session} was moved to {parked} (kept); the session now opens with "
+        "its folder as it is. Batches only that journal held are not in the folder: restore a snapshot "
+        "if the session then fails to decrypt"
+    )
+    return ExitCode.OK, {"session": args.session, "set_aside": str(parked)}, human
 
 
 def _prune_trash(args: argparse.Namespace, snaps: Snapshots) -> tuple[int, Any, str]:
@@ -245,7 +277,8 @@ def _add(sub: Any, name: str, handler: Handler, help_text: str, description: str
 
 
 def register(subparsers: Any) -> None:
-    """Add snapshot, snapshots, verify, restore, prune, backup, adopt and prune-trash."""
+    """Add snapshot, snapshots, verify, restore, prune, backup, adopt, checkpoint, set-aside-journal
+    and prune-trash."""
     p = _add(
         subparsers,
         "snapshot",
@@ -338,6 +371,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--session", help="session id to adopt it as")
     p.add_argument("--force", action="store_true", help="adopt even if written in the last 60 s")
     p.add_argument("--scan", metavar="ROOT", help="list candidate folders under ROOT; changes nothing")
+
+    p = _add(
+        subparsers,
+        "checkpoint",
+        _checkpoint,
+        "write a stopped session's journal into its folder (before a legacy process reads it)",
+        "Replay what the session's write-ahead journal (.bridge/journal/<session>/) holds beyond its "
+        "folder, make the folder durable and empty the journal: the folder alone is then exactly what "
+        "the bridge acknowledged, as plain useMultiFileAuthState reads it. A stopped session is "
+        "checkpointed already; this is for one a crash left behind. Refuses while a bridge runs it.",
+    )
+    p.add_argument("session", help="session id")
+
+    p = _add(
+        subparsers,
+        "set-aside-journal",
+        _set_aside_journal,
+        "move a damaged session journal aside (kept) so the session can open",
+        "When a session refuses to open with journal_corrupt, move its journal to "
+        ".bridge/journal-set-aside/<session>-<UTC>/ (never deleted). The session then opens with its "
+        "folder as it is; batches only the journal held are not replayed. Refuses while a bridge runs it.",
+    )
+    p.add_argument("session", help="session id")
 
     p = _add(
         subparsers,

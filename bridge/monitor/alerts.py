@@ -3,18 +3,18 @@
 The monitor and the sessions publish `alert` events on the EventBus (`bus.alert(...)`). The
 `Alerter` turns each into an `Alert`, drops repeats (one per alert kind per session per
 `Settings.alert_window`; a more severe alert of the same kind still goes through, and so does
-the `resolved` one saying a condition is over, which also re-arms the kind), and hands it
-to every sink's own bounded queue. Each sink has its own worker task, so a Telegram outage never
-delays the log sink, and `submit()` never awaits anything: a full queue drops its oldest alert
-(counted as failed) rather than block the code that detected the incident. Failed sends are
-retried with exponential backoff (honouring Telegram's `retry_after`) and counted in
-`ALERTS_FAILED`; delivered alerts in `ALERTS_SENT`.
+the `resolved` one saying a condition is over, which also re-arms the kind), and hands it to
+every sink's own delivery queue (bridge/delivery.py: a bounded `MemoryBacklog` and a
+`RetryingQueue`). A Telegram outage never delays the log sink, and `submit()` never awaits
+anything: a full backlog drops its oldest alert (counted as failed) rather than block the code
+that detected the incident. Failed sends are retried with the bridge's one `Backoff` (honouring
+Telegram's `retry_after`) and counted in `ALERTS_FAILED`; delivered alerts in `ALERTS_SENT`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +25,7 @@ import aiohttp
 import msgspec
 
 from bridge.config import Settings
+from bridge.delivery import Backoff, DeliveryFailed, Job, MemoryBacklog, Outcome, RetryingQueue, RetryPolicy
 from bridge.errors import AlertError
 from bridge.events import Event, EventBus, EventKind, Severity
 from bridge.metrics import ALERTS_FAILED, ALERTS_SENT
@@ -77,12 +78,9 @@ class Alert(msgspec.Struct, frozen=True):
         return text if len(text) <= TELEGRAM_MAX_TEXT else text[: TELEGRAM_MAX_TEXT - 1] + "…"
 
 
-class AlertDeliveryError(AlertError):
-    """A sink could not deliver; `retry_after` (s) is the sink's own hint, if it gave one."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class AlertDeliveryError(DeliveryFailed):
+    """A sink could not deliver; `retry_after` (s) is the sink's own hint, if it gave one. The
+    delivery queue (bridge/delivery.py) retries it."""
 
 
 @runtime_checkable
@@ -205,7 +203,12 @@ class AlerterStats:
 
 
 class Alerter:
-    """De-duplicates, rate-limits and delivers alerts to sinks, never blocking the caller."""
+    """De-duplicates, rate-limits and delivers alerts to sinks, never blocking the caller.
+
+    What to send (the window, severity, `resolved`) is decided here; how is the bridge's one
+    retrying delivery: each sink has its own `RetryingQueue` over a bounded `MemoryBacklog`, with
+    delays from `Backoff` and the sink's `retry_after` honoured.
+    """
 
     def __init__(
         self,
@@ -221,13 +224,19 @@ class Alerter:
         self.sinks = list(sinks)
         self.window = window
         self.max_attempts = max(1, max_attempts)
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
         self.stats = AlerterStats()
         self._clock = clock
         self._recent: dict[tuple[str | None, str], _WindowEntry] = {}
-        self._queues = {sink.name: asyncio.Queue[Alert](queue_size) for sink in self.sinks}
-        self._tasks: list[asyncio.Task[None]] = []
+        self.policy = RetryPolicy(Backoff(backoff_initial, max(backoff_initial, backoff_max)), self.max_attempts)
+        self._backlogs: dict[str, MemoryBacklog[Alert]] = {}
+        self._queues: dict[str, RetryingQueue[Alert]] = {}
+        for sink in self.sinks:
+            backlog = MemoryBacklog[Alert](queue_size, on_drop=functools.partial(self._dropped, sink))
+            self._backlogs[sink.name] = backlog
+            self._queues[sink.name] = RetryingQueue(
+                f"alerts-{sink.name}", functools.partial(self._send, sink), backlog, self.policy,
+                on_outcome=functools.partial(self._outcome, sink),
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings, sinks: Sequence[AlertSink] | None = None) -> Alerter:
@@ -240,11 +249,9 @@ class Alerter:
         )
 
     def start(self) -> None:
-        """Start one delivery worker per sink (idempotent)."""
-        if self._tasks:
-            return
-        for sink in self.sinks:
-            self._tasks.append(asyncio.create_task(self._deliver(sink), name=f"alerts-{sink.name}"))
+        """Start one delivery queue per sink (idempotent)."""
+        for queue in self._queues.values():
+            queue.start()
 
     def submit(self, alert: Alert) -> bool:
         """Queue an alert for every sink unless it repeats one inside the window. Never waits."""
@@ -270,15 +277,36 @@ class Alerter:
             self._recent[key] = _WindowEntry(sent_at=now, severity=alert.severity)
         self._forget_old(now)
         for sink in self.sinks:
-            queue = self._queues[sink.name]
-            if queue.full():
-                queue.get_nowait()
-                queue.task_done()
-                self.stats.dropped += 1
-                ALERTS_FAILED.labels(sink=sink.name).inc()
-                log.error("alert queue of sink %s is full; dropped its oldest alert", sink.name)
-            queue.put_nowait(alert)
+            self._backlogs[sink.name].add(alert)
+            self._queues[sink.name].wake()
         return True
+
+    def _dropped(self, sink: AlertSink, job: Job[Alert]) -> None:
+        self.stats.dropped += 1
+        ALERTS_FAILED.labels(sink=sink.name).inc()
+        log.error("alert queue of sink %s is full; dropped its oldest alert (%s)", sink.name, job.payload.kind)
+
+    async def _send(self, sink: AlertSink, job: Job[Alert]) -> None:
+        try:
+            await sink.send(job.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.failed_attempts += 1
+            ALERTS_FAILED.labels(sink=sink.name).inc()
+            log.warning("alert %s to %s failed (attempt %d/%d): %s",
+                        job.payload.kind, sink.name, job.attempts, self.max_attempts, exc)
+            raise
+
+    def _outcome(self, sink: AlertSink, job: Job[Alert], outcome: Outcome) -> None:
+        alert = job.payload
+        if outcome is Outcome.DELIVERED:
+            self.stats.sent += 1
+            ALERTS_SENT.labels(sink=sink.name, severity=alert.severity).inc()
+        elif outcome is Outcome.DEAD:
+            self.stats.given_up += 1
+            log.error("alert %s for session %s was not delivered to %s; giving up", alert.kind, alert.session,
+                      sink.name)
 
     async def consume(self, bus: EventBus, after: int | None = None) -> None:
         """Route every `alert` event of the bus (after seq `after`, if given) into `submit` until cancelled."""
@@ -288,24 +316,17 @@ class Alerter:
 
     async def drain(self, within: float = 10.0) -> bool:
         """Wait until every queued alert was delivered or given up; False if `within` s passed."""
-        try:
-            async with asyncio.timeout(within):
-                for queue in self._queues.values():
-                    await queue.join()
-        except TimeoutError:
-            return False
+        deadline = time.monotonic() + within
+        for queue in self._queues.values():
+            if not await queue.drain(max(0.0, deadline - time.monotonic())):
+                return False
         return True
 
     async def aclose(self, drain_timeout: float = 5.0) -> None:
-        """Deliver what is queued (bounded by `drain_timeout`), then stop workers and close sinks."""
-        if self._tasks:
-            await self.drain(drain_timeout)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        """Deliver what is queued (bounded by `drain_timeout`), then stop the queues and close sinks."""
+        await self.drain(drain_timeout)
+        for queue in self._queues.values():
+            await queue.stop()
         for sink in self.sinks:
             try:
                 await sink.aclose()
@@ -317,39 +338,3 @@ class Alerter:
             return
         for key in [k for k, e in self._recent.items() if now - e.sent_at >= self.window]:
             del self._recent[key]
-
-    def _backoff(self, attempt: int, hint: float | None) -> float:
-        delay: float = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
-        return delay if hint is None else max(delay, hint)
-
-    async def _deliver(self, sink: AlertSink) -> None:
-        queue = self._queues[sink.name]
-        while True:
-            alert = await queue.get()
-            try:
-                await self._send_with_retries(sink, alert)
-            finally:
-                queue.task_done()
-
-    async def _send_with_retries(self, sink: AlertSink, alert: Alert) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            hint: float | None = None
-            try:
-                await sink.send(alert)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.stats.failed_attempts += 1
-                ALERTS_FAILED.labels(sink=sink.name).inc()
-                hint = exc.retry_after if isinstance(exc, AlertDeliveryError) else None
-                log.warning(
-                    "alert %s to %s failed (attempt %d/%d): %s", alert.kind, sink.name, attempt, self.max_attempts, exc
-                )
-            else:
-                self.stats.sent += 1
-                ALERTS_SENT.labels(sink=sink.name, severity=alert.severity).inc()
-                return
-            if attempt < self.max_attempts:
-                await asyncio.sleep(self._backoff(attempt, hint))
-        self.stats.given_up += 1
-        log.error("alert %s for session %s was not delivered to %s; giving up", alert.kind, alert.session, sink.name)

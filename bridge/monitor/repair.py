@@ -224,7 +224,10 @@ class RepairExecutor:
             log.info("session %s: creds.json was repaired by its own writer meanwhile", session)
             return False, None
         store = AuthStore(folder, session_id=session, bridge_dir=self.snapshots.bridge_dir)
-        kept = store.restore_creds(creds.text, reason="monitor-repair")
+        try:
+            kept = store.restore_creds(creds.text, reason="monitor-repair")
+        finally:
+            store.close()  # releases this use of the session's journal (shared with a running session)
         log.warning("session %s: put back creds.json from %s", session, creds.source)
         return True, str(kept) if kept is not None and raw else None
 

@@ -221,6 +221,7 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        await self._close_auth()
         self._release_lock()
 
     # ----- runtime callbacks (the `RuntimeListener` of runtimes.py) ----------------------------
@@ -602,7 +603,22 @@ class Session:
             await self.runtimes.detach(self)
         except BridgeError as exc:
             log.warning("session %s: stopping its runtime failed: %s", self.id, exc)
+        await self._close_auth()
         self._release_lock()
+
+    async def _close_auth(self) -> None:
+        """Checkpoint and release the session's journal before its lock, so the folder alone is
+        exact for whoever takes it next (a legacy process, a snapshot, the CLI); the next start
+        opens (and replays) it again. Writes held back by a storage fault stay held instead."""
+        auth = self._auth
+        if auth is None or auth.holds_writes:
+            return
+        self._auth = None
+        try:
+            await auth.store.close()
+        except StoreError as exc:
+            log.error("session %s: checkpointing its journal at stop failed (%s); the next start replays it",
+                      self.id, exc)
 
     def _release_lock(self) -> None:
         if self._lock is not None:

@@ -3,7 +3,12 @@
 Why in place: copying or rewriting a live tenant's creds is exactly the kind of act that loses
 them. Adopting only (1) checks the folder looks like a Baileys auth folder and is quiet (nothing
 written in the last 60 s, so no legacy process still owns it), (2) records where it lives, and
-(3) takes an initial snapshot. The folder's bytes are never written.
+(3) takes an initial snapshot. The folder's bytes are never written: a journal left under the same
+session id (a bridge that crashed while running a session of that name) holds batches of some
+other history of that folder, so replaying it could roll back what the legacy process wrote since;
+it is set aside (`journal.set_aside`, kept) before the snapshot, and adopt refuses while another
+process holds it. A session running in this process keeps its journal (adopting its own folder
+again only snapshots it, through that journal).
 
 A folder that is not `AUTH_ROOT/<id>` is recorded in `AUTH_ROOT/.bridge/adopted.json` through
 `bridge.store.folders` (which everything else reads to find session folders). The registry itself
@@ -22,6 +27,7 @@ import msgspec
 from bridge.errors import CredsCorruptError, SnapshotError, StoreError
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.folders import AdoptedFile, AdoptedFolder, read_adopted, session_folder, write_adopted
+from bridge.store.journal import has_records, is_open_here, set_aside
 from bridge.store.layout import CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
 
 if TYPE_CHECKING:
@@ -78,6 +84,8 @@ class AdoptResult(msgspec.Struct):
     external: bool
     snapshot: str
     state: FolderState
+    #: Where a leftover journal of this session id was set aside (None: there was none).
+    journal_set_aside: str | None = None
 
 
 def inspect_folder(folder: Path) -> FolderState:
@@ -184,6 +192,9 @@ def adopt(
             f"session {session_id!r} was already adopted from {previous.folder}; pick another session id",
             code="adopt_refused",
         )
+    parked = None
+    if has_records(snapshots.bridge_dir, session_id) and not is_open_here(snapshots.bridge_dir, session_id):
+        parked = set_aside(snapshots.bridge_dir, session_id)  # JournalBusyError: a bridge runs this id
     if external:
         # Record first: the snapshot resolves the folder through this file.
         adopted.sessions[session_id] = AdoptedFolder(folder=str(folder), adopted_at=current)
@@ -198,4 +209,7 @@ def adopt(
     if external:
         adopted.sessions[session_id] = AdoptedFolder(folder=str(folder), adopted_at=current, snapshot=manifest.id)
         write_adopted(auth_root, adopted)
-    return AdoptResult(session=session_id, folder=str(folder), external=external, snapshot=manifest.id, state=state)
+    return AdoptResult(
+        session=session_id, folder=str(folder), external=external, snapshot=manifest.id, state=state,
+        journal_set_aside=None if parked is None else str(parked),
+    )

@@ -13,7 +13,10 @@ What the store adds over legacy, and why:
   (different `signedIdentityKey`), first calls `before_creds_downgrade(reason)` (the snapshot hook;
   default: a plain copy into `.bridge/creds-backups/<session>/`), and aborts if that hook fails;
 - a key set to null is moved to `.bridge/trash/<session>/`, never unlinked;
-- every write is atomic and durable (`bridge.store.durable`), a batch is one group commit.
+- every `keys.set` and `creds.save` is one record of the session's write-ahead journal
+  (`bridge.store.journal`, the default `AuthBackend`): all or nothing across a crash, durable with
+  one fdatasync before it is acknowledged; the legacy files follow by atomic rename, and
+  `checkpoint()` makes the folder alone exact again (before stop, snapshot, restore, export).
 
 The class is synchronous and thread-safe (one lock per store); `AsyncAuthStore` runs it in threads
 so the event loop never blocks on fsync.
@@ -25,7 +28,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -38,10 +40,10 @@ from bridge.metrics import STORE_ERRORS
 from bridge.store import durable
 from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
 from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
+from bridge.store.journal import AuthBackend, open_session_backend
 from bridge.store.layout import CREDS_FILE, BridgeDirs, key_file_name, parse_key_file_name, validate_session_id
 from bridge.store.snapshots.manifests import ManifestStore, latest_good
 from bridge.store.snapshots.objects import ObjectStore
-from bridge.store.trash import move_to_trash
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,9 @@ class AuthStore:
     """The auth folder of one session (see module docstring for the guarantees).
 
     `folder` is created (mode 0700) if missing; `bridge_dir` is `AUTH_ROOT/.bridge`, which holds
-    trash, creds backups and the snapshots named in error messages.
+    trash, creds backups, the journal and the snapshots named in error messages. `backend` is where
+    the bytes go (default: the session's journal, opened here, which replays what a crash left);
+    call `close()` when the session stops.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class AuthStore:
         bridge_dir: Path,
         before_creds_downgrade: DowngradeHook | None = None,
         creds_history_keep: int = DEFAULT_KEEP,
+        backend: AuthBackend | None = None,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
@@ -83,6 +88,9 @@ class AuthStore:
         with durable.store_errors(self.folder, "opening the session folder"):
             self._ensure_folder()
             durable.sweep_temp_files(self.folder)
+        self.backend: AuthBackend = backend or open_session_backend(
+            self.bridge_dir, self.session_id, self.folder, self.trash_dir
+        )
 
     # ----- folder -------------------------------------------------------------------------
     def _ensure_folder(self) -> None:
@@ -106,18 +114,17 @@ class AuthStore:
         """
         with self._lock:
             try:
-                raw = self.creds_path.read_bytes()
-            except FileNotFoundError:
-                self._warn_if_orphan_keys()
-                return None
-            except OSError as exc:
+                raw = self.backend.read([CREDS_FILE])[CREDS_FILE]
+            except StoreError as reason:
                 STORE_ERRORS.labels(op="load_creds").inc()
-                reason = durable.explain_os_error(exc, self.creds_path, "reading")
                 if durable.is_storage_fault(reason):
-                    raise reason from exc
+                    raise
                 raise CredsCorruptError(
                     f"{reason} If the file itself is damaged: {self._restore_hint()}"
-                ) from exc
+                ) from reason
+            if raw is None:
+                self._warn_if_orphan_keys()
+                return None
             try:
                 text = raw.decode("utf-8")
                 validate_creds_text(text, source=str(self.creds_path))
@@ -135,7 +142,7 @@ class AuthStore:
             raise
         data = text.encode("utf-8")
         with self._lock:
-            old_raw = self._read_optional(self.creds_path)
+            old_raw = self._read_creds()
             if old_raw == data:
                 return
             old_valid = False
@@ -152,7 +159,7 @@ class AuthStore:
                     log.warning("session %s: registered creds replaced by another identity", self.session_id)
                     self._run_hook(self._before_downgrade, IDENTITY_CHANGE_REASON)
             kept = self._in_history(lambda names: self._keep_previous(old_raw if old_valid else None, names))
-            durable.atomic_write(self.creds_path, data)
+            self._commit({CREDS_FILE: data}, [], f"saving {self.creds_path}", "save_creds")
             if kept is not None:
                 self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names), kept)
 
@@ -196,7 +203,7 @@ class AuthStore:
 
         The copy name carries the UTC time, the reason and a content hash, so copies never collide.
         """
-        raw = self._read_optional(self.creds_path)
+        raw = self._read_creds()
         if raw is None:
             return None
         return self._keep_copy(raw, reason)
@@ -222,11 +229,11 @@ class AuthStore:
         validate_creds_text(text, source=f"creds to restore for session {self.session_id}")
         data = text.encode("utf-8")
         with self._lock:
-            current = self._read_optional(self.creds_path)
+            current = self._read_creds()
             if current == data:
                 return None
             evidence = None if current is None else self._keep_copy(current, reason)
-            durable.atomic_write(self.creds_path, data)
+            self._commit({CREDS_FILE: data}, [], f"saving {self.creds_path}", "save_creds")
             self._in_history(lambda names: self.history.add(data, durable_copy=False, names=names))
         log.warning("session %s: creds.json restored (%s); evidence kept at %s", self.session_id, reason, evidence)
         return evidence
@@ -235,14 +242,19 @@ class AuthStore:
     def get_keys(self, key_type: str, ids: list[str]) -> dict[str, str | None]:
         """The exact JSON text stored for each id (None = absent or unreadable, as legacy reads it)."""
         names = {key_id: self._key_name(key_type, key_id) for key_id in ids}
+        try:
+            raws = self.backend.read(list(names.values()))
+        except StoreError:
+            STORE_ERRORS.labels(op="read").inc()
+            raise
         result: dict[str, str | None] = {}
         for key_id, name in names.items():
-            raw = self._read_optional(self.folder / name)
+            raw = raws[name]
             result[key_id] = None if raw is None else self._checked_key_text(name, raw)
         return result
 
     def set_keys(self, batch: Mapping[str, Mapping[str, str | None]]) -> None:
-        """Apply one Baileys `keys.set`: write values, trash nulls, one group commit.
+        """Apply one Baileys `keys.set`: write values, trash nulls, as one journal record.
 
         Everything is validated before anything is written: a hostile name or a value that is not
         JSON refuses the whole batch. Ids that the legacy escaping maps to the same file: last wins.
@@ -257,20 +269,13 @@ class AuthStore:
         writes = {name: data for name, data in ops.items() if data is not None}
         deletes = [name for name, data in ops.items() if data is None]
         with self._lock:
-            try:
-                durable.atomic_write_many(self.folder, writes, sync_dir=False)
-                moved = move_to_trash(self.folder, self.trash_dir, deletes)
-                if writes or moved:
-                    durable.fsync_dirs([self.folder])
-            except StoreError:
-                STORE_ERRORS.labels(op="set_keys").inc()
-                raise
+            self._commit(writes, deletes, f"updating keys in {self.folder}", "set_keys")
 
     def list_keys(self) -> list[tuple[str, str]]:
         """`(type, escaped_id)` of every key file in the folder (see `parse_key_file_name`)."""
         found = []
         with durable.store_errors(self.folder, "listing"):
-            names = sorted(os.listdir(self.folder))
+            names = self.backend.list_names()
         for name in names:
             parsed = parse_key_file_name(name)
             if parsed is not None:
@@ -307,14 +312,31 @@ class AuthStore:
             return None
         return text
 
-    def _read_optional(self, path: Path) -> bytes | None:
+    def _commit(self, writes: Mapping[str, bytes], trash: list[str], what: str, op: str) -> None:
+        """One batch into the backend; its error names the legacy path the operator knows."""
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
+            self.backend.commit(writes, trash)
+        except StoreError as exc:
+            STORE_ERRORS.labels(op=op).inc()
+            raise StoreError(f"session {self.session_id}: {what} failed: {exc}", code=exc.code) from exc
+
+    def _read_creds(self) -> bytes | None:
+        try:
+            return self.backend.read([CREDS_FILE])[CREDS_FILE]
+        except StoreError:
             STORE_ERRORS.labels(op="read").inc()
-            raise durable.explain_os_error(exc, path, "reading") from exc
+            raise
+
+    # ----- journal ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Make the folder alone hold exactly what was acknowledged, durably (see `AuthBackend`)."""
+        with self._lock:
+            self.backend.checkpoint()
+
+    def close(self) -> None:
+        """Checkpoint and release the backend: when the session stops. The store is unusable after."""
+        with self._lock:
+            self.backend.close()
 
     def latest_snapshot(self) -> tuple[str, bool] | None:
         """Id of the newest good snapshot of this session (linked creds preferred) and whether its
@@ -343,14 +365,14 @@ class AuthStore:
 
     def _warn_if_orphan_keys(self) -> None:
         try:
-            if any(parse_key_file_name(n) for n in os.listdir(self.folder)):
+            if any(parse_key_file_name(n) for n in self.backend.list_names()):
                 log.warning(
                     "session %s: %s has key files but no creds.json; if creds were lost, restore a snapshot (%s)",
                     self.session_id,
                     self.folder,
                     self.latest_snapshot(),
                 )
-        except OSError:
+        except (OSError, StoreError):
             pass
 
 
@@ -383,6 +405,16 @@ class AsyncAuthStore:
         """See `AuthStore.set_keys`."""
         async with self._write_order:
             await asyncio.to_thread(self.store.set_keys, batch)
+
+    async def checkpoint(self) -> None:
+        """See `AuthStore.checkpoint`; waits for the writes requested before it."""
+        async with self._write_order:
+            await asyncio.to_thread(self.store.checkpoint)
+
+    async def close(self) -> None:
+        """See `AuthStore.close`; waits for the writes requested before it."""
+        async with self._write_order:
+            await asyncio.to_thread(self.store.close)
 
 
 def _parse_creds_quietly(raw: bytes) -> dict[str, Any] | None:

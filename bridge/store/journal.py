@@ -78,6 +78,8 @@ __all__ = [
     "Target",
     "checkpoint_session",
     "frozen_session",
+    "has_records",
+    "is_open_here",
     "journal_folder",
     "open_session_backend",
     "set_aside",
@@ -602,6 +604,19 @@ def frozen_session(bridge_dir: Path, session_id: str, folder: Path, trash_dir: P
             yield journal.report
     finally:
         journal.close()
+
+
+def has_records(bridge_dir: Path, session_id: str) -> bool:
+    """True when the session's journal holds bytes a checkpoint has not yet dropped (a crash left
+    them, or a bridge is running the session)."""
+    return any(path.stat().st_size > 0 for _, path in list_segments(journal_folder(bridge_dir, session_id)))
+
+
+def is_open_here(bridge_dir: Path, session_id: str) -> bool:
+    """True when this process holds the session's journal (the session runs here)."""
+    key = journal_folder(bridge_dir, session_id).resolve()
+    with _open_lock:
+        return key in _open
 
 
 def set_aside(bridge_dir: Path, session_id: str) -> Path | None:

@@ -127,8 +127,7 @@ class JournalLog:
         try:
             self._fd = durable.open_for_append(path)
             self._size = os.fstat(self._fd).st_size
-        except OSError as exc:
-            os.close(lock_fd)
+        except OSError as exc:  # `open` releases the lock
             raise durable.explain_os_error(exc, path, "opening the journal segment") from exc
         self._durable_size = self._size
 

@@ -19,11 +19,16 @@ from typing import Any
 import pytest
 
 from bridge.config import PROJECT_ROOT
+from bridge.store.journal import Journal, Materialise, Target, journal_folder
+from bridge.store.layout import key_file_name
 from bridge.store.snapshots import Snapshots
 from tests.store.test_snapshots import dump_legacy, folder_bytes, make_legacy
 
 CLI_TIMEOUT = 120.0
-COMMANDS = ("snapshot", "snapshots", "verify", "restore", "prune", "backup", "adopt", "prune-trash")
+COMMANDS = (
+    "snapshot", "snapshots", "verify", "restore", "prune", "backup", "adopt", "checkpoint", "set-aside-journal",
+    "prune-trash",
+)
 
 
 def bridge(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -221,3 +226,37 @@ def test_prune_trash_command(root: Path) -> None:
     assert proc.returncode == 0
     assert as_json(proc)["removed"] == [str(trash / "1000000000000000000-pre-key-1.json")]
     assert not list(trash.iterdir())
+
+
+def _crashed_journal(root: Path, value: bytes) -> str:
+    """Session acme's journal holding one acknowledged batch its folder never got; the key's file name."""
+    name = key_file_name("session", "4915.0")
+    bridge_dir = root / ".bridge"
+    target = Target(folder=root / "acme", trash_dir=bridge_dir / "trash" / "acme")
+    journal = Journal(journal_folder(bridge_dir, "acme"), lambda _s: target, materialise=Materialise.DEFERRED)
+    journal.commit("acme", {name: value}, [])
+    journal.log.close()  # as if the bridge died before writing the file
+    return name
+
+
+def test_checkpoint_writes_a_crashed_journal_into_the_folder_for_legacy_readers(root: Path) -> None:
+    name = _crashed_journal(root, b'{"gen":3}')
+    assert not (root / "acme" / name).exists()
+    proc = bridge("checkpoint", "acme", "--json", root=root)
+    assert proc.returncode == 0, proc.stderr
+    assert as_json(proc)["replayed"] == 1
+    assert (root / "acme" / name).read_bytes() == b'{"gen":3}'
+    assert dump_legacy(root / "acme")["keys"][name] == {"gen": 3}, "plain Baileys reads it"
+    again = bridge("checkpoint", "acme", root=root)
+    assert again.returncode == 0 and "0 batch(es) replayed" in again.stdout
+
+
+def test_set_aside_journal_keeps_it_and_the_folder_unchanged(root: Path) -> None:
+    name = _crashed_journal(root, b'{"gen":4}')
+    proc = bridge("set-aside-journal", "acme", "--json", root=root)
+    assert proc.returncode == 0, proc.stderr
+    parked = Path(as_json(proc)["set_aside"])
+    assert parked.parent == root / ".bridge" / "journal-set-aside" and any(parked.glob("*.wal"))
+    assert not (root / "acme" / name).exists()
+    missing = bridge("set-aside-journal", "acme", root=root)
+    assert missing.returncode == 4 and "no journal" in missing.stderr

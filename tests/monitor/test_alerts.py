@@ -136,8 +136,8 @@ async def test_telegram_flood_control_retry_after_is_honoured(telegram: Telegram
     finally:
         await alerter.aclose()
     assert telegram.requests == 2
-    # The backoff cap is 0.2 s; only the server's hint can have made the retry wait a whole second.
-    assert alerter._backoff(1, 1.0) == 1.0
+    # The backoff cap is 0.2 s; the server's hint makes the retry wait a whole second.
+    assert alerter.policy.next_attempt_at(1, created_at=0.0, now=0.0, retry_after=1.0) == 1.0
 
 
 async def test_unreachable_telegram_is_given_up_after_max_attempts_without_leaking_the_token() -> None:
@@ -174,14 +174,14 @@ async def test_submit_never_waits_for_a_hanging_sink(
                 await asyncio.sleep(0.01)
         assert telegram.messages == []
         assert sum("ALERT kind" in r.getMessage() for r in caplog.records) == 30
-        assert alerter.stats.dropped == 30 - 10 - 1  # the queue holds 10, one is in flight
+        assert alerter.stats.dropped == 30 - 10  # the backlog holds 10, the one in flight included
         telegram.hang.set()
-        await telegram.wait_for(11)
+        await telegram.wait_for(10)
         assert await alerter.drain(60)
     finally:
         telegram.hang.set()
         await alerter.aclose()
-    assert len(telegram.messages) == 11
+    assert len(telegram.messages) == 10
 
 
 async def test_alerter_routes_alert_events_from_the_bus(telegram: TelegramReceiver) -> None:

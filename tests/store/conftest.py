@@ -72,12 +72,21 @@ def auth_root(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def make_store(auth_root: Path) -> Iterator[Callable[..., AuthStore]]:
-    """Factory: `make_store("s1", before_creds_downgrade=...)` opens AUTH_ROOT/s1."""
+    """Factory: `make_store("s1", before_creds_downgrade=...)` opens AUTH_ROOT/s1.
+
+    Every store it made is closed (its journal checkpointed and released) when the test ends.
+    """
+    opened: list[AuthStore] = []
 
     def factory(session_id: str = "s1", **kwargs: Any) -> AuthStore:
-        return AuthStore(auth_root / session_id, session_id=session_id, bridge_dir=auth_root / ".bridge", **kwargs)
+        store = AuthStore(auth_root / session_id, session_id=session_id, bridge_dir=auth_root / ".bridge", **kwargs)
+        opened.append(store)
+        return store
 
     yield factory
+    for store in opened:
+        with contextlib.suppress(Exception):
+            store.close()
 
 
 @contextlib.contextmanager

@@ -229,12 +229,12 @@ def _fsyncs(target: str) -> float:
 def test_a_batch_is_one_group_commit(make_store: StoreFactory) -> None:
     store = make_store()
     store.set_keys({"pre-key": {"0": "{}"}})  # folder exists and is synced
-    files, dirs = _fsyncs("file"), _fsyncs("dir")
-    writes = REGISTRY.get_sample_value("bridge_store_write_seconds_count") or 0.0
+    before = {target: _fsyncs(target) for target in ("journal", "file", "dir", "syncfs")}
     store.set_keys({"pre-key": {str(i): json.dumps({"i": i}) for i in range(1, 51)}})
-    assert _fsyncs("file") - files == 50, "every file is fsynced before its rename"
-    assert _fsyncs("dir") - dirs == 1, "the folder is fsynced once per batch"
-    assert (REGISTRY.get_sample_value("bridge_store_write_seconds_count") or 0.0) - writes == 1
+    after = {target: _fsyncs(target) - count for target, count in before.items()}
+    assert after == {"journal": 1, "file": 0, "dir": 0, "syncfs": 0}, "one journal record, one fdatasync"
+    assert store.get_keys("pre-key", ["50"]) == {"50": json.dumps({"i": 50})}
+    assert json.loads((store.folder / "pre-key-50.json").read_text()) == {"i": 50}, "files follow at once"
 
 
 async def test_concurrent_async_writes_land_in_request_order(make_store: StoreFactory) -> None:

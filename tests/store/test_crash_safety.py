@@ -4,7 +4,8 @@ A fork server (tests/store/crash_writer.py) starts a writer child that loops ove
 creds saves; we kill it with SIGKILL after a random delay, hundreds of times, on the same folder.
 After every kill: creds.json exists and is valid, every key file parses and holds either the last
 acknowledged generation or one that was in flight (old or new, never something else), every file
-in the trash parses, and opening the store again removes the dead writer's temp files.
+in the trash parses, and opening the store again removes the dead writer's temp files. The folder
+is checked after `checkpoint_session` (the journal replayed into it), as a stop or snapshot sees it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bridge.config import PROJECT_ROOT
 from bridge.store.auth_store import AuthStore
 from bridge.store.creds import validate_creds_text
 from bridge.store.durable import TEMP_PREFIX
+from bridge.store.journal import checkpoint_session
 from bridge.store.layout import key_file_name
 from tests.store.crash_writer import ROTATING, key_ids
 
@@ -116,7 +118,9 @@ def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int) -> None:
     base["registered"] = True
     creds_file = tmp_path / "base-creds.json"
     creds_file.write_text(json.dumps(base))
-    AuthStore(folder, session_id="crash", bridge_dir=bridge_dir).save_creds(json.dumps(base))
+    first_store = AuthStore(folder, session_id="crash", bridge_dir=bridge_dir)
+    first_store.save_creds(json.dumps(base))
+    first_store.close()  # releases the session's journal for the writer children
 
     server = WriterServer(folder, bridge_dir, creds_file)
     keys_acked: int | None = None
@@ -146,12 +150,14 @@ def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int) -> None:
                 elif kind == "creds":
                     creds_acked = gen
             newest = max(newest, (keys_acked or 0) + 1)
+            # What a stop, snapshot or legacy reader gets: the journal replayed into the folder.
+            checkpoint_session(bridge_dir, "crash", folder, bridge_dir / "trash" / "crash")
             _check_folder(folder, bridge_dir / "trash" / "crash", keys_acked, creds_acked, newest)
             next_gen = newest + 1
     finally:
         server.close()
     assert acked_rounds > 0, "no batch ever completed: the kills only tested start-up"
-    AuthStore(folder, session_id="crash", bridge_dir=bridge_dir)  # sweeps the dead writers' temp files
+    AuthStore(folder, session_id="crash", bridge_dir=bridge_dir).close()  # sweeps the dead writers' temp files
     assert not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
     for backup in (bridge_dir / "creds-backups" / "crash").glob("*.json"):
         validate_creds_text(backup.read_text(), source=str(backup))

@@ -1,8 +1,9 @@
 """Disk full, permission denied, I/O error: a clear StoreError, the old file intact, no temp litter.
 
-Disk full is real (a 64 KiB tmpfs mounted by the test; skipped when mounting is not permitted) and
-so is permission denied (a forked child drops to user `nobody`). A failing disk cannot be produced
-here (no device-mapper), so EIO is injected into `os.fsync`, the call that reports it in practice.
+Disk full is real (a small tmpfs mounted by the test; skipped when mounting is not permitted) and
+so is permission denied (a forked child drops to user `nobody` and opens its own store, which the
+session's journal refuses). A failing disk cannot be produced here (no device-mapper), so EIO is
+injected into `os.fsync` and `os.fdatasync`, the calls that report it in practice.
 """
 
 from __future__ import annotations
@@ -58,11 +59,19 @@ def _fill(path: Path) -> None:
             assert exc.errno == errno.ENOSPC
 
 
-def test_disk_full_gives_a_clear_error_and_keeps_the_old_files(tiny_tmpfs: Path, registered_creds: str) -> None:
-    store = AuthStore(tiny_tmpfs / "s1", session_id="s1", bridge_dir=tiny_tmpfs / ".bridge")
+def test_disk_full_gives_a_clear_error_and_keeps_the_old_files(registered_creds: str) -> None:
+    # 256 KiB: room for the files and their journal records once the filler is gone.
+    with mounted_tmpfs("256k") as mount_point:
+        store = AuthStore(mount_point / "s1", session_id="s1", bridge_dir=mount_point / ".bridge")
+        try:
+            _disk_full_then_freed(store, mount_point / "filler", registered_creds)
+        finally:
+            store.close()  # releases the journal's files so the tmpfs can be unmounted
+
+
+def _disk_full_then_freed(store: AuthStore, filler: Path, registered_creds: str) -> None:
     store.save_creds(registered_creds)
     store.set_keys({"pre-key": {"1": json.dumps({"v": 1})}})
-    filler = tiny_tmpfs / "filler"
     _fill(filler)
 
     newer = json.loads(registered_creds)
@@ -128,41 +137,42 @@ def shared_dir() -> Iterator[Path]:
 def test_permission_denied_names_the_path_and_the_fix(shared_dir: Path, registered_creds: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to user nobody (as non-root, chmod the folder instead)")
-    store = AuthStore(shared_dir / "s1", session_id="s1", bridge_dir=shared_dir / ".bridge")
+    bridge_dir = shared_dir / ".bridge"
+    store = AuthStore(shared_dir / "s1", session_id="s1", bridge_dir=bridge_dir)
     store.save_creds(registered_creds)
     store.set_keys({"session": {"1.0": '{"v":1}'}})
+    store.close()  # the child must open its own store: an inherited journal would write as root
     store.folder.chmod(0o755)
     store.creds_path.chmod(0o644)
 
-    batch = {"session": {f"{i}.0": '{"v":2}' for i in range(1, 9)}}  # big enough for the fsync pool
-    # A batch this size starts the fsync pool's threads in this process before the child forks.
-    store.set_keys({"session": {"2.0": '{"v":1}'}} | {"pre-key": {str(i): "{}" for i in range(8)}})
-    got = _in_child_as_nobody(lambda: store.set_keys(batch))
-    assert got["raised"] == "StoreError"
-    assert str(store.folder) in got["message"]
-    assert "chown" in got["message"]
+    def open_store() -> AuthStore:
+        return AuthStore(store.folder, session_id="s1", bridge_dir=bridge_dir)
 
     newer = json.loads(registered_creds)
     newer["accountSyncCounter"] = 5
-    got = _in_child_as_nobody(lambda: store.save_creds(json.dumps(newer)))
-    assert got["raised"] == "StoreError"
-    assert str(store.creds_path) in got["message"] and "permission" in got["message"].lower()
-
-    store.creds_path.chmod(0o600)
-    got = _in_child_as_nobody(store.load_creds)
-    assert got["raised"] == "StoreError", "unreadable is a storage fault, not damaged creds to restore over"
-    assert got["code"] == "storage_permission"
-    assert "Permission denied" in got["message"] and "chown" in got["message"]
+    for action in (
+        lambda: open_store().set_keys({"session": {"2.0": '{"v":2}'}}),
+        lambda: open_store().save_creds(json.dumps(newer)),
+        lambda: open_store().load_creds(),
+    ):
+        got = _in_child_as_nobody(action)
+        assert (got["raised"], got["code"]) == ("StoreError", "storage_permission"), got
+        assert str(bridge_dir / "journal" / "s1") in got["message"], "names the session's journal"
+        assert "Permission denied" in got["message"] and "chown" in got["message"]
 
     store.folder.chmod(0o700)
-    got = _in_child_as_nobody(lambda: AuthStore(store.folder, session_id="s1", bridge_dir=shared_dir / ".bridge"))
+    got = _in_child_as_nobody(open_store)
     assert (got["raised"], got["code"]) == ("StoreError", "storage_permission"), "a folder we may not enter"
     got = _in_child_as_nobody(lambda: Snapshots(shared_dir).create("s1"))
     assert got["code"] == "storage_permission", got
     store.folder.chmod(0o755)
 
-    assert store.load_creds() == registered_creds
-    assert store.get_keys("session", ["1.0"]) == {"1.0": '{"v":1}'}
+    reopened = open_store()
+    try:
+        assert reopened.load_creds() == registered_creds
+        assert reopened.get_keys("session", ["1.0", "2.0"]) == {"1.0": '{"v":1}', "2.0": None}
+    finally:
+        reopened.close()
     assert _no_temp_files(store.folder)
 
 
@@ -181,6 +191,7 @@ def test_an_io_error_on_fsync_keeps_the_old_file(
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fdatasync", failing_fsync)  # the journal's acknowledgement
     newer = json.loads(registered_creds)
     newer["accountSyncCounter"] = 7
     with pytest.raises(StoreError) as err:
@@ -222,7 +233,9 @@ def test_every_storage_fault_has_its_own_code(number: int, code: str) -> None:
 def read_only_root(tiny_tmpfs: Path, registered_creds: str) -> Iterator[Path]:
     """An auth root with one session and its lock file, then remounted read-only (as ops do)."""
     root = tiny_tmpfs / "auth"
-    AuthStore(root / "s1", session_id="s1", bridge_dir=root / ".bridge").save_creds(registered_creds)
+    store = AuthStore(root / "s1", session_id="s1", bridge_dir=root / ".bridge")
+    store.save_creds(registered_creds)
+    store.close()  # nothing may be open for writing when the file system goes read-only
     SessionLock(root / ".bridge", "s1").release()
     with SessionLock(root / ".bridge", "s1"):
         pass
@@ -252,7 +265,8 @@ def test_a_read_only_root_gives_classified_errors_never_a_raw_oserror(
             attempt()
         assert err.value.code == "storage_read_only", err.value
         assert "read-only" in str(err.value) and "remount" in str(err.value)
-    assert AuthStore(read_only_root / "s1", session_id="s1", bridge_dir=bridge_dir).load_creds() == registered_creds
+    # The journal cannot be opened for appending, so the store refuses to open (above); the file is intact.
+    assert (read_only_root / "s1" / "creds.json").read_text() == registered_creds
 
 
 def _free_bytes(path: Path) -> int:

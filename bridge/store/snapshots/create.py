@@ -1,6 +1,10 @@
 """Take a snapshot: read the folder, store its files as objects, then write the manifest.
 
-Snapshots only read a session folder. A snapshot that fails part way (a full disk) takes back
+Snapshots only read a session folder, and only inside `frozen_session`: the session's journal is
+checkpointed first (the one open in this process when the session runs here), so a snapshot never
+misses an acknowledged write, and no file changes while it is read. When another process (a
+bridge running the session) holds the journal, the snapshot is refused (`journal_busy`): take it
+through that bridge. A snapshot that fails part way (a full disk) takes back
 the objects it wrote in that call (new ones that no manifest references) and raises the
 classified error, so a failed snapshot consumes no space and cannot eat space an operator freed.
 """
@@ -14,6 +18,7 @@ from bridge import metrics
 from bridge.errors import CredsCorruptError, ErrorCode, SnapshotError
 from bridge.store import durable
 from bridge.store.creds import is_registered, validate_creds_text
+from bridge.store.journal import frozen_session
 from bridge.store.layout import CREDS_FILE, is_bridge_private
 from bridge.store.snapshots.manifests import FileEntry, SnapshotManifest
 from bridge.store.snapshots.repository import Repository
@@ -25,8 +30,9 @@ def create(repo: Repository, session_id: str, reason: str = "manual") -> Snapsho
     """Snapshot the session folder now; returns the stored manifest.
 
     Every regular top-level file except bridge-private dot names is captured. Raises
-    SnapshotError if the folder is missing or unreadable, the classified StoreError when the
-    storage fails (after taking back what this call wrote).
+    SnapshotError if the folder is missing or unreadable, JournalBusyError while another process
+    holds the session's journal, the classified StoreError when the storage fails (after taking
+    back what this call wrote).
     """
     folder = repo.folder(session_id)
     if not folder.is_dir():
@@ -37,7 +43,8 @@ def create(repo: Repository, session_id: str, reason: str = "manual") -> Snapsho
     fresh: list[str] = []
     try:
         with repo.shared_lock():
-            contents = _read_folder(folder, session_id)
+            with frozen_session(repo.dirs.root, session_id, folder, repo.dirs.session_trash(session_id)):
+                contents = _read_folder(folder, session_id)
             shas = repo.objects.put(list(contents.values()), fresh=fresh)
             snap_id, created = repo.manifests.new_id(session_id, repo.clock())
             manifest = SnapshotManifest(

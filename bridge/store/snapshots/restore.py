@@ -2,7 +2,9 @@
 
 Only the snapshot's files end up in the folder. The folder it replaces is snapshotted first
 (reason `pre-restore`) and moved under `.bridge/replaced/`, never deleted; snapshots and objects
-are never touched. The caller guarantees the session is stopped.
+are never touched. The caller guarantees the session is stopped; its journal is checkpointed first
+(so the folder counted, snapshotted and replaced is what was acknowledged) and the restore is
+refused (`journal_busy`) while another process holds it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bridge.errors import CredsCorruptError, ErrorCode, SnapshotError
 from bridge.store import durable
 from bridge.store.creds import validate_creds_text
 from bridge.store.identity import identity_of
+from bridge.store.journal import checkpoint_session
 from bridge.store.layout import BRIDGE_DIR_NAME, CREDS_FILE, is_bridge_private, parse_key_file_name
 from bridge.store.snapshots.create import create
 from bridge.store.snapshots.manifests import PRE_RESTORE, SnapshotManifest
@@ -63,6 +66,7 @@ def restore(
     """
     manifest = repo.manifests.get(session_id, snapshot_id)
     target = repo.folder(session_id)
+    checkpoint_session(repo.dirs.root, session_id, target, repo.dirs.session_trash(session_id))
     keys_before = count_key_files(target)
     keys_after = sum(1 for f in manifest.files if parse_key_file_name(f.name) is not None)
     if refuse_fewer_keys and keys_after < keys_before and not _other_identity(repo, target, manifest):
