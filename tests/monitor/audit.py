@@ -24,8 +24,10 @@ class AuditGuard:
 
     def covers(self, path: str) -> bool:
         """Guarded: everything under a root except advisory lock files (`.bridge/locks/`), which
-        hold only a pid and are rewritten in place by design (bridge/store/lock.py)."""
-        if f"{os.sep}.bridge{os.sep}locks{os.sep}" in path:
+        hold only a pid and are rewritten in place by design (bridge/store/lock.py), and the
+        session journals (`.bridge/journal/`), whose segments are deleted once a checkpoint made
+        every record durable in the files, and whose torn tail is cut (bridge/store/journal.py)."""
+        if f"{os.sep}.bridge{os.sep}locks{os.sep}" in path or f"{os.sep}.bridge{os.sep}journal{os.sep}" in path:
             return False
         return any(path == root or path.startswith(root + os.sep) for root in self.roots)
 
