@@ -159,6 +159,16 @@ class Settings(BaseSettings):
         Path("./data/sandbox"), description="Sandbox data: `auth` and `state` inside it, never the production roots"
     )
 
+    # --- scale (docs/sessions.md "Scale") ---
+    start_concurrency: int = Field(
+        8, ge=1, description="Sessions that start (and handshake with WhatsApp) at the same time when the bridge "
+        "starts many at once (restart, storage recovery)"
+    )
+    start_ramp: float = Field(
+        30.0, ge=0, description="Seconds over which starts beyond the first `BRIDGE_START_CONCURRENCY` are spread, "
+        "each at a random moment (jitter), so a reboot with many tenants does not stampede WhatsApp"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
