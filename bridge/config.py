@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     node: str = Field("node", description="Path to the node binary (Node >= 20)")
     node_runtime_dir: Path = Field(PROJECT_ROOT / "node-runtime", description="Folder with index.mjs")
     node_modules_dir: Path = Field(PROJECT_ROOT / "node_modules", description="Installed npm packages")
-    sessions_per_runtime: int = Field(1, ge=1, description="Sessions hosted by one Node process")
+    sessions_per_runtime: int = Field(
+        25, ge=1, description="Sessions hosted by one Node process; a runtime crash reconnects those (without a QR). "
+        "1: one process per session, full isolation at ~110 MiB per tenant (docs/sessions.md \"Scale\")"
+    )
     node_log_level: str = Field("warn", description="pino level inside the Node runtime")
     ipc_max_line: int = Field(4 << 20, description="Largest IPC line in bytes; longer lines are discarded")
     ipc_request_timeout: float = Field(30.0, description="Seconds to wait for a reply from Node")
