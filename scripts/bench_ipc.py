@@ -3,10 +3,10 @@
 Usage: python scripts/bench_ipc.py [--rounds 500] [--batch 10] [--dir /tmp/x]
 
 Both sides run in the same invocation on the same disk with the same values; latencies are
-measured inside Node (what Baileys waits for). The IPC path is slower by design: every `auth.set`
-is fsync'd (file and folder) and renamed before it is answered, while legacy `writeFile` returns
-as soon as the page cache has the bytes (and can lose them on power loss). The ratios show the
-price of that durability plus the stdio round trip.
+measured inside Node (what Baileys waits for). Every `auth.set` is one record of the session's
+write-ahead journal, fdatasynced once and its legacy files renamed into place before it is
+answered, while legacy `writeFile` returns as soon as the page cache has the bytes (and can lose
+them on power loss). The ratios show the price of that durability plus the stdio round trip.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 async def bench_ipc(work: Path, rounds: int, batch: int) -> dict[str, list[float]]:
     settings = Settings(_env_file=None, auth_root=work / "auth")
     handler = AuthRequestHandler()
-    handler.host("bench", AsyncAuthStore(AuthStore(settings.auth_root / "bench", session_id="bench",
-                                                   bridge_dir=settings.bridge_dir)))
+    store = AuthStore(settings.auth_root / "bench", session_id="bench", bridge_dir=settings.bridge_dir)
+    handler.host("bench", AsyncAuthStore(store))
 
     async def on_request(req: p.Req, args: msgspec.Struct) -> Any:
         return await handler(req, args)
@@ -61,6 +61,7 @@ async def bench_ipc(work: Path, rounds: int, batch: int) -> dict[str, list[float
                                                           timeout=3600)
     finally:
         await proc.stop()
+        store.close()
     return result
 
 

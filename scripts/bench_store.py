@@ -2,8 +2,10 @@
 
 Same machine, same run, same workload: `keys.set` of batches of 1, 10 and 100 session keys (new
 files, values the exact JSON text BufferJSON.replacer makes for a Uint8Array), then `keys.get` of
-the same batches. Legacy writes without fsync (and can tear files on a crash); the bridge writes
-every file via temp + fsync + rename and fsyncs the folder once per batch (group commit).
+the same batches. Legacy writes without fsync (and can tear files on a crash); the bridge appends
+each batch as one record to the session's write-ahead journal, fdatasyncs it once, then writes the
+legacy files by temp + rename before `set_keys` returns (docs/storage.md, "Journal"). The closing
+checkpoint (one syncfs) is outside the timed region.
 
 Prints keys/s for each side and the ratio bridge/legacy (target: >= 0.5 for 100-key batches),
 then `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
@@ -69,6 +71,7 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     for ids in all_ids:
         found += sum(1 for v in store.get_keys("session", ids).values() if v is not None)
     get_seconds = time.perf_counter() - start
+    store.close()
     assert found == batch * batches
     return set_rate, batch * batches / get_seconds
 
@@ -94,6 +97,7 @@ def creds_run(base: Path, run: int) -> tuple[float, float]:
     for text in texts:
         store.save_creds(text)
     elapsed = time.perf_counter() - start
+    store.close()
     return result["saves"] / result["creds_seconds"], CREDS_SAVES / elapsed
 
 

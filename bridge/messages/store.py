@@ -283,23 +283,26 @@ def _load_entry(conn: sqlite3.Connection, *, session: str, message_id: str) -> _
 
 def _page(conn: sqlite3.Connection, *, session: str, chat: str | None, before: str | None,
           limit: int) -> list[Message]:
-    where, args = ["session = ?"], [session]
+    where: list[str] = ["session = ?"]
+    args: list[object] = [session]
     if chat:
         where.append("chat = ?")
         args.append(chat)
     if before:
         if before.isdigit():
             where.append("ts < ?")
-            args.append(before)
+            args.append(int(before))
         else:
-            anchor = conn.execute("SELECT ts, id FROM messages WHERE session = ? AND id = ?",
+            anchor = conn.execute("SELECT ts, stored_at, id FROM messages WHERE session = ? AND id = ?",
                                   (session, before)).fetchone()
             if anchor is None:
                 raise PageCursorUnknown(before)
-            where.append("(ts < ? OR (ts = ? AND id < ?))")
-            args.extend([anchor[0], anchor[0], anchor[1]])
+            where.append("(ts < ? OR (ts = ? AND (stored_at < ? OR (stored_at = ? AND id < ?))))")
+            args.extend([anchor[0], anchor[0], anchor[1], anchor[1], anchor[2]])
+    # Within one second (WhatsApp's resolution) the order the bridge stored them in decides.
     rows = conn.execute(
-        f"SELECT data, status FROM messages WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC LIMIT ?",
+        f"SELECT data, status FROM messages WHERE {' AND '.join(where)} "
+        "ORDER BY ts DESC, stored_at DESC, id DESC LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [_with_status(data, status) for data, status in rows]

@@ -129,6 +129,13 @@ async def test_a_message_received_before_a_sigkill_is_listed_quoted_and_reacted_
         assert [m["id"] for m in page[:2]] == [ours, theirs.id], "newest first, both directions"
         assert page[1]["text"] == "keep me across a crash" and page[1]["from_me"] is False
 
+        async with http.get(f"{base}/api/v1/sessions/{sid}/messages", params={"before": "3EB0NOTSTORED"}) as bad:
+            assert bad.status == 404 and (await bad.json())["error"]["code"] == "message_not_found"
+        async with http.get(f"{base}/api/v1/sessions/nobody/messages") as bad:
+            assert bad.status == 404 and (await bad.json())["error"]["code"] == "session_not_found"
+        older = await listed(http, base, sid, chat=chat, before=ours, limit="1")
+        assert [m["id"] for m in older] == [theirs.id], "the cursor pages on"
+
         await until(lambda: _is(state_of(http, base, sid), "open"), "the session opened again")
         reply = await send(http, base, sid, to=contact, text="replying after a crash", quoted=theirs.id)
         got = await simulator.wait_inbox(contact, lambda m: m.id == reply, TIMEOUT)

@@ -96,7 +96,10 @@ async def reach_age(bridge: Bridge, simulator: SimulatorClient, age: str, phone:
     snapshot is set far away for these ages, so only the link's own snapshots exist). Settled: its
     settled snapshot was taken. Old: settled, then traffic wrote key files no snapshot holds."""
     if age.endswith("fresh"):
-        await snapshot_event(bridge, SESSION, "monitor-registration", mark)
+        # The monitor's first snapshot holding the linked creds (`monitor-registration`, or
+        # `monitor-first` when it first looked after the link).
+        await wait_event(bridge.bus, lambda e: e.kind == "snapshot" and e.session == SESSION
+                         and e.data["registered"] is True, within=TIMEOUT, after=mark)
         await creds_still(bridge.settings.auth_root / SESSION, 2.0)
         return
     await snapshot_event(bridge, SESSION, "monitor-settled", mark)

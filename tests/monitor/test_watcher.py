@@ -237,7 +237,9 @@ async def test_benchmark_rm_rf_to_restored_over_repeated_deletions(tmp_path: Pat
     copy_folder(tmp_path / "big", folder)
     expected = digest(folder)
     wall: list[float] = []
-    async with running_watcher(auth_root) as env:
+    # Ten separate accidents: with the default window, damage back within a minute of its repair
+    # would be the same incident (repaired quietly), and there would be one incident event only.
+    async with running_watcher(auth_root, monitor_mass_delete_window=0.1) as env:
         await wait_event(env.bus, first_snapshot("big"))
         mark = env.bus.last_seq
         for _ in range(10):

@@ -16,6 +16,10 @@ from bridge.store.snapshots import Snapshots
 from tests.sessions.disk import small_disk
 
 CREDS = (Path(__file__).parents[1] / "runtime" / "fixtures_creds.json").read_text()
+#: A write that needs fresh pages even for its journal record: a small batch can still fit into
+#: the page the session journal's segment already has, and is then durable and acknowledged on a
+#: full disk (its files follow once space returns), so it would not fault.
+BIG = json.dumps({"pad": "x" * 65536})
 
 
 def session_auth(root: Path, faults: list[StoreError]) -> SessionAuth:
@@ -34,7 +38,7 @@ async def test_writes_after_a_storage_fault_are_held_in_order_and_flushed_when_s
         disk.fill()
 
         with pytest.raises(StoreError) as first:
-            await auth.set_keys({"session": {"a.0": '{"v": 2}', "b.0": '{"v": 1}'}})
+            await auth.set_keys({"session": {"a.0": '{"v": 2}', "b.0": '{"v": 1}', "big.0": BIG}})
         assert first.value.code == "storage_full" and faults == [first.value]
         disk.free()  # space is back, but nothing may overtake the held write
         with pytest.raises(StoreError):
@@ -51,6 +55,7 @@ async def test_writes_after_a_storage_fault_are_held_in_order_and_flushed_when_s
         assert json.loads(await auth.load_creds() or "{}")["nextPreKeyId"] == 4242
         await auth.set_keys({"session": {"a.0": '{"v": 4}'}})  # writes go straight to disk again
         assert (disk.path / "s" / "session-a.0.json").read_text() == '{"v": 4}'
+        await auth.store.close()  # releases the session journal so the tmpfs can be unmounted
 
 
 async def test_a_flush_on_a_still_full_disk_keeps_everything_held() -> None:
@@ -60,10 +65,11 @@ async def test_a_flush_on_a_still_full_disk_keeps_everything_held() -> None:
         await auth.save_creds(CREDS)
         disk.fill()
         with pytest.raises(StoreError):
-            await auth.set_keys({"session": {"a.0": '{"v": 1}'}})
+            await auth.set_keys({"session": {"a.0": '{"v": 1}', "big.0": BIG}})
         with pytest.raises(StoreError):
             await auth.flush()
         assert auth.holds_writes and auth.fault is not None
         disk.free()
         await auth.flush()
         assert await auth.get_keys("session", ["a.0"]) == {"a.0": '{"v": 1}'}
+        await auth.store.close()
