@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     node: str = Field("node", description="Path to the node binary (Node >= 20)")
     node_runtime_dir: Path = Field(PROJECT_ROOT / "node-runtime", description="Folder with index.mjs")
     node_modules_dir: Path = Field(PROJECT_ROOT / "node_modules", description="Installed npm packages")
-    sessions_per_runtime: int = Field(1, ge=1, description="Sessions hosted by one Node process")
+    sessions_per_runtime: int = Field(
+        25, ge=1, description="Sessions hosted by one Node process; a runtime crash reconnects those (without a QR). "
+        "1: one process per session, full isolation at ~110 MiB per tenant (docs/sessions.md \"Scale\")"
+    )
     node_log_level: str = Field("warn", description="pino level inside the Node runtime")
     ipc_max_line: int = Field(4 << 20, description="Largest IPC line in bytes; longer lines are discarded")
     ipc_request_timeout: float = Field(30.0, description="Seconds to wait for a reply from Node")
@@ -157,6 +160,16 @@ class Settings(BaseSettings):
     )
     sandbox_dir: Path = Field(
         Path("./data/sandbox"), description="Sandbox data: `auth` and `state` inside it, never the production roots"
+    )
+
+    # --- scale (docs/sessions.md "Scale") ---
+    start_concurrency: int = Field(
+        8, ge=1, description="Sessions that start (and handshake with WhatsApp) at the same time when the bridge "
+        "starts many at once (restart, storage recovery)"
+    )
+    start_ramp: float = Field(
+        30.0, ge=0, description="Seconds over which starts beyond the first `BRIDGE_START_CONCURRENCY` are spread, "
+        "each at a random moment (jitter), so a reboot with many tenants does not stampede WhatsApp"
     )
 
     @field_validator("api_keys", mode="before")

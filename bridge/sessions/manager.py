@@ -28,6 +28,7 @@ from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.message_port import ManagerPort
 from bridge.sessions.phone import to_jid, validate_phone
+from bridge.sessions.ramp import StartRamp
 from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
@@ -202,9 +203,14 @@ class SessionManager:
         return manifest
 
     async def start_all(self) -> list[str]:
-        """Start every session that was running when the bridge last stopped."""
+        """Start every session that was running when the bridge last stopped (after a restart, or
+        once a storage fault cleared), paced by the start-up ramp (bridge/sessions/ramp.py:
+        `BRIDGE_START_CONCURRENCY` at a time, the rest spread over `BRIDGE_START_RAMP` seconds).
+        Returns when every one of them started and settled (qr, open, reconnecting, or an end)."""
         wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
-        await asyncio.gather(*(s.dispatch(st.Start()) for s in wanted))
+        ramp = StartRamp(self.settings.start_concurrency, self.settings.start_ramp,
+                         settle_timeout=self.settings.ipc_request_timeout * 2)
+        await ramp.start(wanted)
         return [s.id for s in wanted]
 
     async def shutdown(self) -> None:

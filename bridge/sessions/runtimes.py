@@ -1,9 +1,12 @@
-"""Which Node process hosts which session: one per session (default) or pools of K.
+"""Which Node process hosts which session: pools of K (default 25) or one per session.
 
+K > 1 fills `pool-0`, `pool-1`, ... up to K sessions each: one Node process with Baileys costs ~130
+MiB hosting one socket, so pooling brings a tenant from that to a few (docs/sessions.md "Scale",
+measured by scripts/bench_sessions.py), at the price that a runtime crash drops the K sessions it
+hosts (they reconnect on their own, same creds, no QR, within seconds).
 `BRIDGE_SESSIONS_PER_RUNTIME=1` gives every tenant its own process named after the session, so a
-crash touches one tenant. K > 1 fills `pool-0`, `pool-1`, ... up to K sessions each, trading that
-isolation for memory (see DESIGN.md: ~120 MB per idle process). Either way every auth request goes
-through the slot's `AuthRequestHandler`, which refuses sessions the process does not host.
+crash touches one tenant. Either way every auth request goes through the slot's
+`AuthRequestHandler`, which refuses sessions the process does not host.
 
 A process is stopped with `NodeProcess.stop()` when its last session leaves, never with a bare
 `stop` command: the runtime exits by itself once it hosts nothing, and the supervisor would read

@@ -74,6 +74,11 @@ unregistered ones). In these states unregistered creds over registered ones are 
 doing, not damage. `starting` and `connecting` are also passed through by a linked session that
 reconnects, so this group says "may be linking", never "is linking"."""
 
+SETTLED: frozenset[SessionState] = frozenset(SessionState) - {SessionState.STARTING, SessionState.CONNECTING}
+"""States in which a start is done talking to WhatsApp for now: it showed a QR or a pairing code,
+opened, went to reconnect with backoff, or ended. The start-up ramp (bridge/sessions/ramp.py)
+holds a start slot while a session is still starting or connecting, and frees it here."""
+
 # --- events -------------------------------------------------------------------------------
 
 

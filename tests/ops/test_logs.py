@@ -33,7 +33,8 @@ def session_state(run: BridgeRun, session: str) -> str:
 
 def test_json_logs_are_one_object_per_line_with_session_and_event(tmp_path: Path, simulator: SimulatorClient) -> None:
     env = clean_env(BRIDGE_LOG_FORMAT="json", BRIDGE_AUTH_ROOT=str(tmp_path / "auth"), BRIDGE_API_KEYS=KEY,
-                    BRIDGE_WA_URL=simulator.ws_url, BRIDGE_WA_TRUST_ROOT=simulator.root_pub)
+                    BRIDGE_WA_URL=simulator.ws_url, BRIDGE_WA_TRUST_ROOT=simulator.root_pub,
+                    BRIDGE_SESSIONS_PER_RUNTIME="1")  # the runtime is the session (pooled is the default)
     with BridgeRun(tmp_path, env) as run:
         status, body = http("POST", f"{run.base}/api/v1/sessions", {"id": SESSION}, key=KEY)
         assert status == 201, body

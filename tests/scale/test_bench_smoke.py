@@ -1,0 +1,30 @@
+"""The sessions benchmark runs end to end (`--quick`: 3 tenants, one runtime each and pooled) and
+reports a pooled runtime's tenants back open with their identity after a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+async def test_bench_sessions_quick_run_measures_both_modes_and_a_crash_recovery() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "scripts" / "bench_sessions.py"), "--quick", "--json", cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    rows = {row["per_runtime"]: row for row in result["bridge"]}
+    assert set(rows) == {1, 3}
+    assert rows[1]["processes"] == 3 and rows[3]["processes"] == 1
+    assert rows[3]["crash_k"] == 3 and rows[3]["crash_back_s"] > 0
+    assert result["plain"][0]["tenants"] == 3 and result["plain"][0]["rss_mib"] > 0
