@@ -12,7 +12,7 @@
    tasks started inside inherit it);
 3. from the conventions bridge code logs with today: a message template starting `session %s`
    names the session in its first argument; `[%s] ...` in `bridge.runtime.process` names the Node
-   runtime (`runtime`), which is the session when BRIDGE_SESSIONS_PER_RUNTIME=1 (the default);
+   runtime (`runtime`), which is the session when BRIDGE_SESSIONS_PER_RUNTIME=1 (`pool-N` with the default pooling);
    and the few templates in `EVENT_TEMPLATES` mark a state change or an alert.
 Exceptions add `exc` (the formatted traceback), so a traceback never spans several lines. With
 JSON, an exception nobody caught is logged the same way (`sys.excepthook`) before the exit.
