@@ -25,11 +25,6 @@ NO_STORAGE_INCIDENT = (
     "snapshot_failed (warning, bridge/monitor/watcher.py:564) and the session keeps running on state it cannot "
     "save (" + SOCKET_ON_BROKEN_STORAGE.split(": ", 1)[1] + ")"
 )
-ITEM7 = (
-    "issue 12 item 7: `python -m bridge run` takes no root lock (bridge/app.py serve; only bridge/cli/monitor.py:106 "
-    "holds RootLock), so a second bridge starts on the same root and both monitors repair the same damage "
-    "(two put_back_creds incidents, two alerts)"
-)
 
 def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
