@@ -3,8 +3,11 @@
 // useMultiFileAuthState would write; reads are revived exactly as it revives them.
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
 
-// `onWriteFault(err)` is called once, at the first write Python could not make durable: from then
-// on the caller must stop using the socket (the Signal state in memory is ahead of the disk).
+const isStorageFault = (err) => typeof err?.code === 'string' && err.code.startsWith('storage_')
+
+// `onWriteFault(err)` is called once, at the first write Python could not make durable (or the
+// first read storage refused): from then on the caller must stop using the socket (the Signal
+// state in memory is ahead of the disk, or a message could be acked without being decrypted).
 // Such errors carry `authWrite: true`, so a send can tell "the message went out, its keys were
 // not stored" from "nothing was sent".
 export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ } } = {}) {
@@ -41,7 +44,19 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
 
   const keys = {
     async get (type, ids) {
-      const found = await ipc.request(session, 'auth.get', { type, ids })
+      let found
+      try {
+        found = await ipc.request(session, 'auth.get', { type, ids })
+      } catch (err) {
+        // A key Python cannot read (permission, I/O) would make Baileys fail to decrypt and then
+        // ack the message, which WhatsApp would drop for good: stop the socket like a failed write,
+        // so nothing is acked and the server delivers the message again after the restart.
+        if (isStorageFault(err) && !faulted) {
+          faulted = true
+          onWriteFault(err)
+        }
+        throw err
+      }
       const data = {}
       for (const id of ids) {
         const raw = found?.[id]
