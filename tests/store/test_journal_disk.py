@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import errno
 import json
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,32 +19,14 @@ import pytest
 from bridge.errors import StoreError
 from bridge.store.journal import Journal, Target, journal_folder
 from bridge.store.layout import key_file_name
-
-
-@contextmanager
-def _tmpfs(size: str) -> Iterator[Path]:
-    mount_point = Path(tempfile.mkdtemp(prefix="bridge-journal-tmpfs-"))
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
-        mount_point.rmdir()
+from tests.store.conftest import mounted_tmpfs
 
 
 @pytest.fixture()
 def make_tmpfs() -> Iterator[Callable[[str], Path]]:
     """Factory: `make_tmpfs("256k")` mounts a fresh tmpfs; all are unmounted afterwards."""
     with ExitStack() as stack:
-        yield lambda size: stack.enter_context(_tmpfs(size))
+        yield lambda size: stack.enter_context(mounted_tmpfs(size))
 
 
 def _fill(path: Path) -> None:
