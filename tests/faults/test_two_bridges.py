@@ -12,7 +12,6 @@ import time
 
 from tests.faults.conftest import MakeBridge
 from tests.faults.damage import CredsDamage, damage_creds
-from tests.faults.known import ITEM7, xfail
 from tests.faults.service import BridgeProcess
 from tests.faults.tenants import Age, Login, age, key_files, link, replaced_folders
 from tests.faults.verdict import QUIET, clean_exit, criticals, incidents, reopened
@@ -39,7 +38,6 @@ async def start_second(second: BridgeProcess) -> bool:
     return False
 
 
-@xfail(ITEM7)
 async def test_a_second_bridge_on_the_same_root_never_repairs_twice_nor_loses_the_registry(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
