@@ -35,11 +35,7 @@ READ_ONLY_ROOT = (
     "read-only root, auth.set failed with storage_read_only, only a snapshot_failed warning and no incident "
     "(bridge/monitor/watcher.py:564)"
 )
-ITEM7 = (
-    "issue 12 item 7: `python -m bridge run` takes no root lock (bridge/app.py serve; only bridge/cli/monitor.py:106 "
-    "holds RootLock), so a second bridge starts on the same root and both monitors repair the same damage "
-    "(two put_back_creds incidents, two alerts)"
-)
+
 
 def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
