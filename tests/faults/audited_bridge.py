@@ -4,8 +4,9 @@
 
 Same guard as tests/monitor/audited_cli.py (tests/monitor/audit.py), widened to the whole bridge:
 nothing under the auth root may be deleted or truncated, except the bridge's own scratch that
-holds no credentials: in-flight temp files (`.bridge-tmp.*`), staging folders of a restore, and
-objects of a snapshot that failed half way (issue 12 asks that those be cleaned up). Violations
+holds no credentials of its own: in-flight temp files (`.bridge-tmp.*`), staging folders of a
+restore, objects of a snapshot that failed half way (issue 12 asks that those be cleaned up), and
+write-ahead journal segments the journal removes once their records are in the folder. Violations
 are printed to stderr as `AUDIT-VIOLATION <what>` lines, and the exit code becomes 99.
 """
 
@@ -17,7 +18,7 @@ import sys
 
 from tests.monitor.audit import install
 
-SCRATCH_DIRS = (f"{os.sep}.bridge{os.sep}staging{os.sep}", f"{os.sep}.bridge{os.sep}objects{os.sep}")
+SCRATCH_DIRS = tuple(f"{os.sep}.bridge{os.sep}{name}{os.sep}" for name in ("staging", "objects", "journal"))
 
 
 def _is_scratch(path: str) -> bool:

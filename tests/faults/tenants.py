@@ -38,7 +38,7 @@ class Age(StrEnum):
 
 
 FRESH_DELAY = 3.0
-STILL_FOR = 5.0
+STILL_FOR = 12.0  # longer than the monitor waits before its settled snapshot (10 s)
 
 
 @dataclass

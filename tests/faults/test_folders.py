@@ -13,12 +13,13 @@ import time
 
 import pytest
 
+from bridge.store.snapshots import PRE_RESTORE, Snapshots
 from tests.faults.conftest import MakeBridge
 from tests.faults.damage import delete_keys_one_by_one, remove_folder, swap_folders
-from tests.faults.known import matrix
+from tests.faults.known import FRESH_NO_KEYS, matrix
 from tests.faults.service import BridgeProcess
-from tests.faults.tenants import Age, Login, Tenant, account_of, age, key_files, link
-from tests.faults.verdict import clean_exit, held_stopped, reopened
+from tests.faults.tenants import Age, Login, Tenant, account_of, age, key_files, link, trashed_keys
+from tests.faults.verdict import clean_exit, held_stopped, incidents, reopened
 from tests.simulator.client import SimulatorClient
 
 
@@ -35,9 +36,15 @@ def never_ran_as_the_other(bridge: BridgeProcess, tenant: Tenant, other: Tenant,
     assert not opens, f"{tenant.sid} opened after its folder was swapped with {other.sid}'s"
 
 
+def snapshot_held(bridge: BridgeProcess, tenant: Tenant) -> set[str]:
+    """Every file name any snapshot of the tenant holds (copies of damage excepted)."""
+    manifests = Snapshots(bridge.auth_root).list(tenant.sid)
+    return {f.name for m in manifests if m.reason != PRE_RESTORE for f in m.files}
+
+
 def one_alert_per_incident(bridge: BridgeProcess, mark: int) -> None:
     """A swap may be one incident naming both tenants or one each; either way one alert each."""
-    found = {e["data"].get("id") for e in bridge.since(mark, kind="incident")}
+    found = {key for sid in ("tenant-a", "tenant-b") for key in incidents(bridge, mark, sid)}
     alerts = [e for e in bridge.since(mark, kind="alert") if e["data"].get("severity") == "critical"]
     assert len(alerts) == len(found), f"{len(alerts)} critical alerts for {len(found)} incidents: {alerts}"
 
@@ -85,8 +92,10 @@ async def keys_deleted_case(make_bridge: MakeBridge, simulator: SimulatorClient,
     print(f"\ndeleted {len(deleted)} of {len(before)} key files one by one in {time.time() - damaged_at:.1f} s")
     took = await reopened(bridge, simulator, tenant, mark=mark, damaged_at=damaged_at, intact=before - deleted,
                           label=f"80% keys deleted {login} {when}", incidents_expected=None)
-    back = before & key_files(tenant.folder)
-    print(f"key files back in place: {len(back)} of {len(before)} ({took:.2f} s)")
+    lost = before - key_files(tenant.folder) - trashed_keys(bridge.auth_root, tenant.sid)
+    held = snapshot_held(bridge, tenant)
+    print(f"key files lost: {len(lost)} of {len(before)}, {len(lost - held)} of them in no snapshot ({took:.2f} s)")
+    assert not lost & held, f"{len(lost & held)} deleted key files a snapshot holds were not put back"
     await clean_exit(bridge)
 
 
@@ -116,8 +125,8 @@ async def test_80_percent_of_key_files_deleted_one_by_one_are_put_back(
 
 SWAP_RUNNING_KNOWN: dict[str, str] = {}
 SWAP_STOPPED_KNOWN: dict[str, str] = {}
-KEYS_KNOWN: dict[str, str] = {}
-REMOVED_KNOWN: dict[str, str] = {}
+KEYS_KNOWN: dict[str, str] = {"*-fresh": FRESH_NO_KEYS}
+REMOVED_KNOWN: dict[str, str] = {"*-fresh": FRESH_NO_KEYS}
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import NO_STORAGE_INCIDENT, SOCKET_ON_BROKEN_STORAGE, xfail
+from tests.faults.known import READ_ONLY_ROOT, STORAGE_LOSES_MESSAGES, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -64,7 +64,7 @@ async def back_on_own_account(bridge: BridgeProcess, simulator: SimulatorClient,
     await deliver(bridge, simulator, tenant, f"after {label}")
 
 
-@xfail(SOCKET_ON_BROKEN_STORAGE)
+@xfail(STORAGE_LOSES_MESSAGES)
 async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resumes_when_readable(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
@@ -90,7 +90,7 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
 
 
 @pytest.mark.slow
-@xfail(NO_STORAGE_INCIDENT)
+@xfail(READ_ONLY_ROOT)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -106,7 +106,7 @@ async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
         await wait_incident(bridge, tenant.sid, mark)
         await asyncio.sleep(QUIET)
         found, alerts = incidents(bridge, mark, tenant.sid), criticals(bridge, mark, tenant.sid)
-        assert len(found) == 1, [e["data"] for e in found]
+        assert len(found) == 1, found
         assert len(alerts) == 1, [e["data"] for e in alerts]
         await clean_exit(bridge)  # the operator stops it to repair the disk
         disk.repair()
@@ -119,7 +119,7 @@ async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
         await clean_exit(bridge)
 
 
-@xfail(NO_STORAGE_INCIDENT)
+@xfail(READ_ONLY_ROOT)
 async def test_a_bridge_started_on_a_read_only_root_says_so_and_resumes_when_writable(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -141,7 +141,7 @@ async def test_a_bridge_started_on_a_read_only_root_says_so_and_resumes_when_wri
         opened = [e for e in bridge.since(mark, tenant.sid, "state") if e["data"]["state"] == "open"]
         report("started on a read-only root", float(opened[-1]["ts"]) - damaged_at if opened else None)
         found, alerts = incidents(bridge, mark, tenant.sid), criticals(bridge, mark, tenant.sid)
-        assert len(found) == 1, [e["data"] for e in found]
+        assert len(found) == 1, found
         assert len(alerts) == 1, [e["data"] for e in alerts]
         await clean_exit(bridge)
 
@@ -163,7 +163,7 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(NO_STORAGE_INCIDENT)
+@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:

@@ -34,13 +34,32 @@ def about(event: Event, sid: str) -> bool:
     return event.get("session") in (sid, None) or sid in (data.get("sessions") or ())
 
 
-def incidents(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
-    return [e for e in bridge.since(mark, kind="incident") if about(e, sid)]
+def opens_incident(event: Event, sid: str) -> bool:
+    """An incident about `sid`: the monitor's `incident` event, or the critical alert by which the
+    sessions' IncidentDesk opens one (it carries the incident id and publishes no incident event)."""
+    if not about(event, sid):
+        return False
+    if is_kind(event, "incident"):
+        return True
+    data = event.get("data") or {}
+    return is_kind(event, "alert") and data.get("severity") == "critical" and bool(data.get("incident"))
+
+
+def incidents(bridge: BridgeProcess, mark: int, sid: str) -> list[str]:
+    """Ids of the distinct incidents about `sid` after `mark`."""
+    ids: list[str] = []
+    for e in bridge.events[mark:]:
+        if opens_incident(e, sid):
+            data = e["data"]
+            key = str(data.get("id") if is_kind(e, "incident") else data.get("incident"))
+            if key not in ids:
+                ids.append(key)
+    return ids
 
 
 def criticals(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
     """Critical alerts about `sid`, including the alert of an incident that names it."""
-    theirs = {e["data"].get("id") for e in incidents(bridge, mark, sid)} - {None}
+    theirs = set(incidents(bridge, mark, sid))
     return [
         e for e in bridge.since(mark, kind="alert")
         if e["data"].get("severity") == "critical" and (about(e, sid) or e["data"].get("incident") in theirs)
@@ -49,7 +68,7 @@ def criticals(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
 
 async def wait_incident(bridge: BridgeProcess, sid: str, mark: int) -> Event:
     return await bridge.wait_event(
-        lambda e: is_kind(e, "incident") and about(e, sid), after=mark, timeout=INCIDENT_TIMEOUT
+        lambda e: opens_incident(e, sid), after=mark, timeout=INCIDENT_TIMEOUT
     )
 
 
@@ -110,7 +129,7 @@ async def reopened(
     if incidents_expected is None:  # damage that goes on after a repair may be repaired again
         assert found, "no incident"
     else:
-        assert len(found) == incidents_expected, f"{len(found)} incidents: {[e['data'] for e in found]}"
+        assert len(found) == incidents_expected, f"{len(found)} incidents: {found}"
     assert len(alerts) == max(1, len(found)), (f"{len(alerts)} critical alerts for {len(found)} incidents: "
                                                f"{[e['data'] for e in alerts]}")
     await deliver(bridge, simulator, tenant, f"after {label}", timeout=TIMEOUT)
@@ -128,7 +147,7 @@ async def held_stopped(
     info = await wait_api_state(bridge, sid, STOPPED, 1.0)
     print(f"\nFAULT-TIMING {label}: {sid} held {info['state']} ({info.get('last_disconnect_reason')})")
     found = incidents(bridge, mark, sid)
-    assert len(found) == 1, f"{len(found)} incidents for {sid}: {[e['data'] for e in found]}"
+    assert len(found) == 1, f"{len(found)} incidents for {sid}: {found}"
     alerts = criticals(bridge, mark, sid)
     assert len(alerts) == 1, f"{len(alerts)} critical alerts for {sid}: {[e['data'] for e in alerts]}"
     if foreign is not None:
