@@ -119,7 +119,6 @@ async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
         await clean_exit(bridge)
 
 
-@xfail(READ_ONLY_ROOT)
 async def test_a_bridge_started_on_a_read_only_root_says_so_and_resumes_when_writable(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
