@@ -198,24 +198,23 @@ class EventLog:
         target = self._pending[-1].seq if self._pending else 0
         ops_target = self._ops_queued
         held_target = self._held_queued
-        try:
-            async with asyncio.timeout(within):
-                while ((self._pending and self._pending[0].seq <= target) or self._ops_settled < ops_target
-                       or self._held_settled < held_target):
-                    self._progress.clear()
-                    self._wake.set()
-                    await self._progress.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self._wait_until(
+            lambda: not (self._pending and self._pending[0].seq <= target)
+            and self._ops_settled >= ops_target and self._held_settled >= held_target,
+            within,
+        )
 
     async def held_written(self, within: float = 5.0) -> bool:
         """Wait until every write `hold` queued so far is committed; False if `within` s passed first
         (the disk is failing: they stay held and are written when it recovers)."""
         target = self._held_queued
+        return await self._wait_until(lambda: self._held_settled >= target, within)
+
+    async def _wait_until(self, done: Callable[[], bool], within: float) -> bool:
+        """Wake the writer and wait for its progress until `done()`; False after `within` s."""
         try:
             async with asyncio.timeout(within):
-                while self._held_settled < target:
+                while not done():
                     self._progress.clear()
                     self._wake.set()
                     await self._progress.wait()
