@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import READ_ONLY_ROOT, STORAGE_LOSES_MESSAGES, xfail
+from tests.faults.known import STORAGE_LOSES_MESSAGES, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -90,7 +90,7 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
 
 
 @pytest.mark.slow
-@xfail(READ_ONLY_ROOT)
+@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:

@@ -164,3 +164,30 @@ async def test_a_full_disk_backs_snapshots_off_and_disk_low_is_said_once_each_wa
     assert alert_kinds(events, "disk_low") == ["critical", "info"]  # not once per scan
     assert [e for e in events if e.kind == "incident"] == []  # a full disk is not damage
     assert digest(auth_root / "t") == before
+
+
+async def test_a_root_gone_read_only_under_idle_sessions_is_one_storage_incident_ended_when_writable(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    make_legacy_folder(tmp_path / "tpl", 10)
+    auth_root = small_disk / "auth"
+    auth_root.mkdir()
+    copy_folder(tmp_path / "tpl", auth_root / "t")
+    before = digest(auth_root / "t")
+    async with monitor_on(auth_root) as (bus, watcher):
+        await wait_event(bus, lambda e: e.kind == "snapshot" and e.session == "t")
+        mark = bus.last_seq
+        damage(f"mount -o remount,ro {small_disk}")
+        try:
+            assert await watcher.snapshot_all() == []  # the schedule meets the read-only root
+            await asyncio.sleep(1.0)  # five scans: the failed retries join the incident quietly
+        finally:
+            damage(f"mount -o remount,rw {small_disk}")
+        over = await wait_event(bus, lambda e: e.kind == "alert" and e.data.get("resolved"), after=mark, within=60)
+        events = bus.since(mark)
+    alerts = [(e.data["alert"], e.data["severity"]) for e in events if e.kind == "alert"]
+    assert alerts == [("storage_fault", "critical"), ("storage_fault", "info")], alerts
+    [incident] = [e for e in events if e.kind == "incident"]
+    assert over.data["incident"] == incident.data["id"] and "storage_read_only" in incident.data["detail"]
+    assert any(e.kind == "snapshot" and e.data["reason"] == "monitor-retry" for e in events)
+    assert digest(auth_root / "t") == before
