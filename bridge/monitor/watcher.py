@@ -33,7 +33,7 @@ from pathlib import Path
 import watchfiles
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, ErrorCode, SessionNotFound, StoreError
+from bridge.errors import BridgeError, SessionNotFound, StoreError
 from bridge.events import EventBus, EventKind
 from bridge.monitor import history
 from bridge.monitor.folder_check import (
@@ -58,6 +58,7 @@ from bridge.monitor.snapshot_policy import (
 )
 from bridge.sessions.incident_desk import IncidentDesk, monitor_holder, storage_key
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
+from bridge.sessions.storage_probe import probe_write
 from bridge.store import durable, folders
 from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE
@@ -136,6 +137,7 @@ class AuthWatcher:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._problems: dict[str, str] = {}
         self._in_storage_incident: set[str] = set()
+        self._probed: set[str] = set()
         self._repairing = asyncio.Lock()
         self._stop = asyncio.Event()
 
@@ -570,8 +572,9 @@ class AuthWatcher:
             look, newest, memory, now=now, wall_now=time.time(),
             settle_seconds=self.settings.monitor_settle_seconds, min_interval=self.settings.snapshot_min_interval,
         )
-        if reason is None and session_id in self._in_storage_incident:
-            reason = "monitor-retry"  # the monitor holds the storage incident until a snapshot works
+        if session_id in self._in_storage_incident:
+            reason = reason or "monitor-retry"  # the monitor holds the storage incident until a snapshot works
+            await self._retry_soon_if_writable(session_id)
         due = settle_due(memory, look, self.settings.monitor_settle_seconds)
         if reason is not None and await self._snapshot(session_id, reason) is not None and due is not None and (
             now >= due
@@ -605,6 +608,7 @@ class AuthWatcher:
             return None
         self._never_linked.discard(session_id)
         ended = backoff.succeeded()
+        self._probed.discard(session_id)
         if session_id in self._in_storage_incident:
             self._in_storage_incident.discard(session_id)
             self.desk.leave(storage_key(), monitor_holder(session_id), f"snapshots of {session_id} work again")
@@ -614,10 +618,26 @@ class AuthWatcher:
         self._announce(manifest)
         return manifest
 
+    async def _retry_soon_if_writable(self, session_id: str) -> None:
+        """A cheap probe of the root (`probe_write`) while the backoff holds the next snapshot back:
+        once it takes a write again, the snapshot is tried now, so the storage incident ends when
+        storage is back, not minutes later. Once per failing episode: a snapshot that still fails
+        after a probe worked (a root with a few free bytes) waits for the backoff, so the probe
+        never turns into a retry per scan."""
+        backoff = self._backoff.get(session_id)
+        if backoff is None or session_id in self._probed or backoff.allowed(time.monotonic()):
+            return
+        self._probed.add(session_id)
+        try:
+            await asyncio.to_thread(probe_write, self.settings.bridge_dir)
+        except BridgeError:
+            self._probed.discard(session_id)  # still refused: probe again at the next look
+            return
+        backoff.retry_at = 0.0
+
     def _storage_incident(self, session_id: str, exc: BaseException, delay: float) -> bool:
-        """A snapshot the auth root refused (read-only, permission denied, I/O error; a full disk
-        too while the storage incident is open) is that incident, not a warning of its own. True
-        when it is.
+        """A snapshot the auth root refused (full, read-only, permission denied, I/O error) is the
+        storage incident, not a warning of its own. True when it is.
 
         If someone else (a suspended session, the service) holds the incident, the monitor only
         joins its record: they end it when they work again. Otherwise the monitor opens it (a root
@@ -626,8 +646,6 @@ class AuthWatcher:
             return False
         key = storage_key()
         holder = monitor_holder(session_id)
-        if exc.code == ErrorCode.STORAGE_FULL and self.desk.get(key) is None:
-            return False  # a full disk alone is not damage (disk_low says it); a session's write decides
         message = (f"storage fault ({exc.code}): a snapshot of session {session_id} failed: {exc} Sessions that "
                    "cannot write stop using WhatsApp (suspended) and resume by themselves once storage works again.")
         held_by_others = self.desk.holders(key) - {holder}
