@@ -135,11 +135,11 @@ class RepairExecutor:
             self.desk.end(key, "repaired", notify=False)
         return found
 
-    def resolved(self, incident: Incident, how: str) -> None:
-        """The monitor is done with `incident` (repaired, or readable again): it lets go of it; the
-        desk ends it (one `info` notice) once nobody else holds it."""
-        sessions = incident.sessions or [incident.session]
-        key = incident_key(Damage(incident.kind), sessions) if incident.kind in _DAMAGE else storage_key()
+    def resolved(self, plan: RepairPlan, how: str) -> None:
+        """The monitor is done with the incident of `plan` (repaired, or readable again): it lets go
+        of it; the desk ends it (one `info` notice) once nobody else holds it."""
+        sessions = list(plan.sessions) or [plan.session]
+        key = incident_key(plan.damage, sessions)
         for sid in sessions:
             self.desk.leave(key, monitor_holder(sid), how)
 
@@ -241,9 +241,6 @@ class RepairExecutor:
             store.close()  # releases this use of the session's journal (shared with a running session)
         log.warning("session %s: put back creds.json from %s", session, creds.source)
         return True, str(kept) if kept is not None and raw else None
-
-
-_DAMAGE = frozenset(d.value for d in Damage)
 
 
 def _is_own(raw: bytes, expected: Identity | None) -> bool:

@@ -80,11 +80,15 @@ class _StopWhen:
 
 @dataclass
 class _OpenIncident:
-    """An incident not repaired yet: its plan's signature, and the sessions it still covers."""
+    """An incident not repaired yet: the plan that opened it, and the sessions it still covers."""
 
     incident: Incident
-    signature: tuple[str, ...]
+    plan: RepairPlan
     pending: set[str] = field(default_factory=set)
+
+    @property
+    def signature(self) -> tuple[str, ...]:
+        return self.plan.signature
 
 
 def _state(status: SessionStatus | None) -> SessionState | None:
@@ -469,7 +473,7 @@ class AuthWatcher:
             return None
         incident = await self.executor.execute(plan, detected_at=detected_at, expected=expected)
         self.incidents.append(incident)
-        entry = _OpenIncident(incident, plan.signature, set(plan.sessions))
+        entry = _OpenIncident(incident, plan, set(plan.sessions))
         if incident.restored:
             self._remember_repair(entry)
             await self._rebase(plan, folder)
@@ -501,7 +505,7 @@ class AuthWatcher:
             if self._open.get(sid) is entry:
                 del self._open[sid]
         entry.pending.clear()
-        self.executor.resolved(entry.incident, how)
+        self.executor.resolved(entry.plan, how)
 
     async def _healthy(self, session_id: str, look: FolderLook) -> None:
         """A folder without damage: resolve its open incident, learn its account, snapshot it."""

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from bridge.events import Event, EventBus
 from bridge.monitor.incidents import IncidentLog
+from bridge.monitor.watcher import AuthWatcher
 from bridge.sessions.incident_desk import IncidentDesk, identity_key, monitor_holder, storage_key
+from bridge.store.snapshots import Snapshots
+from tests.monitor.helpers import damage, make_legacy_folder, monitor_settings, wait_event
 
 
 def alerts(bus: EventBus) -> list[Event]:
@@ -53,3 +56,34 @@ async def test_after_an_incident_ends_the_same_cause_is_a_new_incident() -> None
 
 def test_both_halves_of_a_swap_have_one_key() -> None:
     assert identity_key(["b", "a"]) == identity_key(("a", "b")) != identity_key(("a", "c"))
+
+
+async def test_a_swap_a_session_saw_first_is_its_incident_and_ends_only_when_the_session_lets_go(
+    auth_root: Path,
+) -> None:
+    make_legacy_folder(auth_root / "a", 5)
+    make_legacy_folder(auth_root / "b", 5)
+    bus = EventBus()
+    desk = IncidentDesk(bus)
+    watcher = AuthWatcher(monitor_settings(auth_root, monitor_scan_interval=0.3), bus, Snapshots(auth_root), desk=desk)
+    task = asyncio.create_task(watcher.run())
+    try:
+        for sid in ("a", "b"):
+            await wait_event(bus, lambda e, s=sid: e.kind == "snapshot" and e.session == s and e.data["registered"])
+        key = identity_key(("a", "b"))
+        first = desk.join(key, "a", "identity_mismatch", "a's folder holds b's account")  # a refused start, first
+        damage(f"cd {auth_root} && mv a x && mv b a && mv x b")
+        seen = await wait_event(bus, lambda e: e.kind == "incident" and e.data.get("joined"))
+        assert seen.data["id"] == first and sorted(seen.data["sessions"]) == ["a", "b"]
+        damage(f"cd {auth_root} && mv a x && mv b a && mv x b")  # put back
+        deadline = asyncio.get_running_loop().time() + 30
+        while desk.holders(key) != {"a"}:  # the monitor let go; the session still holds it
+            assert asyncio.get_running_loop().time() < deadline, desk.holders(key)
+            await asyncio.sleep(0.1)
+        assert not [a for a in alerts(bus) if a.data["severity"] == "info"]
+        desk.leave(key, "a", "a is open again")
+    finally:
+        watcher.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [(a.data["severity"], a.data["incident"]) for a in alerts(bus)] == [("critical", first), ("info", first)]
