@@ -166,7 +166,6 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -185,7 +184,17 @@ async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
         await reopened(bridge, simulator, tenant, mark=mark, damaged_at=damaged_at, intact=intact,
                        label="tmpfs filled then freed")
         one_storage_incident(bridge, mark, tenant.sid)
-        await arrived(bridge, tenant, during)
+        # Whether the tenant's own writes fail depends on where the disk ran out: a journal record
+        # that fits the slack of its file's last page is written (nothing to lose; the monitor's
+        # snapshot opens the incident), one that does not suspends the session. Only the second
+        # path meets the known loss, so only it is an expected failure.
+        suspended = any(e["data"]["state"] == "suspended" for e in bridge.since(mark, tenant.sid, "state"))
+        try:
+            await arrived(bridge, tenant, during)
+        except AssertionError:
+            if suspended:
+                pytest.xfail(STORAGE_LOSES_MESSAGES)
+            raise
         await clean_exit(bridge)
 
 
