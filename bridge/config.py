@@ -172,6 +172,16 @@ class Settings(BaseSettings):
         "each at a random moment (jitter), so a reboot with many tenants does not stampede WhatsApp"
     )
 
+    # --- cluster (docs/cluster.md) ---
+    cluster_dsn: str = Field(
+        "", description="PostgreSQL DSN (`postgresql://user:pass@host:5432/db`); set, it turns cluster mode on: auth "
+        "state, leases and events live in that database and several bridges share the tenants"
+    )
+    cluster_lease_ttl: float = Field(
+        15.0, ge=2.0, description="Seconds a node's lease on a tenant lasts without renewal (by the database's "
+        "clock); a dead node's tenants move after at most this long"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
