@@ -62,14 +62,17 @@ class RenewResult:
 
 
 def _claim_query(only: Sequence[str] | None) -> str:
+    # A claim of named tenants waits for row locks instead of skipping them: the old owner's fenced
+    # writes hold a share lock on the row, and a busy writer would otherwise starve the claim forever.
     restrict = "" if only is None else "AND l.session_id = ANY(%(only)s::text[])"
+    lock = "FOR UPDATE SKIP LOCKED" if only is None else "FOR UPDATE"
     return f"""
         WITH candidates AS (
             SELECT l.session_id FROM bridge_leases l
             WHERE {_CLAIMABLE} {restrict}
             ORDER BY l.expires_at NULLS FIRST, l.session_id
             LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
+            {lock}
         )
         UPDATE bridge_leases l
         SET node_id = %(node)s, epoch = l.epoch + 1, ttl = make_interval(secs => %(ttl)s),

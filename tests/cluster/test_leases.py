@@ -34,7 +34,7 @@ async def _expire(pool: AsyncConnectionPool, session_id: str) -> None:
     """Age a lease as if its holder stopped renewing long ago (the database's clock is the judge)."""
     async with pool.connection() as conn:
         await conn.execute(
-            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 second' "
+            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '0 seconds' "
             "WHERE session_id = %s",
             (session_id,),
         )
