@@ -104,7 +104,7 @@ class MediaDesk:
             path = self.cache.hit(name)
             if path is None:
                 path = self.cache.path(name)
-                await download(plan, scratch=self.spool.incoming, target=path, ssl_ctx=self._ssl,
+                await download(plan, target=path, ssl_ctx=self._ssl,
                                seconds=self.settings.media_fetch_timeout)
                 self.cache.evict(keep=name)
         return CachedFile(path=path, mimetype=plan.mimetype, file_name=plan.file_name, kind=plan.kind)
