@@ -25,6 +25,7 @@ from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.media.desk import MediaDesk
 from bridge.messages.desk import MessageDesk
+from bridge.monitor.incidents import IncidentLog
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.message_port import ManagerPort
@@ -67,7 +68,7 @@ class SessionManager:
         self.snapshots = snapshots
         self.registry = Registry(settings.bridge_dir)
         self.runtimes = RuntimePool(settings, bus)
-        self.desk = IncidentDesk(bus)
+        self.desk = IncidentDesk(bus, IncidentLog(settings.bridge_dir))
         self._services = SessionServices(
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
         )
