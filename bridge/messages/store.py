@@ -100,6 +100,7 @@ class MessageStore:
         self._known: dict[str, set[str]] = {}
         self._warming: asyncio.Task[None] | None = None
         _STORES[bus] = self
+        self._log()  # an open log: start `warm()` now, before any session logs in
 
     @staticmethod
     def of(bus: EventBus) -> MessageStore | None:
