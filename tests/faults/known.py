@@ -21,13 +21,6 @@ FRESH_NO_KEYS = (
     "PreKeyError 'Invalid PreKey ID' and never reaches the event stream (the simulator's contacts do not "
     "resend on a retry receipt)"
 )
-STORAGE_LOSES_MESSAGES = (
-    "issue 12 storage faults, full disk only (the unreadable folder case holds since the simulator keeps a "
-    "message until the device acknowledges it, simulator/messaging.mjs): the contact's message sent while the "
-    "tmpfs was full never reaches the event stream after space returns, though the session reopens and later "
-    "messages arrive; not diagnosed yet (the redelivered copy is either nacked 487 as already decrypted, i.e. its "
-    "keys were stored while its event was not, or dropped before the runtime restart)"
-)
 READ_ONLY_ROOT = (
     "issue 12 storage faults, read-only root (ext4 gone read-only under a running tenant, or a bridge started "
     "on a read-only root): does not hold on main e2e3856; first diagnosis on 9c4458e: the tenant opened on the "

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import READ_ONLY_ROOT, STORAGE_LOSES_MESSAGES, xfail
+from tests.faults.known import READ_ONLY_ROOT, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -161,7 +161,6 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
