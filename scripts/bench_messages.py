@@ -47,6 +47,16 @@ def _counter_total(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
+def _by_label(counter: Any, label: str) -> dict[str, float]:
+    return {s.labels[label]: s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
+
+
+def _per_message(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    parts = [f"{k} {(v - before.get(k, 0.0)) / count:.2f}" for k, v in sorted(after.items())
+             if v - before.get(k, 0.0) > 0]
+    return ", ".join(parts)
+
+
 class PlainBaileys:
     """One bench_messages_baileys.mjs process, linked by QR to `phone`."""
 
@@ -141,6 +151,7 @@ async def main(args: argparse.Namespace) -> None:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         rows: list[tuple[str, float, float, str]] = []
+        detail: list[str] = []
         try:
             bridge_ids = [f"bench-{i}" for i in range(sessions)]
             phones = [f"1555888{i:04d}" for i in range(sessions)]
@@ -154,9 +165,13 @@ async def main(args: argparse.Namespace) -> None:
                     for name, concurrency in (("1 session, sequential", 1), ("1 session, 10 in flight", 10)):
                         ipc0 = _counter_total(metrics.IPC_REQUESTS)
                         fs0 = _counter_total(metrics.STORE_FSYNCS)
+                        ops0 = _by_label(metrics.IPC_REQUESTS, "op")
+                        fst0 = _by_label(metrics.STORE_FSYNCS, "target")
                         t_bridge = await bridge_run(http, base, bridge_ids[0], to, count, concurrency)
                         ipc = (_counter_total(metrics.IPC_REQUESTS) - ipc0) / count
                         fsyncs = (_counter_total(metrics.STORE_FSYNCS) - fs0) / count
+                        detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), count)}; "
+                                      f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), count)}")
                         t_plain = await plain[0].run(to, count, concurrency)
                         rows.append((name, count / t_bridge, count / t_plain,
                                      f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
@@ -176,6 +191,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6}  where the bridge's time goes")
     for name, bridge_rate, plain_rate, where in rows:
         print(f"{name:38} {bridge_rate:9.1f} {plain_rate:9.1f} {bridge_rate / plain_rate:6.2f}  {where}")
+    for line in detail:
+        print(f"per message, {line}")
     if args.json:
         print(json.dumps([{"case": r[0], "bridge": r[1], "baileys": r[2], "ratio": r[1] / r[2]} for r in rows]))
 

@@ -59,7 +59,8 @@ export function routes (onStop) {
     ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/tamper$/, (sim, b, m) => sim.media.tamper(sent(sim, m[1], m[2]))],
     ['POST', /^\/contacts\/\+?([0-9]+)\/send_media$/, async (sim, b, m) => {
       const kind = String(need(b, 'kind'))
-      const message = await sim.media.encryptAndUpload(kind, Buffer.from(String(need(b, 'data')), 'base64'), { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
+      const data = b.data_ref ? sim.media.takeStaged(String(b.data_ref)) : Buffer.from(String(need(b, 'data')), 'base64')
+      const message = await sim.media.encryptAndUpload(kind, data, { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
       return sim.messaging.sendFromContact(m[1], need(b, 'to'), kind, b, message)
     }],
     ['GET', /^\/groups$/, sim => sim.groups.toJSON()],

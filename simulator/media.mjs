@@ -37,6 +37,7 @@ export function mediaOf (message) {
 export class MediaHost {
   constructor () {
     this.blobs = new Map() // direct path (no query) -> Buffer
+    this.staged = new Map() // ref -> plaintext a contact is about to send (POST /sim/stage)
     this.starting = null
     this.server = null
     this.dir = null
@@ -84,6 +85,7 @@ export class MediaHost {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob.length })
       return res.end(blob)
     }
+    if (req.method === 'POST' && url.pathname === '/sim/stage') return this.onStage(req, send)
     const m = req.method === 'POST' && url.pathname.match(/^\/mms\/([a-z-]+)\/([A-Za-z0-9_-]+)$/)
     if (!m) return send(404, { error: `no route ${req.method} ${url.pathname}` })
     if (url.searchParams.get('auth') !== 'sim-media-auth') return send(401, { error: 'bad auth' })
@@ -96,6 +98,27 @@ export class MediaHost {
       send(200, this.store(m[1], blob))
     })
     req.on('error', (e) => log('media upload aborted', e.message))
+  }
+
+  /** A plaintext file for a contact to send later (control `send_media` with `data_ref`): the control
+   *  API takes JSON up to 1 MiB, the media host takes raw bodies up to MAX_UPLOAD. */
+  onStage (req, send) {
+    const chunks = []; let size = 0
+    req.on('data', c => { size += c.length; if (size <= MAX_UPLOAD) chunks.push(c) })
+    req.on('end', () => {
+      if (size > MAX_UPLOAD) return send(413, { error: `over ${MAX_UPLOAD} bytes` })
+      const ref = randomBytes(12).toString('hex')
+      this.staged.set(ref, Buffer.concat(chunks))
+      send(200, { ref, size })
+    })
+  }
+
+  /** The staged plaintext `ref` (once). */
+  takeStaged (ref) {
+    const data = this.staged.get(ref)
+    if (!data) throw new HttpError(404, `nothing staged as ${ref}; POST the file to https://<media host>/sim/stage first`)
+    this.staged.delete(ref)
+    return data
   }
 
   store (type, blob) {

@@ -111,6 +111,13 @@ class Media(msgspec.Struct, frozen=True, omit_defaults=True):
 
     has_thumbnail: bool = False
     gif_playback: bool = False
+    url: str | None = None
+    """The API path of the decrypted file, set when auto-download (`BRIDGE_MEDIA_AUTO_DOWNLOAD`)
+    put it into the cache before this event: a webhook receiver can fetch it at once."""
+
+    download_error: str | None = None
+    """The error code when auto-download tried and failed (e.g. `media_gone`, `media_corrupt`);
+    the file may still be fetched on request later."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,35 @@ async def decrypted(sim: SimulatorClient, contact: str, message_id: str) -> dict
     return result
 
 
-async def send_media(sim: SimulatorClient, contact: str, to: str, kind: str, data: bytes, mimetype: str,
+STAGE_OVER = 512 << 10
+"""Files larger than this go raw to the media host first (the control API takes JSON up to 1 MiB)."""
+
+
+async def stage(sim: SimulatorClient, data: bytes | Path) -> str:
+    """Put a plaintext on the media host (`POST /sim/stage`) for a later `send_media` with `data_ref`."""
+    info = await _call(sim, "GET", "/media")
+    context = ssl.create_default_context(cadata=info["ca_pem"])
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        if isinstance(data, Path):
+            with data.open("rb") as body:
+                async with http.post(f"https://{info['host']}/sim/stage", data=body, ssl=context) as resp:
+                    answer = await resp.json(content_type=None)
+        else:
+            async with http.post(f"https://{info['host']}/sim/stage", data=data, ssl=context) as resp:
+                answer = await resp.json(content_type=None)
+    if resp.status != 200:
+        raise SimulatorError(resp.status, str(answer))
+    return str(answer["ref"])
+
+
+async def send_media(sim: SimulatorClient, contact: str, to: str, kind: str, data: bytes | Path, mimetype: str,
                      **extra: Any) -> str:
-    body = {"to": to, "kind": kind, "data": base64.b64encode(data).decode(), "mimetype": mimetype, **extra}
+    """The contact sends `data` (bytes, or a file's path) as a `kind` message to `to`; returns its id."""
+    if isinstance(data, Path) or len(data) > STAGE_OVER:
+        source: dict[str, str] = {"data_ref": await stage(sim, data)}
+    else:
+        source = {"data": base64.b64encode(data).decode()}
+    body = {"to": to, "kind": kind, **source, "mimetype": mimetype, **extra}
     sent = await _call(sim, "POST", f"/contacts/{contact}/send_media", body)
     return str(sent["id"])
 
