@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import STORAGE_LOSES_MESSAGES, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -65,7 +64,6 @@ async def back_on_own_account(bridge: BridgeProcess, simulator: SimulatorClient,
     await deliver(bridge, simulator, tenant, f"after {label}")
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resumes_when_readable(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
@@ -92,7 +90,6 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
 
 
 @pytest.mark.slow
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -166,7 +163,6 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
