@@ -167,7 +167,7 @@ def test_restore_with_a_stale_lease_writes_nothing(pool: ConnectionPool, fresh_c
     stale.commit({"creds.json": fresh_creds.encode(), "pre-key-1.json": b'"one"'}, [])
     snap = snaps.create("s1")
     with pool.connection() as conn:
-        conn.execute("UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '0 seconds'")
+        conn.execute("UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 microsecond'")
     current = _backend(pool, "s1", node="node-b")
     current.commit({"pre-key-1.json": b'"b"'}, [])
     with pytest.raises(StoreError) as refused:
