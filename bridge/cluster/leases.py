@@ -61,6 +61,32 @@ class RenewResult:
     lost: list[str]
 
 
+def _claim_query(only: Sequence[str] | None) -> str:
+    restrict = "" if only is None else "AND l.session_id = ANY(%(only)s::text[])"
+    return f"""
+        WITH candidates AS (
+            SELECT l.session_id FROM bridge_leases l
+            WHERE {_CLAIMABLE} {restrict}
+            ORDER BY l.expires_at NULLS FIRST, l.session_id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE bridge_leases l
+        SET node_id = %(node)s, epoch = l.epoch + 1, ttl = make_interval(secs => %(ttl)s),
+            expires_at = now() + make_interval(secs => %(ttl)s), acquired_at = now(), renewed_at = now()
+        FROM candidates c WHERE l.session_id = c.session_id
+        RETURNING {_COLUMNS}
+        """
+
+
+_RELEASE: Final = """
+    UPDATE bridge_leases l SET node_id = NULL, expires_at = NULL
+    FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h(session_id, epoch)
+    WHERE l.session_id = h.session_id AND l.epoch = h.epoch AND l.node_id = %(node)s
+    RETURNING l.session_id
+"""
+
+
 def _lease(row: Sequence[Any]) -> Lease:
     return Lease(str(row[0]), None if row[1] is None else str(row[1]), int(row[2]), row[3], bool(row[4]))
 
@@ -102,22 +128,8 @@ class Leases:
         """Take up to `limit` unowned or expired tenants (epoch + 1 each); returns the leases won."""
         if limit <= 0:
             return []
-        restrict = "" if only is None else "AND l.session_id = ANY(%(only)s::text[])"
         rows = await self._fetch(
-            f"""
-            WITH candidates AS (
-                SELECT l.session_id FROM bridge_leases l
-                WHERE {_CLAIMABLE} {restrict}
-                ORDER BY l.expires_at NULLS FIRST, l.session_id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE bridge_leases l
-            SET node_id = %(node)s, epoch = l.epoch + 1, ttl = make_interval(secs => %(ttl)s),
-                expires_at = now() + make_interval(secs => %(ttl)s), acquired_at = now(), renewed_at = now()
-            FROM candidates c WHERE l.session_id = c.session_id
-            RETURNING {_COLUMNS}
-            """,
+            _claim_query(only),
             {"node": self.node_id, "ttl": self.ttl, "limit": limit, "only": list(only or [])},
             "claiming tenants",
         )
@@ -148,14 +160,7 @@ class Leases:
         if not held:
             return []
         rows = await self._fetch(
-            """
-            UPDATE bridge_leases l SET node_id = NULL, expires_at = NULL
-            FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h(session_id, epoch)
-            WHERE l.session_id = h.session_id AND l.epoch = h.epoch AND l.node_id = %(node)s
-            RETURNING l.session_id
-            """,
-            {"node": self.node_id, "ids": list(held), "epochs": list(held.values())},
-            "releasing leases",
+            _RELEASE, {"node": self.node_id, "ids": list(held), "epochs": list(held.values())}, "releasing leases"
         )
         return sorted(str(r[0]) for r in rows)
 
@@ -186,3 +191,29 @@ def database_now(conn: psycopg.Connection[Any]) -> datetime:
     assert row is not None
     value: datetime = row[0]
     return value
+
+
+def claim_tenant(conn: psycopg.Connection[Any], session_id: str, node_id: str, ttl: float) -> Lease | None:
+    """Synchronous `Leases.claim(1, only=[session_id])` for operator commands (import, restore):
+    they take the tenant's lease like a node would, so their writes are fenced too. None: the
+    tenant is owned by a live node (or is not a tenant)."""
+    rows = conn.execute(
+        _claim_query([session_id]).encode(),
+        {"node": node_id, "ttl": ttl, "limit": 1, "only": [session_id]},
+    ).fetchall()
+    return _lease(rows[0]) if rows else None
+
+
+def release_tenant(conn: psycopg.Connection[Any], session_id: str, node_id: str, epoch: int) -> bool:
+    """Synchronous `Leases.release` of one tenant; False when it was not held with that epoch."""
+    rows = conn.execute(_RELEASE.encode(), {"node": node_id, "ids": [session_id], "epochs": [epoch]}).fetchall()
+    return bool(rows)
+
+
+def add_tenant(conn: psycopg.Connection[Any], session_id: str) -> bool:
+    """Synchronous `Leases.add_tenants` of one session; True when it was new."""
+    rows = conn.execute(
+        "INSERT INTO bridge_leases (session_id) VALUES (%s) ON CONFLICT (session_id) DO NOTHING RETURNING 1",
+        (validate_session_id(session_id),),
+    ).fetchall()
+    return bool(rows)

@@ -4,6 +4,7 @@
 - `pg_dsn`: its DSN (database `postgres`), shared by every test of the module.
 - `fresh_dsn`: a DSN to a new, empty database of that server, dropped after the test, for tests
   that need a schema of their own.
+- `legacy_written`, `registered_creds`, `fresh_creds`: real Baileys values (tests/store/conftest.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import psycopg
 import pytest
 
 from tests.cluster.pg import PgServer, start_server
+from tests.store.conftest import fresh_creds, legacy_written, registered_creds
+
+# Real Baileys values (tests/store/node/legacy.mjs), shared with the store tests.
+__all__ = ["fresh_creds", "legacy_written", "registered_creds"]
 
 _counter = itertools.count()
 
