@@ -13,20 +13,29 @@ each, autocommit) and are run in a thread by their async callers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 import psycopg
+from psycopg.rows import TupleRow
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS cluster_nodes (
-    node_id      text PRIMARY KEY,
-    url          text NOT NULL,
-    started_at   timestamptz NOT NULL DEFAULT now(),
-    heartbeat_at timestamptz NOT NULL DEFAULT now(),
-    expires_at   timestamptz NOT NULL
+from bridge.cluster import schema
+
+Conn = psycopg.Connection[TupleRow]
+
+COMPONENT: Final = "nodes"
+MIGRATIONS: Final[Sequence[str]] = (
+    """
+    CREATE TABLE cluster_nodes (
+        node_id      text PRIMARY KEY,
+        url          text NOT NULL,
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now(),
+        expires_at   timestamptz NOT NULL
+    );
+    """,
 )
-"""
 
 
 class NodeInfo(msgspec.Struct, frozen=True):
@@ -45,14 +54,12 @@ class NodeInfo(msgspec.Struct, frozen=True):
         return self.expires_in > 0
 
 
-def ensure_schema(conn: psycopg.Connection) -> None:
-    """Create `cluster_nodes` if it does not exist (idempotent; every node runs it at start)."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cluster_nodes schema'))")
-        conn.execute(SCHEMA)
+def ensure_schema(conn: Conn) -> None:
+    """Create `cluster_nodes` (component "nodes" of bridge/cluster/schema.py; idempotent)."""
+    schema.ensure_schema(conn, COMPONENT, MIGRATIONS)
 
 
-def register(conn: psycopg.Connection, node_id: str, url: str, ttl: float) -> None:
+def register(conn: Conn, node_id: str, url: str, ttl: float) -> None:
     """Announce this node (or take its row back after a restart) with a fresh heartbeat."""
     conn.execute(
         """INSERT INTO cluster_nodes (node_id, url, expires_at)
@@ -63,7 +70,7 @@ def register(conn: psycopg.Connection, node_id: str, url: str, ttl: float) -> No
     )
 
 
-def heartbeat(conn: psycopg.Connection, node_id: str, ttl: float) -> bool:
+def heartbeat(conn: Conn, node_id: str, ttl: float) -> bool:
     """Extend this node's heartbeat; False when its row is gone (someone removed it: register again)."""
     cur = conn.execute(
         "UPDATE cluster_nodes SET heartbeat_at = now(), expires_at = now() + make_interval(secs => %s) "
@@ -73,12 +80,12 @@ def heartbeat(conn: psycopg.Connection, node_id: str, ttl: float) -> bool:
     return cur.rowcount == 1
 
 
-def leave(conn: psycopg.Connection, node_id: str) -> None:
+def leave(conn: Conn, node_id: str) -> None:
     """Remove this node's row (clean stop): others stop counting it at once."""
     conn.execute("DELETE FROM cluster_nodes WHERE node_id = %s", (node_id,))
 
 
-def all_nodes(conn: psycopg.Connection) -> list[NodeInfo]:
+def all_nodes(conn: Conn) -> list[NodeInfo]:
     """Every node row, alive or not, sorted by node id."""
     rows = conn.execute(
         """SELECT node_id, url, extract(epoch FROM started_at)::float8, extract(epoch FROM heartbeat_at)::float8,
@@ -88,12 +95,12 @@ def all_nodes(conn: psycopg.Connection) -> list[NodeInfo]:
     return [NodeInfo(str(r[0]), str(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
 
 
-def live_nodes(conn: psycopg.Connection) -> list[NodeInfo]:
+def live_nodes(conn: Conn) -> list[NodeInfo]:
     """The nodes whose heartbeat has not expired (database clock)."""
     return [n for n in all_nodes(conn) if n.alive]
 
 
-def url_of(conn: psycopg.Connection, node_id: str) -> str | None:
+def url_of(conn: Conn, node_id: str) -> str | None:
     """The internal URL of a live node (None: unknown or dead)."""
     row = conn.execute(
         "SELECT url FROM cluster_nodes WHERE node_id = %s AND expires_at > now()", (node_id,)

@@ -28,16 +28,16 @@ import msgspec
 
 
 class LeaseView(msgspec.Struct, frozen=True):
-    """A tenant's lease as the database shows it now. `expires_in` <= 0: expired (free)."""
+    """A tenant's lease as the database shows it now (`live`: owned and not expired, by the
+    database's clock; otherwise the tenant is free)."""
 
     session_id: str
-    owner: str
-    epoch: int
-    expires_in: float
+    owner: str | None
+    live: bool
 
     @property
     def expired(self) -> bool:
-        return self.expires_in <= 0
+        return not self.live
 
 
 class RoundPlan(msgspec.Struct, frozen=True):

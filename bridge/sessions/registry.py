@@ -128,10 +128,10 @@ class Registry:
             self.unavailable = exc
 
     def load(self) -> None:
-        """(Re)read the records; raises the `StoreError` if storage still refuses."""
-        data = _RegistryFile(sessions=self.store.read_all())
+        """(Re)read the records; raises the `StoreError` if storage still refuses. The read holds the
+        lock, so a write of another thread is never lost from memory by a read that began before it."""
         with self._lock:
-            self._data, self.unavailable = data, None
+            self._data, self.unavailable = _RegistryFile(sessions=self.store.read_all()), None
 
     def _commit(self, record: SessionRecord) -> None:
         """Write the registry with `record` in it, then (only then) make that the registry."""

@@ -8,8 +8,8 @@ from bridge.cluster.share import LeaseView, fair_share, plan_round
 TENANTS = [f"t{i:02d}" for i in range(10)]
 
 
-def leases(owner_of: dict[str, str], *, expires_in: float = 10.0) -> dict[str, LeaseView]:
-    return {sid: LeaseView(sid, owner, 1, expires_in) for sid, owner in owner_of.items()}
+def leases(owner_of: dict[str, str], *, live: bool = True) -> dict[str, LeaseView]:
+    return {sid: LeaseView(sid, owner, live) for sid, owner in owner_of.items()}
 
 
 def test_fair_share_is_the_ceiling_of_tenants_over_live_nodes() -> None:
@@ -30,13 +30,13 @@ def test_nodes_starting_together_prefer_different_tenants() -> None:
 
 
 def test_an_expired_lease_is_free_but_a_live_lease_of_a_silent_node_is_not() -> None:
-    rows = {**leases({"t00": "dead"}, expires_in=-0.1), **leases({"t01": "paused"}, expires_in=5.0)}
+    rows = {**leases({"t00": "dead"}, live=False), **leases({"t01": "paused"})}
     plan = plan_round("a", ["t00", "t01"], rows, live_nodes=["a"], hosted=[])
     assert plan.claim == ("t00",)  # t01 waits for its lease to expire, even though "paused" has no heartbeat
 
 
 def test_a_hosted_tenant_whose_lease_moved_or_expired_is_stopped_at_once() -> None:
-    rows = {**leases({"t00": "b", "t02": "a"}), **leases({"t01": "a"}, expires_in=-1.0)}
+    rows = {**leases({"t00": "b", "t02": "a"}), **leases({"t01": "a"}, live=False)}
     plan = plan_round("a", ["t00", "t01", "t02"], rows, live_nodes=["a", "b"], hosted=["t00", "t01", "t02"])
     assert plan.stop == ("t00", "t01")
 
