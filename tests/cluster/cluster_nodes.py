@@ -43,7 +43,8 @@ class ClusterNode:
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = bridge_env(self.workdir / "auth", simulator, self.port, BRIDGE_CLUSTER_DSN=dsn,
                               BRIDGE_CLUSTER_LEASE_TTL=str(ttl), BRIDGE_CLUSTER_NODE_ID=name,
-                              BRIDGE_STATE_DIR=str(self.workdir / "state"), BRIDGE_START_RAMP="0", **env)
+                              BRIDGE_STATE_DIR=str(self.workdir / "state"), BRIDGE_START_RAMP="0",
+                              BRIDGE_CLUSTER_FORWARD_TIMEOUT="3", **env)
         self.log_path = self.workdir / "bridge.log"
         self.proc: asyncio.subprocess.Process | None = None
         self._http: aiohttp.ClientSession | None = None
