@@ -204,7 +204,8 @@ async def _serve_with(
     settings: Settings, stop: asyncio.Event, root_lock: RootLock, fault: StoreError | None, sandbox: SandboxRun | None,
     bus: EventBus, event_log: EventLog, snapshots: Snapshots, cluster: ClusterNode | None,
 ) -> None:
-    manager = SessionManager(settings, bus, snapshots, **(cluster.manager_options() if cluster else {}))
+    sessions_snapshots = cluster.session_snapshots() if cluster is not None else snapshots
+    manager = SessionManager(settings, bus, sessions_snapshots, **(cluster.manager_options() if cluster else {}))
     if cluster is not None:
         cluster.coordinator.attach(manager)
     if sandbox is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 from aiohttp.typedefs import Middleware
@@ -25,9 +25,13 @@ from bridge.cluster.coordinator import Coordinator
 from bridge.cluster.db import open_async_pool, open_pool, redact
 from bridge.cluster.forward import make_forward_middleware
 from bridge.cluster.leases import Leases
+from bridge.cluster.session_snapshots import SessionSnapshots
 from bridge.config import Settings
 from bridge.events import EventBus
 from bridge.store.journal import AuthBackend
+
+if TYPE_CHECKING:
+    from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ class ClusterNode:
             "auth_backends": self.coordinator.auth_backend,
             "hosts_all": False,
         }
+
+    def session_snapshots(self) -> Snapshots:
+        """The snapshots the sessions use: the tenant's rows, not the node's empty folders. Only the
+        five calls sessions make are provided (bridge/cluster/session_snapshots.py), hence the cast."""
+        return cast("Snapshots", SessionSnapshots(self.pool, self.node_id, self.coordinator.epoch_of))
 
     def client(self) -> aiohttp.ClientSession:
         """The one HTTP client this node forwards with (created on first use, in the event loop)."""
