@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, TypeVar
 from psycopg_pool import ConnectionPool
 
 from bridge.cluster import nodes
-from bridge.cluster.db import ClusterUnavailableError, LeaseLostError
+from bridge.cluster.db import ClusterUnavailableError, LeaseLostError, with_retry
 from bridge.cluster.leases import Leases
 from bridge.cluster.share import LeaseView, RoundPlan, plan_round
 from bridge.errors import BridgeError
 from bridge.events import EventBus
 from bridge.store.journal import AuthBackend
+from bridge.store.layout import CREDS_FILE
 
 if TYPE_CHECKING:
     from bridge.sessions.manager import SessionManager
@@ -43,9 +44,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: How long a session start waits for the database to confirm its lease (s).
+CONFIRM_BOUND = 10.0
 
 MakeBackend = Callable[[str, int], AuthBackend]
 """(session id, epoch) -> the tenant's auth backend writing under that epoch."""
+
+
+def holds_live(conn: nodes.Conn, session_id: str, node_id: str, epoch: int) -> bool:
+    """True when the tenant's lease names `node_id` with `epoch` and has not expired (database clock)."""
+    row = conn.execute(
+        "SELECT 1 FROM bridge_leases WHERE session_id = %s AND node_id = %s AND epoch = %s AND expires_at > now()",
+        (session_id, node_id, epoch),
+    ).fetchone()
+    return row is not None
 
 
 class OwnerUnreachable(ClusterUnavailableError):
@@ -54,11 +66,17 @@ class OwnerUnreachable(ClusterUnavailableError):
 
 class FencedBackend:
     """An `AuthBackend` that reports the first stale-epoch refusal to the coordinator and from then
-    on refuses everything itself, so the session cannot read or write past its lease."""
+    on refuses everything itself, so the session cannot read or write past its lease.
 
-    def __init__(self, inner: AuthBackend, on_lost: Callable[[str], None]) -> None:
+    Reading creds.json is what starts a socket (Baileys loads creds once per connection), so that
+    read first asks the database whether this node still holds a live lease with its epoch
+    (`confirm`): a node whose lease moved on while it did not notice yet (a reconnect right after
+    a pause) is refused before it can open a socket over the new owner's."""
+
+    def __init__(self, inner: AuthBackend, on_lost: Callable[[str], None], confirm: Callable[[], bool]) -> None:
         self.inner = inner
         self.on_lost = on_lost
+        self.confirm = confirm
         self.lost: LeaseLostError | None = None
 
     def _guard(self) -> None:
@@ -73,6 +91,9 @@ class FencedBackend:
 
     def read(self, names: Sequence[str]) -> dict[str, bytes | None]:
         self._guard()
+        if CREDS_FILE in names and not self.confirm():
+            raise self._refused(LeaseLostError(
+                "this node's lease is no longer live with its epoch; the session may not start here"))
         return self.inner.read(names)
 
     def list_names(self) -> list[str]:
@@ -155,7 +176,11 @@ class Coordinator:
             if loop is not None:
                 loop.call_soon_threadsafe(self._lose_soon, session_id, epoch, f"a write was refused: {detail}")
 
-        return FencedBackend(self.make_backend(session_id, epoch), on_lost)
+        def confirm() -> bool:
+            return with_retry(self.pool, lambda c: holds_live(c, session_id, self.node_id, epoch),
+                              what=f"session {session_id}: confirming the lease", bound=CONFIRM_BOUND)
+
+        return FencedBackend(self.make_backend(session_id, epoch), on_lost, confirm)
 
     # ----- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
