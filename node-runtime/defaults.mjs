@@ -14,3 +14,5 @@ export const QUERY_TIMEOUT_MS = 60_000
 export const SEND_ACK_TIMEOUT_MS = 20_000
 // How long a media upload to WhatsApp's media host may take.
 export const UPLOAD_TIMEOUT_MS = 120_000
+// How long a media re-upload request waits for the sender's phone (under the bridge's 30 s IPC timeout).
+export const MEDIA_RETRY_TIMEOUT_MS = 20_000

@@ -5,7 +5,7 @@
 // what Node forwards. Nothing here keeps state, formats text or decides anything.
 import { proto } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
-import { mediaSend } from './media.mjs'
+import { mediaRetry, mediaSend } from './media.mjs'
 
 const STATUS_UPDATE_EVENT = 'messages.update'
 
@@ -103,6 +103,7 @@ export function messageCommands (sessionOf) {
       }
       return session.send(msg.args.to, toBaileysContent(content), sendOptions(msg.args))
     },
+    media_retry: async (msg) => mediaRetry(sock(msg), msg.args.message),
     read: async (msg) => {
       await sock(msg).readMessages(msg.args.keys)
       return {}

@@ -57,6 +57,7 @@ export function routes (onStop) {
     ['GET', /^\/media$/, sim => sim.media.info()],
     ['GET', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)$/, (sim, b, m) => sim.media.decrypt(received(sim, m[1], m[2]))],
     ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/tamper$/, (sim, b, m) => sim.media.tamper(sent(sim, m[1], m[2]))],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/expire$/, (sim, b, m) => sim.media.expire(sent(sim, m[1], m[2]), { everywhere: !!b.everywhere })],
     ['POST', /^\/contacts\/\+?([0-9]+)\/send_media$/, async (sim, b, m) => {
       const kind = String(need(b, 'kind'))
       const data = b.data_ref ? sim.media.takeStaged(String(b.data_ref)) : Buffer.from(String(need(b, 'data')), 'base64')

@@ -153,6 +153,16 @@ class StatusTextResult(msgspec.Struct):
     set_at: int | None = None
 
 
+class MediaRetryArgs(msgspec.Struct, forbid_unknown_fields=True):
+    message: WaMessageJson
+    """The received media message whose file the media host no longer has, as the bridge remembers it."""
+
+
+class MediaRetryResult(msgspec.Struct):
+    direct_path: str
+    """Where the sender's phone uploaded the file again (same media key, same hashes)."""
+
+
 class CheckNumbersArgs(msgspec.Struct, forbid_unknown_fields=True):
     numbers: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6,20}$")]],
                        msgspec.Meta(min_length=1, max_length=MAX_NUMBERS_PER_CHECK)]

@@ -70,3 +70,14 @@ async def send_media(sim: SimulatorClient, contact: str, to: str, kind: str, dat
 
 async def tamper(sim: SimulatorClient, contact: str, message_id: str) -> None:
     await _call(sim, "POST", f"/contacts/{contact}/media/{message_id}/tamper")
+
+
+async def expire(sim: SimulatorClient, contact: str, message_id: str, *, everywhere: bool = False) -> None:
+    """The media host forgets the blob (answers 410); the contact's phone keeps its copy unless
+    `everywhere` (then a re-upload request is answered with error 2, not found)."""
+    await _call(sim, "POST", f"/contacts/{contact}/media/{message_id}/expire", {"everywhere": everywhere})
+
+
+async def reuploads(sim: SimulatorClient) -> int:
+    """How many files senders' phones uploaded again on a session's request."""
+    return int((await _call(sim, "GET", "/media"))["reuploads"])
