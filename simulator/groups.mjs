@@ -9,6 +9,7 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { HttpError, log } from './errors.mjs'
 import { userJid } from './contacts.mjs'
 import { buildMessage, describeMessage, stanzaAttrs } from './content.mjs'
+import { MEDIA_KINDS } from './media.mjs'
 import { S_WHATSAPP_NET as S, unixNow as now, messageId } from './wire.mjs'
 
 export const G_US = 'g.us'
@@ -317,11 +318,13 @@ export class Groups {
     const g = this.member(jid, contact)
     if (g.announce && !g.isAdmin(contact)) throw new HttpError(403, `${g.id} is announcement-only: only admins send`)
     const chat = [...c.messages.values()].filter(m => m.peer === g.id)
-    const message = buildMessage(kind, body, {
-      find: id => chat.find(m => m.id === id) ?? null,
-      chatJid: g.id,
-      meJid: () => userJid(contact, 'pn')
-    })
+    const message = MEDIA_KINDS.includes(kind)
+      ? await this.sim.media.encryptAndUpload(kind, this.mediaData(body), { mimetype: String(body.mimetype ?? 'application/octet-stream'), caption: body.caption, fileName: body.file_name })
+      : buildMessage(kind, body, {
+        find: id => chat.find(m => m.id === id) ?? null,
+        chatJid: g.id,
+        meJid: () => userJid(contact, 'pn')
+      })
     const ep = this.sim.endpoint(contact)
     const id = messageId()
     const { attrs, enc } = stanzaAttrs(message)
@@ -356,6 +359,13 @@ export class Groups {
     c.remember({ id, fromMe: true, author: userJid(contact, 'pn'), peer: g.id, mode: 'pn', message })
     c.outbox.push({ id, to: g.id, t: Number(now()), ...describeMessage(message) })
     return { id, to: g.id, devices, queued: 0, kind }
+  }
+
+  /** The file of a media send: `data` (base64) or `data_ref` (staged on the media host). */
+  mediaData (body) {
+    if (body.data_ref) return this.sim.media.takeStaged(String(body.data_ref))
+    if (typeof body.data !== 'string' || !body.data) throw new HttpError(400, 'a media send needs "data" (base64) or "data_ref"')
+    return Buffer.from(body.data, 'base64')
   }
 
   /** Control: a contact creates a group (sessions learn it from the `create` notification). */
