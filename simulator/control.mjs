@@ -65,7 +65,7 @@ export function routes (onStop) {
       return sim.messaging.sendFromContact(m[1], need(b, 'to'), kind, b, message)
     }],
     ['GET', /^\/groups$/, sim => sim.groups.toJSON()],
-    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants })],
+    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants, addressing_mode: b.addressing_mode })],
     ['GET', GROUP, (sim, b, m) => sim.groups.member(groupJid(m[1])).toJSON()],
     ['POST', GROUP_SEND, async (sim, b, m) => sim.groups.sendFromContact(need(b, 'phone'), groupJid(m[1]), String(b.kind ?? 'text'), b)],
     ['POST', GROUP_PARTICIPANTS, (sim, b, m) => sim.groups.participantsFromContact(need(b, 'phone'), groupJid(m[1]), { action: need(b, 'action'), participants: need(b, 'participants') })],

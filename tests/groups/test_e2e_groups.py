@@ -299,3 +299,47 @@ async def test_media_goes_to_a_group_and_every_member_decrypts_it_and_a_members_
         group, jid(members[0]), members[0], "image", "mine")
     served = await bridge.client.get(f"/api/v1/sessions/photos/messages/{sent_back}/media", headers=AUTH)
     assert served.status == 200 and sha(await served.read()) == sha(photo)
+
+
+async def lid_group(simulator: SimulatorClient, creator: str, subject: str, participants: list[str]) -> str:
+    """A group the simulator addresses by LID (`addressing_mode="lid"`), created by contact `creator`."""
+    body = {"phone": creator, "subject": subject, "participants": participants, "addressing_mode": "lid"}
+    async with aiohttp.ClientSession() as http, http.post(f"{simulator.control_url}/groups", json=body) as r:
+        data: dict[str, Any] = await r.json()
+        assert r.status == 200, data
+        assert data["addressing_mode"] == "lid"
+        return str(data["id"])
+
+
+async def test_a_lid_addressed_group_names_everyone_by_phone_where_whatsapp_gives_it(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "lidg")
+    alice, bob = await contacts(simulator, 2)
+    lids = {p: (await simulator.contact(p)).lid for p in (alice, bob)}
+    group = await lid_group(simulator, alice, "New style", [me, bob])
+    joined = await event(bridge, 0, kind("group.update", group, membership="joined"))
+    assert joined.data["metadata"]["subject"] == "New style"
+
+    meta = await call(bridge, "GET", f"lidg/groups/{group}", 200)
+    people = {p["phone"]: p for p in meta["participants"]}
+    assert set(people) == {me, alice, bob}
+    assert people[alice]["role"] == "superadmin" and people[alice]["lid"] == lids[alice]
+    assert people[bob]["jid"] == jid(bob), "the phone JID WhatsApp gave beside the LID"
+
+    hello = await simulator.send_to_group(alice, group, text="hello by lid")
+    got = (await event(bridge, 0, message(hello.id))).data
+    assert (got["chat"], got["sender"], got["sender_phone"], got["sender_lid"], got["text"]) == (
+        group, jid(alice), alice, lids[alice], "hello by lid")
+
+    sent = await call(bridge, "POST", "lidg/messages", 201,
+                      {"to": group, "text": "answer to everyone", "quoted": hello.id})
+    for phone in (alice, bob):
+        seen = await simulator.wait_inbox(phone, lambda m, i=sent["id"]: m.id == i, TIMEOUT)
+        assert (seen.chat, seen.from_, seen.text) == (group, jid(me), "answer to everyone")
+        assert seen.quoted is not None and seen.quoted.id == hello.id
+
+    removed = await simulator.change_group_participants(alice, group, "remove", [bob])
+    assert [r.status for r in removed] == ["200"]
+    gone = await event(bridge, 0, kind("group.participants", group, action="removed"))
+    assert (gone.data["author_phone"], [p["phone"] for p in gone.data["participants"]]) == (alice, [bob])
