@@ -66,7 +66,7 @@ class MediaDesk:
         self._ssl = ssl_context(settings.media_trust_ca)
         self.auto_kinds = frozenset(str(MediaKind(k)) for k in settings.media_auto_download.split(",") if k)
         if self.auto_kinds:
-            messages.prefetcher = self
+            messages.prefetchers.append(self)
 
     @property
     def spool(self) -> Spool:
