@@ -340,6 +340,7 @@ export class Simulator {
     if (node.tag === 'iq') return this.onIq(conn, node)
     if (!conn.device) return undefined // registering clients only send iqs
     if (node.tag === 'message') return isGroupJid(node.attrs.to) ? this.groups.onMessage(conn, node) : this.messaging.onMessage(conn, node)
+    if (node.tag === 'receipt' && node.attrs.type === 'server-error') return this.media.onRetryReceipt(conn, node, (jid, id) => { const m = this.resolve(jid)?.acc.contact?.messages.get(id); return m?.fromMe ? m.message : null })
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
     if (node.tag === 'presence') return this.presence.onPresence(conn, node)
     if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)
