@@ -1,9 +1,10 @@
 """Promises of issue 12 that do not hold yet, one reason each, with the root cause in the code.
 
 None is known today: every constant that stood here was removed with the fix that made its tests
-pass. The mechanism stays for the next one found. Every failing fault test is marked `xfail(reason=..., strict=True)` with one of these, so the suite
-stays green while it says exactly what is still broken, and turns red the moment a fix lands
-(strict: an unexpected pass fails) so the mark gets removed.
+pass. The mechanism stays for the next one found. Every failing fault test is marked
+`xfail(reason=..., strict=True)` with one of these, so the suite stays green while it says exactly
+what is still broken, and turns red the moment a fix lands (strict: an unexpected pass fails) so
+the mark gets removed.
 """
 
 from __future__ import annotations
