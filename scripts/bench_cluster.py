@@ -9,15 +9,24 @@ its defaults (`fsync=on`, `synchronous_commit=on`: the WAL is flushed before the
 Each PostgreSQL commit is the fenced statement of `bridge.cluster.auth_backend` (lease check +
 upsert + trash), over TCP to 127.0.0.1.
 
+Part 2 (`--part nodes`): three real `python -m bridge` nodes on this machine (own ports and
+folders, one database) against the simulator, `--tenants` linked tenants spread over them:
+- API requests/s of `GET /api/v1/sessions/{id}` sent to the tenant's owner vs to a node that
+  forwards it to the owner (same tenant, same concurrency, same run);
+- failover: kill -9 of the node holding the most tenants, time until every one of its tenants is
+  open on another node (lease TTL `--ttl`).
+
 Without `--dsn` a throwaway PostgreSQL is started in a temporary folder (tests/cluster/pg.py:
 initdb + pg_ctl as the `postgres` user when run as root) and removed afterwards.
 
-    python scripts/bench_cluster.py [--dsn postgresql://...] [--repeat 3] [--value-bytes 600] [--json]
+    python scripts/bench_cluster.py [--part auth|nodes|all] [--dsn postgresql://...] [--repeat 3]
+        [--value-bytes 600] [--tenants 50] [--ttl 5] [--requests 2000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -171,11 +180,98 @@ def bench(dsn: str, repeat: int, value_bytes: int) -> dict[str, Any]:
     return results
 
 
+# ----- part 2: nodes (forwarding and failover) -------------------------------------------------
+CONCURRENCY = 8
+
+
+async def _requests_per_second(base: str, path: str, total: int) -> float:
+    import aiohttp
+
+    from tests.api.conftest import AUTH
+
+    done = 0
+    async with aiohttp.ClientSession(base, headers=AUTH) as http:
+        async def worker() -> None:
+            nonlocal done
+            while done < total:
+                done += 1
+                async with http.get(path) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"GET {base}{path}: {response.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return total / (time.perf_counter() - started)
+
+
+async def bench_nodes(dsn: str, tenants: int, ttl: float, requests: int) -> dict[str, Any]:
+    """Part 2 (see the module docstring): three nodes, `tenants` linked tenants."""
+    from collections import Counter
+
+    from tests.cluster.cluster_nodes import ClusterNode, link, owners
+    from tests.simulator.client import SimulatorProcess
+
+    simulator_process = SimulatorProcess()
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-nodes-"))
+    nodes: list[ClusterNode] = []
+    try:
+        simulator = simulator_process.wait_ready()
+        nodes = [ClusterNode(f"bench{i}", work, simulator, dsn, ttl, BRIDGE_LOG_LEVEL="WARNING") for i in range(3)]
+        await asyncio.gather(*(node.start() for node in nodes))
+        ids = [f"bench-{i:03d}" for i in range(tenants)]
+        linking = time.perf_counter()
+        for i, sid in enumerate(ids):
+            await link(nodes[i % 3], simulator, sid)
+        link_s = time.perf_counter() - linking
+        held = owners(dsn)
+        by_name = {node.name: node for node in nodes}
+        sample = ids[0]
+        owner = by_name[str(held[sample])]
+        other = next(node for node in nodes if node is not owner)
+        path = f"/api/v1/sessions/{sample}"
+        direct = await _requests_per_second(owner.base, path, requests)
+        forwarded = await _requests_per_second(other.base, path, requests)
+
+        victim_name, count = Counter(held.values()).most_common(1)[0]
+        victim = by_name[str(victim_name)]
+        survivor = next(node for node in nodes if node is not victim)
+        moved = [sid for sid in ids if held[sid] == victim_name]
+        killed = time.perf_counter()
+        await victim.kill()
+        await asyncio.gather(*(survivor.wait_open(sid) for sid in moved))
+        failover_s = time.perf_counter() - killed
+        return {
+            "tenants": tenants, "nodes": 3, "lease_ttl": ttl, "link_s": link_s, "requests": requests,
+            "concurrency": CONCURRENCY, "owner_rps": direct, "forwarded_rps": forwarded,
+            "forwarded_ratio": forwarded / direct, "failover_tenants": count, "failover_s": failover_s,
+        }  # fmt: skip
+    finally:
+        await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
+        simulator_process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_nodes(result: dict[str, Any]) -> None:
+    print(f"\ncluster nodes: {result['nodes']} nodes, {result['tenants']} tenants (linked in "
+          f"{result['link_s']:.0f} s), lease TTL {result['lease_ttl']:.0f} s")
+    print(f"GET /api/v1/sessions/{{id}} x {result['requests']} ({result['concurrency']} at once): owner "
+          f"{result['owner_rps']:.0f}/s, through a non-owner {result['forwarded_rps']:.0f}/s "
+          f"(ratio {result['forwarded_ratio']:.2f})")
+    print(f"kill -9 of the node holding {result['failover_tenants']} of {result['tenants']} tenants: all open "
+          f"elsewhere after {result['failover_s']:.1f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("auth", "nodes", "all"), default="all",
+                        help="auth: keys/s file vs PostgreSQL; nodes: forwarding and failover; all: both")
     parser.add_argument("--dsn", help="an existing PostgreSQL (default: start a throwaway one)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is printed")
     parser.add_argument("--value-bytes", type=int, default=600, help="random bytes per key value (base64 in JSON)")
+    parser.add_argument("--tenants", type=int, default=50, help="linked tenants for part 2")
+    parser.add_argument("--ttl", type=float, default=5.0, help="lease TTL of the nodes in part 2 (s)")
+    parser.add_argument("--requests", type=int, default=2000, help="API requests per measurement in part 2")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     server = None
@@ -185,18 +281,30 @@ def main() -> int:
 
         server = start_server()
         dsn = server.dsn
+    results: dict[str, Any] = {}
     try:
-        results = bench(dsn, args.repeat, args.value_bytes)
+        if args.part in ("auth", "all"):
+            results = bench(dsn, args.repeat, args.value_bytes)
+        if args.part in ("nodes", "all"):
+            results["nodes"] = asyncio.run(bench_nodes(dsn, args.tenants, args.ttl, args.requests))
     finally:
         if server is not None:
             server.destroy()
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    if "cases" in results:
+        print_auth(results, args.repeat, args.value_bytes)
+    if "nodes" in results:
+        print_nodes(results["nodes"])
+    return 0
+
+
+def print_auth(results: dict[str, Any], repeat: int, value_bytes: int) -> None:
     print(
         f"auth.set through AuthStore: PostgreSQL {results['postgres']} backend (synchronous_commit="
-        f"{results['synchronous_commit']}) vs file journal backend; median of {args.repeat}, "
-        f"{args.value_bytes}-byte values"
+        f"{results['synchronous_commit']}) vs file journal backend; median of {repeat}, "
+        f"{value_bytes}-byte values"
     )
     head = f"{'case':<24} {'file set/s':>11} {'pg set/s':>10} {'ratio':>6}"
     print(f"{head}   {'file get/s':>11} {'pg get/s':>10} {'ratio':>6}")
@@ -205,7 +313,6 @@ def main() -> int:
         if "file_get" in case:
             line += f"   {case['file_get']:>11.0f} {case['pg_get']:>10.0f} {case['get_ratio']:>6.2f}"
         print(line)
-    return 0
 
 
 if __name__ == "__main__":
