@@ -49,6 +49,7 @@ from bridge.sessions.storage_probe import probe_write
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.durable import is_storage_fault
 from bridge.store.identity import IdentityBook
+from bridge.store.journal import AuthBackend
 from bridge.store.layout import CREDS_FILE
 from bridge.store.lock import SessionLock, SessionLockedError
 
@@ -110,6 +111,9 @@ class SessionServices:
     runtimes: RuntimePool
     desk: IncidentDesk
     identities: IdentityBook
+    auth_backends: Callable[[str], AuthBackend] | None = None
+    """Where a session's auth bytes go (cluster mode: PostgreSQL with the lease's epoch); None:
+    the session's journal under the auth root."""
 
 
 class Session:
@@ -127,6 +131,7 @@ class Session:
         self.runtimes = services.runtimes
         self.desk = services.desk
         self.identities = services.identities
+        self._auth_backends = services.auth_backends
         settings = services.settings
         initial = st.SessionState.STOPPED
         if record.last_state in (st.SessionState.LOGGED_OUT, st.SessionState.BANNED):
@@ -478,6 +483,7 @@ class Session:
                 session_id=self.id,
                 bridge_dir=self.settings.bridge_dir,
                 before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
+                backend=self._auth_backends(self.id) if self._auth_backends is not None else None,
             )
             self._auth = SessionAuth(
                 AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots,

@@ -1,10 +1,10 @@
 """Promises of issue 12 that do not hold yet, one reason each, with the root cause in the code.
 
-Every failing fault test is marked `xfail(reason=..., strict=True)` with one of these, so the suite
-stays green while it says exactly what is still broken, and turns red the moment a fix lands
-(strict: an unexpected pass fails) so the mark gets removed. Where a fault takes one of two paths
-the test cannot choose (a full disk may or may not refuse the tenant's own writes), the test calls
-`pytest.xfail(reason)` itself, only on the path that meets the cause.
+None is known today: every constant that stood here was removed with the fix that made its tests
+pass. The mechanism stays for the next one found. Every failing fault test is marked
+`xfail(reason=..., strict=True)` with one of these, so the suite stays green while it says exactly
+what is still broken, and turns red the moment a fix lands (strict: an unexpected pass fails) so
+the mark gets removed.
 """
 
 from __future__ import annotations
@@ -14,16 +14,6 @@ import itertools
 from typing import Any
 
 import pytest
-
-STORAGE_LOSES_MESSAGES = (
-    "issue 12 storage faults (chmod 000 on the folder, a full disk, an ext4 root gone read-only): the session is "
-    "suspended, the fault is one incident with one critical alert whoever saw it first and one resolved notice "
-    "(bridge/sessions/incident_desk.py), and the session resumes once storage is back, but a message a contact "
-    "sent while storage was broken is lost: Baileys' decrypt transaction rolls back on the failed auth.set/auth.get "
-    "('transaction failed, rolling back', storage_full / storage_read_only / storage_permission) after the message "
-    "was taken off the socket and acked, and the simulator's contacts do not send it again (helper `redelivery`: "
-    "keep-until-acked redelivery in the simulator, and Node ending the socket before Baileys acks such a message)"
-)
 
 
 def xfail(reason: str) -> pytest.MarkDecorator:

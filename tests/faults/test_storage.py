@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import STORAGE_LOSES_MESSAGES, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -65,7 +64,6 @@ async def back_on_own_account(bridge: BridgeProcess, simulator: SimulatorClient,
     await deliver(bridge, simulator, tenant, f"after {label}")
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resumes_when_readable(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
@@ -92,7 +90,6 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
 
 
 @pytest.mark.slow
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -184,17 +181,7 @@ async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
         await reopened(bridge, simulator, tenant, mark=mark, damaged_at=damaged_at, intact=intact,
                        label="tmpfs filled then freed")
         one_storage_incident(bridge, mark, tenant.sid)
-        # Whether the tenant's own writes fail depends on where the disk ran out: a journal record
-        # that fits the slack of its file's last page is written (nothing to lose; the monitor's
-        # snapshot opens the incident), one that does not suspends the session. Only the second
-        # path meets the known loss, so only it is an expected failure.
-        suspended = any(e["data"]["state"] == "suspended" for e in bridge.since(mark, tenant.sid, "state"))
-        try:
-            await arrived(bridge, tenant, during)
-        except AssertionError:
-            if suspended:
-                pytest.xfail(STORAGE_LOSES_MESSAGES)
-            raise
+        await arrived(bridge, tenant, during)
         await clean_exit(bridge)
 
 
