@@ -13,14 +13,6 @@ from typing import Any
 
 import pytest
 
-FRESH_NO_KEYS = (
-    "issue 12 'a linked session is snapshotted once it has settled': 3 s after pairing the account's only "
-    "snapshots hold creds.json alone (monitor-settled waits BRIDGE_MONITOR_SETTLE_SECONDS=10 s of unchanged "
-    "creds, bridge/monitor/snapshot_policy.py:62), so the ~810 key files written at link (pre-keys already "
-    "uploaded to the server) cannot be put back; the alert says so, but the contact's next message fails with "
-    "PreKeyError 'Invalid PreKey ID' and never reaches the event stream (the simulator's contacts do not "
-    "resend on a retry receipt)"
-)
 READ_ONLY_ROOT = (
     "issue 12 storage faults, read-only root (ext4 gone read-only under a running tenant, or a bridge started "
     "on a read-only root): does not hold on main e2e3856; first diagnosis on 9c4458e: the tenant opened on the "
