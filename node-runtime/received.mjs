@@ -53,6 +53,7 @@ export class ReceivedMessages {
       } catch (err) {
         const stored = err?.name === COUNTER_ERROR && stanza.attrs.offline ? await this.stored(stanza) : null
         if (!stored) throw err
+        this.session.log.warn({ id: stanza.attrs.id }, 'message delivered again after its keys were used: answered from the message store')
         return writeRandomPadMax16(proto.Message.encode(stored).finish())
       }
       await this.persist(stanza, plain)
