@@ -4,6 +4,10 @@
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
 import { SET_MERGE_BYTES, SET_MERGE_KEYS } from './defaults.mjs'
 import { KeyCache } from './key-cache.mjs'
+import { keepSignalJobsInTheirContext } from './signal-context.mjs'
+
+// Every read and write below must reach the right socket's key transaction (signal-context.mjs).
+keepSignalJobsInTheirContext()
 
 const isStorageFault = (err) => typeof err?.code === 'string' && err.code.startsWith('storage_')
 

@@ -22,7 +22,8 @@ export class KeyCache {
     this.maxBytes = maxBytes
     this.entries = new Map() // `${type}\u0000${id}` -> text | null, least recently used first
     this.bytes = 0
-    this.writes = 0 // writes sent so far (a read fills only if this did not move meanwhile)
+    this.writes = 0 // writes sent so far
+    this.settled = 0 // writes answered so far (a read fills only if neither moved while it was out)
     this.epoch = 0 // bumped by clear()
     this.pending = new Map() // key -> number of the latest write sent for it and not yet answered
     this.stats = { hits: 0, misses: 0, evictions: 0, clears: 0 }
@@ -44,11 +45,13 @@ export class KeyCache {
     return { hit: true, text }
   }
 
-  // Taken before a read is sent; `fill` with it keeps the answer only if no write went out since.
-  mark () { return { writes: this.writes, epoch: this.epoch } }
+  // Taken before a read is sent; `fill` with it keeps the answer only if no write was sent or
+  // answered while the read was out: Python runs reads beside writes, so a read sent while a
+  // write was in flight may be answered from the state before that write.
+  mark () { return { writes: this.writes, settled: this.settled, epoch: this.epoch } }
 
   fill (mark, type, id, text) {
-    if (mark.writes !== this.writes || mark.epoch !== this.epoch) return
+    if (mark.writes !== this.writes || mark.settled !== this.settled || mark.epoch !== this.epoch) return
     const key = KeyCache.key(type, id)
     if (this.pending.has(key)) return
     this.put(key, text)
@@ -66,6 +69,7 @@ export class KeyCache {
 
   // Python made write `n` durable: each key whose latest write it is now holds its text.
   endWrite (n, texts) {
+    this.settled++
     for (const [key, text] of texts) {
       if (this.pending.get(key) !== n) continue
       this.pending.delete(key)
@@ -75,6 +79,7 @@ export class KeyCache {
 
   // Write `n` failed: nothing it touched (nor anything else) is trusted any more.
   failWrite (n, keys) {
+    this.settled++
     for (const key of keys) {
       if (this.pending.get(key) === n) this.pending.delete(key)
     }

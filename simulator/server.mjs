@@ -44,9 +44,10 @@ class Connection {
     this.close()
   }
 
-  close () { if (!this.closed) { this.closed = true; try { this.ws.terminate() } catch { /* already gone */ } this.onClose() } }
+  close () { if (!this.closed) { if (this.device) this.sim.countClose(this.device); this.closed = true; try { this.ws.terminate() } catch { /* already gone */ } this.onClose() } }
 
   onClose () {
+    if (!this.closed && this.device) this.sim.countClose(this.device)
     this.closed = true
     clearTimeout(this.handshakeTimer)
     if (this.device?.conn === this) this.device.conn = null
@@ -118,6 +119,7 @@ class Connection {
       old.sendAndClose({ tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] })
     }
     device.conn = this; this.device = device
+    this.sim.countLogin(device, old && old !== this && !old.closed)
     log(`conn ${this.id} logged in as ${device.jid}`)
     this.sendNode({ tag: 'success', attrs: { t: now(), lid: `${acc.lid}@lid`, location: 'sim', props: '1', abprops: '1', creation: now() } })
     // what the device has not acknowledged yet comes first (same ids), then what was queued while it was away
@@ -179,6 +181,18 @@ export class Simulator {
     this.media.close()
     await new Promise(resolve => this.wss.close(() => resolve()))
   }
+
+  /** Per device: logged-in connections whose socket is still open (`live`, its maximum ever), logins, and
+   * logins that replaced a connection still open ("conflict: replaced"). GET /connections shows them. */
+  countLogin (device, replaced) {
+    const c = (this.connCounts ??= new Map())
+    const n = c.get(device.jid) ?? { jid: device.jid, live: 0, max_live: 0, logins: 0, replaced: 0 }
+    n.live++; n.logins++; if (replaced) n.replaced++
+    n.max_live = Math.max(n.max_live, n.live)
+    c.set(device.jid, n)
+  }
+
+  countClose (device) { const n = this.connCounts?.get(device.jid); if (n) n.live = Math.max(0, n.live - 1) }
 
   takeHandshakeFault () { const f = this.handshakeFaults[0]; if (f && --f.remaining <= 0) this.handshakeFaults.shift(); return f }
 
@@ -326,6 +340,7 @@ export class Simulator {
     if (node.tag === 'iq') return this.onIq(conn, node)
     if (!conn.device) return undefined // registering clients only send iqs
     if (node.tag === 'message') return isGroupJid(node.attrs.to) ? this.groups.onMessage(conn, node) : this.messaging.onMessage(conn, node)
+    if (node.tag === 'receipt' && node.attrs.type === 'server-error') return this.media.onRetryReceipt(conn, node, (jid, id) => { const m = this.resolve(jid)?.acc.contact?.messages.get(id); return m?.fromMe ? m.message : null })
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
     if (node.tag === 'presence') return this.presence.onPresence(conn, node)
     if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)

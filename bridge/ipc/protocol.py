@@ -252,6 +252,15 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cmd", "status_text", m.JidArgs, m.StatusTextResult,
           "Baileys `fetchStatus(jid)`: the about text and when it was set (Unix seconds); `status` null when "
           "none, \"\" when hidden."),
+    Entry("cmd", "media_retry", m.MediaRetryArgs, m.MediaRetryResult,
+          "Baileys `updateMediaMessage(message)`: asks the sender's phone to upload an expired file again (a "
+          "`server-error` receipt with the encrypted media retry request) and waits for its `mediaretry` "
+          "notification; answers the new direct path. Error `media_retry_failed` when the phone answers with an "
+          "error or not in time."),
+    Entry("cmd", "poll_vote", m.PollVoteArgs, m.PollVoteResult,
+          "Baileys `decryptPollVote(vote, {pollMsgId, pollCreatorJid, voterJid, pollEncKey})`, tried for each "
+          "creator and voter address until one decrypts (AES-GCM authenticates): the option hashes chosen. "
+          "Error `poll_vote_undecryptable` when none does."),
     Entry("cmd", "group_list", Empty, g.GroupListResult,
           "Baileys `groupFetchAllParticipating()`: the metadata of every group the account is in (each also "
           "refreshes the runtime's group cache)."),

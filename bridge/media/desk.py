@@ -23,14 +23,17 @@ import base64
 import binascii
 import logging
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, ErrorCode, SessionError
+from bridge.errors import BridgeError, ErrorCode, NodeRuntimeError, SessionError
+from bridge.ipc import messaging as ipc
 from bridge.media.cache import MediaCache
-from bridge.media.download import download, plan_download, ssl_context
-from bridge.media.errors import MediaEmpty, MediaTooLarge
+from bridge.media.download import DownloadPlan, download, plan_download, ssl_context
+from bridge.media.errors import MediaEmpty, MediaGone, MediaTooLarge
 from bridge.media.fetch import fetch_to_file, refused_address
 from bridge.media.kinds import MediaKind, human, rules
 from bridge.media.prepare import MediaRequest, prepare
@@ -63,7 +66,7 @@ class MediaDesk:
         self._ssl = ssl_context(settings.media_trust_ca)
         self.auto_kinds = frozenset(str(MediaKind(k)) for k in settings.media_auto_download.split(",") if k)
         if self.auto_kinds:
-            messages.prefetcher = self
+            messages.prefetchers.append(self)
 
     @property
     def spool(self) -> Spool:
@@ -146,6 +149,19 @@ class MediaDesk:
             self.spool.remove(prepared.spool_file)
 
     # ----- download -----------------------------------------------------------------------------
+    async def _reuploaded(self, session: str, plan: DownloadPlan, wa: dict[str, Any]) -> DownloadPlan:
+        """Ask the sender's phone to upload an expired file again (Baileys' `updateMediaMessage`);
+        the plan with the new direct path on the same host. `MediaGone` (410) when it cannot."""
+        try:
+            self.messages.sessions.require_open(session)
+            raw = await self.messages.sessions.call(session, "media_retry", {"message": wa})
+        except (NodeRuntimeError, SessionError) as exc:
+            raise MediaGone(f"the media host no longer has this file and asking the sender's phone to upload it "
+                            f"again failed ({exc}); ask the sender to send it again") from None
+        answer = msgspec.convert(raw, ipc.MediaRetryResult)
+        log.info("session %s: the sender's phone uploaded an expired file again", session)
+        return msgspec.structs.replace(plan, url=f"https://{urlsplit(plan.url).netloc}{answer.direct_path}")
+
     async def file(self, session: str, message_id: str) -> CachedFile:
         """The decrypted file of message `message_id`, downloading it into the cache first if needed."""
         entry = await self.messages.lookup(session, message_id)
@@ -158,7 +174,10 @@ class MediaDesk:
             path = self.cache.hit(name)
             if path is None:
                 path = self.cache.path(name)
-                await download(plan, target=path, ssl_ctx=self._ssl,
-                               seconds=self.settings.media_fetch_timeout)
+                try:
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
+                except MediaGone:
+                    plan = await self._reuploaded(session, plan, entry.raw)
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
                 self.cache.evict(keep=name)
         return CachedFile(path=path, mimetype=plan.mimetype, file_name=plan.file_name, kind=plan.kind)

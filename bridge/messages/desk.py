@@ -18,10 +18,11 @@ Status events of one message come in order and once each (`bridge.messages.statu
 the `message` event of a message comes before its first status event, because Node forwards the
 upsert of a sent message before the server's ack answers the send.
 
-A `Prefetcher` (the media desk, when auto-download is on) may hold a received message's event back
-until its file is in the cache. While one is held, every later `message`, `message.status` and
-`presence` event of that session waits behind it, so a session's events keep their order; other
-sessions are not held up. `drain()` (at shutdown) stops waiting and publishes what was held.
+A `Prefetcher` may hold a received message's event back: `PollVotes` until a vote is decrypted
+(bridge.messages.polls), the media desk (when auto-download is on) until a file is in the cache.
+While one is held, every later `message`, `message.status` and `presence` event of that session
+waits behind it, so a session's events keep their order; other sessions are not held up.
+`drain()` (at shutdown) stops waiting and publishes what was held.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bridge.messages.addresses import LidBook, account, is_user, phone_of
 from bridge.messages.errors import ContactInfoHidden, NotOnWhatsApp
 from bridge.messages.incoming import normalise
 from bridge.messages.model import Message, MessageStatus, PresenceUpdate, StatusChange
+from bridge.messages.polls import PollVotes
 from bridge.messages.recent import Entry
 from bridge.messages.recipients import InvalidRecipient, RecipientKind, parse_recipient
 from bridge.messages.send_body import AnySend
@@ -113,7 +115,9 @@ class MessageDesk:
         self._clock = clock
         self._books: dict[str, _SessionBook] = {}
         self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
-        self.prefetcher: Prefetcher | None = None
+        self.prefetchers: list[Prefetcher] = [PollVotes(self.store, sessions)]
+        """Who may hold a received message's event back (poll votes here; the media desk adds itself
+        when auto-download is on)."""
         self._held: dict[str, asyncio.Task[None]] = {}
         """The last held step of each session (each step awaits the one before it)."""
         self._fetching: set[asyncio.Task[None]] = set()
@@ -153,8 +157,8 @@ class MessageDesk:
         _, new = self.store.put(message, wa)
         if not new:
             return
-        prefetcher = self.prefetcher
-        if prefetcher is not None and not message.from_me and prefetcher.wants(message):
+        prefetcher = None if message.from_me else next((p for p in self.prefetchers if p.wants(message)), None)
+        if prefetcher is not None:
             self._hold(session, message, prefetcher)
         else:
             self._publish(session, EventKind.MESSAGE, lambda: msgspec.to_builtins(message))

@@ -128,6 +128,15 @@ class MessageStore:
                                             raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
         return entry, new
 
+    def revise(self, entry: Entry, message: Message) -> None:
+        """Replace the content of the stored message `entry` (same session and id) with `message`, e.g. a
+        poll with its tally; its raw WAMessage and status history stay."""
+        entry.message = message
+        eventlog = self._log()
+        if eventlog is not None:
+            eventlog.hold(functools.partial(_revise, session=message.session, message_id=message.id,
+                                            data=_encode(message).decode(), now=time.time()))
+
     async def written(self, within: float = 5.0) -> bool:
         """Wait until what was put and reported so far is in the file (False after `within` s: the disk
         is failing and the rows stay held). A send answers only after its message is stored."""
@@ -239,6 +248,11 @@ def _insert(conn: sqlite3.Connection, *, message: Message, data: str, raw: str, 
     if inserted:
         conn.execute("INSERT INTO message_status (session, id, participant, status, implied, ts) "
                      "VALUES (?, ?, '', ?, 0, ?)", (message.session, message.id, message.status.value, now))
+
+
+def _revise(conn: sqlite3.Connection, *, session: str, message_id: str, data: str, now: float) -> None:
+    conn.execute("UPDATE messages SET data = ?, updated_at = ? WHERE session = ? AND id = ?",
+                 (data, now, session, message_id))
 
 
 def _current(conn: sqlite3.Connection, session: str, message_id: str, participant: str) -> MessageStatus | None:

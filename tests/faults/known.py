@@ -1,8 +1,10 @@
 """Promises of issue 12 that do not hold yet, one reason each, with the root cause in the code.
 
-Every failing fault test is marked `xfail(reason=..., strict=True)` with one of these, so the suite
-stays green while it says exactly what is still broken, and turns red the moment a fix lands
-(strict: an unexpected pass fails) so the mark gets removed.
+None is known today: every constant that stood here was removed with the fix that made its tests
+pass. The mechanism stays for the next one found. Every failing fault test is marked
+`xfail(reason=..., strict=True)` with one of these, so the suite stays green while it says exactly
+what is still broken, and turns red the moment a fix lands (strict: an unexpected pass fails) so
+the mark gets removed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,6 @@ import itertools
 from typing import Any
 
 import pytest
-
-READ_ONLY_ROOT = (
-    "issue 12 storage faults, read-only root (ext4 gone read-only under a running tenant, or a bridge started "
-    "on a read-only root): does not hold on main e2e3856; first diagnosis on 9c4458e: the tenant opened on the "
-    "read-only root, auth.set failed with storage_read_only, only a snapshot_failed warning and no incident "
-    "(bridge/monitor/watcher.py:564)"
-)
 
 
 def xfail(reason: str) -> pytest.MarkDecorator:

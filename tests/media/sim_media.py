@@ -70,3 +70,26 @@ async def send_media(sim: SimulatorClient, contact: str, to: str, kind: str, dat
 
 async def tamper(sim: SimulatorClient, contact: str, message_id: str) -> None:
     await _call(sim, "POST", f"/contacts/{contact}/media/{message_id}/tamper")
+
+
+async def expire(sim: SimulatorClient, contact: str, message_id: str, *, everywhere: bool = False) -> None:
+    """The media host forgets the blob (answers 410); the contact's phone keeps its copy unless
+    `everywhere` (then a re-upload request is answered with error 2, not found)."""
+    await _call(sim, "POST", f"/contacts/{contact}/media/{message_id}/expire", {"everywhere": everywhere})
+
+
+async def reuploads(sim: SimulatorClient) -> int:
+    """How many files senders' phones uploaded again on a session's request."""
+    return int((await _call(sim, "GET", "/media"))["reuploads"])
+
+
+async def send_media_to_group(sim: SimulatorClient, contact: str, group: str, kind: str, data: bytes, mimetype: str,
+                              **extra: Any) -> str:
+    """Member contact `contact` sends `data` as a `kind` message to `group` (sender key, skmsg); its id."""
+    if len(data) > STAGE_OVER:
+        source: dict[str, str] = {"data_ref": await stage(sim, data)}
+    else:
+        source = {"data": base64.b64encode(data).decode()}
+    body = {"phone": contact, "kind": kind, **source, "mimetype": mimetype, **extra}
+    sent = await _call(sim, "POST", f"/groups/{group}/send", body)
+    return str(sent["id"])

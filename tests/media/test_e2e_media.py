@@ -23,7 +23,7 @@ import pytest
 from bridge.media.spool import media_dir
 from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
 from tests.media import files
-from tests.media.sim_media import decrypted, send_media, tamper, trust_file
+from tests.media.sim_media import decrypted, expire, reuploads, send_media, tamper, trust_file
 from tests.messages.test_e2e_messages import TIMEOUT, event, fresh_phone, link, message, tap_upserts
 from tests.simulator.client import SimulatorClient
 
@@ -245,3 +245,31 @@ async def test_auto_download_puts_chosen_kinds_in_the_cache_before_their_event_a
     for message_id in (ids[3], ids[4]):
         assert "url" not in by_id[message_id]["media"], "over the size limit, or a kind not chosen"
     assert sha(big_pdf) not in by_id[ids[4]]["_cached_at_event"]
+
+
+async def test_an_expired_file_is_uploaded_again_by_the_senders_phone_and_served(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "old")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    data = files.pdf(70_000)
+    message_id = await send_media(simulator, contact, me, "document", data, "application/pdf", file_name="old.pdf")
+    await event(bridge, 0, message(message_id))
+    await expire(simulator, contact, message_id)
+    before = await reuploads(simulator)
+
+    response = await bridge.client.get(f"/api/v1/sessions/old/messages/{message_id}/media", headers=AUTH)
+    body = await response.read()
+    assert response.status == 200, body[:300]
+    assert sha(body) == sha(data), "the re-uploaded file is the same file, checked against the same hashes"
+    assert await reuploads(simulator) == before + 1, "the bridge asked the sender's phone (updateMediaMessage)"
+
+    lost = await send_media(simulator, contact, me, "image", files.jpeg(), "image/jpeg")
+    await event(bridge, 0, message(lost))
+    await expire(simulator, contact, lost, everywhere=True)
+    response = await bridge.client.get(f"/api/v1/sessions/old/messages/{lost}/media", headers=AUTH)
+    answer = await response.json()
+    assert response.status == 410 and answer["error"]["code"] == "media_gone", answer
+    assert "upload it again failed" in answer["error"]["message"]
+    assert not (media_dir(bridge.settings) / "cache" / sha(files.jpeg())).exists()

@@ -75,7 +75,7 @@ async def test_a_held_media_event_keeps_its_place_and_others_wait_behind_it() ->
     bus = EventBus(100)
     desk = MessageDesk(bus, Port())
     gate = Gate()
-    desk.prefetcher = gate
+    desk.prefetchers.append(gate)
     desk.on_runtime_event("a", "messages.upsert", ipc.UpsertData(type="notify", messages=[image("IMG1"), text("TXT1")]))
     desk.on_runtime_event("b", "messages.upsert", ipc.UpsertData(type="notify", messages=[text("OTHER")]))
     await asyncio.sleep(0)
@@ -91,7 +91,7 @@ async def test_a_held_media_event_keeps_its_place_and_others_wait_behind_it() ->
 async def test_drain_publishes_what_is_held_without_a_url() -> None:
     bus = EventBus(100)
     desk = MessageDesk(bus, Port())
-    desk.prefetcher = Gate()
+    desk.prefetchers.append(Gate())
     desk.on_runtime_event("a", "messages.upsert", ipc.UpsertData(type="notify", messages=[image("IMG2"), text("TXT3")]))
     await asyncio.sleep(0)
     assert message_events(bus) == []

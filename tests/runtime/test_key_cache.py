@@ -147,8 +147,22 @@ async def test_the_cache_bookkeeping_keeps_no_stale_answer_in_orderings_a_live_t
     result = json.loads(out)
     assert result["stale_read_after_write"] == '"new"'
     assert result["stale_read_after_eviction"] is False
+    assert result["read_sent_during_write"] == '"new"'
     assert result["served_while_newer_write_in_flight"] is False
     assert result["after_both"] == '"second"'
     assert result["after_failed_write"] == {"x": False, "y": False, "pending": 0}
     assert result["absent"] == {"hit": True, "text": None}
     assert result["budget"] == {"entries": 3, "within": True, "oldest_gone": True, "newest": True}
+
+
+async def test_a_signal_job_runs_in_the_context_of_the_socket_that_queued_it(settings: Settings) -> None:
+    """libsignal's per-address job queue is global to the process: unpatched, the second socket's
+    job runs in the first socket's key transaction (its fresh session unseen: "No sessions")."""
+    proc = await asyncio.create_subprocess_exec(settings.node, str(CHILDREN / "signal_context.mjs"),
+                                                stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    result = json.loads(out)
+    assert result["before"]["cipher"]["socket-b"] == "socket-a", "the upstream behaviour this patch exists for"
+    both = {"socket-a": "socket-a", "socket-b": "socket-b"}
+    assert result["after"] == {"cipher": both, "builder": both}

@@ -14,6 +14,15 @@ c.fill(mark, 'session', 'a', '"old"')
 c.endWrite(n, new Map([[k('a'), '"new"']]))
 out.stale_read_after_write = c.lookup('session', 'a').text
 
+// A read sent while a write of the key was in flight, answered after that write was acknowledged:
+// Python may have read before the write landed, so the answer must not replace the written value.
+c = new KeyCache()
+n = c.beginWrite([k('a')])
+mark = c.mark()
+c.endWrite(n, new Map([[k('a'), '"new"']]))
+c.fill(mark, 'session', 'a', null)
+out.read_sent_during_write = c.lookup('session', 'a').text
+
 // Even when the written entry was evicted before the stale answer arrived.
 c = new KeyCache({ maxEntries: 1 })
 mark = c.mark()
