@@ -45,7 +45,9 @@ export class ReceivedMessages {
 
   async decrypt (keys, ciphertext, txKey, inner) {
     const stanza = this.stanzas.get(ciphertext)
-    if (!stanza) return inner()
+    // peer messages (history sync, app-state keys from the phone) are never events: no wait for them,
+    // which also keeps the event buffer Baileys holds while processing them as short as before
+    if (!stanza || stanza.attrs.category === 'peer') return inner()
     return keys.transaction(async () => {
       let plain
       try {
@@ -53,6 +55,7 @@ export class ReceivedMessages {
       } catch (err) {
         const stored = err?.name === COUNTER_ERROR && stanza.attrs.offline ? await this.stored(stanza) : null
         if (!stored) throw err
+        this.session.log.warn({ id: stanza.attrs.id }, 'message delivered again after its keys were used: answered from the message store')
         return writeRandomPadMax16(proto.Message.encode(stored).finish())
       }
       await this.persist(stanza, plain)
@@ -65,12 +68,20 @@ export class ReceivedMessages {
   async persist (stanza, plain) {
     const me = this.creds.me
     if (!me?.id) return
-    const { fullMessage } = decodeMessageNode(stanza, me.id, me.lid || '')
-    const content = proto.Message.decode(unpadRandomMax16(plain))
-    fullMessage.message = content.deviceSentMessage?.message || content
-    cleanMessage(fullMessage, me.id, me.lid)
-    if (!fullMessage.key?.id) return
     const { session } = this
+    let fullMessage
+    try {
+      fullMessage = decodeMessageNode(stanza, me.id, me.lid || '').fullMessage
+      const content = proto.Message.decode(unpadRandomMax16(plain))
+      fullMessage.message = content.deviceSentMessage?.message || content
+      cleanMessage(fullMessage, me.id, me.lid)
+    } catch (err) {
+      // never turn a message we could decrypt into a decryption failure (that would ask for a retry):
+      // Baileys builds and forwards it as usual, without waiting for Python
+      session.log.warn({ id: stanza.attrs.id, err: String(err?.message ?? err) }, 'could not build a received message before its upsert')
+      return
+    }
+    if (!fullMessage.key?.id) return
     session.emit('messages.upsert', { type: stanza.attrs.offline ? 'append' : 'notify', messages: [fullMessage] })
     try {
       await session.ipc.request(session.id, 'message.durable', { id: fullMessage.key.id })

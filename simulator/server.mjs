@@ -83,7 +83,7 @@ class Connection {
         let node
         try { node = await decodeBinaryNode(this.noise.decrypt(f)) } catch (e) { throw new ProtocolViolation(`undecodable frame: ${e.message}`) }
         if (this.sim.opts.trace) log(`conn ${this.id} << ${node.tag} ${JSON.stringify(node.attrs)} ${Array.isArray(node.content) ? node.content.map(c => c.tag).join(',') : ''}`)
-        if (!this.deaf) await this.sim.onNode(this, node)
+        if (!(this.deaf && (node.tag === 'receipt' || node.tag === 'ack'))) await this.sim.onNode(this, node)
       }
     }
   }
@@ -407,7 +407,7 @@ export class Simulator {
     switch (kind) {
       case 'drop': return c.close()
       case 'stall': c.stalled = true; return undefined // socket stays open, nothing flows either way
-      case 'deaf': c.deaf = true; return undefined // the server still sends but ignores everything the client sends (acks, receipts, pings)
+      case 'deaf': c.deaf = true; return undefined // the client's receipts and acks are ignored (its messages stay un-acknowledged); iqs are answered
       case '515': return streamError('515')
       case '503': return streamError('503')
       case '401': return streamError('401', [{ tag: 'conflict', attrs: { type: 'device_removed' } }])

@@ -21,12 +21,17 @@ part of every burst's transaction until one commits, exactly like an event: held
 the disk fails (bounded by `memory_max`, the loss counted and alerted), written when it recovers.
 A held write queued before an event is committed no later than that event. `EventLog.of(bus)`
 finds the open log of a bus, so a store built before the log was opened can still reach it.
+
+`open()` also reads the ids of the messages stored in the last `RECENT_MESSAGES_WINDOW` seconds
+(`recent_message_ids`), before anything can publish: after a crash WhatsApp delivers again what the
+device had not acknowledged, and the message store must know those ids from the first copy on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -50,6 +55,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 WriteOp = Callable[[sqlite3.Connection], Any]
 PRUNE_INTERVAL = 60.0
+RECENT_MESSAGES_WINDOW = 7 * 86400.0
+RECENT_MESSAGES_MAX = 200_000
 
 
 _OPEN_LOGS: weakref.WeakKeyDictionary[EventBus, EventLog] = weakref.WeakKeyDictionary()
@@ -139,6 +146,7 @@ class EventLog:
         self._held_settled = 0
         self._held_lost = 0
         self._pruners: list[WriteOp] = []
+        self._recent_messages: dict[str, set[str]] = {}
 
     @staticmethod
     def of(bus: EventBus) -> EventLog | None:
@@ -157,6 +165,15 @@ class EventLog:
             last = await self._in_writer(self._open_writer)
         except (sqlite3.Error, OSError, StoreError) as exc:
             self._set_failing(exc)
+        if self._failure is None:
+            try:
+                rows = await self.read(functools.partial(
+                    _recent_message_ids, since=time.time() - RECENT_MESSAGES_WINDOW, limit=RECENT_MESSAGES_MAX))
+            except EventLogUnavailable as exc:
+                log.warning("%s; a message delivered again after a crash may be published again", exc.message)
+                rows = []
+            for session, message_id in rows:
+                self._recent_messages.setdefault(session, set()).add(message_id)
         self.bus.attach(self, last)
         _OPEN_LOGS[self.bus] = self
         loop = asyncio.get_running_loop()
@@ -232,6 +249,10 @@ class EventLog:
 
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
+
+    def recent_message_ids(self) -> dict[str, set[str]]:
+        """Per session, the ids of the messages stored in the last week, as read by `open()`."""
+        return self._recent_messages
 
     @property
     def healthy(self) -> bool:
@@ -545,3 +566,8 @@ def _run_held(conn: sqlite3.Connection, op: WriteOp) -> None:
         conn.execute("ROLLBACK TO held")
         log.error("a held write was skipped: %s", exc)
     conn.execute("RELEASE held")
+
+
+def _recent_message_ids(conn: sqlite3.Connection, *, since: float, limit: int) -> list[tuple[str, str]]:
+    return [(str(session), str(mid)) for session, mid in conn.execute(
+        "SELECT session, id FROM messages WHERE stored_at >= ? ORDER BY stored_at DESC LIMIT ?", (since, limit))]

@@ -216,7 +216,8 @@ async def test_a_full_disk_holds_messages_in_memory_and_writes_them_when_space_r
 
 async def test_a_message_stored_before_a_restart_is_not_new_when_whatsapp_delivers_it_again(tmp_path: Path) -> None:
     """After a crash the server delivers again what the device had not acknowledged; the store knows
-    the ids it had stored, so the desk publishes no second `message` event for them."""
+    the ids stored before (the log read them when it opened), so the desk publishes no second
+    `message` event for them."""
     path = tmp_path / "state" / "events.db"
     bus = EventBus()
     log = EventLog(path, bus)
@@ -232,7 +233,6 @@ async def test_a_message_stored_before_a_restart_is_not_new_when_whatsapp_delive
     await log.open()
     try:
         store = MessageStore(bus)
-        await store.warm()
         assert store.known("s1", first.id)
         assert store.put(first, raw)[1] is False, "a redelivered copy counted as a new message"
         assert store.put(*text(2))[1] is True
