@@ -172,6 +172,38 @@ class Settings(BaseSettings):
         "each at a random moment (jitter), so a reboot with many tenants does not stampede WhatsApp"
     )
 
+    # --- cluster (docs/cluster.md) ---
+    cluster_dsn: str = Field(
+        "", description="PostgreSQL DSN (`postgresql://user:pass@host:5432/db`); set, it turns cluster mode on: auth "
+        "state, leases and events live in that database and several bridges share the tenants"
+    )
+    cluster_lease_ttl: float = Field(
+        15.0, ge=2.0, description="Seconds a node's lease on a tenant lasts without renewal (by the database's "
+        "clock); a dead node's tenants move after at most this long"
+    )
+    cluster_node_id: str = Field(
+        "", description="This node's name in the cluster (unique per node); empty: `<hostname>-<port>`"
+    )
+    cluster_node_url: str = Field(
+        "", description="Base URL other nodes forward API requests to (this node's internal address); empty: "
+        "`http://<host>:<port>` (with the hostname when bound to all interfaces)"
+    )
+    cluster_forward_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request forwarded to the owner node may take (event streams: per read)"
+    )
+
+    # --- media auto-download (docs/media.md "Auto-download") ---
+    media_auto_download: str = Field(
+        "", pattern=r"^((image|video|audio|voice|document|sticker)(,(image|video|audio|voice|document|sticker))*)?$",
+        description="Kinds of incoming media downloaded into the media cache before their `message` event is "
+        "published, comma-separated (image,video,audio,voice,document,sticker; empty: none), so a webhook "
+        "can link to the file (`media.url`)"
+    )
+    media_auto_download_max_bytes: int = Field(
+        16 << 20, ge=0, description="Largest incoming file (its announced size) that is auto-downloaded; larger "
+        "ones are downloaded on the first request"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
 from bridge.errors import BridgeError, ErrorCode
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -289,12 +290,7 @@ class RetryingQueue(Generic[T]):
 
     async def stop(self) -> None:
         """Stop the scheduler and cancel attempts in flight."""
-        tasks = [t for t in (self._runner, *self._inflight.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([self._runner, *self._inflight.values()])
         self._inflight.clear()
         self._runner = None
 

@@ -22,3 +22,5 @@ export const KEY_CACHE_BYTES = 4 << 20
 // fdatasync) up to these sizes; a larger write goes alone.
 export const SET_MERGE_KEYS = 1000
 export const SET_MERGE_BYTES = 1 << 20
+// How long a media re-upload request waits for the sender's phone (under the bridge's 30 s IPC timeout).
+export const MEDIA_RETRY_TIMEOUT_MS = 20_000

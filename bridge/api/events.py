@@ -26,6 +26,7 @@ from bridge.errors import ErrorCode
 from bridge.eventlog.log import EventLog, EventLogUnavailable
 from bridge.eventlog.stream import follow, oldest_seq
 from bridge.events import Event, EventBus, canonical_kind, event_json
+from bridge.tasks import cancel_and_wait
 
 log_ = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -121,9 +122,7 @@ async def stream_events(request: web.Request, session: str | None) -> web.Stream
         pass
     finally:
         app[state.STREAMS].discard(queue)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        await cancel_and_wait([pump])
     return response
 
 

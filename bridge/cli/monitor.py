@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import sys
@@ -31,6 +30,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, exit_code
 from bridge.events import EventBus
 from bridge.store.lock import RootLock
+from bridge.tasks import cancel_and_wait
 
 
 def register(subparsers: Any) -> None:
@@ -87,10 +87,10 @@ async def _forever(settings: Settings) -> int:
     task = asyncio.create_task(run_monitor(settings, bus, Snapshots(settings.auth_root)))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()
-    stopping.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    error = task.exception() if task.done() and not task.cancelled() else None
+    await cancel_and_wait([task, stopping])
+    if error is not None:
+        raise error
     return 0
 
 

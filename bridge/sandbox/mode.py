@@ -22,6 +22,7 @@ from bridge.sandbox.echo import EchoContact
 from bridge.sandbox.phone import VirtualPhone
 from bridge.sandbox.roots import mark_roots, refuse_sandbox_roots, sandbox_roots
 from bridge.sandbox.simulator import SimulatorAddress, SimulatorChild
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,7 @@ class SandboxRun:
                             "(its accounts were in memory: link the sessions again)")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.phone.close()
 

@@ -22,6 +22,7 @@ import msgspec
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.sandbox.location import SIMULATOR_MAIN
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT = 60.0
@@ -104,9 +105,5 @@ class SimulatorChild:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(proc.pid, sig)
             await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
