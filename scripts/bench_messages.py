@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -168,6 +169,14 @@ async def main(args: argparse.Namespace) -> None:
     sessions = 2 if args.quick else args.sessions
     rounds = 2 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="bench-messages-"))
+    try:
+        await measure(args, work, count, sessions, rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, work: Path, count: int, sessions: int, rounds: int) -> None:
+    """Every case against one simulator; prints the table (see module docstring)."""
     async with start_simulator() as sim:
         contact = "15559990001"
         await sim.create_contact(contact)
