@@ -46,8 +46,9 @@ export class KeyCache {
   }
 
   // Taken before a read is sent; `fill` with it keeps the answer only if no write was sent or
-  // answered while the read was out: Python runs reads beside writes, so a read sent while a
-  // write was in flight may be answered from the state before that write.
+  // answered while the read was out. A read sent before a write is answered from the state before
+  // it; one sent while a write is in flight is served after that write only because Python's
+  // channel serves a session's requests in order, which this cache does not rely on.
   mark () { return { writes: this.writes, settled: this.settled, epoch: this.epoch } }
 
   fill (mark, type, id, text) {

@@ -1,13 +1,15 @@
 """Benchmark: auth.get / auth.set (10-key batches) over IPC vs Baileys' useMultiFileAuthState in process.
 
-Usage: python scripts/bench_ipc.py [--rounds 500] [--batch 10] [--dir /tmp/x]
+Usage: python scripts/bench_ipc.py [--rounds 500] [--batch 10] [--chunks 5] [--dir /tmp/x]
 
 Both sides run in the same invocation on the same disk with the same values; latencies are
 measured inside Node (what Baileys waits for). Every `auth.set` is one record of the session's
 write-ahead journal, fdatasynced once and its legacy files renamed into place before it is
 answered, while legacy `writeFile` returns as soon as the page cache has the bytes (and can lose
 them on power loss). The ratios show the price of that durability plus the stdio round trip.
-`auth.get ipc` is the round trip (the runtime's key cache off); `auth.get ipc+cache` reads the
+The rounds run in `--chunks` alternating chunks (IPC, then legacy, then IPC...), each chunk on
+new key ids, so a load swing on a shared machine hits both paths alike; each chunk's set ratio
+is printed too. `auth.get ipc` is the round trip (the runtime's key cache off); `auth.get ipc+cache` reads the
 keys just written with the cache on, as a running session does (node-runtime/key-cache.mjs).
 """
 
@@ -43,33 +45,38 @@ def summary(samples: list[float]) -> dict[str, float]:
     return {"ops_s": len(samples) / (sum(samples) / 1000.0), "p50_ms": statistics.median(ordered), "p99_ms": p99}
 
 
-async def bench_ipc(work: Path, rounds: int, batch: int) -> dict[str, list[float]]:
-    settings = Settings(_env_file=None, auth_root=work / "auth")
-    handler = AuthRequestHandler()
-    store = AuthStore(settings.auth_root / "bench", session_id="bench", bridge_dir=settings.bridge_dir)
-    handler.host("bench", AsyncAuthStore(store))
+class IpcBench:
+    """One Node child under the runtime's flags, talking to a real `AuthStore` through the channel."""
 
-    async def on_request(req: p.Req, args: msgspec.Struct) -> Any:
-        return await handler(req, args)
+    def __init__(self, work: Path) -> None:
+        self.settings = Settings(_env_file=None, auth_root=work / "auth")
+        handler = AuthRequestHandler()
+        self.store = AuthStore(self.settings.auth_root / "bench", session_id="bench",
+                               bridge_dir=self.settings.bridge_dir)
+        handler.host("bench", AsyncAuthStore(self.store))
 
-    def on_event(evt: p.Evt, data: msgspec.Struct) -> None:
-        return None
+        async def on_request(req: p.Req, args: msgspec.Struct) -> Any:
+            return await handler(req, args)
 
-    proc = NodeProcess(settings, "bench", on_request=on_request, on_event=on_event, sessions=handler,
-                       script=CHILD, extra_read=[CHILD.parent])
-    await proc.start()
-    try:
-        result: dict[str, list[float]] = await proc.call("bench", "bench", {"n": rounds, "size": batch},
-                                                          timeout=3600)
-    finally:
-        await proc.stop()
-        store.close()
-    return result
+        def on_event(evt: p.Evt, data: msgspec.Struct) -> None:
+            return None
+
+        self.proc = NodeProcess(self.settings, "bench", on_request=on_request, on_event=on_event, sessions=handler,
+                                script=CHILD, extra_read=[CHILD.parent])
+
+    async def run(self, rounds: int, batch: int, offset: int) -> dict[str, list[float]]:
+        result: dict[str, list[float]] = await self.proc.call(
+            "bench", "bench", {"n": rounds, "size": batch, "offset": offset}, timeout=3600)
+        return result
+
+    async def close(self) -> None:
+        await self.proc.stop()
+        self.store.close()
 
 
-async def bench_legacy(work: Path, rounds: int, batch: int, node: str) -> dict[str, list[float]]:
+async def bench_legacy(work: Path, rounds: int, batch: int, offset: int, node: str) -> dict[str, list[float]]:
     child = await asyncio.create_subprocess_exec(node, str(CHILD), "legacy", str(work / "legacy"), str(rounds),
-                                                 str(batch), stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+                                                 str(batch), str(offset), stdout=asyncio.subprocess.PIPE, cwd=ROOT)
     out, _ = await child.communicate()
     if child.returncode != 0:
         raise SystemExit(f"legacy benchmark failed with exit code {child.returncode}")
@@ -81,13 +88,32 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
     args = parser.parse_args()
+    ipc: dict[str, list[float]] = {"get": [], "set": [], "get_cached": []}
+    legacy: dict[str, list[float]] = {"get": [], "set": []}
+    chunk_ratios: list[float] = []
+    per_chunk = max(1, args.rounds // args.chunks)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
-        ipc = await bench_ipc(work, args.rounds, args.batch)
-        legacy = await bench_legacy(work, args.rounds, args.batch, Settings(_env_file=None).node)
-    print(f"{args.rounds} rounds of {args.batch}-key batches (pre-key pairs), latencies measured in Node")
+        bench = IpcBench(work)
+        await bench.proc.start()
+        try:
+            for chunk in range(args.chunks):
+                offset = chunk * (per_chunk + 20) * args.batch * 2
+                got = await bench.run(per_chunk, args.batch, offset)
+                theirs = await bench_legacy(work, per_chunk, args.batch, offset + per_chunk * args.batch * 2,
+                                            bench.settings.node)
+                for key, values in got.items():
+                    ipc[key] += values
+                for key, values in theirs.items():
+                    legacy[key] += values
+                chunk_ratios.append(sum(theirs["set"]) / sum(got["set"]))
+        finally:
+            await bench.close()
+    print(f"{per_chunk * args.chunks} rounds of {args.batch}-key batches (pre-key pairs) in {args.chunks} alternating "
+          "chunks, latencies measured in Node")
     print(f"{'op':<10}{'path':<10}{'ops/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for op in ("get", "set"):
         rows = {"ipc": summary(ipc[op]), "legacy": summary(legacy[op])}
@@ -99,6 +125,9 @@ async def main() -> None:
         lg = rows["legacy"]
         print(f"  ratio ipc/legacy: throughput x{r['ops_s'] / lg['ops_s']:.2f}, "
               f"p50 x{r['p50_ms'] / lg['p50_ms']:.2f}, p99 x{r['p99_ms'] / lg['p99_ms']:.2f}")
+        if op == "set":
+            print(f"  auth.set ratio per chunk: {' '.join(f'{x:.2f}' for x in chunk_ratios)} "
+                  f"(median {statistics.median(chunk_ratios):.2f})")
         if "ipc+cache" in rows:
             print(f"  ratio ipc+cache/legacy: throughput x{rows['ipc+cache']['ops_s'] / lg['ops_s']:.2f}")
 

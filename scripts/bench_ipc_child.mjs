@@ -12,20 +12,20 @@ import { loadIpcAuthState } from '../node-runtime/auth-state.mjs'
 import { makeLogger } from '../node-runtime/logger.mjs'
 
 const bytes = (label) => createHash('sha256').update(label).digest()
-const batch = (round, size) => {
+const batch = (round, size, offset) => {
   const data = { 'pre-key': {} }
   for (let i = 0; i < size; i++) {
-    const id = String(round * size + i)
+    const id = String(offset + round * size + i)
     data['pre-key'][id] = { public: bytes('pub' + id), private: bytes('priv' + id) }
   }
   return data
 }
 
-async function run (keys, n, size) {
+async function run (keys, n, size, offset = 0) {
   const set = []
   const get = []
   for (let r = 0; r < n; r++) {
-    const data = batch(r, size)
+    const data = batch(r, size, offset)
     let t = process.hrtime.bigint()
     await keys.set(data)
     set.push(Number(process.hrtime.bigint() - t) / 1e6)
@@ -41,20 +41,21 @@ const mode = process.argv[2]
 if (mode === 'legacy') {
   const n = Number(process.argv[4])
   const size = Number(process.argv[5])
+  const offset = Number(process.argv[6] ?? 0)
   const { state } = await useMultiFileAuthState(process.argv[3])
-  await run(state.keys, Math.min(20, n), size) // warm-up
-  process.stdout.write(JSON.stringify(await run(state.keys, n, size)) + '\n')
+  await run(state.keys, Math.min(20, n), size, offset) // warm-up
+  process.stdout.write(JSON.stringify(await run(state.keys, n, size, offset)) + '\n')
 } else {
   const log = makeLogger('warn')
   const ipc = createIpc({ input: process.stdin, output: process.stdout, log })
   ipc.onEnd(() => process.exit(0))
   ipc.setCommandHandler(async (msg) => {
     const auth = await loadIpcAuthState(ipc, msg.s, log, { cache: false })
-    const { n, size } = msg.args
-    await run(auth.state.keys, Math.min(20, n), size) // warm-up
-    const result = await run(auth.state.keys, n, size)
+    const { n, size, offset = 0 } = msg.args
+    await run(auth.state.keys, Math.min(20, n), size, offset) // warm-up
+    const result = await run(auth.state.keys, n, size, offset)
     const cached = await loadIpcAuthState(ipc, msg.s, log)
-    result.get_cached = (await run(cached.state.keys, n, size)).get
+    result.get_cached = (await run(cached.state.keys, n, size, offset)).get
     return result
   })
   process.stdin.resume()

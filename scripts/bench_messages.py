@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -52,6 +53,12 @@ def _counter_total(counter: Any) -> float:
 
 def _by_label(counter: Any, label: str) -> dict[str, float]:
     return {s.labels[label]: s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
+
+
+def _histogram(hist: Any) -> tuple[float, float]:
+    """(sum of seconds, count) of a histogram without labels."""
+    values = {s.name: s.value for m in hist.collect() for s in m.samples}
+    return values.get(f"{hist._name}_sum", 0.0), values.get(f"{hist._name}_count", 0.0)
 
 
 def _per_message(before: dict[str, float], after: dict[str, float], count: int) -> str:
@@ -162,6 +169,14 @@ async def main(args: argparse.Namespace) -> None:
     sessions = 2 if args.quick else args.sessions
     rounds = 2 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="bench-messages-"))
+    try:
+        await measure(args, work, count, sessions, rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, work: Path, count: int, sessions: int, rounds: int) -> None:
+    """Every case against one simulator; prints the table (see module docstring)."""
     async with start_simulator() as sim:
         contact = "15559990001"
         await sim.create_contact(contact)
@@ -211,6 +226,7 @@ async def main(args: argparse.Namespace) -> None:
                         fs0 = _counter_total(metrics.STORE_FSYNCS)
                         ops0 = _by_label(metrics.IPC_REQUESTS, "op")
                         fst0 = _by_label(metrics.STORE_FSYNCS, "target")
+                        writes0 = _histogram(metrics.STORE_WRITE_SECONDS)
                         ratios: list[float] = []
                         spent = [0.0, 0.0]
                         per_round = max(1, count // rounds)
@@ -222,8 +238,13 @@ async def main(args: argparse.Namespace) -> None:
                         sent = per_round * rounds * width
                         ipc = (_counter_total(metrics.IPC_REQUESTS) - ipc0) / sent
                         fsyncs = (_counter_total(metrics.STORE_FSYNCS) - fs0) / sent
+                        writes1 = _histogram(metrics.STORE_WRITE_SECONDS)
+                        batches = writes1[1] - writes0[1]
+                        commit_ms = 1000 * (writes1[0] - writes0[0]) / batches if batches else 0.0
                         detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
-                                      f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}")
+                                      f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
+                                      f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
+                                      "(journal append + fdatasync + legacy files, in a worker thread)")
                         rows.append((name, sent / spent[0], sent / spent[1], sorted(ratios),
                                      f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
                                      f"{fsyncs:.1f} fsyncs/msg"))

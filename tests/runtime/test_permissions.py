@@ -41,10 +41,10 @@ async def test_write_and_delete_attempts_inside_the_runtime_fail_with_access_den
 
 
 async def test_no_protocol_message_can_delete_or_blank_creds(settings: Settings) -> None:
-    """Only four auth requests exist (plus `message.get`, a read of the message store); deletes of
-    every key type aimed at creds.json miss it, and creds.save refuses anything that is not valid
-    creds."""
-    assert set(p.REQUESTS) == {"auth.load", "auth.get", "auth.set", "creds.save", "message.get"}
+    """Only four auth requests exist (plus `message.get` and `message.durable`, which ask the
+    message store); deletes of every key type aimed at creds.json miss it, and creds.save refuses
+    anything that is not valid creds."""
+    assert set(p.REQUESTS) == {"auth.load", "auth.get", "auth.set", "creds.save", "message.get", "message.durable"}
     handler = AuthRequestHandler()
     store = AuthStore(settings.auth_root / "dora", session_id="dora", bridge_dir=settings.bridge_dir)
     handler.host("dora", AsyncAuthStore(store))
