@@ -192,6 +192,18 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a request forwarded to the owner node may take (event streams: per read)"
     )
 
+    # --- media auto-download (docs/media.md "Auto-download") ---
+    media_auto_download: str = Field(
+        "", pattern=r"^((image|video|audio|voice|document|sticker)(,(image|video|audio|voice|document|sticker))*)?$",
+        description="Kinds of incoming media downloaded into the media cache before their `message` event is "
+        "published, comma-separated (image,video,audio,voice,document,sticker; empty: none), so a webhook "
+        "can link to the file (`media.url`)"
+    )
+    media_auto_download_max_bytes: int = Field(
+        16 << 20, ge=0, description="Largest incoming file (its announced size) that is auto-downloaded; larger "
+        "ones are downloaded on the first request"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

@@ -7,9 +7,9 @@
 // How the prepared upload reaches Baileys' message builder unchanged: prepareWAMessageMedia looks
 // up `mediaCache` by "<type>:<url>" before encrypting; a one-entry cache answering with the
 // uploaded fields makes it skip encryption and upload and merge caption, mimetype, thumbnail...
-import { proto, unixTimestampSeconds } from '@whiskeysockets/baileys'
+import { extractMessageContent, getContentType, proto, unixTimestampSeconds } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
-import { UPLOAD_TIMEOUT_MS } from './defaults.mjs'
+import { MEDIA_RETRY_TIMEOUT_MS, UPLOAD_TIMEOUT_MS } from './defaults.mjs'
 
 const bytes = (b64) => Buffer.from(b64, 'base64')
 
@@ -52,4 +52,26 @@ export async function mediaSend (sock, c) {
     flushAll: async () => undefined
   }
   return { content, options: { mediaCache } }
+}
+
+// The re-upload request for an expired file (Baileys' updateMediaMessage: a server-error receipt
+// the sender's phone answers with a mediaretry notification). Baileys waits for that answer without
+// a limit, so the wait is bounded here; the new direct path goes back to Python, which downloads.
+export async function mediaRetry (sock, json) {
+  const message = proto.WebMessageInfo.fromObject(json)
+  let timer
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the sender's phone within ${MEDIA_RETRY_TIMEOUT_MS} ms`)), MEDIA_RETRY_TIMEOUT_MS)
+  })
+  try {
+    await Promise.race([sock.updateMediaMessage(message), late])
+  } catch (err) {
+    throw new IpcError('media_retry_failed', `media re-upload failed: ${String(err?.message ?? err).slice(0, 300)}`)
+  } finally {
+    clearTimeout(timer)
+  }
+  const content = extractMessageContent(message.message)
+  const media = content?.[getContentType(content)]
+  if (!media?.directPath) throw new IpcError('media_retry_failed', 'the re-upload answer named no direct path')
+  return { direct_path: media.directPath }
 }

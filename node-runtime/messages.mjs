@@ -3,9 +3,9 @@
 // already validated everything (recipients, WhatsApp's limits, which message a reaction or an
 // edit points at) and resolved references to earlier messages from its store, and it normalises
 // what Node forwards. Nothing here keeps state, formats text or decides anything.
-import { proto } from '@whiskeysockets/baileys'
+import { decryptPollVote, jidNormalizedUser, proto } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
-import { mediaSend } from './media.mjs'
+import { mediaRetry, mediaSend } from './media.mjs'
 
 const STATUS_UPDATE_EVENT = 'messages.update'
 
@@ -51,6 +51,26 @@ export async function storedMessage (ipc, session, key, log) {
     log.warn({ id: key?.id, err: String(err?.message ?? err) }, 'getMessage: no answer from the message store')
     return undefined
   }
+}
+
+// A received poll vote: Python found the poll and its secret in its store; which addresses the
+// voter's phone used for creator and voter is not on the wire, so each pair is tried (GCM fails
+// on a wrong one).
+function pollVote (sock, a) {
+  const own = a.creator_is_me ? [sock.user?.id, sock.user?.lid].filter(Boolean).map(jidNormalizedUser) : []
+  const vote = { encPayload: Buffer.from(a.enc_payload, 'base64'), encIv: Buffer.from(a.enc_iv, 'base64') }
+  const pollEncKey = Buffer.from(a.poll_enc_key, 'base64')
+  for (const pollCreatorJid of [...own, ...a.creators]) {
+    for (const voterJid of a.voters) {
+      try {
+        const { selectedOptions } = decryptPollVote(vote, { pollMsgId: a.poll_id, pollCreatorJid, voterJid, pollEncKey })
+        return { selected: (selectedOptions ?? []).map((h) => Buffer.from(h).toString('hex')) }
+      } catch {
+        // another address pair
+      }
+    }
+  }
+  throw new IpcError('poll_vote_undecryptable', 'the vote does not decrypt with the poll\'s secret for any known address of creator and voter')
 }
 
 export function toBaileysContent (content) {
@@ -103,6 +123,8 @@ export function messageCommands (sessionOf) {
       }
       return session.send(msg.args.to, toBaileysContent(content), sendOptions(msg.args))
     },
+    media_retry: async (msg) => mediaRetry(sock(msg), msg.args.message),
+    poll_vote: async (msg) => pollVote(sock(msg), msg.args),
     read: async (msg) => {
       await sock(msg).readMessages(msg.args.keys)
       return {}

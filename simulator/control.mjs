@@ -58,13 +58,15 @@ export function routes (onStop) {
     ['GET', /^\/media$/, sim => sim.media.info()],
     ['GET', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)$/, (sim, b, m) => sim.media.decrypt(received(sim, m[1], m[2]))],
     ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/tamper$/, (sim, b, m) => sim.media.tamper(sent(sim, m[1], m[2]))],
+    ['POST', /^\/contacts\/\+?([0-9]+)\/media\/([A-Za-z0-9_.:-]+)\/expire$/, (sim, b, m) => sim.media.expire(sent(sim, m[1], m[2]), { everywhere: !!b.everywhere })],
     ['POST', /^\/contacts\/\+?([0-9]+)\/send_media$/, async (sim, b, m) => {
       const kind = String(need(b, 'kind'))
-      const message = await sim.media.encryptAndUpload(kind, Buffer.from(String(need(b, 'data')), 'base64'), { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
+      const data = b.data_ref ? sim.media.takeStaged(String(b.data_ref)) : Buffer.from(String(need(b, 'data')), 'base64')
+      const message = await sim.media.encryptAndUpload(kind, data, { mimetype: String(need(b, 'mimetype')), caption: b.caption, fileName: b.file_name })
       return sim.messaging.sendFromContact(m[1], need(b, 'to'), kind, b, message)
     }],
     ['GET', /^\/groups$/, sim => sim.groups.toJSON()],
-    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants })],
+    ['POST', /^\/groups$/, (sim, b) => sim.groups.createFromContact(need(b, 'phone'), { subject: need(b, 'subject'), participants: b.participants, addressing_mode: b.addressing_mode })],
     ['GET', GROUP, (sim, b, m) => sim.groups.member(groupJid(m[1])).toJSON()],
     ['POST', GROUP_SEND, async (sim, b, m) => sim.groups.sendFromContact(need(b, 'phone'), groupJid(m[1]), String(b.kind ?? 'text'), b)],
     ['POST', GROUP_PARTICIPANTS, (sim, b, m) => sim.groups.participantsFromContact(need(b, 'phone'), groupJid(m[1]), { action: need(b, 'action'), participants: need(b, 'participants') })],

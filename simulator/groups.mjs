@@ -2,13 +2,19 @@
 // add/remove/promote/demote, subject, description, settings, invite code, join, leave), the
 // `w:gp2` notifications every member device gets, and group messages: a session's skmsg fan-out
 // (its sender key reaches members pairwise in `<participants>`) decrypted by member contacts with
-// the group cipher, and contacts sending to a group the same way. Groups are phone-number addressed
-// (`addressing_mode="pn"`); participants carry their `lid`.
+// the group cipher, and contacts sending to a group the same way.
+//
+// Addressing: a group is phone-number addressed (`addressing_mode="pn"`: participants by phone JID
+// with their `lid` beside it, messages `participant=<phone>` with `participant_lid`) or LID
+// addressed (`"lid"`, what WhatsApp gives newer groups: participants by LID with `phone_number`
+// beside it, messages and notifications `participant=<lid>` with `participant_pn`). Sender keys are
+// the same either way; only the names on the wire differ.
 import { getBinaryNodeChild, getBinaryNodeChildren, jidDecode } from '@whiskeysockets/baileys'
 import { randomBytes, randomInt } from 'node:crypto'
 import { HttpError, log } from './errors.mjs'
 import { userJid } from './contacts.mjs'
 import { buildMessage, describeMessage, stanzaAttrs } from './content.mjs'
+import { MEDIA_KINDS } from './media.mjs'
 import { S_WHATSAPP_NET as S, unixNow as now, messageId } from './wire.mjs'
 
 export const G_US = 'g.us'
@@ -16,8 +22,9 @@ export const MAX_GROUP_SIZE = 1024
 const ROLES = { promote: 'admin', demote: null }
 
 class Group {
-  constructor (id, subject, creator) {
+  constructor (id, subject, creator, mode = 'pn') {
     this.id = id // full jid
+    this.mode = mode // 'pn' | 'lid'
     this.subject = subject
     this.subjectOwner = creator
     this.subjectTime = Number(now())
@@ -34,9 +41,25 @@ class Group {
 
   isAdmin (acc) { return !!this.members.get(acc) }
 
+  /** How this group names an account on the wire. */
+  jidOf (acc) { return userJid(acc, this.mode) }
+
+  /** A participant's attributes: its jid in the group's mode and the other address beside it. */
+  who (acc) {
+    return this.mode === 'lid' ? { jid: userJid(acc, 'lid'), phone_number: userJid(acc, 'pn') } : { jid: userJid(acc, 'pn'), lid: userJid(acc, 'lid') }
+  }
+
+  /** `participant` (+ the other address) of a message or notification from `acc`'s device `device`. */
+  author (acc, device = 0) {
+    const dev = device ? `:${device}` : ''
+    return this.mode === 'lid'
+      ? { participant: `${acc.lid}${dev}@lid`, participant_pn: `${acc.phone}${dev}@${S}` }
+      : { participant: `${acc.phone}${dev}@${S}`, participant_lid: userJid(acc, 'lid') }
+  }
+
   participantNode (acc) {
     const role = this.members.get(acc)
-    return { tag: 'participant', attrs: { jid: userJid(acc, 'pn'), lid: userJid(acc, 'lid'), ...(role ? { type: role } : {}) } }
+    return { tag: 'participant', attrs: { ...this.who(acc), ...(role ? { type: role } : {}) } }
   }
 
   node () {
@@ -47,15 +70,16 @@ class Group {
         id: this.id.split('@')[0],
         subject: this.subject,
         s_t: String(this.subjectTime),
-        s_o: userJid(this.subjectOwner, 'pn'),
+        s_o: this.jidOf(this.subjectOwner),
+        ...(this.mode === 'lid' ? { s_o_pn: userJid(this.subjectOwner, 'pn'), creator_pn: userJid(creator, 'pn') } : {}),
         creation: String(this.creation),
-        creator: userJid(creator, 'pn'),
-        addressing_mode: 'pn',
+        creator: this.jidOf(creator),
+        addressing_mode: this.mode,
         size: String(this.members.size)
       },
       content: [
         ...(this.desc
-          ? [{ tag: 'description', attrs: { id: this.desc.id, participant: userJid(this.desc.by, 'pn'), t: String(this.desc.t) }, content: [{ tag: 'body', attrs: {}, content: Buffer.from(this.desc.text) }] }]
+          ? [{ tag: 'description', attrs: { id: this.desc.id, participant: this.jidOf(this.desc.by), ...(this.mode === 'lid' ? { participant_pn: userJid(this.desc.by, 'pn') } : {}), t: String(this.desc.t) }, content: [{ tag: 'body', attrs: {}, content: Buffer.from(this.desc.text) }] }]
           : []),
         ...(this.announce ? [{ tag: 'announcement', attrs: {} }] : []),
         ...(this.restrict ? [{ tag: 'locked', attrs: {} }] : []),
@@ -69,6 +93,7 @@ class Group {
       id: this.id,
       subject: this.subject,
       creator: userJid(this.creator, 'pn'),
+      addressing_mode: this.mode,
       description: this.desc?.text ?? null,
       announce: this.announce,
       restrict: this.restrict,
@@ -95,11 +120,12 @@ export class Groups {
     return g
   }
 
-  create (subject, creator, participants) {
+  create (subject, creator, participants, mode = 'pn') {
     if (!subject) throw new HttpError(400, 'a group needs a subject')
+    if (!['pn', 'lid'].includes(mode)) throw new HttpError(400, '"addressing_mode" is pn or lid')
     let id
     do { id = `120363${String(randomInt(1e11, 1e12))}@${G_US}` } while (this.byId.has(id))
-    const g = new Group(id, String(subject), creator)
+    const g = new Group(id, String(subject), creator, mode)
     g.members.set(creator, 'superadmin')
     for (const acc of participants) if (acc !== creator) g.members.set(acc, null)
     if (g.members.size > MAX_GROUP_SIZE) throw new HttpError(400, `a group has at most ${MAX_GROUP_SIZE} members`)
@@ -113,7 +139,7 @@ export class Groups {
     const accounts = new Set([...g.members.keys(), ...extra])
     for (const acc of accounts) {
       for (const dev of acc.liveDevices()) {
-        this.sim.messaging.deliver(dev, { tag: 'notification', attrs: { from: g.id, type: 'w:gp2', id: messageId(), t: now(), participant: userJid(actor, 'pn'), participant_pn: userJid(actor, 'pn') }, content: [child] })
+        this.sim.messaging.deliver(dev, { tag: 'notification', attrs: { from: g.id, type: 'w:gp2', id: messageId(), t: now(), participant: g.jidOf(actor), participant_pn: userJid(actor, 'pn') }, content: [child] })
       }
     }
     g.log.push({ change: child.tag, by: userJid(actor, 'pn'), t: Number(now()) })
@@ -179,7 +205,7 @@ export class Groups {
         g.subject = Buffer.from(child.content ?? '').toString()
         g.subjectOwner = me
         g.subjectTime = Number(now())
-        this.notify(g, me, { tag: 'subject', attrs: { subject: g.subject, s_o: userJid(me, 'pn'), s_t: String(g.subjectTime) } })
+        this.notify(g, me, { tag: 'subject', attrs: { subject: g.subject, s_o: g.jidOf(me), s_t: String(g.subjectTime) } })
         return undefined
       case 'description': {
         const text = getBinaryNodeChild(child, 'body')?.content
@@ -221,9 +247,9 @@ export class Groups {
       if (action === 'add') g.members.set(acc, null)
       else if (action !== 'remove') g.members.set(acc, ROLES[action])
       changed.push(acc)
-      results.push({ tag: 'participant', attrs: { jid: userJid(acc, 'pn') } })
+      results.push({ tag: 'participant', attrs: g.who(acc) })
     }
-    if (changed.length) this.notify(g, actor, { tag: action, attrs: {}, content: changed.map(acc => ({ tag: 'participant', attrs: { jid: userJid(acc, 'pn'), lid: userJid(acc, 'lid') } })) }, action === 'remove' ? changed : [])
+    if (changed.length) this.notify(g, actor, { tag: action, attrs: {}, content: changed.map(acc => ({ tag: 'participant', attrs: g.who(acc) })) }, action === 'remove' ? changed : [])
     if (action === 'remove') for (const acc of changed) g.members.delete(acc)
     return { tag: action, attrs: {}, content: results }
   }
@@ -252,21 +278,20 @@ export class Groups {
     }
     const skmsg = getBinaryNodeChildren(node, 'enc').find(e => e.attrs.type === 'skmsg')
     const deviceIdentity = getBinaryNodeChild(node, 'device-identity')
-    const senderJid = `${sender.account.phone}:${sender.id}@${S}`
     for (const acc of g.members.keys()) {
       for (const dev of acc.liveDevices()) {
         if (dev === sender) continue
         const own = pairwise.get(`${acc.phone}:${dev.id}`)
         this.sim.messaging.deliver(dev, {
           tag: 'message',
-          attrs: { from: g.id, participant: senderJid, participant_lid: userJid(sender.account, 'lid'), id, t: now(), type: node.attrs.type ?? 'text', notify: sender.account.pushName, addressing_mode: 'pn', ...(node.attrs.edit ? { edit: node.attrs.edit } : {}) },
+          attrs: { from: g.id, ...g.author(sender.account, sender.id), id, t: now(), type: node.attrs.type ?? 'text', notify: sender.account.pushName, addressing_mode: g.mode, ...(node.attrs.edit ? { edit: node.attrs.edit } : {}) },
           content: [...(own ? [own] : []), ...(skmsg ? [skmsg] : []), ...(deviceIdentity && own ? [deviceIdentity] : [])]
         })
       }
       if (acc.contact && acc !== sender.account) {
         const ok = await this.contactReads(acc, g, sender, node, pairwise.get(`${acc.phone}:0`), skmsg)
         if (ok) {
-          const receipt = { tag: 'receipt', attrs: { from: g.id, participant: userJid(acc, 'pn'), id, t: now() } }
+          const receipt = { tag: 'receipt', attrs: { from: g.id, participant: g.jidOf(acc), id, t: now() } }
           setTimeout(() => conn.sendNode(receipt), this.sim.opts.receiptDelayMs).unref?.()
         }
       }
@@ -286,11 +311,11 @@ export class Groups {
         if (skdm?.axolotlSenderKeyDistributionMessage) await ep.groupProcess(g.id, sender.account.phone, sender.id, skdm.axolotlSenderKeyDistributionMessage)
       }
       const message = skmsg ? await ep.groupDecrypt(g.id, sender.account.phone, sender.id, skmsg.content) : carried
-      const author = userJid(sender.account, 'pn')
+      const author = g.jidOf(sender.account)
       const entry = {
         id,
         chat: g.id,
-        from: author,
+        from: userJid(sender.account, 'pn'),
         from_lid: userJid(sender.account, 'lid'),
         from_device: sender.jid,
         to: g.id,
@@ -301,7 +326,7 @@ export class Groups {
         ...describeMessage(message)
       }
       c.inbox.push(entry)
-      c.remember({ id, fromMe: false, author, peer: g.id, mode: 'pn', message })
+      c.remember({ id, fromMe: false, author, peer: g.id, mode: g.mode, message })
       return true
     } catch (e) {
       log(`contact ${acc.phone} could not decrypt group message ${id} from ${sender.jid}: ${e.message}`)
@@ -317,11 +342,13 @@ export class Groups {
     const g = this.member(jid, contact)
     if (g.announce && !g.isAdmin(contact)) throw new HttpError(403, `${g.id} is announcement-only: only admins send`)
     const chat = [...c.messages.values()].filter(m => m.peer === g.id)
-    const message = buildMessage(kind, body, {
-      find: id => chat.find(m => m.id === id) ?? null,
-      chatJid: g.id,
-      meJid: () => userJid(contact, 'pn')
-    })
+    const message = MEDIA_KINDS.includes(kind)
+      ? await this.sim.media.encryptAndUpload(kind, this.mediaData(body), { mimetype: String(body.mimetype ?? 'application/octet-stream'), caption: body.caption, fileName: body.file_name })
+      : buildMessage(kind, body, {
+        find: id => chat.find(m => m.id === id) ?? null,
+        chatJid: g.id,
+        meJid: () => userJid(contact, 'pn')
+      })
     const ep = this.sim.endpoint(contact)
     const id = messageId()
     const { attrs, enc } = stanzaAttrs(message)
@@ -347,26 +374,33 @@ export class Groups {
         content.push({ tag: 'enc', attrs: { v: '2', type: 'skmsg', ...enc }, content: ciphertext })
         this.sim.messaging.deliver(dev, {
           tag: 'message',
-          attrs: { from: g.id, participant: userJid(contact, 'pn'), participant_lid: userJid(contact, 'lid'), id, t: now(), ...attrs, notify: c.pushName, addressing_mode: 'pn' },
+          attrs: { from: g.id, ...g.author(contact), id, t: now(), ...attrs, notify: c.pushName, addressing_mode: g.mode },
           content
         })
         devices++
       }
     }
-    c.remember({ id, fromMe: true, author: userJid(contact, 'pn'), peer: g.id, mode: 'pn', message })
+    c.remember({ id, fromMe: true, author: g.jidOf(contact), peer: g.id, mode: g.mode, message })
     c.outbox.push({ id, to: g.id, t: Number(now()), ...describeMessage(message) })
     return { id, to: g.id, devices, queued: 0, kind }
   }
 
+  /** The file of a media send: `data` (base64) or `data_ref` (staged on the media host). */
+  mediaData (body) {
+    if (body.data_ref) return this.sim.media.takeStaged(String(body.data_ref))
+    if (typeof body.data !== 'string' || !body.data) throw new HttpError(400, 'a media send needs "data" (base64) or "data_ref"')
+    return Buffer.from(body.data, 'base64')
+  }
+
   /** Control: a contact creates a group (sessions learn it from the `create` notification). */
-  createFromContact (phone, { subject, participants }) {
+  createFromContact (phone, { subject, participants, addressing_mode: mode = 'pn' }) {
     const creator = this.sim.messaging.contact(phone)
     const accounts = (participants ?? []).map(p => {
       const acc = this.sim.resolve(String(p).includes('@') ? String(p) : `${String(p).replace(/^\+/, '')}@${S}`)?.acc
       if (!acc) throw new HttpError(404, `no account ${p}`)
       return acc
     })
-    return this.create(subject, creator, accounts).toJSON()
+    return this.create(subject, creator, accounts, mode).toJSON()
   }
 
   /** Control: a member contact (an admin) adds/removes/promotes/demotes participants. */

@@ -9,13 +9,23 @@
 // Contacts use it like a phone: they decrypt what a session sent them (HKDF media keys,
 // AES-256-CBC, HMAC-SHA256 first 10 bytes, sha256 of the plaintext against fileSha256) and
 // encrypt and upload what they send.
+//
+// Expiry and re-upload (WhatsApp keeps media for a limited time): `expire` makes the host answer
+// 410 for a blob while the sending phone keeps its copy. A session then asks for a re-upload as
+// Baileys' `updateMediaMessage` does: a `<receipt type="server-error">` to its own JID with the
+// ServerErrorReceipt AES-GCM-encrypted under HKDF(mediaKey, "WhatsApp Media Retry Notification")
+// and an `<rmr>` naming the chat (and participant). The sender's phone checks it with the media key
+// of the message it sent, uploads the file again under a new direct path and answers with a
+// `<notification type="mediaretry">` carrying the MediaRetryNotification encrypted the same way
+// (or an `<error code>`: 2 when it no longer has the message or file, 1 when the request does not
+// decrypt).
 import https from 'node:https'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { getMediaKeys } from '@whiskeysockets/baileys'
+import { aesDecryptGCM, aesEncryptGCM, getBinaryNodeChild, getBinaryNodeChildBuffer, getMediaKeys, hkdf, proto } from '@whiskeysockets/baileys'
 import { HttpError, log } from './errors.mjs'
 
 const MAX_UPLOAD = 128 << 20
@@ -37,6 +47,9 @@ export function mediaOf (message) {
 export class MediaHost {
   constructor () {
     this.blobs = new Map() // direct path (no query) -> Buffer
+    this.staged = new Map() // ref -> plaintext a contact is about to send (POST /sim/stage)
+    this.gone = new Map() // direct path -> the blob the sending phone still has after the host expired it
+    this.reuploads = 0
     this.starting = null
     this.server = null
     this.dir = null
@@ -67,7 +80,7 @@ export class MediaHost {
     if (this.dir) rmSync(this.dir, { recursive: true, force: true })
   }
 
-  async info () { return { host: await this.ensure(), ca_pem: this.caPem, blobs: this.blobs.size } }
+  async info () { return { host: await this.ensure(), ca_pem: this.caPem, blobs: this.blobs.size, reuploads: this.reuploads } }
 
   /** The `<media_conn>` answer: our host, an auth token, a ttl. */
   async mediaConn () {
@@ -80,10 +93,12 @@ export class MediaHost {
     const url = new URL(req.url, 'https://x')
     if (req.method === 'GET') {
       const blob = this.blobs.get(url.pathname)
+      if (!blob && this.gone.has(url.pathname)) return send(410, { error: 'media expired' })
       if (!blob) return send(404, { error: 'no such media' })
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob.length })
       return res.end(blob)
     }
+    if (req.method === 'POST' && url.pathname === '/sim/stage') return this.onStage(req, send)
     const m = req.method === 'POST' && url.pathname.match(/^\/mms\/([a-z-]+)\/([A-Za-z0-9_-]+)$/)
     if (!m) return send(404, { error: `no route ${req.method} ${url.pathname}` })
     if (url.searchParams.get('auth') !== 'sim-media-auth') return send(401, { error: 'bad auth' })
@@ -96,6 +111,27 @@ export class MediaHost {
       send(200, this.store(m[1], blob))
     })
     req.on('error', (e) => log('media upload aborted', e.message))
+  }
+
+  /** A plaintext file for a contact to send later (control `send_media` with `data_ref`): the control
+   *  API takes JSON up to 1 MiB, the media host takes raw bodies up to MAX_UPLOAD. */
+  onStage (req, send) {
+    const chunks = []; let size = 0
+    req.on('data', c => { size += c.length; if (size <= MAX_UPLOAD) chunks.push(c) })
+    req.on('end', () => {
+      if (size > MAX_UPLOAD) return send(413, { error: `over ${MAX_UPLOAD} bytes` })
+      const ref = randomBytes(12).toString('hex')
+      this.staged.set(ref, Buffer.concat(chunks))
+      send(200, { ref, size })
+    })
+  }
+
+  /** The staged plaintext `ref` (once). */
+  takeStaged (ref) {
+    const data = this.staged.get(ref)
+    if (!data) throw new HttpError(404, `nothing staged as ${ref}; POST the file to https://<media host>/sim/stage first`)
+    this.staged.delete(ref)
+    return data
   }
 
   store (type, blob) {
@@ -169,6 +205,50 @@ export class MediaHost {
       ...(kind === 'voice' ? { ptt: true } : {})
     }
     return { [field]: media }
+  }
+
+  /** The host forgets the blob of `message` (GET answers 410); the sending phone keeps its copy
+   *  unless `everywhere` (then a re-upload request gets error 2, not found). */
+  expire (message, { everywhere = false } = {}) {
+    const found = mediaOf(message)
+    if (!found) throw new HttpError(409, 'the message has no media')
+    const { path, blob } = this.blobOf(found.media)
+    this.blobs.delete(path)
+    this.gone.set(path, everywhere ? null : blob)
+    return { expired: path }
+  }
+
+  /** A session's re-upload request (see the header); `sentBy(jid, id)` finds the message a contact sent. */
+  async onRetryReceipt (conn, node, sentBy) {
+    const id = node.attrs.id
+    conn.sendNode({ tag: 'ack', attrs: { class: 'receipt', id, from: node.attrs.to ?? 's.whatsapp.net', type: 'server-error' } })
+    const rmr = getBinaryNodeChild(node, 'rmr')
+    if (!rmr) return
+    const answer = (content) => conn.sendNode({
+      tag: 'notification',
+      attrs: { from: 's.whatsapp.net', type: 'mediaretry', id, t: String(Math.floor(Date.now() / 1000)) },
+      content: [...content, { tag: 'rmr', attrs: rmr.attrs }]
+    })
+    const message = sentBy(rmr.attrs.participant || rmr.attrs.jid, id)
+    const found = mediaOf(message)
+    const path = found && (found.media.directPath ? String(found.media.directPath).split('?')[0] : null)
+    const blob = path && (this.blobs.get(path) ?? this.gone.get(path))
+    if (!blob) return answer([{ tag: 'error', attrs: { code: String(proto.MediaRetryNotification.ResultType.NOT_FOUND) } }])
+    const retryKey = hkdf(Buffer.from(found.media.mediaKey), 32, { info: 'WhatsApp Media Retry Notification' })
+    try {
+      const encrypt = getBinaryNodeChild(node, 'encrypt')
+      const plain = aesDecryptGCM(getBinaryNodeChildBuffer(encrypt, 'enc_p'), retryKey, getBinaryNodeChildBuffer(encrypt, 'enc_iv'), Buffer.from(id))
+      if (proto.ServerErrorReceipt.decode(plain).stanzaId !== id) throw new Error('stanza id differs')
+    } catch (err) {
+      log('media retry request does not decrypt', err.message)
+      return answer([{ tag: 'error', attrs: { code: String(proto.MediaRetryNotification.ResultType.DECRYPTION_ERROR) } }])
+    }
+    const type = path.match(/^\/v\/t62\.([a-z-]+)-24\//)?.[1] ?? 'document'
+    const { direct_path: directPath } = this.store(type, blob)
+    this.reuploads += 1
+    const iv = randomBytes(12)
+    const payload = proto.MediaRetryNotification.encode({ stanzaId: id, directPath, result: proto.MediaRetryNotification.ResultType.SUCCESS }).finish()
+    answer([{ tag: 'encrypt', attrs: {}, content: [{ tag: 'enc_p', attrs: {}, content: aesEncryptGCM(payload, retryKey, iv, Buffer.from(id)) }, { tag: 'enc_iv', attrs: {}, content: iv }] }])
   }
 
   /** Flip one byte of the blob a message points at (a tampered download must be refused). */

@@ -18,14 +18,14 @@ import { HttpError, log } from './errors.mjs'
 import { defaultOptions, TIMEOUTS } from './defaults.mjs'
 import { S_WHATSAPP_NET as S, unixNow as now, sleep } from './wire.mjs'
 
-export const FAULT_KINDS = ['drop', 'stall', '515', '401', '403', '440', '503', 'bad_frame', 'slow_handshake', 'bad_cert']
+export const FAULT_KINDS = ['drop', 'stall', 'deaf', '515', '401', '403', '440', '503', 'bad_frame', 'slow_handshake', 'bad_cert']
 
 /** One WebSocket client: Noise state, then either a registration (QR / code) or a logged-in device. */
 class Connection {
   constructor (sim, ws, id) {
     this.sim = sim; this.ws = ws; this.id = id
     this.noise = new NoiseServer({ staticKeyPair: sim.serverStatic, maxBuffered: sim.opts.maxFrame + 8 })
-    this.device = null; this.registration = null; this.stalled = false; this.closed = false
+    this.device = null; this.registration = null; this.stalled = false; this.deaf = false; this.closed = false
     this.queue = Promise.resolve()
     this.handshakeFault = sim.takeHandshakeFault()
     // like the real edge, a client that never finishes the handshake is dropped
@@ -83,7 +83,7 @@ class Connection {
         let node
         try { node = await decodeBinaryNode(this.noise.decrypt(f)) } catch (e) { throw new ProtocolViolation(`undecodable frame: ${e.message}`) }
         if (this.sim.opts.trace) log(`conn ${this.id} << ${node.tag} ${JSON.stringify(node.attrs)} ${Array.isArray(node.content) ? node.content.map(c => c.tag).join(',') : ''}`)
-        await this.sim.onNode(this, node)
+        if (!this.deaf) await this.sim.onNode(this, node)
       }
     }
   }
@@ -122,7 +122,8 @@ class Connection {
     this.sim.countLogin(device, old && old !== this && !old.closed)
     log(`conn ${this.id} logged in as ${device.jid}`)
     this.sendNode({ tag: 'success', attrs: { t: now(), lid: `${acc.lid}@lid`, location: 'sim', props: '1', abprops: '1', creation: now() } })
-    const queued = device.offline.splice(0)
+    // what the device has not acknowledged yet comes first (same ids), then what was queued while it was away
+    const queued = [...this.sim.messaging.unackedFor(device), ...device.offline.splice(0)]
     for (const node of queued) this.sendNode(node)
     this.sendNode({ tag: 'ib', attrs: { from: S }, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] })
     if (this.sim.opts.historySync && !device.historySent) {
@@ -339,10 +340,12 @@ export class Simulator {
     if (node.tag === 'iq') return this.onIq(conn, node)
     if (!conn.device) return undefined // registering clients only send iqs
     if (node.tag === 'message') return isGroupJid(node.attrs.to) ? this.groups.onMessage(conn, node) : this.messaging.onMessage(conn, node)
+    if (node.tag === 'receipt' && node.attrs.type === 'server-error') return this.media.onRetryReceipt(conn, node, (jid, id) => { const m = this.resolve(jid)?.acc.contact?.messages.get(id); return m?.fromMe ? m.message : null })
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
     if (node.tag === 'presence') return this.presence.onPresence(conn, node)
     if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)
-    return undefined // ack, ib: accepted and ignored
+    if (node.tag === 'ack') return this.messaging.onAck(conn, node)
+    return undefined // ib: accepted and ignored
   }
 
   async onIq (conn, node) {
@@ -404,6 +407,7 @@ export class Simulator {
     switch (kind) {
       case 'drop': return c.close()
       case 'stall': c.stalled = true; return undefined // socket stays open, nothing flows either way
+      case 'deaf': c.deaf = true; return undefined // the server still sends but ignores everything the client sends (acks, receipts, pings)
       case '515': return streamError('515')
       case '503': return streamError('503')
       case '401': return streamError('401', [{ tag: 'conflict', attrs: { type: 'device_removed' } }])

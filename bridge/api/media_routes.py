@@ -10,7 +10,6 @@ limit.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import pydantic
@@ -26,16 +25,12 @@ from bridge.messages.desk import SendOutcome
 from bridge.messages.send_body import SendBody, SendMedia
 
 routes = web.RouteTableDef()
-_desks: weakref.WeakKeyDictionary[Any, MediaDesk] = weakref.WeakKeyDictionary()
 FORM_FIELDS = frozenset(SendMedia.model_fields) - {"data", "url"}
 FIELD_MAX = 4096
 
 
 def media_desk(request: web.Request) -> MediaDesk:
-    manager = request.app[state.MANAGER]
-    desk = _desks.get(manager.messages)
-    if desk is None:
-        desk = _desks[manager.messages] = MediaDesk(request.app[state.SETTINGS], manager.messages)
+    desk: MediaDesk = request.app[state.MANAGER].media
     return desk
 
 

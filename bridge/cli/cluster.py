@@ -1,4 +1,5 @@
-"""Operator commands of cluster mode: `export`, `import`, `cluster status` (docs/cluster.md).
+"""Operator commands of cluster mode (docs/cluster.md): `export`, `import`, and `cluster status`,
+`cluster snapshot`, `cluster snapshots`, `cluster verify`, `cluster restore`.
 
 They talk to the cluster database (`--dsn`, default BRIDGE_CLUSTER_DSN), print for humans or one
 JSON document with `--json`, and exit with the codes of docs/operations.md (0 ok, 2 usage,
@@ -22,7 +23,9 @@ from psycopg_pool import ConnectionPool
 from bridge.cluster.db import open_pool
 from bridge.cluster.export import export_tenant, import_tenant
 from bridge.cluster.leases import database_now, list_leases
+from bridge.cluster.operator import operator_hold
 from bridge.cluster.schema import ensure_schema, schema_versions
+from bridge.cluster.snapshots import PgSnapshots
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, ErrorCode, ExitCode, exit_code
 
@@ -92,6 +95,45 @@ def _import(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int, Any, s
     if report.skipped:
         human += f"\nskipped (not auth files): {', '.join(report.skipped)}"
     return ExitCode.OK, report, human
+
+
+def _snapshot(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int, Any, str]:
+    manifest = PgSnapshots(pool).create(args.session, reason=args.reason)
+    human = (
+        f"snapshot {manifest.id} of {manifest.session}: {len(manifest.files)} files, "
+        f"{manifest.total_bytes} bytes, registered={manifest.registered}"
+    )
+    return ExitCode.OK, manifest, human
+
+
+def _snapshots(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int, Any, str]:
+    manifests = PgSnapshots(pool).newest_first(args.session)
+    lines = [f"{args.session}: {len(manifests)} snapshot(s)"]
+    for m in manifests:
+        mark = "registered" if m.registered else "unregistered"
+        lines.append(f"  {m.id}  {m.created_iso}  {m.reason:<16} {mark:<12} {len(m.files)} files")
+    return ExitCode.OK, {"session": args.session, "snapshots": manifests}, "\n".join(lines)
+
+
+def _verify(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int, Any, str]:
+    report = PgSnapshots(pool).verify(session_id=args.session)
+    lines = [
+        f"checked {report.snapshots_checked} snapshot(s), {report.objects_checked} object(s), "
+        f"{report.bytes_checked} bytes: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}"
+    ]
+    for problem in report.problems:
+        lines.append(f"  {problem.kind}: {problem.path} ({problem.detail}) used by {', '.join(problem.snapshots)}")
+    return (ExitCode.OK if report.ok else ExitCode.CHECK_FAILED), report, "\n".join(lines)
+
+
+def _restore(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int, Any, str]:
+    with operator_hold(pool, args.session, "restore") as backend:
+        outcome = PgSnapshots(pool).restore(backend, args.snapshot)
+    human = (
+        f"restored snapshot {outcome.restored.id} of {args.session}: {outcome.keys_after} key(s) "
+        f"(were {outcome.keys_before}); the replaced state is kept in snapshot {outcome.pre_restore_snapshot}"
+    )
+    return ExitCode.OK, outcome, human
 
 
 def _nodes(conn: psycopg.Connection[Any]) -> list[dict[str, Any]] | None:
@@ -171,7 +213,7 @@ def _add(sub: Any, name: str, handler: Handler, help_text: str, description: str
 
 
 def register(subparsers: Any) -> None:
-    """Add `export`, `import` and `cluster status`."""
+    """Add `export`, `import` and `cluster` with its actions."""
     p = _add(
         subparsers,
         "export",
@@ -207,3 +249,35 @@ def register(subparsers: Any) -> None:
         "Print every node (heartbeat by the database clock), every tenant's lease with its epoch, and how "
         "many tenants each node runs.",
     )
+    p = _add(
+        actions,
+        "snapshot",
+        _snapshot,
+        "snapshot a tenant's auth state in the database now",
+        "Store every file of the tenant as content-addressed objects and an immutable manifest, read in one "
+        "consistent transaction. Safe while a node runs the tenant.",
+    )
+    p.add_argument("session", help="session id (tenant)")
+    p.add_argument("--reason", default="manual", help="recorded in the manifest (default: manual)")
+    p = _add(actions, "snapshots", _snapshots, "list a tenant's snapshots", "List snapshots newest first.")
+    p.add_argument("session", help="session id (tenant)")
+    p = _add(
+        actions,
+        "verify",
+        _verify,
+        "re-hash every snapshot object",
+        "Re-hash every object the snapshots (of one tenant, or all) reference; name each missing or corrupt one. "
+        "Exit code 1 when any is.",
+    )
+    p.add_argument("session", nargs="?", help="only this tenant's snapshots")
+    p = _add(
+        actions,
+        "restore",
+        _restore,
+        "put a snapshot back as a tenant's auth state",
+        "Take the tenant's lease (refused while a node runs it), check every object, snapshot the current state "
+        "(pre-restore), write the snapshot's files in one transaction (names it lacks go to the trash table), "
+        "release the lease.",
+    )
+    p.add_argument("session", help="session id (tenant)")
+    p.add_argument("snapshot", help="snapshot id (a unique prefix is enough)")

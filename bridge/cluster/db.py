@@ -1,9 +1,11 @@
 """Connections to the cluster database and the two errors every cluster caller must handle.
 
 Pools, not single connections: the auth backend is called from many worker threads at once
-(`asyncio.to_thread`), the lease loop from the event loop. Every pool checks a connection before
-lending it (`check_connection`), so after a database restart a broken connection is replaced
-instead of failing the next write.
+(`asyncio.to_thread`), the lease loop from the event loop. After a database restart the pooled
+connections are broken: the asynchronous pool checks each connection before lending it (one
+round trip, fine every few seconds); the synchronous pool, on the auth write path, does not (it
+would double the round trips of a single-key write) and relies on `with_retry` instead: a step that
+fails on a broken connection returns it to the pool, which discards it, and the retry takes the next.
 
 `ClusterUnavailableError` (code `cluster_unavailable`): the database could not be reached within
 the caller's bound; nothing was written. `LeaseLostError` (code `lease_lost`): the writer's epoch
@@ -61,7 +63,6 @@ def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, name: str = "br
         open=False,
         name=name,
         timeout=CONNECT_TIMEOUT,
-        check=ConnectionPool.check_connection,
         kwargs={"autocommit": True},
     )
     try:

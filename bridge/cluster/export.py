@@ -18,17 +18,15 @@ are replaced by creds of another identity or by unregistered ones only with `rep
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
 from pathlib import Path
 
 import msgspec
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from bridge.cluster.auth_backend import PgAuthBackend
-from bridge.cluster.leases import Lease, add_tenant, claim_tenant, list_leases, release_tenant
+from bridge.cluster.leases import Lease, list_leases
+from bridge.cluster.operator import operator_hold
 from bridge.cluster.snapshots import PgSnapshots
 from bridge.errors import CredsCorruptError, ErrorCode, SnapshotError, StoreError
 from bridge.store import durable
@@ -37,9 +35,6 @@ from bridge.store.identity import identity_of
 from bridge.store.layout import CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
 
 log = logging.getLogger(__name__)
-
-#: Lease of an import, long enough for a large folder; released as soon as the import is written.
-IMPORT_LEASE_TTL = 300.0
 
 
 class ExportReport(msgspec.Struct):
@@ -161,26 +156,12 @@ def read_legacy_folder(source: Path) -> tuple[dict[str, bytes], list[str]]:
     return contents, skipped
 
 
-def import_tenant(
-    pool: ConnectionPool, session_id: str, source: Path, *, replace: bool = False, node_id: str | None = None
-) -> ImportReport:
+def import_tenant(pool: ConnectionPool, session_id: str, source: Path, *, replace: bool = False) -> ImportReport:
     """Load a legacy folder as the tenant's auth state (see module docstring)."""
     session_id = validate_session_id(session_id)
     contents, skipped = read_legacy_folder(source)
-    node_id = node_id or f"import:{socket.gethostname()}:{os.getpid()}"
-    with pool.connection() as conn:
-        add_tenant(conn, session_id)
-        lease = claim_tenant(conn, session_id, node_id, IMPORT_LEASE_TTL)
-        if lease is None:
-            owner = next((x for x in list_leases(conn) if x.session_id == session_id), None)
-            raise StoreError(
-                f"session {session_id} runs on node {owner.node_id if owner else '?'}; stop or delete it in the "
-                "cluster first (its lease must be free), then import again. Nothing was written.",
-                code=ErrorCode.SESSION_LOCKED,
-            )
-    backend = PgAuthBackend(pool, session_id, node_id=node_id, epoch=lease.epoch)
     snaps = PgSnapshots(pool)
-    try:
+    with operator_hold(pool, session_id, "import") as backend:
         present = backend.list_names()
         current = backend.read([CREDS_FILE])[CREDS_FILE]
         if current is not None and not replace:
@@ -189,18 +170,15 @@ def import_tenant(
         trash = [name for name in present if name not in contents]
         backend.commit(contents, trash)
         after = snaps.create(session_id, reason="import")
-    finally:
-        with pool.connection() as conn:
-            release_tenant(conn, session_id, node_id, lease.epoch)
-        backend.close()
-    log.info("imported %s into session %s (%d files, epoch %d)", source, session_id, len(contents), lease.epoch)
+        epoch = backend.epoch
+    log.info("imported %s into session %s (%d files, epoch %d)", source, session_id, len(contents), epoch)
     return ImportReport(
         session=session_id,
         folder=str(source),
         files=len(contents),
         keys=len(contents) - 1,
         trashed=len(trash),
-        epoch=lease.epoch,
+        epoch=epoch,
         pre_import_snapshot=pre_id,
         snapshot=after.id,
         skipped=skipped,

@@ -6,8 +6,12 @@ API contract (everything below is decided by the database, in one statement each
   `epoch` only ever grows (starts at 0 = never owned).
 - `claim(limit)` takes up to `limit` tenants that are unowned or whose lease has expired, for this
   node: each claimed tenant's epoch becomes epoch + 1 and `expires_at` = `now()` + ttl. Concurrent
-  claims by several nodes never take the same tenant twice (`FOR UPDATE SKIP LOCKED`). The fair
-  share (`limit`) is the caller's business. `claim(limit, only=[...])` restricts the candidates.
+  claims by several nodes never take the same tenant twice (`FOR UPDATE SKIP LOCKED`: a node
+  skips rows another transaction holds instead of waiting). The fair share (`limit`) is the
+  caller's business. `claim(limit, only=[...])` claims named tenants and *waits* for a row held by
+  an in-flight fenced write (one statement long), then re-checks it: a skipped row is only
+  retried on the next round, and a stale owner writing in a tight loop could otherwise keep a
+  tenant from ever being claimed by name.
 - `renew(held)` extends, in one statement, every lease of `held` (session -> epoch) that this node
   still holds *with that epoch* (expired or not: while nobody else claimed it, it is still ours).
   The result says which were renewed and which are lost; a lost tenant must stop at once.
@@ -62,14 +66,18 @@ class RenewResult:
 
 
 def _claim_query(only: Sequence[str] | None) -> str:
-    restrict = "" if only is None else "AND l.session_id = ANY(%(only)s::text[])"
+    """The claim statement (see the module docstring for why named claims wait and others skip)."""
+    if only is None:
+        restrict, order, lock = "", "l.expires_at NULLS FIRST, l.session_id", "FOR UPDATE SKIP LOCKED"
+    else:
+        restrict, order, lock = "AND l.session_id = ANY(%(only)s::text[])", "l.session_id", "FOR UPDATE"
     return f"""
         WITH candidates AS (
             SELECT l.session_id FROM bridge_leases l
             WHERE {_CLAIMABLE} {restrict}
-            ORDER BY l.expires_at NULLS FIRST, l.session_id
+            ORDER BY {order}
             LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
+            {lock}
         )
         UPDATE bridge_leases l
         SET node_id = %(node)s, epoch = l.epoch + 1, ttl = make_interval(secs => %(ttl)s),

@@ -153,6 +153,38 @@ class StatusTextResult(msgspec.Struct):
     set_at: int | None = None
 
 
+class MediaRetryArgs(msgspec.Struct, forbid_unknown_fields=True):
+    message: WaMessageJson
+    """The received media message whose file the media host no longer has, as the bridge remembers it."""
+
+
+class MediaRetryResult(msgspec.Struct):
+    direct_path: str
+    """Where the sender's phone uploaded the file again (same media key, same hashes)."""
+
+
+class PollVoteArgs(msgspec.Struct, forbid_unknown_fields=True):
+    poll_id: str
+    poll_enc_key: str
+    """The poll's messageSecret, base64."""
+
+    enc_payload: str
+    enc_iv: str
+    creators: list[Jid]
+    """Who may have created the poll, as the voter's phone named them (phone JID and/or LID)."""
+
+    voters: list[Jid]
+    """The voter, phone JID and/or LID (the key depends on which one the voter's phone used)."""
+
+    creator_is_me: bool = False
+    """The poll is this account's: the runtime adds its own phone JID and LID to `creators`."""
+
+
+class PollVoteResult(msgspec.Struct):
+    selected: list[str]
+    """sha256 (hex) of each chosen option's name."""
+
+
 class CheckNumbersArgs(msgspec.Struct, forbid_unknown_fields=True):
     numbers: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6,20}$")]],
                        msgspec.Meta(min_length=1, max_length=MAX_NUMBERS_PER_CHECK)]
@@ -223,3 +255,14 @@ class AskedKey(msgspec.Struct, kw_only=True):
 
 class GetMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
     key: AskedKey
+
+
+class MessageDurableArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """`message.durable`: the runtime forwarded a received message (`messages.upsert`) and waits until
+    it is stored before Baileys may commit its keys and acknowledge it to WhatsApp."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class MessageDurableResult(msgspec.Struct):
+    durable: bool

@@ -252,6 +252,15 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cmd", "status_text", m.JidArgs, m.StatusTextResult,
           "Baileys `fetchStatus(jid)`: the about text and when it was set (Unix seconds); `status` null when "
           "none, \"\" when hidden."),
+    Entry("cmd", "media_retry", m.MediaRetryArgs, m.MediaRetryResult,
+          "Baileys `updateMediaMessage(message)`: asks the sender's phone to upload an expired file again (a "
+          "`server-error` receipt with the encrypted media retry request) and waits for its `mediaretry` "
+          "notification; answers the new direct path. Error `media_retry_failed` when the phone answers with an "
+          "error or not in time."),
+    Entry("cmd", "poll_vote", m.PollVoteArgs, m.PollVoteResult,
+          "Baileys `decryptPollVote(vote, {pollMsgId, pollCreatorJid, voterJid, pollEncKey})`, tried for each "
+          "creator and voter address until one decrypts (AES-GCM authenticates): the option hashes chosen. "
+          "Error `poll_vote_undecryptable` when none does."),
     Entry("cmd", "group_list", Empty, g.GroupListResult,
           "Baileys `groupFetchAllParticipating()`: the metadata of every group the account is in (each also "
           "refreshes the runtime's group cache)."),
@@ -295,6 +304,12 @@ CATALOGUE: tuple[Entry, ...] = (
           "WAMessage, media keys included), null when it does not have it or after it was asked for "
           "20 times (a peer that keeps asking cannot loop). Answered from the store's file, so it also works for "
           "messages sent before a bridge restart."),
+    Entry("req", "message.durable", m.MessageDurableArgs, m.MessageDurableResult,
+          "Sent right after the `messages.upsert` of a message the runtime just decrypted, before Baileys commits "
+          "its Signal keys and acknowledges it to WhatsApp: answered once every event and message row published so "
+          "far is in the event log's file (`durable: true`), or at once with `durable: false` while the event log "
+          "is failing (they are held in memory, bounded, and written when it recovers). So a bridge killed at any "
+          "moment either has the message stored or WhatsApp delivers it again."),
     Entry("evt", "ready", ReadyData, None,
           "The runtime booted; `permission` is true when Node's permission model is on and "
           "`fs_write_denied` when `process.permission.has('fs.write')` is false. Sent once at boot, with `s` = "

@@ -100,12 +100,15 @@ class MediaVerifier:
         self._tail = b""
         self.size = 0
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes) -> bytes:
+        """Take the next bytes of the blob; returns those now known to be ciphertext (not the MAC)."""
         self._enc.update(chunk)
         self.size += len(chunk)
         data = self._tail + chunk
-        self._mac.update(data[:-MAC_LENGTH])
+        body = data[:-MAC_LENGTH]
+        self._mac.update(body)
         self._tail = data[-MAC_LENGTH:]
+        return body
 
     def finish(self) -> None:
         if self.size < MAC_LENGTH + BLOCK or (self.size - MAC_LENGTH) % BLOCK:
@@ -117,8 +120,9 @@ class MediaVerifier:
 
 
 class MediaDecryptor:
-    """Decrypt a verified blob chunk by chunk (the trailing MAC is dropped), checking the
-    plaintext's sha256 against `fileSha256` in `finish()`."""
+    """Decrypt a blob chunk by chunk (the trailing MAC is dropped), checking the plaintext's sha256
+    against `fileSha256` in `finish()`. Its output is not to be used before `MediaVerifier.finish`
+    and `finish()` both passed."""
 
     def __init__(self, keys: MediaKeys, ciphertext_length: int, file_sha256: bytes | None) -> None:
         self._aes = Cipher(algorithms.AES(keys.cipher_key), modes.CBC(keys.iv)).decryptor()

@@ -5,28 +5,45 @@ is prepared (`bridge.media.prepare`: refusals first, then encryption into the sp
 `MessageDesk.send` with the message's other rules (recipient, quoted message), and the spool file
 is removed once the send is answered, acknowledged or not. Download: plan from the remembered
 WAMessage, execute into the cache once, serve from the cache.
+
+Auto-download: with `BRIDGE_MEDIA_AUTO_DOWNLOAD` naming kinds, the desk is the message desk's
+`Prefetcher`: a received file of those kinds (announced size within
+`BRIDGE_MEDIA_AUTO_DOWNLOAD_MAX_BYTES`) is downloaded into the cache before its `message` event is
+published, which then carries `media.url`; a failed download still publishes the event, with
+`media.download_error`.
+
+The spool and cache folders are made on first use, and the spool is emptied then of what an
+earlier run left behind (one bridge per state folder: nothing in it can belong to a send in
+progress), so a bridge starting on a faulty state folder fails media operations only.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
 from bridge.config import Settings
-from bridge.errors import ErrorCode, SessionError
+from bridge.errors import BridgeError, ErrorCode, NodeRuntimeError, SessionError
+from bridge.ipc import messaging as ipc
 from bridge.media.cache import MediaCache
-from bridge.media.download import download, plan_download, ssl_context
-from bridge.media.errors import MediaEmpty, MediaTooLarge
+from bridge.media.download import DownloadPlan, download, plan_download, ssl_context
+from bridge.media.errors import MediaEmpty, MediaGone, MediaTooLarge
 from bridge.media.fetch import fetch_to_file, refused_address
 from bridge.media.kinds import MediaKind, human, rules
 from bridge.media.prepare import MediaRequest, prepare
 from bridge.media.spool import Spool, media_dir, write_bytes
 from bridge.messages.desk import MessageDesk, SendOutcome
 from bridge.messages.errors import MessageNotFound
+from bridge.messages.model import Message
 from bridge.messages.send_body import SendMedia
+
+log = logging.getLogger(__name__)
 
 
 class BadMediaBody(SessionError):
@@ -44,9 +61,49 @@ class MediaDesk:
     def __init__(self, settings: Settings, messages: MessageDesk) -> None:
         self.settings = settings
         self.messages = messages
-        self.spool = Spool(settings)
-        self.cache = MediaCache(media_dir(settings) / "cache", settings.media_cache_bytes)
+        self._spool: Spool | None = None
+        self._cache: MediaCache | None = None
         self._ssl = ssl_context(settings.media_trust_ca)
+        self.auto_kinds = frozenset(str(MediaKind(k)) for k in settings.media_auto_download.split(",") if k)
+        if self.auto_kinds:
+            messages.prefetchers.append(self)
+
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            spool = Spool(self.settings)
+            swept = spool.sweep()
+            if swept:
+                log.info("media spool: removed %d file(s) an earlier run left behind", swept)
+            self._spool = spool
+        return self._spool
+
+    @property
+    def cache(self) -> MediaCache:
+        if self._cache is None:
+            self._cache = MediaCache(media_dir(self.settings) / "cache", self.settings.media_cache_bytes)
+        return self._cache
+
+    # ----- auto-download (the message desk's Prefetcher) ------------------------------------------
+    def wants(self, message: Message) -> bool:
+        media = message.media
+        return (media is not None and str(message.kind) in self.auto_kinds
+                and (media.file_length or 0) <= self.settings.media_auto_download_max_bytes)
+
+    async def fetch(self, session: str, message: Message) -> Message:
+        assert message.media is not None
+        try:
+            await self.file(session, message.id)
+        except BridgeError as exc:
+            log.warning("session %s: auto-download of %s failed: %s", session, message.id, exc)
+            media = msgspec.structs.replace(message.media, download_error=str(exc.code))
+        except Exception:
+            log.exception("session %s: auto-download of %s failed", session, message.id)
+            media = msgspec.structs.replace(message.media, download_error=ErrorCode.INTERNAL)
+        else:
+            url = f"/api/v1/sessions/{session}/messages/{message.id}/media"
+            media = msgspec.structs.replace(message.media, url=url)
+        return msgspec.structs.replace(message, media=media)
 
     # ----- send ---------------------------------------------------------------------------------
     async def send_json(self, session: str, body: SendMedia) -> SendOutcome:
@@ -92,6 +149,19 @@ class MediaDesk:
             self.spool.remove(prepared.spool_file)
 
     # ----- download -----------------------------------------------------------------------------
+    async def _reuploaded(self, session: str, plan: DownloadPlan, wa: dict[str, Any]) -> DownloadPlan:
+        """Ask the sender's phone to upload an expired file again (Baileys' `updateMediaMessage`);
+        the plan with the new direct path on the same host. `MediaGone` (410) when it cannot."""
+        try:
+            self.messages.sessions.require_open(session)
+            raw = await self.messages.sessions.call(session, "media_retry", {"message": wa})
+        except (NodeRuntimeError, SessionError) as exc:
+            raise MediaGone(f"the media host no longer has this file and asking the sender's phone to upload it "
+                            f"again failed ({exc}); ask the sender to send it again") from None
+        answer = msgspec.convert(raw, ipc.MediaRetryResult)
+        log.info("session %s: the sender's phone uploaded an expired file again", session)
+        return msgspec.structs.replace(plan, url=f"https://{urlsplit(plan.url).netloc}{answer.direct_path}")
+
     async def file(self, session: str, message_id: str) -> CachedFile:
         """The decrypted file of message `message_id`, downloading it into the cache first if needed."""
         entry = await self.messages.lookup(session, message_id)
@@ -104,7 +174,10 @@ class MediaDesk:
             path = self.cache.hit(name)
             if path is None:
                 path = self.cache.path(name)
-                await download(plan, scratch=self.spool.incoming, target=path, ssl_ctx=self._ssl,
-                               seconds=self.settings.media_fetch_timeout)
+                try:
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
+                except MediaGone:
+                    plan = await self._reuploaded(session, plan, entry.raw)
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
                 self.cache.evict(keep=name)
         return CachedFile(path=path, mimetype=plan.mimetype, file_name=plan.file_name, kind=plan.kind)

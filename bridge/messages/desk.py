@@ -17,13 +17,21 @@ across bridge restarts.
 Status events of one message come in order and once each (`bridge.messages.status.advance`);
 the `message` event of a message comes before its first status event, because Node forwards the
 upsert of a sent message before the server's ack answers the send.
+
+A `Prefetcher` may hold a received message's event back: `PollVotes` until a vote is decrypted
+(bridge.messages.polls), the media desk (when auto-download is on) until a file is in the cache.
+While one is held, every later `message`, `message.status` and `presence` event of that session
+waits behind it, so a session's events keep their order; other sessions are not held up.
+`drain()` (at shutdown) stops waiting and publishes what was held.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import msgspec
@@ -35,7 +43,8 @@ from bridge.messages import outgoing, receipts
 from bridge.messages.addresses import LidBook, account, is_user, phone_of
 from bridge.messages.errors import ContactInfoHidden, NotOnWhatsApp
 from bridge.messages.incoming import normalise
-from bridge.messages.model import MessageStatus, PresenceUpdate, StatusChange
+from bridge.messages.model import Message, MessageStatus, PresenceUpdate, StatusChange
+from bridge.messages.polls import PollVotes
 from bridge.messages.recent import Entry
 from bridge.messages.recipients import InvalidRecipient, RecipientKind, parse_recipient
 from bridge.messages.send_body import AnySend
@@ -62,6 +71,14 @@ class SessionPort(Protocol):
 
     def retention(self) -> MessageRetention:
         """How long the message store keeps messages (settings)."""
+
+
+class Prefetcher(Protocol):
+    def wants(self, message: Message) -> bool:
+        """Whether `message`'s event waits for `fetch` (cheap, no I/O)."""
+
+    async def fetch(self, session: str, message: Message) -> Message:
+        """The message as its event should carry it once its file is fetched; never raises."""
 
 
 class SendOutcome(msgspec.Struct, frozen=True):
@@ -98,6 +115,12 @@ class MessageDesk:
         self._clock = clock
         self._books: dict[str, _SessionBook] = {}
         self.groups = GroupDesk(bus, sessions, lambda session: self._book(session).lids, self.check_numbers)
+        self.prefetchers: list[Prefetcher] = [PollVotes(self.store, sessions)]
+        """Who may hold a received message's event back (poll votes here; the media desk adds itself
+        when auto-download is on)."""
+        self._held: dict[str, asyncio.Task[None]] = {}
+        """The last held step of each session (each step awaits the one before it)."""
+        self._fetching: set[asyncio.Task[None]] = set()
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -132,8 +155,62 @@ class MessageDesk:
         if not message.from_me and message.sender_phone:
             book.on_whatsapp.add(f"{message.sender_phone}@s.whatsapp.net")
         _, new = self.store.put(message, wa)
-        if new:
-            self.bus.publish(session, EventKind.MESSAGE, msgspec.to_builtins(message))
+        if not new:
+            return
+        prefetcher = None if message.from_me else next((p for p in self.prefetchers if p.wants(message)), None)
+        if prefetcher is not None:
+            self._hold(session, message, prefetcher)
+        else:
+            self._publish(session, EventKind.MESSAGE, lambda: msgspec.to_builtins(message))
+
+    def _publish(self, session: str, kind: EventKind, data: Callable[[], dict[str, Any]]) -> None:
+        """Publish now, or after the events held before it in this session."""
+        previous = self._held.get(session)
+        if previous is None:
+            self.bus.publish(session, kind, data())
+            return
+
+        async def after() -> None:
+            await asyncio.gather(previous, return_exceptions=True)
+            self.bus.publish(session, kind, data())
+
+        self._chain(session, after())
+
+    def _hold(self, session: str, message: Message, prefetcher: Prefetcher) -> None:
+        previous = self._held.get(session)
+
+        async def fetch_then_publish() -> None:
+            final = message
+            try:
+                if previous is not None:
+                    await asyncio.gather(previous, return_exceptions=True)
+                final = await prefetcher.fetch(session, message)
+            finally:
+                self.bus.publish(session, EventKind.MESSAGE, msgspec.to_builtins(final))
+
+        task = self._chain(session, fetch_then_publish())
+        self._fetching.add(task)
+        task.add_done_callback(self._fetching.discard)
+
+    def _chain(self, session: str, step: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(step)
+        self._held[session] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._held.get(session) is finished:
+                del self._held[session]
+
+        task.add_done_callback(done)
+        return task
+
+    async def drain(self, *, cancel: bool = True) -> None:
+        """Publish every held event: fetches still running are cancelled (their messages go out
+        without `media.url`; with `cancel=False` they are waited for), the events queued behind them
+        follow in order."""
+        while self._held:
+            for task in list(self._fetching) if cancel else ():
+                task.cancel()
+            await asyncio.gather(*self._held.values(), return_exceptions=True)
 
     def _reports(self, session: str, reports: list[receipts.StatusReport]) -> None:
         for report in reports:
@@ -158,7 +235,7 @@ class MessageDesk:
                 participant=participant or None, participant_phone=phone_of(participant) if participant else None,
                 error=report.error if report and status is MessageStatus.FAILED else None,
             )
-            self.bus.publish(session, EventKind.MESSAGE_STATUS, msgspec.to_builtins(change))
+            self._publish(session, EventKind.MESSAGE_STATUS, partial(msgspec.to_builtins, change))
 
     def _presence(self, session: str, data: ipc.PresenceUpdateData) -> None:
         lids = self._book(session).lids
@@ -167,7 +244,7 @@ class MessageDesk:
             who = lids.preferred(jid) or jid
             update = PresenceUpdate(session=session, chat=chat, jid=who, phone=phone_of(lids.phone_jid(jid)),
                                     presence=presence.lastKnownPresence, last_seen=presence.lastSeen)
-            self.bus.publish(session, EventKind.PRESENCE, msgspec.to_builtins(update))
+            self._publish(session, EventKind.PRESENCE, partial(msgspec.to_builtins, update))
 
     def sent(self, session: str, message_id: str) -> None:
         """The server acknowledged `message_id` (the send command's answer)."""

@@ -64,11 +64,18 @@ class ContactCard(msgspec.Struct, frozen=True):
     vcard: str
 
 
-class Poll(msgspec.Struct, frozen=True):
+class Poll(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     options: list[str]
     selectable_count: int
     """How many options a voter may pick; 0 means any number (WhatsApp's "multiple answers")."""
+
+    votes: dict[str, list[str]] = {}
+    """On the stored poll: each voter's latest choice (voter = phone number, else JID); a voter who
+    took their vote back is not here."""
+
+    tally: dict[str, int] = {}
+    """On the stored poll: votes per option, from `votes`."""
 
 
 class PollVote(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -76,7 +83,11 @@ class PollVote(msgspec.Struct, frozen=True, omit_defaults=True):
     """The id of the poll voted on."""
 
     selected: list[str] | None = None
-    """Option names chosen, when the bridge could decrypt the vote (it needs the poll); else None."""
+    """Option names chosen ([] = the vote was taken back), when the bridge could decrypt the vote
+    (it needs the poll in its store); else None."""
+
+    tally: dict[str, int] | None = None
+    """The poll's votes per option after this vote (when decrypted)."""
 
 
 class Reaction(msgspec.Struct, frozen=True):
@@ -111,6 +122,13 @@ class Media(msgspec.Struct, frozen=True, omit_defaults=True):
 
     has_thumbnail: bool = False
     gif_playback: bool = False
+    url: str | None = None
+    """The API path of the decrypted file, set when auto-download (`BRIDGE_MEDIA_AUTO_DOWNLOAD`)
+    put it into the cache before this event: a webhook receiver can fetch it at once."""
+
+    download_error: str | None = None
+    """The error code when auto-download tried and failed (e.g. `media_gone`, `media_corrupt`);
+    the file may still be fetched on request later."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

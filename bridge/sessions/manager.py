@@ -30,7 +30,9 @@ from bridge.config import Settings
 from bridge.errors import SessionError, SessionNotFound, SessionStateError, StoreError
 from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
+from bridge.media.desk import MediaDesk
 from bridge.messages.desk import MessageDesk
+from bridge.monitor.incidents import IncidentLog
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.message_port import ManagerPort
@@ -84,12 +86,13 @@ class SessionManager:
         self.hosts_all = hosts_all
         self.registry = Registry(settings.bridge_dir, records)
         self.runtimes = RuntimePool(settings, bus)
-        self.desk = IncidentDesk(bus)
+        self.desk = IncidentDesk(bus, IncidentLog(settings.bridge_dir))
         self._services = SessionServices(
             settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir),
             auth_backends,
         )
         self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
+        self.media = MediaDesk(settings, self.messages)
         self._sessions: dict[str, Session] = {}
         self.fault: StoreError | None = self.registry.unavailable
         """A storage fault that keeps the bridge from starting its sessions (set by the service
@@ -273,6 +276,7 @@ class SessionManager:
         await asyncio.gather(*(s.dispatch(st.Shutdown()) for s in sessions), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         await self.runtimes.close()
+        await self.messages.drain()
 
     # ----- queries --------------------------------------------------------------------------
     def get(self, session_id: str) -> SessionInfo:

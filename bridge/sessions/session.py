@@ -42,7 +42,7 @@ from bridge.messages.desk import MESSAGING_EVENTS
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
-from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.incident_desk import IncidentDesk, identity_key, storage_key
 from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.sessions.storage_probe import probe_write
@@ -96,8 +96,8 @@ class SessionInfo(msgspec.Struct, frozen=True):
 _Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
 
 
-STORAGE_INCIDENT = "storage"
-"""The `IncidentDesk` key of the bridge's storage incident (one for every session it touches)."""
+STORAGE_INCIDENT = storage_key()
+"""The `IncidentDesk` key of the bridge's storage incident (`incident_desk.storage_key`)."""
 
 
 @dataclass(frozen=True)
@@ -601,7 +601,7 @@ class Session:
         mismatch = self._auth.mismatch if self._auth is not None else None
         key = None
         if mismatch is not None and mismatch.owner is not None:
-            key = "identity:" + "+".join(sorted((self.id, mismatch.owner)))  # swapped: one incident
+            key = identity_key((self.id, mismatch.owner))  # swapped: one incident, whoever sees it first
         return st.StartRefused(str(refused), kind=refused.code, incident_key=key)
 
     async def _send_stop(self) -> None:

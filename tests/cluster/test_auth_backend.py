@@ -46,7 +46,7 @@ def _claim(pool: ConnectionPool, session_id: str, node_id: str) -> int:
 def _expire(pool: ConnectionPool, session_id: str) -> None:
     with pool.connection() as conn:
         conn.execute(
-            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 second' "
+            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 microsecond' "
             "WHERE session_id = %s",
             (session_id,),
         )

@@ -34,7 +34,7 @@ async def _expire(pool: AsyncConnectionPool, session_id: str) -> None:
     """Age a lease as if its holder stopped renewing long ago (the database's clock is the judge)."""
     async with pool.connection() as conn:
         await conn.execute(
-            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 second' "
+            "UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 microsecond' "
             "WHERE session_id = %s",
             (session_id,),
         )
@@ -206,3 +206,31 @@ async def test_an_unreachable_database_is_a_clear_error(pool: AsyncConnectionPoo
     finally:
         pg_server.start()
     assert len(await a.claim(1)) == 1, "the pool reconnects once the database is back"
+
+
+async def test_a_claim_by_name_waits_for_an_in_flight_write_while_a_general_claim_skips_it(
+    pool: AsyncConnectionPool, fresh_dsn: str
+) -> None:
+    a, b = Leases(pool, "node-a", TTL), Leases(pool, "node-b", TTL)
+    await a.add_tenants(["t1"])
+    (old,) = await a.claim(1)
+    await _expire(pool, "t1")
+    async with await psycopg.AsyncConnection.connect(fresh_dsn) as writer:
+        await writer.execute("SELECT 1 FROM bridge_leases WHERE session_id = 't1' FOR SHARE")  # a fenced write
+        assert await b.claim(5) == [], "a general claim skips the row instead of waiting"
+        by_name = asyncio.create_task(b.claim(1, only=["t1"]))
+        async with pool.connection() as conn:
+            for _ in range(1000):
+                cursor = await conn.execute(
+                    "SELECT wait_event_type, state, query FROM pg_stat_activity WHERE datname = current_database()"
+                )
+                rows = await cursor.fetchall()
+                if any(r[0] == "Lock" for r in rows) or by_name.done():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError(f"the claim by name never waited: {rows}")
+        assert not by_name.done()
+        await writer.commit()
+    (won,) = await by_name
+    assert (won.node_id, won.epoch) == ("node-b", old.epoch + 1)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+
 import psycopg
 
-from tests.cluster.pg import PgServer, start_server
+from tests.cluster.pg import UNPRIVILEGED_USER, PgServer, start_server
 
 
 def test_the_server_answers_and_runs_as_an_unprivileged_user(pg_server: PgServer) -> None:
@@ -13,6 +16,12 @@ def test_the_server_answers_and_runs_as_an_unprivileged_user(pg_server: PgServer
     assert row is not None
     assert row[0] >= 150000
     assert row[1] == pg_server.port
+    pid = pg_server.postmaster_pid()
+    assert pid is not None
+    owner = os.stat(f"/proc/{pid}").st_uid
+    assert owner != 0, "PostgreSQL must never run as root"
+    if os.geteuid() == 0:
+        assert owner == pwd.getpwnam(UNPRIVILEGED_USER).pw_uid
 
 
 def test_data_survives_a_restart(fresh_dsn: str, pg_server: PgServer) -> None:

@@ -11,13 +11,14 @@ from psycopg_pool import ConnectionPool
 
 from bridge.cluster.auth_backend import PgAuthBackend
 from bridge.cluster.db import open_pool
-from bridge.cluster.leases import add_tenant, claim_tenant
+from bridge.cluster.leases import add_tenant, claim_tenant, release_tenant
 from bridge.cluster.schema import ensure_schema
 from bridge.cluster.snapshots import PgSnapshots, object_ref
-from bridge.errors import ErrorCode, SnapshotError, StoreError
+from bridge.errors import ErrorCode, ExitCode, SnapshotError, StoreError
 from bridge.store.auth_store import AuthStore
 from bridge.store.snapshots import PRE_RESTORE
 from bridge.store.snapshots.objects import sha256_hex
+from tests.cluster.test_export import bridge_cli
 
 TTL = 30.0
 
@@ -167,7 +168,7 @@ def test_restore_with_a_stale_lease_writes_nothing(pool: ConnectionPool, fresh_c
     stale.commit({"creds.json": fresh_creds.encode(), "pre-key-1.json": b'"one"'}, [])
     snap = snaps.create("s1")
     with pool.connection() as conn:
-        conn.execute("UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 second'")
+        conn.execute("UPDATE bridge_leases SET expires_at = now() - interval '1 hour', ttl = interval '1 microsecond'")
     current = _backend(pool, "s1", node="node-b")
     current.commit({"pre-key-1.json": b'"b"'}, [])
     with pytest.raises(StoreError) as refused:
@@ -197,3 +198,39 @@ def test_in_cluster_mode_a_creds_downgrade_is_preceded_by_a_snapshot_in_the_data
     creds = kept.entry("creds.json")
     assert creds is not None and snaps.read_object(creds.sha256) == registered_creds.encode()
     assert snaps.latest_good("s1") == kept
+
+
+def test_the_cluster_snapshot_commands_take_list_verify_and_restore(
+    pool: ConnectionPool, fresh_dsn: str, registered_creds: str
+) -> None:
+    backend = _backend(pool, "s1")
+    backend.commit({"creds.json": registered_creds.encode(), "pre-key-1.json": b'"one"'}, [])
+    code, taken, err = bridge_cli(fresh_dsn, "cluster", "snapshot", "s1", "--reason", "before-upgrade")
+    assert code == ExitCode.OK and taken["registered"] and taken["reason"] == "before-upgrade", err
+    code, listed, _ = bridge_cli(fresh_dsn, "cluster", "snapshots", "s1")
+    assert [m["id"] for m in listed["snapshots"]] == [taken["id"]]
+
+    code, refused, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"])
+    assert code == ExitCode.REFUSED and refused["error"]["code"] == "session_locked" and "node-a" in err
+    with pool.connection() as conn:
+        assert release_tenant(conn, "s1", "node-a", backend.epoch)
+
+    with pool.connection() as conn:
+        conn.execute("UPDATE bridge_snapshot_objects SET data = 'X' WHERE sha256 = %s", (sha256_hex(b'"one"'),))
+    code, report, _ = bridge_cli(fresh_dsn, "cluster", "verify")
+    assert code == ExitCode.CHECK_FAILED and [p["kind"] for p in report["problems"]] == ["corrupt"]
+    code, _, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"])
+    assert code == ExitCode.CHECK_FAILED and "corrupt" in err
+
+    with pool.connection() as conn:
+        conn.execute("UPDATE bridge_snapshot_objects SET data = '\"one\"' WHERE sha256 = %s", (sha256_hex(b'"one"'),))
+    assert bridge_cli(fresh_dsn, "cluster", "verify", "s1")[0] == ExitCode.OK
+    with pool.connection() as conn:
+        lease = claim_tenant(conn, "s1", "node-a", TTL)
+    assert lease is not None
+    PgAuthBackend(pool, "s1", node_id="node-a", epoch=lease.epoch).commit({"pre-key-2.json": b'"two"'}, [])
+    with pool.connection() as conn:
+        release_tenant(conn, "s1", "node-a", lease.epoch)
+    code, restored, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"][:-6])
+    assert code == ExitCode.OK and (restored["keys_before"], restored["keys_after"]) == (2, 1), err
+    assert backend.read(["pre-key-1.json", "pre-key-2.json"]) == {"pre-key-1.json": b'"one"', "pre-key-2.json": None}

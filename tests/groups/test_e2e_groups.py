@@ -10,6 +10,8 @@ and reach neither Node nor WhatsApp.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import os
 import random
@@ -22,6 +24,8 @@ import pytest
 
 from bridge.events import Event
 from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
+from tests.media import files
+from tests.media.sim_media import decrypted, send_media_to_group, trust_file
 from tests.messages.test_e2e_messages import TIMEOUT, event, message
 from tests.simulator.client import SimulatorClient
 
@@ -41,6 +45,16 @@ async def bridge(tmp_path: Path, aiohttp_client: Callable[..., Any], simulator: 
                  ) -> AsyncIterator[Bridge]:
     settings = make_settings(tmp_path, wa_url=simulator.ws_url, wa_trust_root=simulator.root_pub,
                              max_body_bytes=1 << 20)
+    async for b in _bridge(settings, aiohttp_client):
+        yield b
+
+
+@pytest.fixture
+async def media_bridge(tmp_path: Path, aiohttp_client: Callable[..., Any], simulator: SimulatorClient
+                       ) -> AsyncIterator[Bridge]:
+    ca = await trust_file(simulator, tmp_path)
+    settings = make_settings(tmp_path, wa_url=simulator.ws_url, wa_trust_root=simulator.root_pub,
+                             media_trust_ca=str(ca), max_body_bytes=1 << 20)
     async for b in _bridge(settings, aiohttp_client):
         yield b
 
@@ -249,3 +263,83 @@ async def test_bad_group_input_is_refused_before_anything_reaches_whatsapp(
     refused(await call(bridge, "POST", "bad/groups/join", 400, {"code": "not a code!"}), "bad_request")
     assert {p.jid for p in (await simulator.group(mine)).participants} == {jid(alice), *[
         p.jid for p in (await simulator.group(mine)).participants if p.role == "superadmin"]}
+
+
+async def test_media_goes_to_a_group_and_every_member_decrypts_it_and_a_members_file_is_served(
+    media_bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    bridge = media_bridge
+    me = await link(bridge, simulator, "photos")
+    members = await contacts(simulator, 3)
+    group = (await call(bridge, "POST", "photos/groups", 201, {"subject": "Photos", "participants": members}))["id"]
+    image, document = files.png(), files.pdf(60_000)
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+
+    sent_image = await call(bridge, "POST", "photos/messages", 201, {
+        "to": group, "kind": "image", "data": base64.b64encode(image).decode(), "caption": "the team"})
+    form = aiohttp.FormData()
+    form.add_field("to", group)
+    form.add_field("kind", "document")
+    form.add_field("file", document, filename="minutes.pdf", content_type="application/pdf")
+    response = await bridge.client.post("/api/v1/sessions/photos/messages", data=form, headers=AUTH)
+    assert response.status == 201, await response.text()
+    sent_document = await response.json()
+    for phone in members:
+        for sent, data in ((sent_image, image), (sent_document, document)):
+            got_in = await simulator.wait_inbox(phone, lambda m, i=sent["id"]: m.id == i, TIMEOUT)
+            assert (got_in.chat, got_in.from_) == (group, jid(me))
+            got = await decrypted(simulator, phone, sent["id"])
+            assert got["sha256"] == sha(data), (phone, got["field"])
+    assert got["file_name"] == "minutes.pdf"
+
+    photo = files.jpeg()
+    sent_back = await send_media_to_group(simulator, members[0], group, "image", photo, "image/jpeg", caption="mine")
+    arrived = (await event(bridge, 0, message(sent_back))).data
+    assert (arrived["chat"], arrived["sender"], arrived["sender_phone"], arrived["kind"], arrived["text"]) == (
+        group, jid(members[0]), members[0], "image", "mine")
+    served = await bridge.client.get(f"/api/v1/sessions/photos/messages/{sent_back}/media", headers=AUTH)
+    assert served.status == 200 and sha(await served.read()) == sha(photo)
+
+
+async def lid_group(simulator: SimulatorClient, creator: str, subject: str, participants: list[str]) -> str:
+    """A group the simulator addresses by LID (`addressing_mode="lid"`), created by contact `creator`."""
+    body = {"phone": creator, "subject": subject, "participants": participants, "addressing_mode": "lid"}
+    async with aiohttp.ClientSession() as http, http.post(f"{simulator.control_url}/groups", json=body) as r:
+        data: dict[str, Any] = await r.json()
+        assert r.status == 200, data
+        assert data["addressing_mode"] == "lid"
+        return str(data["id"])
+
+
+async def test_a_lid_addressed_group_names_everyone_by_phone_where_whatsapp_gives_it(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "lidg")
+    alice, bob = await contacts(simulator, 2)
+    lids = {p: (await simulator.contact(p)).lid for p in (alice, bob)}
+    group = await lid_group(simulator, alice, "New style", [me, bob])
+    joined = await event(bridge, 0, kind("group.update", group, membership="joined"))
+    assert joined.data["metadata"]["subject"] == "New style"
+
+    meta = await call(bridge, "GET", f"lidg/groups/{group}", 200)
+    people = {p["phone"]: p for p in meta["participants"]}
+    assert set(people) == {me, alice, bob}
+    assert people[alice]["role"] == "superadmin" and people[alice]["lid"] == lids[alice]
+    assert people[bob]["jid"] == jid(bob), "the phone JID WhatsApp gave beside the LID"
+
+    hello = await simulator.send_to_group(alice, group, text="hello by lid")
+    got = (await event(bridge, 0, message(hello.id))).data
+    assert (got["chat"], got["sender"], got["sender_phone"], got["sender_lid"], got["text"]) == (
+        group, jid(alice), alice, lids[alice], "hello by lid")
+
+    sent = await call(bridge, "POST", "lidg/messages", 201,
+                      {"to": group, "text": "answer to everyone", "quoted": hello.id})
+    for phone in (alice, bob):
+        seen = await simulator.wait_inbox(phone, lambda m, i=sent["id"]: m.id == i, TIMEOUT)
+        assert (seen.chat, seen.from_, seen.text) == (group, jid(me), "answer to everyone")
+        assert seen.quoted is not None and seen.quoted.id == hello.id
+
+    removed = await simulator.change_group_participants(alice, group, "remove", [bob])
+    assert [r.status for r in removed] == ["200"]
+    gone = await event(bridge, 0, kind("group.participants", group, action="removed"))
+    assert (gone.data["author_phone"], [p["phone"] for p in gone.data["participants"]]) == (alice, [bob])

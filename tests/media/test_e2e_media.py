@@ -10,6 +10,7 @@ Node.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -22,8 +23,8 @@ import pytest
 from bridge.media.spool import media_dir
 from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
 from tests.media import files
-from tests.media.sim_media import decrypted, send_media, tamper, trust_file
-from tests.messages.test_e2e_messages import TIMEOUT, event, fresh_phone, link, message
+from tests.media.sim_media import decrypted, expire, reuploads, send_media, tamper, trust_file
+from tests.messages.test_e2e_messages import TIMEOUT, event, fresh_phone, link, message, tap_upserts
 from tests.simulator.client import SimulatorClient
 
 sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
@@ -189,3 +190,86 @@ async def test_bad_files_and_private_urls_are_refused_and_nothing_reaches_node(
     assert calls == [], "nothing refused reached the Node runtime"
     assert spool_files(bridge) == []
     assert not [m for m in await simulator.inbox(contact) if m.kind != "text"]
+
+
+@pytest.fixture
+async def auto_bridge(tmp_path: Path, aiohttp_client: Callable[..., Any], simulator: SimulatorClient
+                      ) -> AsyncIterator[Bridge]:
+    ca = await trust_file(simulator, tmp_path)
+    settings = make_settings(tmp_path, wa_url=simulator.ws_url, wa_trust_root=simulator.root_pub,
+                             media_trust_ca=str(ca), media_auto_download="image,document",
+                             media_auto_download_max_bytes=200_000)
+    async for b in _bridge(settings, aiohttp_client):
+        yield b
+
+
+async def test_auto_download_puts_chosen_kinds_in_the_cache_before_their_event_and_keeps_the_order(
+    auto_bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    arrived = tap_upserts(auto_bridge)
+    me = await link(auto_bridge, simulator, "auto")
+    contact = fresh_phone()
+    await simulator.create_contact(contact, push_name="Flo")
+    cache = media_dir(auto_bridge.settings) / "cache"
+    image, small_pdf, big_pdf, video = files.jpeg(), files.pdf(40_000), files.pdf(300_000), files.mp4()
+    seen: list[dict[str, Any]] = []
+
+    async def record() -> None:
+        async for e in auto_bridge.bus.subscribe("auto", after=0):
+            if e.kind == "message":
+                seen.append(e.data)
+                cached = sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+                e.data["_cached_at_event"] = cached
+
+    recorder = asyncio.create_task(record())
+    try:
+        ids = [await send_media(simulator, contact, me, "image", image, "image/jpeg"),
+               (await simulator.send_from_contact(contact, me, "right after the photo")).id,
+               await send_media(simulator, contact, me, "document", small_pdf, "application/pdf", file_name="a.pdf"),
+               await send_media(simulator, contact, me, "document", big_pdf, "application/pdf", file_name="b.pdf"),
+               await send_media(simulator, contact, me, "video", video, "video/mp4")]
+        for message_id in ids:
+            await event(auto_bridge, 0, message(message_id))
+    finally:
+        recorder.cancel()
+    order = [wa["key"]["id"] for wa in arrived if wa["key"]["id"] in ids]
+    assert sorted(order) == sorted(ids)
+    assert [m["id"] for m in seen if m["id"] in ids] == order, "held media events keep the order messages arrived in"
+    by_id = {m["id"]: m for m in seen}
+    for message_id, data in ((ids[0], image), (ids[2], small_pdf)):
+        got = by_id[message_id]
+        assert sha(data) in got["_cached_at_event"], "the file was in the cache when the event went out"
+        assert got["media"]["url"] == f"/api/v1/sessions/auto/messages/{message_id}/media"
+        response = await auto_bridge.client.get(got["media"]["url"], headers=AUTH)
+        assert response.status == 200 and sha(await response.read()) == sha(data)
+    for message_id in (ids[3], ids[4]):
+        assert "url" not in by_id[message_id]["media"], "over the size limit, or a kind not chosen"
+    assert sha(big_pdf) not in by_id[ids[4]]["_cached_at_event"]
+
+
+async def test_an_expired_file_is_uploaded_again_by_the_senders_phone_and_served(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "old")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    data = files.pdf(70_000)
+    message_id = await send_media(simulator, contact, me, "document", data, "application/pdf", file_name="old.pdf")
+    await event(bridge, 0, message(message_id))
+    await expire(simulator, contact, message_id)
+    before = await reuploads(simulator)
+
+    response = await bridge.client.get(f"/api/v1/sessions/old/messages/{message_id}/media", headers=AUTH)
+    body = await response.read()
+    assert response.status == 200, body[:300]
+    assert sha(body) == sha(data), "the re-uploaded file is the same file, checked against the same hashes"
+    assert await reuploads(simulator) == before + 1, "the bridge asked the sender's phone (updateMediaMessage)"
+
+    lost = await send_media(simulator, contact, me, "image", files.jpeg(), "image/jpeg")
+    await event(bridge, 0, message(lost))
+    await expire(simulator, contact, lost, everywhere=True)
+    response = await bridge.client.get(f"/api/v1/sessions/old/messages/{lost}/media", headers=AUTH)
+    answer = await response.json()
+    assert response.status == 410 and answer["error"]["code"] == "media_gone", answer
+    assert "upload it again failed" in answer["error"]["message"]
+    assert not (media_dir(bridge.settings) / "cache" / sha(files.jpeg())).exists()

@@ -280,3 +280,38 @@ async def test_chat_actions_read_presence_check_and_profile(bridge: Bridge, simu
     await simulator.wait_presence(contact, lambda p: any(c.type == "composing" for c in p.chatstates), TIMEOUT)
     no_chat = await client.post("/api/v1/sessions/actions/presence", headers=AUTH, json={"type": "paused"})
     assert no_chat.status == 422
+
+
+async def test_poll_votes_are_decrypted_and_tallied_on_the_stored_poll(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    me = await link(bridge, simulator, "polls")
+    phone, lid_phone = fresh_phone(), fresh_phone()
+    await simulator.create_contact(phone)
+    lid_contact = await simulator.create_contact(lid_phone, addressing="lid")
+    poll = await send(bridge, "polls", kind="poll", to=phone, name="Day?", options=["mon", "tue", "wed"])
+    await simulator.wait_inbox(phone, lambda m: m.id == poll["id"], TIMEOUT)
+
+    async def vote(voter: str, poll_id: str, options: list[str]) -> dict[str, Any]:
+        sent = await simulator.send_poll_vote(voter, me, poll_id, options)
+        data: dict[str, Any] = (await event(bridge, 0, message(sent.id))).data
+        assert data["kind"] == "poll_vote" and data["poll_vote"]["poll_id"] == poll_id
+        return data["poll_vote"]
+
+    assert await vote(phone, poll["id"], ["tue"]) == {
+        "poll_id": poll["id"], "selected": ["tue"], "tally": {"mon": 0, "tue": 1, "wed": 0}}
+    changed = await vote(phone, poll["id"], ["wed"])
+    assert (changed["selected"], changed["tally"]) == (["wed"], {"mon": 0, "tue": 0, "wed": 1}), "a new vote replaces"
+    stored = await bridge.client.get(f"/api/v1/sessions/polls/messages/{poll['id']}", headers=AUTH)
+    kept = (await stored.json())["message"]["poll"]
+    assert (kept["votes"], kept["tally"]) == ({phone: ["wed"]}, {"mon": 0, "tue": 0, "wed": 1})
+
+    lid_poll = await send(bridge, "polls", kind="poll", to=lid_contact.lid, name="Tea?", options=["yes", "no"])
+    await simulator.wait_inbox(lid_phone, lambda m: m.id == lid_poll["id"], TIMEOUT)
+    by_lid = await vote(lid_phone, lid_poll["id"], ["no"])
+    assert (by_lid["selected"], by_lid["tally"]) == (["no"], {"yes": 0, "no": 1}), "a LID voter's vote decrypts too"
+
+    unknown = await simulator.send_poll(phone, me, "Theirs?", ["a", "b"])
+    await event(bridge, 0, message(unknown.id))
+    theirs = await vote(phone, unknown.id, ["b"])
+    assert (theirs["selected"], theirs["tally"]) == (["b"], {"a": 0, "b": 1}), "a contact's own poll, voted by them"
