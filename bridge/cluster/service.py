@@ -66,8 +66,9 @@ class ClusterNode:
         }
 
     def session_snapshots(self) -> Snapshots:
-        """The snapshots the sessions use: the tenant's rows, not the node's empty folders. Only the
-        five calls sessions make are provided (bridge/cluster/session_snapshots.py), hence the cast."""
+        """The snapshots the sessions and the snapshot API use: the tenant's rows, not the node's empty
+        folders. Only the calls they make are provided (bridge/cluster/session_snapshots.py), hence
+        the cast."""
         return cast("Snapshots", SessionSnapshots(self.pool, self.node_id, self.coordinator.epoch_of))
 
     def client(self) -> aiohttp.ClientSession:

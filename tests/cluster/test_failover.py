@@ -52,6 +52,13 @@ async def _kill_a_node_and_measure(
     before = {sid: await cluster[0].wait_open(sid) for sid in ids}
     for node in cluster:  # every node lists every tenant: its own, and the others' as last recorded
         await _lists_all_open(node, ids)
+    owner_of = owners(dsn)
+    sample = ids[0]
+    elsewhere = next(node for node in cluster if node.name != owner_of[sample])
+    snap = await elsewhere.api("POST", f"/api/v1/sessions/{sample}/snapshots", {"reason": "before-kill"})
+    assert snap["registered"] and "creds.json" in {f["name"] for f in snap["files"]}  # the tenant's rows
+    verified = await elsewhere.api("POST", f"/api/v1/sessions/{sample}/snapshots/{snap['id']}/verify")
+    assert verified["ok"], verified
     devices_before = len(await simulator.devices())
     held = owners(dsn)
     per_node = Counter(held.values())
