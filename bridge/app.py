@@ -234,7 +234,7 @@ async def _serve_with(
         cluster.coordinator.attach(manager)
     if sandbox is not None:
         sandbox.attach(bus)
-    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log, sandbox=sandbox,
+    app = create_app(settings, manager, bus, sessions_snapshots, ready=False, event_log=event_log, sandbox=sandbox,
                      forward=cluster.forward_middleware() if cluster is not None else None)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()

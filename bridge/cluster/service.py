@@ -31,6 +31,7 @@ from bridge.events import EventBus
 from bridge.store.journal import AuthBackend
 
 if TYPE_CHECKING:
+    from bridge.store.identity import IdentityBook
     from bridge.store.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,18 @@ class ClusterNode:
         return {
             "records": tenants.PgRecords(self.pool, self.node_id, self.coordinator.epoch_of),
             "auth_backends": self.coordinator.auth_backend,
+            "identities": cast("IdentityBook", self.identities()),
             "hosts_all": False,
         }
 
+    def identities(self) -> tenants.PgIdentities:
+        """The identity book of the cluster's tenants (the `IdentityBook` calls sessions make)."""
+        return tenants.PgIdentities(self.pool, self.node_id, self.coordinator.epoch_of)
+
     def session_snapshots(self) -> Snapshots:
-        """The snapshots the sessions use: the tenant's rows, not the node's empty folders. Only the
-        five calls sessions make are provided (bridge/cluster/session_snapshots.py), hence the cast."""
+        """The snapshots the sessions and the snapshot API use: the tenant's rows, not the node's empty
+        folders. Only the calls they make are provided (bridge/cluster/session_snapshots.py), hence
+        the cast."""
         return cast("Snapshots", SessionSnapshots(self.pool, self.node_id, self.coordinator.epoch_of))
 
     def client(self) -> aiohttp.ClientSession:

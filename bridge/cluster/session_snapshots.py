@@ -1,9 +1,10 @@
-"""`SessionSnapshots`: what a cluster node's sessions use as their snapshots, over `PgSnapshots`.
+"""`SessionSnapshots`: what a cluster node's sessions and its snapshot API use, over `PgSnapshots`.
 
-Sessions, their auth wrapper and the manager call five things of the snapshot facade: `create`
-(before a creds downgrade, at logout, ban and archive), `latest`, `latest_good` (are there linked
-creds to restore when the creds are missing?), `restore`. In file mode those read the session's
-folder; a cluster node's folder is empty scratch, so here they go to the tenant's rows:
+Sessions, their auth wrapper, the manager and the API's snapshot routes call these of the
+snapshot facade: `create` (before a creds downgrade, at logout, ban and archive, on request),
+`list`, `verify`, `latest`, `latest_good` (are there linked creds to restore when the creds are
+missing?), `restore`. In file mode those read the session's folder; a cluster node's folder is
+empty scratch, so here they go to the tenant's rows:
 
 - `create` snapshots the tenant's rows (so the snapshot before a downgrade really holds the old
   linked creds, wherever the tenant runs next);
@@ -27,6 +28,7 @@ from bridge.cluster.db import LeaseLostError, with_retry
 from bridge.cluster.snapshots import PgSnapshots
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots.manifests import SnapshotManifest
+from bridge.store.snapshots.verify import VerifyReport
 
 READ_BOUND = 10.0
 
@@ -42,6 +44,14 @@ class SessionSnapshots:
 
     def create(self, session_id: str, reason: str = "manual") -> SnapshotManifest:
         return self.pg.create(session_id, reason)
+
+    def list(self, session_id: str) -> list[SnapshotManifest]:
+        """Every snapshot of the tenant, newest first."""
+        return self.pg.newest_first(session_id)
+
+    def verify(self, snapshot: SnapshotManifest | None = None, *, session_id: str | None = None) -> VerifyReport:
+        """Re-hash every object of `snapshot` (or of a tenant's snapshots)."""
+        return self.pg.verify(session_id=session_id, snapshot=snapshot)
 
     def latest(self, session_id: str, *, registered: bool = False) -> SnapshotManifest | None:
         return next((m for m in self.pg.newest_first(session_id) if m.registered or not registered), None)

@@ -6,12 +6,17 @@ return every row. A write is fenced like an auth write: it commits only while th
 that tenant names this node with the epoch this node holds (`epoch_of`), so a node paused past its
 lease cannot, once it resumes, record a state (failed after "conflict: replaced", desired running
 false) over the new owner's. A refused write raises `LeaseLostError` and changes nothing.
+
+`PgIdentities` is the identity book of cluster mode (the account each tenant holds,
+`bridge.store.identity.IdentityBook` in file mode) in `cluster_identities`: recorded where the
+tenant runs, checked wherever it runs next, so a tenant relinked on one node is not refused as
+"another account" by a node that recorded it before the relink. Its writes are fenced the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import psycopg
@@ -20,6 +25,7 @@ from psycopg_pool import ConnectionPool
 from bridge.cluster.db import LeaseLostError, with_retry
 from bridge.errors import SessionError
 from bridge.sessions.registry import SessionRecord
+from bridge.store.identity import Identity, IdentityMismatch, identity_of
 
 COMPONENT: Final = "tenants"
 MIGRATIONS: Final[Sequence[str]] = (
@@ -29,6 +35,14 @@ MIGRATIONS: Final[Sequence[str]] = (
         record     jsonb NOT NULL,
         archived   boolean NOT NULL DEFAULT false,
         updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+    """
+    CREATE TABLE cluster_identities (
+        session_id  text PRIMARY KEY,
+        key         text NOT NULL,
+        jid         text,
+        recorded_at timestamptz NOT NULL DEFAULT now()
     );
     """,
 )
@@ -82,3 +96,67 @@ class PgRecords:
         if not with_retry(self.pool, step, what=f"recording session {record.id}", bound=WRITE_BOUND):
             raise LeaseLostError(f"session {record.id}: the lease of epoch {epoch} is no longer this node's; the "
                                  "record was not changed (the new owner's stands)")
+
+
+_FENCE: Final = ("EXISTS (SELECT 1 FROM bridge_leases WHERE session_id = %(id)s AND node_id = %(node)s "
+                 "AND epoch = %(epoch)s)")
+
+
+class PgIdentities:
+    """The identity book of cluster mode (see the module docstring); the calls sessions make of
+    `IdentityBook`: `expected`, `record`, `check`, `owner_of`."""
+
+    def __init__(self, pool: ConnectionPool, node_id: str, epoch_of: Callable[[str], int | None]) -> None:
+        self.pool = pool
+        self.node_id = node_id
+        self.epoch_of = epoch_of
+
+    def _rows(self, query: str, params: Sequence[Any]) -> list[tuple[object, ...]]:
+        def step(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+            return conn.execute(query.encode(), params).fetchall()
+
+        return with_retry(self.pool, step, what="reading the cluster's identities", bound=WRITE_BOUND)
+
+    def expected(self, session: str) -> Identity | None:
+        rows = self._rows("SELECT key, jid FROM cluster_identities WHERE session_id = %s", (session,))
+        return Identity(key=str(rows[0][0]), jid=None if rows[0][1] is None else str(rows[0][1])) if rows else None
+
+    def record(self, session: str, identity: Identity) -> None:
+        epoch = self.epoch_of(session)
+        if epoch is None:
+            raise LeaseLostError(f"session {session}: this node holds no lease on it; its identity is recorded by "
+                                 "the owner node")
+
+        def step(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+            row = conn.execute(
+                f"""INSERT INTO cluster_identities (session_id, key, jid)
+                    SELECT %(id)s, %(key)s, %(jid)s WHERE {_FENCE}
+                    ON CONFLICT (session_id) DO UPDATE
+                      SET key = EXCLUDED.key, jid = EXCLUDED.jid, recorded_at = now()
+                    RETURNING 1""".encode(),
+                {"id": session, "key": identity.key, "jid": identity.jid, "node": self.node_id, "epoch": epoch},
+            ).fetchone()
+            return row is not None
+
+        if not with_retry(self.pool, step, what=f"recording the identity of session {session}", bound=WRITE_BOUND):
+            raise LeaseLostError(f"session {session}: the lease of epoch {epoch} is no longer this node's; its "
+                                 "identity was not recorded")
+
+    def check(self, session: str, creds: dict[str, Any]) -> IdentityMismatch | None:
+        expected = self.expected(session)
+        if expected is None:
+            return None
+        found = identity_of(creds)
+        if expected.same_account(found):
+            return None
+        return IdentityMismatch(session=session, expected=expected, found=found,
+                                owner=self.owner_of(found, excluding=session))
+
+    def owner_of(self, identity: Identity, *, excluding: str | None = None) -> str | None:
+        rows = self._rows("SELECT session_id, key, jid FROM cluster_identities WHERE key = %s ORDER BY session_id",
+                          (identity.key,))
+        for session_id, key, jid in rows:
+            recorded = Identity(key=str(key), jid=None if jid is None else str(jid))
+            if session_id != excluding and recorded.same_account(identity):
+                return str(session_id)
+        return None

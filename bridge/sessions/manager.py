@@ -9,9 +9,10 @@ Sessions persist across bridge restarts: `start_all()` starts every registered, 
 session whose desired state is running; `shutdown()` stops the runtimes without changing that
 desire, so the next `python -m bridge` brings the same tenants back.
 
-Cluster mode (docs/cluster.md) changes three things through the constructor, nothing else:
+Cluster mode (docs/cluster.md) changes four things through the constructor, nothing else:
 `records` keeps the registry in the cluster's table, `auth_backends` puts auth bytes in
-PostgreSQL with the lease's epoch, and `hosts_all=False` makes the manager host only the tenants
+PostgreSQL with the lease's epoch, `identities` keeps the identity book there too, and
+`hosts_all=False` makes the manager host only the tenants
 its node holds a lease on: the coordinator calls `host()` after a claim and `evict()` when the
 lease is released or lost. `list()` then shows the other nodes' tenants too, from their records.
 """
@@ -78,6 +79,7 @@ class SessionManager:
         *,
         records: RecordStore | None = None,
         auth_backends: Callable[[str], AuthBackend] | None = None,
+        identities: IdentityBook | None = None,
         hosts_all: bool = True,
     ) -> None:
         self.settings = settings
@@ -88,8 +90,8 @@ class SessionManager:
         self.runtimes = RuntimePool(settings, bus)
         self.desk = IncidentDesk(bus, IncidentLog(settings.bridge_dir))
         self._services = SessionServices(
-            settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir),
-            auth_backends,
+            settings, bus, snapshots, self.registry, self.runtimes, self.desk,
+            identities if identities is not None else IdentityBook(settings.bridge_dir), auth_backends,
         )
         self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
         self.media = MediaDesk(settings, self.messages)

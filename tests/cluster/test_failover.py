@@ -31,6 +31,17 @@ async def cluster(tmp_path: Path, simulator: SimulatorClient, fresh_dsn: str) ->
         await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
 
 
+async def _lists_all_open(node: ClusterNode, ids: list[str]) -> None:
+    """Other nodes' records reach this node's list within a round or two (TTL/3 each)."""
+    deadline = time.monotonic() + 3 * TTL
+    while True:
+        listed = (await node.api("GET", "/api/v1/sessions"))["sessions"]
+        if sorted(s["id"] for s in listed) == sorted(ids) and {s["state"] for s in listed} == {"open"}:
+            return
+        assert time.monotonic() < deadline, (node.name, listed)
+        await asyncio.sleep(0.2)
+
+
 async def _kill_a_node_and_measure(
     cluster: list[ClusterNode], simulator: SimulatorClient, dsn: str, tenants: int
 ) -> None:
@@ -38,6 +49,15 @@ async def _kill_a_node_and_measure(
     for i, sid in enumerate(ids):
         await link(cluster[i % 3], simulator, sid)
     before = {sid: await cluster[0].wait_open(sid) for sid in ids}
+    for node in cluster:  # every node lists every tenant: its own, and the others' as last recorded
+        await _lists_all_open(node, ids)
+    owner_of = owners(dsn)
+    sample = ids[0]
+    elsewhere = next(node for node in cluster if node.name != owner_of[sample])
+    snap = await elsewhere.api("POST", f"/api/v1/sessions/{sample}/snapshots", {"reason": "before-kill"})
+    assert snap["registered"] and "creds.json" in {f["name"] for f in snap["files"]}  # the tenant's rows
+    verified = await elsewhere.api("POST", f"/api/v1/sessions/{sample}/snapshots/{snap['id']}/verify")
+    assert verified["ok"], verified
     devices_before = len(await simulator.devices())
     held = owners(dsn)
     per_node = Counter(held.values())

@@ -48,6 +48,7 @@ def test_linked_creds_are_offered_for_a_restore_only_when_the_database_lost_the_
     made = snaps.create("t1", "creds-downgrade")
 
     assert made.registered and snaps.latest("t1", registered=True) == made
+    assert snaps.list("t1") == [made] and snaps.verify(made).ok and snaps.verify(session_id="t1").ok
     assert snaps.latest_good("t1", registered=True) is None  # creds are there: nothing to restore over them
 
     with pool.connection() as conn:  # the tenant's creds vanish from the database (an operator's DELETE)
