@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "bridge.cli.store_commands",
     "bridge.cli.monitor",
     "bridge.cli.doctor",
+    "bridge.cli.cluster",
 )
 
 

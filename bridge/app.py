@@ -16,6 +16,12 @@ it, /healthz and /readyz show the fault, the sessions that should run stay stopp
 as their reason, and the monitor waits. The root is probed with the one backoff policy; once it
 takes a durable write again the bridge takes the lock (if it could not before), reads its registry,
 starts the monitor and the sessions, and turns ready.
+
+Cluster mode (`BRIDGE_CLUSTER_DSN`, docs/cluster.md): the same service, composed with a
+`ClusterNode` (bridge/cluster/service.py). The registry and auth state live in PostgreSQL, the
+coordinator (not `start_all`) decides which tenants this node runs, the API forwards requests for
+other nodes' tenants, and SIGTERM hands every tenant over before the sessions stop. The file
+monitor does not run: the auth bytes are not in the local folders.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import resource
 import signal
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,6 +42,7 @@ from bridge.api.app import create_app, open_event_log
 from bridge.config import Settings
 from bridge.delivery import Backoff
 from bridge.errors import ConfigError, StoreError
+from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.sandbox import SandboxRun, production_guard, sandbox_mode
 from bridge.sessions.manager import SessionManager
@@ -42,6 +51,9 @@ from bridge.sessions.storage_probe import probe_write
 from bridge.store import durable
 from bridge.store.lock import RootLock, RootLockedError
 from bridge.store.snapshots import Snapshots
+
+if TYPE_CHECKING:
+    from bridge.cluster.service import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +160,32 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+OPEN_FILES_WANTED = 65536
+"""Soft open-files limit the service asks for when the hard limit allows no more (unlimited)."""
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-files limit to its hard limit, as Node does for itself, and
+    return it. Every running session holds three descriptors (its lock, its journal's lock and
+    segment) and every runtime three pipes: 1000 tenants need about 3,200, above the soft limit of
+    1024 that systemd and most shells give, which would fail sessions with EMFILE from ~300 on."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d (%s); each session needs 3", soft,
+                        target, exc)
+            return soft
+        return target
+    return soft
+
+
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set or SIGTERM/SIGINT arrives; returns after a clean shutdown."""
     check_bind(settings)
+    raise_open_files_limit()
     production_guard(settings)
     if stop is None:
         stop = asyncio.Event()
@@ -173,10 +208,34 @@ async def _serve(
     event_log = open_event_log(settings, bus)
     await event_log.open()  # before anything publishes; closed after the sessions' last events
     snapshots = Snapshots(settings.auth_root)
-    manager = SessionManager(settings, bus, snapshots)
+    cluster = await _open_cluster(settings, bus)
+    try:
+        await _serve_with(settings, stop, root_lock, fault, sandbox, bus, event_log, snapshots, cluster)
+    finally:
+        if cluster is not None:
+            await cluster.close()
+
+
+async def _open_cluster(settings: Settings, bus: EventBus) -> ClusterNode | None:
+    if not settings.cluster_dsn:
+        return None
+    from bridge.cluster.service import open_cluster_node
+
+    return await open_cluster_node(settings, bus)
+
+
+async def _serve_with(
+    settings: Settings, stop: asyncio.Event, root_lock: RootLock, fault: StoreError | None, sandbox: SandboxRun | None,
+    bus: EventBus, event_log: EventLog, snapshots: Snapshots, cluster: ClusterNode | None,
+) -> None:
+    sessions_snapshots = cluster.session_snapshots() if cluster is not None else snapshots
+    manager = SessionManager(settings, bus, sessions_snapshots, **(cluster.manager_options() if cluster else {}))
+    if cluster is not None:
+        cluster.coordinator.attach(manager)
     if sandbox is not None:
         sandbox.attach(bus)
-    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log, sandbox=sandbox)
+    app = create_app(settings, manager, bus, snapshots, ready=False, event_log=event_log, sandbox=sandbox,
+                     forward=cluster.forward_middleware() if cluster is not None else None)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()
     monitor: asyncio.Task[None] | None = None
@@ -196,8 +255,13 @@ async def _serve(
         if fault is not None and not await _wait_for_storage(settings, root_lock, manager, fault, stop):
             log.info("shutting down before the auth root recovered")
             return
-        monitor = _start_monitor(settings, bus, snapshots, manager)
-        starting = asyncio.ensure_future(manager.start_all())
+        starting: asyncio.Future[Any]
+        if cluster is None:
+            monitor = _start_monitor(settings, bus, snapshots, manager)
+            starting = asyncio.ensure_future(manager.start_all())
+        else:
+            log.info("cluster mode: the file monitor is off (auth state lives in the cluster database)")
+            starting = asyncio.ensure_future(cluster.coordinator.start())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -217,6 +281,8 @@ async def _serve(
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
+        if cluster is not None:
+            await cluster.coordinator.handover()
         await manager.shutdown()
         await event_log.close()
         log.info("shutdown complete")

@@ -172,6 +172,26 @@ class Settings(BaseSettings):
         "each at a random moment (jitter), so a reboot with many tenants does not stampede WhatsApp"
     )
 
+    # --- cluster (docs/cluster.md) ---
+    cluster_dsn: str = Field(
+        "", description="PostgreSQL DSN (`postgresql://user:pass@host:5432/db`); set, it turns cluster mode on: auth "
+        "state, leases and events live in that database and several bridges share the tenants"
+    )
+    cluster_lease_ttl: float = Field(
+        15.0, ge=2.0, description="Seconds a node's lease on a tenant lasts without renewal (by the database's "
+        "clock); a dead node's tenants move after at most this long"
+    )
+    cluster_node_id: str = Field(
+        "", description="This node's name in the cluster (unique per node); empty: `<hostname>-<port>`"
+    )
+    cluster_node_url: str = Field(
+        "", description="Base URL other nodes forward API requests to (this node's internal address); empty: "
+        "`http://<host>:<port>` (with the hostname when bound to all interfaces)"
+    )
+    cluster_forward_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request forwarded to the owner node may take (event streams: per read)"
+    )
+
     # --- media auto-download (docs/media.md "Auto-download") ---
     media_auto_download: str = Field(
         "", pattern=r"^((image|video|audio|voice|document|sticker)(,(image|video|audio|voice|document|sticker))*)?$",

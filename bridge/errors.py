@@ -105,6 +105,9 @@ class ErrorCode(enum.StrEnum):
     MEDIA_CORRUPT = "media_corrupt"
     MEDIA_GONE = "media_gone"
     NOT_MEDIA = "not_media"
+    # cluster
+    LEASE_LOST = "lease_lost"
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
 
 
 class ExitCode(enum.IntEnum):
@@ -204,6 +207,8 @@ FAILURES: Final[dict[ErrorCode, Failure]] = {
     _E.MEDIA_CORRUPT: Failure(502, _X.ERROR),
     _E.MEDIA_GONE: Failure(410, _X.NOT_FOUND),
     _E.NOT_MEDIA: Failure(404, _X.NOT_FOUND),
+    _E.LEASE_LOST: Failure(409, _X.REFUSED),
+    _E.CLUSTER_UNAVAILABLE: Failure(503, _X.ERROR),
 }
 
 

@@ -2,6 +2,12 @@
 // Values travel as the exact text of JSON.stringify(value, BufferJSON.replacer), the bytes
 // useMultiFileAuthState would write; reads are revived exactly as it revives them.
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
+import { SET_MERGE_BYTES, SET_MERGE_KEYS } from './defaults.mjs'
+import { KeyCache } from './key-cache.mjs'
+import { keepSignalJobsInTheirContext } from './signal-context.mjs'
+
+// Every read and write below must reach the right socket's key transaction (signal-context.mjs).
+keepSignalJobsInTheirContext()
 
 const isStorageFault = (err) => typeof err?.code === 'string' && err.code.startsWith('storage_')
 
@@ -10,7 +16,12 @@ const isStorageFault = (err) => typeof err?.code === 'string' && err.code.starts
 // state in memory is ahead of the disk, or a message could be acked without being decrypted).
 // Such errors carry `authWrite: true`, so a send can tell "the message went out, its keys were
 // not stored" from "nothing was sent".
-export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ } } = {}) {
+//
+// Reads go through a bounded `KeyCache` (key-cache.mjs; `cache: false` turns it off, an object
+// sets its bounds): a hit costs no round trip. Writes still resolve only once Python answered
+// that they are durable. Writes sent in the same tick (Baileys writes each key type of a batch
+// separately) travel as one `auth.set`: one journal record and one fdatasync instead of several.
+export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ }, cache: cacheOptions = {} } = {}) {
   const text = await ipc.request(session, 'auth.load', {})
   const fresh = text === null || text === undefined
   const creds = fresh ? initAuthCreds() : JSON.parse(text, BufferJSON.reviver)
@@ -42,11 +53,44 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
     return track(next)
   }
 
+  const cache = cacheOptions === false ? null : new KeyCache(cacheOptions)
+  const revive = (type, raw) => {
+    let value = raw === null || raw === undefined ? null : JSON.parse(raw, BufferJSON.reviver)
+    if (type === 'app-state-sync-key' && value) value = proto.Message.AppStateSyncKeyData.fromObject(value)
+    return value
+  }
+
+  // The auth.set being gathered this tick: { data, count, bytes, sent } (see SET_MERGE_*).
+  let gathering = null
+  const sendSet = (batch, count, bytes) => {
+    if (gathering && (gathering.count + count > SET_MERGE_KEYS || gathering.bytes + bytes > SET_MERGE_BYTES)) gathering = null
+    if (!gathering) {
+      const open = gathering = { data: {}, count: 0, bytes: 0 }
+      open.sent = new Promise((resolve) => queueMicrotask(resolve)).then(() => {
+        if (gathering === open) gathering = null
+        return ipc.request(session, 'auth.set', { data: open.data })
+      })
+    }
+    for (const type in batch) Object.assign(gathering.data[type] ??= {}, batch[type])
+    gathering.count += count
+    gathering.bytes += bytes
+    return gathering.sent
+  }
+
   const keys = {
     async get (type, ids) {
+      const data = {}
+      const missing = []
+      for (const id of ids) {
+        const cached = cache ? cache.lookup(type, id) : { hit: false }
+        if (cached.hit) data[id] = revive(type, cached.text)
+        else missing.push(id)
+      }
+      if (!missing.length) return data
+      const mark = cache?.mark()
       let found
       try {
-        found = await ipc.request(session, 'auth.get', { type, ids })
+        found = await ipc.request(session, 'auth.get', { type, ids: missing })
       } catch (err) {
         // A key Python cannot read (permission, I/O) would make Baileys fail to decrypt and then
         // ack the message, which WhatsApp would drop for good: stop the socket like a failed write,
@@ -57,25 +101,36 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
         }
         throw err
       }
-      const data = {}
-      for (const id of ids) {
-        const raw = found?.[id]
-        let value = raw === null || raw === undefined ? null : JSON.parse(raw, BufferJSON.reviver)
-        if (type === 'app-state-sync-key' && value) value = proto.Message.AppStateSyncKeyData.fromObject(value)
-        data[id] = value
+      for (const id of missing) {
+        const raw = found?.[id] ?? null
+        cache?.fill(mark, type, id, raw)
+        data[id] = revive(type, raw)
       }
       return data
     },
     async set (data) {
       const batch = {}
+      const texts = new Map()
+      let bytes = 0
       for (const type in data) {
         batch[type] = {}
         for (const id in data[type]) {
           const value = data[type][id]
-          batch[type][id] = value ? JSON.stringify(value, BufferJSON.replacer) : null
+          const text = value ? JSON.stringify(value, BufferJSON.replacer) : null
+          batch[type][id] = text
+          texts.set(KeyCache.key(type, id), text)
+          bytes += id.length + (text?.length ?? 0)
         }
       }
-      await track(ipc.request(session, 'auth.set', { data: batch }))
+      if (!texts.size) return
+      const n = cache?.beginWrite(texts.keys())
+      try {
+        await track(sendSet(batch, texts.size, bytes))
+      } catch (err) {
+        cache?.failWrite(n, texts.keys())
+        throw err
+      }
+      cache?.endWrite(n, texts)
     }
   }
 
@@ -92,5 +147,5 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
   if (fresh) {
     await saveCreds()
   }
-  return { state: { creds, keys }, saveCreds, flush, fresh }
+  return { state: { creds, keys }, saveCreds, flush, fresh, cache }
 }

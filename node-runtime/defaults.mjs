@@ -14,5 +14,13 @@ export const QUERY_TIMEOUT_MS = 60_000
 export const SEND_ACK_TIMEOUT_MS = 20_000
 // How long a media upload to WhatsApp's media host may take.
 export const UPLOAD_TIMEOUT_MS = 120_000
+// The key cache of one session (key-cache.mjs): at most this many keys and bytes of their text.
+// Signal sessions of a busy account are 1-10 KB each; 25 sessions per runtime stay under 100 MiB.
+export const KEY_CACHE_ENTRIES = 2048
+export const KEY_CACHE_BYTES = 4 << 20
+// Key writes sent in the same tick go to Python as one auth.set (one journal record, one
+// fdatasync) up to these sizes; a larger write goes alone.
+export const SET_MERGE_KEYS = 1000
+export const SET_MERGE_BYTES = 1 << 20
 // How long a media re-upload request waits for the sender's phone (under the bridge's 30 s IPC timeout).
 export const MEDIA_RETRY_TIMEOUT_MS = 20_000

@@ -7,6 +7,7 @@ import { IpcError } from './ipc.mjs'
 import { attachMessages, storedMessage } from './messages.mjs'
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
 import { GroupCache, attachGroups } from './groups.mjs'
+import { ReceivedMessages } from './received.mjs'
 
 // After a failed auth write, how long a send that already went out waits for the server's ack
 // before answering (the socket sends nothing any more but still reads).
@@ -55,6 +56,7 @@ export class Session {
     }
     const generation = ++this.generation
     const groups = this.groupCache = new GroupCache()
+    const received = new ReceivedMessages(this, this.auth.state.creds)
     this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
     const sock = makeWASocket({
       auth: this.auth.state,
@@ -70,8 +72,11 @@ export class Session {
       // A miss is fetched once and kept (then patched by the group events), so the next send to
       // that group asks the server nothing.
       getMessage: (key) => storedMessage(this.ipc, this.id, key, this.log),
-      cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined)
+      cachedGroupMetadata: async (jid) => groups.get(jid) ?? await sock.groupMetadata(jid).then((meta) => { groups.set(meta); return meta }, () => undefined),
+      // a received message is stored by Python before its keys are committed and it is acknowledged
+      makeSignalRepository: (auth, logger, pnToLid) => received.makeRepository(auth, logger, pnToLid)
     })
+    received.watch(sock)
     this.sock = sock
     const current = () => generation === this.generation
     sock.ev.on('creds.update', (update) => {

@@ -1,6 +1,8 @@
 // Benchmark child for scripts/bench_ipc.py. Two modes, same operations, same values:
 //   ipc:    under the runtime's permission flags, keys.get/keys.set of node-runtime's IPC auth
-//           state (every op a round trip to Python, writes durable before the answer);
+//           state with its key cache off (every op a round trip to Python, writes durable before
+//           the answer); then the same rounds with the cache on (`get_cached`: the read of keys
+//           just written is answered in Node);
 //   legacy: plain Node, Baileys' own useMultiFileAuthState on a folder (argv[3]), in process.
 // Prints/returns {get: [ms...], set: [ms...]} per-operation latencies measured with hrtime.
 import { createHash } from 'node:crypto'
@@ -47,10 +49,13 @@ if (mode === 'legacy') {
   const ipc = createIpc({ input: process.stdin, output: process.stdout, log })
   ipc.onEnd(() => process.exit(0))
   ipc.setCommandHandler(async (msg) => {
-    const auth = await loadIpcAuthState(ipc, msg.s, log)
+    const auth = await loadIpcAuthState(ipc, msg.s, log, { cache: false })
     const { n, size } = msg.args
     await run(auth.state.keys, Math.min(20, n), size) // warm-up
-    return run(auth.state.keys, n, size)
+    const result = await run(auth.state.keys, n, size)
+    const cached = await loadIpcAuthState(ipc, msg.s, log)
+    result.get_cached = (await run(cached.state.keys, n, size)).get
+    return result
   })
   process.stdin.resume()
 }

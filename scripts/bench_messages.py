@@ -4,11 +4,13 @@ Same simulator, same run, same messages: `POST /api/v1/sessions/{id}/messages` (
 for the server's ack) against Baileys 7.0.0-rc14 in process with useMultiFileAuthState
 (scripts/bench_messages_baileys.mjs, each send done when the server's ack arrived). Three cases:
 one session sequential, one session with 10 in flight, 10 sessions at once (10 in flight each).
-Prints msgs/s, the ratio bridge/baileys (targets: >= 0.8 sequential, >= 0.9 with 10 in flight)
-and where the bridge's time goes: IPC round trips and store fsyncs per message (from the
-bridge's own counters).
+Each case alternates bridge and plain Baileys in `--rounds` rounds, so a load swing on a shared
+machine hits both alike. Prints msgs/s, the ratio bridge/baileys over all rounds and the median
+and range of the per-round ratios (targets: >= 0.8 sequential, >= 0.9 with 10 in flight), and
+where the bridge's time goes: IPC round trips and store fsyncs per message by kind (from the
+bridge's own counters), for sends and for messages the contact sends to the session.
 
-    python scripts/bench_messages.py [--count 200] [--sessions 10] [--quick]
+    python scripts/bench_messages.py [--count 200] [--sessions 10] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +37,7 @@ from aiohttp import web  # noqa: E402
 from bridge import metrics  # noqa: E402
 from bridge.api.app import create_app  # noqa: E402
 from bridge.config import Settings  # noqa: E402
-from bridge.events import EventBus  # noqa: E402
+from bridge.events import EventBus, EventKind  # noqa: E402
 from bridge.sessions.manager import SessionManager  # noqa: E402
 from bridge.store.snapshots import Snapshots  # noqa: E402
 from tests.simulator.client import SimulatorClient, node_binary, start_simulator  # noqa: E402
@@ -45,6 +48,16 @@ KEY = "bench-key-0123456789abcdef"
 
 def _counter_total(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+def _by_label(counter: Any, label: str) -> dict[str, float]:
+    return {s.labels[label]: s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
+
+
+def _per_message(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    parts = [f"{k} {(v - before.get(k, 0.0)) / count:.2f}" for k, v in sorted(after.items())
+             if v - before.get(k, 0.0) > 0]
+    return ", ".join(parts)
 
 
 class PlainBaileys:
@@ -120,9 +133,34 @@ async def bridge_run(http: aiohttp.ClientSession, base: str, sid: str, to: str, 
     return time.perf_counter() - started
 
 
+async def receive_case(sim: SimulatorClient, bus: EventBus, manager: SessionManager, sid: str, phone: str,
+                       contact: str, count: int) -> str:
+    """The contact sends `count` texts to the session; auth requests per received message."""
+    ops0 = _by_label(metrics.IPC_REQUESTS, "op")
+    fst0 = _by_label(metrics.STORE_FSYNCS, "target")
+    seen = 0
+
+    async def arrivals() -> None:
+        nonlocal seen
+        async for event in bus.subscribe(sid):
+            if event.kind == EventKind.MESSAGE and not event.data.get("from_me"):
+                seen += 1
+                if seen >= count:
+                    return
+
+    waiter = asyncio.create_task(arrivals())
+    await asyncio.sleep(0)
+    for i in range(count):
+        await sim.send_from_contact(contact, phone, f"incoming {i}")
+    await asyncio.wait_for(waiter, 120)
+    return (f"{_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), count)}; "
+            f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), count)}")
+
+
 async def main(args: argparse.Namespace) -> None:
     count = 20 if args.quick else args.count
     sessions = 2 if args.quick else args.sessions
+    rounds = 2 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="bench-messages-"))
     async with start_simulator() as sim:
         contact = "15559990001"
@@ -140,7 +178,8 @@ async def main(args: argparse.Namespace) -> None:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
-        rows: list[tuple[str, float, float, str]] = []
+        rows: list[tuple[str, float, float, list[float], str]] = []
+        detail: list[str] = []
         try:
             bridge_ids = [f"bench-{i}" for i in range(sessions)]
             phones = [f"1555888{i:04d}" for i in range(sessions)]
@@ -151,39 +190,69 @@ async def main(args: argparse.Namespace) -> None:
                 async with aiohttp.ClientSession() as http:
                     await bridge_run(http, base, bridge_ids[0], to, 3, 1)  # warm-up: sessions, on-WhatsApp check
                     await plain[0].run(to, 3, 1)
-                    for name, concurrency in (("1 session, sequential", 1), ("1 session, 10 in flight", 10)):
+
+                    async def one_session(concurrency: int, n: int) -> tuple[float, float]:
+                        return (await bridge_run(http, base, bridge_ids[0], to, n, concurrency),
+                                await plain[0].run(to, n, concurrency))
+
+                    async def all_sessions(concurrency: int, n: int) -> tuple[float, float]:
+                        t0 = time.perf_counter()
+                        await asyncio.gather(*(bridge_run(http, base, s, to, n, concurrency) for s in bridge_ids))
+                        t_bridge = time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                        await asyncio.gather(*(p.run(to, n, concurrency) for p in plain))
+                        return t_bridge, time.perf_counter() - t0
+
+                    cases = (("1 session, sequential", one_session, 1, 1),
+                             ("1 session, 10 in flight", one_session, 10, 1),
+                             (f"{sessions} sessions, 10 in flight each", all_sessions, 10, sessions))
+                    for name, run_case, concurrency, width in cases:
                         ipc0 = _counter_total(metrics.IPC_REQUESTS)
                         fs0 = _counter_total(metrics.STORE_FSYNCS)
-                        t_bridge = await bridge_run(http, base, bridge_ids[0], to, count, concurrency)
-                        ipc = (_counter_total(metrics.IPC_REQUESTS) - ipc0) / count
-                        fsyncs = (_counter_total(metrics.STORE_FSYNCS) - fs0) / count
-                        t_plain = await plain[0].run(to, count, concurrency)
-                        rows.append((name, count / t_bridge, count / t_plain,
+                        ops0 = _by_label(metrics.IPC_REQUESTS, "op")
+                        fst0 = _by_label(metrics.STORE_FSYNCS, "target")
+                        ratios: list[float] = []
+                        spent = [0.0, 0.0]
+                        per_round = max(1, count // rounds)
+                        for _ in range(rounds):
+                            t_bridge, t_plain = await run_case(concurrency, per_round)
+                            spent[0] += t_bridge
+                            spent[1] += t_plain
+                            ratios.append(t_plain / t_bridge)
+                        sent = per_round * rounds * width
+                        ipc = (_counter_total(metrics.IPC_REQUESTS) - ipc0) / sent
+                        fsyncs = (_counter_total(metrics.STORE_FSYNCS) - fs0) / sent
+                        detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
+                                      f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}")
+                        rows.append((name, sent / spent[0], sent / spent[1], sorted(ratios),
                                      f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
                                      f"{fsyncs:.1f} fsyncs/msg"))
-                    t0 = time.perf_counter()
-                    await asyncio.gather(*(bridge_run(http, base, s, to, count, 10) for s in bridge_ids))
-                    t_bridge = time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    await asyncio.gather(*(p.run(to, count, 10) for p in plain))
-                    t_plain = time.perf_counter() - t0
-                    rows.append((f"{sessions} sessions, 10 in flight each", sessions * count / t_bridge,
-                                 sessions * count / t_plain, ""))
+                    received = await receive_case(sim, bus, manager, bridge_ids[0], phones[0], contact, count)
+                    detail.append(f"received by 1 session: {received}")
         finally:
             await runner.cleanup()
             await manager.shutdown()
-    print(f"server-acked text messages/s, {count} messages per case (same simulator, same run)")
-    print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6}  where the bridge's time goes")
-    for name, bridge_rate, plain_rate, where in rows:
-        print(f"{name:38} {bridge_rate:9.1f} {plain_rate:9.1f} {bridge_rate / plain_rate:6.2f}  {where}")
+    print(f"server-acked text messages/s, {count} messages per case in {rounds} alternating rounds "
+          "(bridge, then plain Baileys; same simulator, same run)")
+    print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6} {'rounds: median (min-max)':>26}  "
+          "where the bridge's time goes")
+    for name, bridge_rate, plain_rate, ratios, where in rows:
+        spread = f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+        print(f"{name:38} {bridge_rate:9.1f} {plain_rate:9.1f} {bridge_rate / plain_rate:6.2f} {spread:>26}  {where}")
+    for line in detail:
+        print(f"per message, {line}")
     if args.json:
-        print(json.dumps([{"case": r[0], "bridge": r[1], "baileys": r[2], "ratio": r[1] / r[2]} for r in rows]))
+        print(json.dumps([{"case": r[0], "bridge": r[1], "baileys": r[2], "ratio": r[1] / r[2],
+                           "round_ratios": r[3]} for r in rows]))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternate bridge and plain Baileys this many times per case (load on a shared "
+                             "machine moves both alike); the ratio of each round is printed")
     parser.add_argument("--quick", action="store_true", help="20 messages, 2 sessions (smoke test)")
     parser.add_argument("--json", action="store_true")
     os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")

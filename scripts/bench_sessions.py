@@ -23,11 +23,15 @@ import json
 import os
 import shutil
 import signal
+import socket
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -154,6 +158,209 @@ async def plain_case(sim: SimulatorClient, work: Path, tenants: int) -> dict[str
         shutil.rmtree(folder, ignore_errors=True)
 
 
+API_KEY = "bench-sessions"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def _sum_memory(procs: list[psutil.Process]) -> tuple[float, float]:
+    rss = uss = 0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except psutil.NoSuchProcess:
+            continue
+        rss += info.rss
+        uss += info.uss
+    return rss / MiB, uss / MiB
+
+
+async def link_tenants(sim: SimulatorClient, root: Path, ids: list[str]) -> float:
+    """Link `ids` through a SessionManager with the default pooling and the monitor off, snapshot
+    each (what the monitor of the bridge that linked them would have done, so the restart measured
+    next is a restart, not a first adoption of T folders), then shut it down: the tenants stay
+    wanted running, so the next bridge over `root` starts them all."""
+    settings = Settings(_env_file=None, auth_root=root / "auth", state_dir=root / "state",  # type: ignore[call-arg]
+                        monitor_enabled=False, wa_url=sim.ws_url, wa_trust_root=sim.root_pub)
+    settings.auth_root.mkdir(parents=True, exist_ok=True)
+    manager = SessionManager(settings, EventBus(100_000), Snapshots(settings.auth_root))
+    try:
+        gate = asyncio.Semaphore(LINK_AT_ONCE)
+        started = time.perf_counter()
+        await asyncio.gather(*(_link(manager, sim, sid, gate) for sid in ids))
+        linked = time.perf_counter() - started
+        await asyncio.sleep(2)
+        gate = asyncio.Semaphore(4)
+
+        async def snapshot(sid: str) -> None:
+            async with gate:
+                await asyncio.to_thread(manager.snapshots.create, sid, "bench-linked")
+
+        await asyncio.gather(*(snapshot(sid) for sid in ids))
+        return linked
+    finally:
+        await manager.shutdown()
+
+
+async def _poll(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+    try:
+        async with http.get(url) as response:
+            body = await response.json(content_type=None) if response.status == 200 else None
+            return response.status, body
+    except (aiohttp.ClientError, ValueError):
+        return 0, None
+
+
+async def _quiet(proc: psutil.Process, settle: float, limit: float = 600.0) -> float:
+    """Wait `settle` seconds, then until `proc` uses under a tenth of a core over 5 s (the
+    monitor's snapshot after a restart, `monitor-settled`, is owed once for every tenant), at most
+    `limit`; returns the seconds waited."""
+    begun = time.perf_counter()
+    await asyncio.sleep(settle)
+    while time.perf_counter() - begun < limit:
+        before = _cpu(proc)
+        await asyncio.sleep(5)
+        if (_cpu(proc) - before) / 5 < 0.1:
+            break
+    return time.perf_counter() - begun
+
+
+async def restart_case(
+    sim: SimulatorClient, sim_proc: psutil.Process, root: Path, tenants: int, settle: float, idle: float,
+) -> dict[str, Any]:
+    """Start `python -m bridge run` (every default: monitor on, paced ramp, 25 per runtime) over a
+    root holding `tenants` linked, wanted-running tenants; time until /readyz and until all open,
+    then idle CPU (bridge, its Node runtimes, the simulator) over `idle` seconds after `settle`,
+    memory of each, /metrics size and time. SIGTERM at the end; no process is left behind."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_AUTH_ROOT": str(root / "auth"),
+           "BRIDGE_STATE_DIR": str(root / "state"), "BRIDGE_WA_URL": sim.ws_url, "BRIDGE_WA_TRUST_ROOT": sim.root_pub,
+           "BRIDGE_PORT": str(port), "BRIDGE_API_KEYS": API_KEY, "BRIDGE_LOG_LEVEL": "WARNING"}
+    base = f"http://127.0.0.1:{port}"
+    with (root / f"bridge-{tenants}.log").open("wb") as log_file:
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "run", cwd=root, env=env, stdout=log_file, stderr=log_file,
+            start_new_session=True)
+    bridge = psutil.Process(proc.pid)
+    seen: dict[int, psutil.Process] = {}
+    row: dict[str, Any] = {"tenants": tenants}
+    try:
+        async with aiohttp.ClientSession(headers={"X-API-Key": API_KEY}) as http:
+            while "all_open_s" not in row or "ready_s" not in row:
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the bridge exited ({proc.returncode}); see {root}/bridge-{tenants}.log")
+                if time.perf_counter() - started > 1800:
+                    raise TimeoutError(f"not all {tenants} open within 30 min: {row}")
+                for child in bridge.children(recursive=True):
+                    seen.setdefault(child.pid, child)
+                _, health = await _poll(http, base + "/healthz")
+                if health is not None:
+                    row["open_now"] = health["sessions"].get("open", 0)
+                    if row["open_now"] >= tenants and "all_open_s" not in row:
+                        row["all_open_s"] = time.perf_counter() - started
+                if "ready_s" not in row and (await _poll(http, base + "/readyz"))[0] == 200:
+                    row["ready_s"] = time.perf_counter() - started
+                await asyncio.sleep(0.5)
+            print(f"{tenants} open in {row['all_open_s']:.1f} s (bridge pid {proc.pid}); settling",
+                  file=sys.stderr, flush=True)
+            row["settled_s"] = await _quiet(bridge, settle)
+            nodes = bridge.children(recursive=True)
+            for child in nodes:
+                seen.setdefault(child.pid, child)
+            groups = {"bridge": [bridge], "node": nodes, "simulator": [sim_proc]}
+            before = {name: sum(_cpu(p) for p in procs) for name, procs in groups.items()}
+            measured = time.perf_counter()
+            await asyncio.sleep(idle)
+            elapsed = time.perf_counter() - measured
+            for name, procs in groups.items():
+                row[f"{name}_cpu_cores"] = (sum(_cpu(p) for p in procs) - before[name]) / elapsed
+                row[f"{name}_rss_mib"], row[f"{name}_uss_mib"] = _sum_memory(procs)
+            row["runtimes"] = len(nodes)
+            row["bridge_fds"] = bridge.num_fds()
+            row["simulator_fds"] = sim_proc.num_fds()
+            _, health = await _poll(http, base + "/healthz")
+            row["open_after_idle"] = health["sessions"].get("open", 0) if health else None
+            took: list[float] = []
+            size = 0
+            for _ in range(5):
+                begun = time.perf_counter()
+                async with http.get(base + "/metrics") as response:
+                    size = len(await response.read())
+                took.append(time.perf_counter() - begun)
+            row["metrics_bytes"] = size
+            row["metrics_ms"] = statistics.median(took) * 1000
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 120)
+            except TimeoutError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        left = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        for child in left:
+            child.kill()
+        row["left_behind"] = len(left)
+    return row
+
+
+async def scale_run(args: argparse.Namespace) -> None:
+    """Restart levels: link up to each T (cumulative), restart a full bridge over them, measure."""
+    levels = [int(x) for x in args.restart.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    rows: list[dict[str, Any]] = []
+    plain: dict[str, Any] | None = None
+    try:
+        async with start_simulator() as sim:
+            sim_proc = next(p for p in psutil.Process().children() if "simulator" in " ".join(p.cmdline()))
+            if args.plain:
+                plain = await plain_case(sim, work, args.plain)
+                print(json.dumps({"plain": plain}), file=sys.stderr, flush=True)
+            sim_base = sim_proc.memory_info().rss / MiB
+            root = work / "scale"
+            linked = 0
+            for tenants in levels:
+                ids = [f"t{i:04d}" for i in range(linked, tenants)]
+                link_s = await link_tenants(sim, root, ids)
+                linked = tenants
+                print(f"linked {len(ids)} more ({tenants} in all) in {link_s:.1f} s", file=sys.stderr, flush=True)
+                row = await restart_case(sim, sim_proc, root, tenants, args.settle, args.idle)
+                row.update(link_more_s=link_s, simulator_base_rss_mib=sim_base)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'T':>5} {'ready':>6} {'all open':>8} {'bridge':>14} {'node':>14} {'sim':>13} {'idle CPU cores':>24} "
+          f"{'/metrics':>14} {'fds':>5}")
+    for row in rows:
+        t = row["tenants"]
+        print(f"{t:>5} {row['ready_s']:>5.0f}s {row['all_open_s']:>7.0f}s "
+              f"{row['bridge_rss_mib']:>5.0f} ({row['bridge_rss_mib'] / t:4.2f}/t) "
+              f"{row['node_rss_mib']:>5.0f} ({row['node_rss_mib'] / t:4.1f}/t) "
+              f"{row['simulator_rss_mib']:>5.0f} ({(row['simulator_rss_mib'] - sim_base) / t:4.2f}/t) "
+              f"br {row['bridge_cpu_cores']:.3f} node {row['node_cpu_cores']:.3f} sim {row['simulator_cpu_cores']:.3f} "
+              f"{row['metrics_bytes'] / 1024:>6.0f} KiB {row['metrics_ms']:>3.0f}ms {row['bridge_fds']:>5}")
+    if plain is not None:
+        per = plain["rss_mib"] / plain["tenants"]
+        print(f"plain Baileys, {plain['tenants']} sockets in one process: {per:.1f} MiB RSS per socket"
+              f", linked in {plain['linked_s']:.0f} s")
+    if args.json:
+        print(json.dumps({"restart": rows, "plain": plain}))
+
+
 async def main(args: argparse.Namespace) -> None:
     tenant_counts = [3] if args.quick else [int(x) for x in args.tenants.split(",")]
     pools = [1, 3] if args.quick else [int(x) for x in args.per_runtime.split(",")]
@@ -192,4 +399,11 @@ if __name__ == "__main__":
     parser.add_argument("--max-isolated", type=int, default=10, help="largest T run with one runtime per tenant")
     parser.add_argument("--quick", action="store_true", help="3 tenants, K 1 and 3 (a smoke run)")
     parser.add_argument("--json", action="store_true")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--restart", default="", help="restart levels, e.g. 200,500,1000 (cumulative linking; "
+                        "a full `python -m bridge run` over each): time to all open, idle CPU, memory, /metrics")
+    parser.add_argument("--plain", type=int, default=0, help="with --restart: plain Baileys sockets measured first")
+    parser.add_argument("--settle", type=float, default=30.0, help="with --restart: seconds after all open before "
+                        "the idle window")
+    parser.add_argument("--idle", type=float, default=60.0, help="with --restart: length of the idle CPU window (s)")
+    parsed = parser.parse_args()
+    asyncio.run(scale_run(parsed) if parsed.restart else main(parsed))

@@ -26,6 +26,7 @@ export class ContactState {
     this.receipts = [] // receipts sessions sent for the contact's messages
     this.chatstates = [] // chat states (composing, recording, paused) sessions sent the contact
     this.errors = [] // messages the contact could not decrypt
+    this.retries = [] // retry receipts sessions sent for the contact's messages ({ id, count, from, keys })
     this.messages = new Map() // id -> { id, fromMe, author, peer, message }: what a reply/reaction/vote can refer to
     this.subscribers = new Map() // Device -> the jid it subscribed to (presence)
   }
@@ -67,7 +68,8 @@ export class ContactState {
       status: this.status,
       presence: this.presence.type,
       received: this.inbox.length,
-      sent: this.outbox.length
+      sent: this.outbox.length,
+      retries: this.retries.length
     }
   }
 }

@@ -38,6 +38,7 @@ export function routes (onStop) {
     ['GET', /^\/accounts$/, sim => sim.accounts.all().map(a => a.toJSON())],
     ['POST', /^\/accounts$/, (sim, b) => sim.accounts.ensure(b.phone).toJSON()],
     ['GET', /^\/devices$/, sim => sim.accounts.all().flatMap(a => [...a.devices.values()].map(d => d.toJSON()))],
+    ['GET', /^\/connections$/, sim => [...(sim.connCounts ?? new Map()).values()]],
     ['GET', /^\/pending$/, sim => ({ qr_connections: [...new Set([...sim.refs.values()].map(r => r.conn.id))].length, pairing_codes: [...sim.codeRegs.keys()] })],
     ['POST', /^\/scan$/, async (sim, b) => (await sim.scan(need(b, 'qr'), b.phone)).toJSON()],
     ['POST', /^\/pair-code$/, async (sim, b) => (await sim.enterPairCode(need(b, 'phone'), need(b, 'code'))).toJSON()],

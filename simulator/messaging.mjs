@@ -2,7 +2,12 @@
 // (contacts and accounts' phones): fan-out of a companion's `<message>`, server acks, delivery
 // receipts, what contacts decrypt, what contacts send (every kind in content.mjs) and the
 // receipts they send back (delivered, read, played).
-import { getBinaryNodeChild, getBinaryNodeChildren, jidDecode, proto } from '@whiskeysockets/baileys'
+//
+// Like WhatsApp's server, a `<message>` for a companion device stays queued until that device
+// acknowledges it (its delivery receipt, or an `<ack class="message">`): a connection that ends
+// before that gets it again, same id, at its next login (`offline="1"`). A `receipt type="retry"`
+// makes the contact re-encrypt the message and send it again, as phones do.
+import { extractE2ESessionFromRetryReceipt, getBinaryNodeChild, getBinaryNodeChildren, jidDecode, proto } from '@whiskeysockets/baileys'
 import { deflateSync } from 'node:zlib'
 import { ContactState, userJid } from './contacts.mjs'
 import { buildMessage, decryptPollVote, describeMessage, optionHash, pollOf, stanzaAttrs } from './content.mjs'
@@ -11,6 +16,7 @@ import { S_WHATSAPP_NET as S, unixNow as now, messageId } from './wire.mjs'
 
 export const RECEIPT_TYPES = ['delivery', 'read', 'played']
 
+const unackedOf = dev => (dev.unacked ??= new Map()) // message id -> { node, resent }: sent, not yet acknowledged
 const modeOf = jid => (jidDecode(jid ?? '')?.server === 'lid' ? 'lid' : 'pn')
 const MAX_RECEIPT_IDS = 100
 
@@ -131,17 +137,84 @@ export class Messaging {
     return null
   }
 
+  /** Hand `node` to `dev`: now if it is connected, else at its next login. A message stays queued
+   * until the device acknowledges it (`settle`); other stanzas are sent once. */
   deliver (dev, node) {
+    if (node.tag === 'message' && node.attrs.id) {
+      unackedOf(dev).set(node.attrs.id, { node, resent: false })
+      if (dev.conn && !dev.conn.closed) dev.conn.sendNode(node)
+      return
+    }
     if (dev.conn && !dev.conn.closed) dev.conn.sendNode(node)
     else dev.offline.push({ ...node, attrs: { ...node.attrs, offline: '1' } })
   }
 
+  /** What a login of `dev` gets first: every message it has not acknowledged, oldest first, as offline messages. */
+  unackedFor (dev) {
+    return [...unackedOf(dev).values()].map(({ node }) => ({ ...node, attrs: { ...node.attrs, offline: '1' } }))
+  }
+
+  /** `dev` acknowledged messages `ids` (a receipt, or an ack): the server forgets them. A negative ack
+   * (`error`) right after a retry receipt leaves the re-encrypted copy queued (Baileys nacks the copy it
+   * could not decrypt after asking for a new one). */
+  settle (dev, ids, { negative = false } = {}) {
+    const unacked = unackedOf(dev)
+    for (const id of ids) {
+      const entry = unacked.get(id)
+      if (negative && entry?.resent) entry.resent = false
+      else unacked.delete(id)
+    }
+  }
+
+  onAck (conn, node) {
+    if (node.attrs.class === 'message' && node.attrs.id) this.settle(conn.device, [node.attrs.id], { negative: !!node.attrs.error })
+  }
+
   async onReceipt (conn, node) {
     conn.sendNode({ tag: 'ack', attrs: { class: 'receipt', id: node.attrs.id, from: node.attrs.to ?? S, ...(node.attrs.type ? { type: node.attrs.type } : {}) } })
-    const c = this.sim.resolve(node.attrs.to)?.acc.contact
-    if (!c) return
+    if (node.attrs.type === 'retry') return this.onRetry(conn, node)
     const ids = [node.attrs.id, ...getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'item').map(i => i.attrs.id)]
+    this.settle(conn.device, ids)
+    const c = this.sim.resolve(node.attrs.to)?.acc.contact
+    if (!c) return undefined
     for (const id of ids) c.receipts.push({ id, type: node.attrs.type ?? 'delivery', from: conn.device.jid })
+    return undefined
+  }
+
+  /**
+   * `<receipt type="retry" id to>`: the device could not decrypt a contact's message. Like a phone
+   * (Baileys' sendMessagesAgain), the contact starts a fresh session from the key bundle in `<keys>`
+   * when there is one (Baileys sends it from the second retry on), re-encrypts the same content and
+   * sends it again to that device only, with the same id and `count` on the `enc`.
+   */
+  async onRetry (conn, node) {
+    const dev = conn.device
+    const { id } = node.attrs
+    const contact = this.sim.resolve(node.attrs.to)?.acc
+    const c = contact?.contact
+    const sent = c?.messages.get(id)
+    const count = Number(getBinaryNodeChild(node, 'retry')?.attrs.count ?? 1)
+    const bundle = extractE2ESessionFromRetryReceipt(node)
+    if (!c || !sent?.fromMe) {
+      log(`retry receipt from ${dev.jid} for ${id}: no contact sent it, nothing to resend`)
+      return
+    }
+    c.retries.push({ id, count, from: dev.jid, keys: !!bundle })
+    const ep = this.sim.endpoint(contact)
+    const addr = ep.address(dev.account.phone, dev.id)
+    if (bundle) {
+      const key = k => ({ keyId: k.keyId, pub: Buffer.from(k.publicKey) })
+      await ep.initSession(addr, { registrationId: bundle.registrationId, identityPub: Buffer.from(bundle.identityKey), signedPreKey: { ...key(bundle.signedPreKey), signature: Buffer.from(bundle.signedPreKey.signature) }, preKey: bundle.preKey ? key(bundle.preKey) : undefined })
+    } else if (!ep.hasSession(addr)) {
+      await ep.initSession(addr, this.sim.keys.companionBundle(dev))
+    }
+    const { type, ciphertext } = await ep.encrypt(addr, sent.message)
+    const before = unackedOf(dev).get(id)?.node
+    const { attrs, enc } = stanzaAttrs(sent.message)
+    const stanza = before?.attrs ?? { ...addressedFrom(contact, sent.mode), id, t: now(), ...attrs, notify: c.pushName }
+    const encAttrs = (before && getBinaryNodeChild(before, 'enc')?.attrs) ?? { v: '2', ...enc }
+    this.deliver(dev, { tag: 'message', attrs: stanza, content: [{ tag: 'enc', attrs: { ...encAttrs, type, count: String(count) }, content: ciphertext }] })
+    unackedOf(dev).get(id).resent = true
   }
 
   /**

@@ -18,14 +18,14 @@ import { HttpError, log } from './errors.mjs'
 import { defaultOptions, TIMEOUTS } from './defaults.mjs'
 import { S_WHATSAPP_NET as S, unixNow as now, sleep } from './wire.mjs'
 
-export const FAULT_KINDS = ['drop', 'stall', '515', '401', '403', '440', '503', 'bad_frame', 'slow_handshake', 'bad_cert']
+export const FAULT_KINDS = ['drop', 'stall', 'deaf', '515', '401', '403', '440', '503', 'bad_frame', 'slow_handshake', 'bad_cert']
 
 /** One WebSocket client: Noise state, then either a registration (QR / code) or a logged-in device. */
 class Connection {
   constructor (sim, ws, id) {
     this.sim = sim; this.ws = ws; this.id = id
     this.noise = new NoiseServer({ staticKeyPair: sim.serverStatic, maxBuffered: sim.opts.maxFrame + 8 })
-    this.device = null; this.registration = null; this.stalled = false; this.closed = false
+    this.device = null; this.registration = null; this.stalled = false; this.deaf = false; this.closed = false
     this.queue = Promise.resolve()
     this.handshakeFault = sim.takeHandshakeFault()
     // like the real edge, a client that never finishes the handshake is dropped
@@ -44,9 +44,10 @@ class Connection {
     this.close()
   }
 
-  close () { if (!this.closed) { this.closed = true; try { this.ws.terminate() } catch { /* already gone */ } this.onClose() } }
+  close () { if (!this.closed) { if (this.device) this.sim.countClose(this.device); this.closed = true; try { this.ws.terminate() } catch { /* already gone */ } this.onClose() } }
 
   onClose () {
+    if (!this.closed && this.device) this.sim.countClose(this.device)
     this.closed = true
     clearTimeout(this.handshakeTimer)
     if (this.device?.conn === this) this.device.conn = null
@@ -82,7 +83,7 @@ class Connection {
         let node
         try { node = await decodeBinaryNode(this.noise.decrypt(f)) } catch (e) { throw new ProtocolViolation(`undecodable frame: ${e.message}`) }
         if (this.sim.opts.trace) log(`conn ${this.id} << ${node.tag} ${JSON.stringify(node.attrs)} ${Array.isArray(node.content) ? node.content.map(c => c.tag).join(',') : ''}`)
-        await this.sim.onNode(this, node)
+        if (!this.deaf) await this.sim.onNode(this, node)
       }
     }
   }
@@ -118,9 +119,11 @@ class Connection {
       old.sendAndClose({ tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] })
     }
     device.conn = this; this.device = device
+    this.sim.countLogin(device, old && old !== this && !old.closed)
     log(`conn ${this.id} logged in as ${device.jid}`)
     this.sendNode({ tag: 'success', attrs: { t: now(), lid: `${acc.lid}@lid`, location: 'sim', props: '1', abprops: '1', creation: now() } })
-    const queued = device.offline.splice(0)
+    // what the device has not acknowledged yet comes first (same ids), then what was queued while it was away
+    const queued = [...this.sim.messaging.unackedFor(device), ...device.offline.splice(0)]
     for (const node of queued) this.sendNode(node)
     this.sendNode({ tag: 'ib', attrs: { from: S }, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] })
     if (this.sim.opts.historySync && !device.historySent) {
@@ -178,6 +181,18 @@ export class Simulator {
     this.media.close()
     await new Promise(resolve => this.wss.close(() => resolve()))
   }
+
+  /** Per device: logged-in connections whose socket is still open (`live`, its maximum ever), logins, and
+   * logins that replaced a connection still open ("conflict: replaced"). GET /connections shows them. */
+  countLogin (device, replaced) {
+    const c = (this.connCounts ??= new Map())
+    const n = c.get(device.jid) ?? { jid: device.jid, live: 0, max_live: 0, logins: 0, replaced: 0 }
+    n.live++; n.logins++; if (replaced) n.replaced++
+    n.max_live = Math.max(n.max_live, n.live)
+    c.set(device.jid, n)
+  }
+
+  countClose (device) { const n = this.connCounts?.get(device.jid); if (n) n.live = Math.max(0, n.live - 1) }
 
   takeHandshakeFault () { const f = this.handshakeFaults[0]; if (f && --f.remaining <= 0) this.handshakeFaults.shift(); return f }
 
@@ -329,7 +344,8 @@ export class Simulator {
     if (node.tag === 'receipt') return this.messaging.onReceipt(conn, node)
     if (node.tag === 'presence') return this.presence.onPresence(conn, node)
     if (node.tag === 'chatstate') return this.presence.onChatstate(conn, node)
-    return undefined // ack, ib: accepted and ignored
+    if (node.tag === 'ack') return this.messaging.onAck(conn, node)
+    return undefined // ib: accepted and ignored
   }
 
   async onIq (conn, node) {
@@ -391,6 +407,7 @@ export class Simulator {
     switch (kind) {
       case 'drop': return c.close()
       case 'stall': c.stalled = true; return undefined // socket stays open, nothing flows either way
+      case 'deaf': c.deaf = true; return undefined // the server still sends but ignores everything the client sends (acks, receipts, pings)
       case '515': return streamError('515')
       case '503': return streamError('503')
       case '401': return streamError('401', [{ tag: 'conflict', attrs: { type: 'device_removed' } }])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from bridge.api import (
     events,
@@ -67,17 +68,21 @@ def create_app(
     ready: bool = True,
     event_log: EventLog | None = None,
     sandbox: SandboxRun | None = None,
+    forward: Middleware | None = None,
 ) -> web.Application:
     """Build the application. `ready=False` lets the service flip /readyz itself after start_all.
 
     Pass an opened `event_log` to keep its life cycle; without one the app opens its own. A
     `sandbox` run adds the virtual-phone routes (bridge.api.sandbox_routes); production has none.
+    `forward` (cluster mode, bridge/cluster/forward.py) runs after the key check and inside the
+    error middleware: requests for tenants of other nodes go there.
     """
     quiet_malformed_requests()
-    app = web.Application(
-        middlewares=[make_auth_middleware(settings.api_keys, metrics_public=settings.metrics_public), error_middleware],
-        client_max_size=settings.max_body_bytes,
-    )
+    middlewares: list[Middleware] = [
+        make_auth_middleware(settings.api_keys, metrics_public=settings.metrics_public), error_middleware]
+    if forward is not None:
+        middlewares.append(forward)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     log = event_log if event_log is not None else open_event_log(settings, bus)
     app[state.SETTINGS] = settings
     app[state.BUS] = bus

@@ -267,3 +267,14 @@ class AskedKey(msgspec.Struct, kw_only=True):
 
 class GetMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
     key: AskedKey
+
+
+class MessageDurableArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """`message.durable`: the runtime forwarded a received message (`messages.upsert`) and waits until
+    it is stored before Baileys may commit its keys and acknowledge it to WhatsApp."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class MessageDurableResult(msgspec.Struct):
+    durable: bool

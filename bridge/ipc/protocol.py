@@ -305,6 +305,12 @@ CATALOGUE: tuple[Entry, ...] = (
           "WAMessage, media keys included), null when it does not have it or after it was asked for "
           "20 times (a peer that keeps asking cannot loop). Answered from the store's file, so it also works for "
           "messages sent before a bridge restart."),
+    Entry("req", "message.durable", m.MessageDurableArgs, m.MessageDurableResult,
+          "Sent right after the `messages.upsert` of a message the runtime just decrypted, before Baileys commits "
+          "its Signal keys and acknowledges it to WhatsApp: answered once every event and message row published so "
+          "far is in the event log's file (`durable: true`), or at once with `durable: false` while the event log "
+          "is failing (they are held in memory, bounded, and written when it recovers). So a bridge killed at any "
+          "moment either has the message stored or WhatsApp delivers it again."),
     Entry("evt", "ready", ReadyData, None,
           "The runtime booted; `permission` is true when Node's permission model is on and "
           "`fs_write_denied` when `process.permission.has('fs.write')` is false. Sent once at boot, with `s` = "

@@ -136,7 +136,11 @@ def render_markdown() -> str:
         "- Modules: `index.mjs` (boot, exit rules), `console.mjs` (loaded first: dependencies' console "
         "output never reaches stdout; log/info/debug are dropped because libsignal prints session keys "
         "with console.info, warn/error go to stderr), `parent.mjs` (bridge liveness), `ipc.mjs` (stdin "
-        "line reader, requests, replies), `auth-state.mjs` (Baileys `{creds, keys}` over IPC), "
+        "line reader, requests, replies), `auth-state.mjs` (Baileys `{creds, keys}` over IPC; key writes "
+        "of one tick sent as one `auth.set`), `key-cache.mjs` (bounded read cache of one auth state: "
+        "only texts Python answered or made durable, emptied by a failed write, new with every `start`), "
+        "`signal-context.mjs` (runs each libsignal job in the async context of the socket that queued it, "
+        "so it sees that socket's key transaction), "
         "`session.mjs` (one socket's life cycle and events), `messages.mjs` (send content, chat actions and "
         "message/receipt/presence events, translation only), `commands.mjs` (command dispatch), "
         "`logger.mjs` (pino on fd 2, synchronous, no worker thread).",

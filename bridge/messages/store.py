@@ -16,11 +16,21 @@ status that arrives after a restart lands on the stored message and can never mo
 What the file keeps that events never carry: `raw`, Baileys' WAMessage as proto JSON, needed to
 quote, forward and answer Baileys' `getMessage`; for media it holds the media key.
 
+Why `warm()`: after a crash WhatsApp delivers again whatever the device had not acknowledged, and a
+message the bridge had already stored (its receipt never reached the server) must not become a
+second `message` event or webhook delivery. The cache is empty after a restart, so `warm()` loads
+the ids of messages stored in the last `KNOWN_WINDOW` seconds (newest `KNOWN_MAX`) from the file;
+`put` then treats such an id as known. It runs once, when the store first meets its open log
+(long before a session's first login delivers anything); a copy arriving before it finished would
+be published again, which is why clients are still told to dedupe by id.
+
 Without an open event log (a bus no log is attached to) the store is memory only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -41,6 +51,8 @@ from bridge.messages.status import advance
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
+KNOWN_WINDOW = 7 * 86400.0
+KNOWN_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,10 @@ class MessageStore:
         self.cache = RecentMessages(per_session)
         self.retention = retention or MessageRetention()
         self._pruning: EventLog | None = None
+        self._known: dict[str, set[str]] = {}
+        self._warming: asyncio.Task[None] | None = None
         _STORES[bus] = self
+        self._log()  # an open log: start `warm()` now, before any session logs in
 
     @staticmethod
     def of(bus: EventBus) -> MessageStore | None:
@@ -97,13 +112,39 @@ class MessageStore:
         if found is not None and found is not self._pruning:
             self._pruning = found
             found.add_pruner(functools.partial(prune, max_age=self.retention.max_age, keep=self.retention.keep))
+            with contextlib.suppress(RuntimeError):  # no running loop: `warm()` is then the caller's to await
+                self._warming = asyncio.get_running_loop().create_task(self.warm(), name="message-store-warm")
         return found
+
+    async def warm(self) -> None:
+        """Learn the ids of recently stored messages (see the module docstring); a failing file only
+        logs (the bridge then relies on clients deduping by id, as documented)."""
+        eventlog = EventLog.of(self.bus)
+        if eventlog is None:
+            return
+        try:
+            rows = await eventlog.read(functools.partial(_recent_ids, since=time.time() - KNOWN_WINDOW,
+                                                         limit=KNOWN_MAX))
+        except Exception as exc:  # any failure only costs the dedupe, never a message
+            log.warning("message store: could not load recent message ids (%s); a redelivered message may "
+                        "be published again", exc)
+            return
+        for session, message_id in rows:
+            self._known.setdefault(session, set()).add(message_id)
+
+    def known(self, session: str, message_id: str) -> bool:
+        """`message_id` is stored for `session` (in the cache, or in the file before this process started)."""
+        return self.cache.get(session, message_id) is not None or message_id in self._known.get(session, ())
 
     # ----- writing (never blocks, never raises) ------------------------------------------------
     def put(self, message: Message, raw: dict[str, Any]) -> tuple[Entry, bool]:
         """Record `message` (cache now, file in the next burst); returns its entry and whether it is new
-        to the cache. A message already in the file keeps its stored status and first content."""
+        to the store (False for a copy WhatsApp delivered again after a crash). A message already in the
+        file keeps its stored status and first content."""
+        stored_before = message.id in self._known.get(message.session, ())
         entry, new = self.cache.put(message, raw)
+        if stored_before:
+            return entry, False
         eventlog = self._log()
         if new and eventlog is not None:
             eventlog.hold(functools.partial(_insert, message=message, data=_encode(message).decode(),
@@ -209,6 +250,11 @@ class MessageStore:
             return None
         content = raw.get("message")
         return (content, retries) if isinstance(content, dict) else None
+
+
+def _recent_ids(conn: sqlite3.Connection, *, since: float, limit: int) -> list[tuple[str, str]]:
+    return [(str(session), str(mid)) for session, mid in conn.execute(
+        "SELECT session, id FROM messages WHERE stored_at >= ? ORDER BY stored_at DESC LIMIT ?", (since, limit))]
 
 
 def _same_account(a: str, b: str) -> bool:

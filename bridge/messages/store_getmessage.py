@@ -8,7 +8,13 @@ Why a durable ask counter (`MAX_ASKS`): Baileys counts its re-sends only per soc
 (`msgRetryCounterCache`, 5 per message and device, gone with a restart), so a peer that keeps
 sending retry receipts across reconnects could make the bridge re-send for ever. The store counts
 every ask in its file; past `MAX_ASKS` the answer is null (Baileys then sends nothing) and a warning
-is logged once per message.
+is logged once per message. Asks for a message this session *received* (`fromMe` false) are not
+counted: they come from the runtime, for a copy WhatsApp delivered again after a crash whose keys
+were already used (the stored content stands in for the plaintext), never from a peer.
+
+`message.durable` is answered here too (same store): once the event log has written everything
+published so far, so the runtime lets Baileys commit a received message's keys and acknowledge it
+only after its event is on disk (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
-from bridge.ipc.messaging import GetMessageArgs
+from bridge.ipc.messaging import GetMessageArgs, MessageDurableArgs, MessageDurableResult
 from bridge.messages.store import MessageStore
 
 log = logging.getLogger(__name__)
 MAX_ASKS = 20
+DURABLE_WITHIN = 10.0
 
 
 class GetMessageAnswer:
@@ -31,7 +39,9 @@ class GetMessageAnswer:
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
 
-    async def __call__(self, session: str, args: GetMessageArgs) -> dict[str, Any] | None:
+    async def __call__(self, session: str, args: GetMessageArgs | MessageDurableArgs) -> Any:
+        if isinstance(args, MessageDurableArgs):
+            return await self.durable(session, args.id)
         store = MessageStore.of(self.bus)
         if store is None:
             return None
@@ -40,6 +50,8 @@ class GetMessageAnswer:
             log.info("session %s: getMessage for %s: not in the message store", session, args.key.id)
             return None
         content, asked = found
+        if not args.key.fromMe:
+            return content
         if asked >= MAX_ASKS:
             if asked == MAX_ASKS:
                 log.warning("session %s: message %s was asked for %d times (retry receipts); no longer answered",
@@ -48,3 +60,13 @@ class GetMessageAnswer:
             return None
         store.count_retry(session, args.key.id)
         return content
+
+    async def durable(self, session: str, message_id: str) -> MessageDurableResult:
+        """Wait until what was published so far (the message's event and row) is in the file."""
+        eventlog = EventLog.of(self.bus)
+        if eventlog is None:
+            return MessageDurableResult(False)
+        if not eventlog.healthy:
+            log.warning("session %s: message %s is held in memory: the event log is failing", session, message_id)
+            return MessageDurableResult(False)
+        return MessageDurableResult(await eventlog.flush(DURABLE_WITHIN))

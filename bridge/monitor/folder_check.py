@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from bridge.errors import CredsCorruptError
 from bridge.store.creds import is_registered, validate_creds_text
@@ -55,7 +56,8 @@ class FolderLook:
 
     `unreadable` holds the OS error when the folder or its creds.json could not be read at all
     (permission denied, I/O error): then nothing else in the look means anything. `identity` is
-    that of valid creds, linked (`registered`) or not.
+    that of valid creds, linked (`registered`) or not. `prekeys` is how many pre-keys the creds say
+    were generated for upload (Baileys' `firstUnuploadedPreKeyId - 1`).
     """
 
     exists: bool
@@ -67,10 +69,28 @@ class FolderLook:
     problem: str = ""
     identity: Identity | None = None
     unreadable: str | None = None
+    prekeys: int = 0
 
     @property
     def healthy(self) -> bool:
         return self.exists and self.unreadable is None and self.creds is CredsStatus.OK
+
+    @property
+    def holds_prekeys(self) -> bool:
+        """The pre-keys the creds count are in the folder (their newest key file is), so a snapshot
+        now holds what the server hands out to contacts."""
+        return self.prekeys > 0 and prekey_file(self.prekeys) in self.key_files
+
+
+def prekey_file(key_id: int) -> str:
+    """The legacy file name of pre-key `key_id` (Baileys' useMultiFileAuthState)."""
+    return f"pre-key-{key_id}.json"
+
+
+def uploaded_prekeys(creds: dict[str, Any]) -> int:
+    """How many pre-keys `creds` say were generated for upload (0 when not said)."""
+    value = creds.get("firstUnuploadedPreKeyId")
+    return value - 1 if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 0
 
 
 _UNREADABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EIO, errno.ENOTDIR, errno.ELOOP, errno.ESTALE})
@@ -114,7 +134,8 @@ def inspect_folder(folder: Path) -> FolderLook:
         creds = validate_creds_text(data.decode("utf-8"), source=str(path))
     except (CredsCorruptError, UnicodeDecodeError) as exc:
         return FolderLook(True, CredsStatus.INVALID, len(data), sha, False, keys, str(exc))
-    return FolderLook(True, CredsStatus.OK, len(data), sha, is_registered(creds), keys, identity=identity_of(creds))
+    return FolderLook(True, CredsStatus.OK, len(data), sha, is_registered(creds), keys, identity=identity_of(creds),
+                      prekeys=uploaded_prekeys(creds))
 
 
 @dataclass(frozen=True)

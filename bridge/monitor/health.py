@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bridge.config import Settings
+from bridge.errors import BridgeError
 from bridge.events import Event, EventBus, EventKind, Severity, canonical_kind
 from bridge.monitor.history import newest_first
 from bridge.sessions.state import HALTED, SessionState
@@ -45,6 +46,7 @@ ALERT_GRACE = 5.0
 """Seconds a session's own alert gets, beyond the time stopping its runtime may take (the session
 raises its alert after the stop), before SessionWatch raises a backup one."""
 MiB = 1024 * 1024
+_MTIME_SETTLED_NS = 2_000_000_000
 
 
 class DiskUsage(NamedTuple):
@@ -91,6 +93,7 @@ class SessionWatch:
         self._stints: dict[str, _Stint] = {}
         self._alerted_seq: dict[str, int] = {}
         self._episodes: dict[tuple[str | None, str], Severity] = {}
+        self._newest_cache: dict[str, tuple[int, float | None]] = {}
 
     def observe(self, event: Event) -> None:
         """Follow one bus event (state changes and alerts)."""
@@ -120,10 +123,29 @@ class SessionWatch:
             usage = str(exc)
         newest: dict[str, float] = {}
         for sid in self.snapshots.sessions():
-            latest = next(newest_first(self.snapshots, sid), None)
-            if latest is not None and self.snapshots.session_folder(sid).is_dir():
-                newest[sid] = latest.created_at
+            created_at = self._newest_snapshot_time(sid)
+            if created_at is not None and self.snapshots.session_folder(sid).is_dir():
+                newest[sid] = created_at
         return Facts(usage, newest)
+
+    def _newest_snapshot_time(self, sid: str) -> float | None:
+        """When the session's newest snapshot was taken. A manifest is only ever added or removed
+        (never rewritten), which changes its folder's mtime: the newest one is decoded again only
+        then, so a tick over a thousand idle tenants costs a stat each, not a manifest read each. A
+        folder changed within the last seconds is not cached: a second manifest written within the
+        file system's timestamp granularity would leave the mtime as it was."""
+        try:
+            stamp = self.snapshots.manifests.session_dir(sid).stat().st_mtime_ns
+        except (OSError, BridgeError):
+            stamp = None
+        cached = self._newest_cache.get(sid)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        latest = next(newest_first(self.snapshots, sid), None)
+        created_at = None if latest is None else latest.created_at
+        if stamp is not None and time.time_ns() - stamp > _MTIME_SETTLED_NS:
+            self._newest_cache[sid] = (stamp, created_at)
+        return created_at
 
     def tick(self, now: float | None = None, facts: Facts | None = None) -> list[Event]:
         """Check every standing condition once; returns the alerts published (on the loop's thread)."""

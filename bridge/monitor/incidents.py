@@ -1,4 +1,10 @@
-"""The incident journal: one JSON line per incident under `AUTH_ROOT/.bridge/incidents/`.
+"""The incident record and its journal: JSON lines under `AUTH_ROOT/.bridge/incidents/`.
+
+`Incident` is the one record of an incident, whoever opened it (the monitor's repairs, the
+sessions' storage faults and refused starts; `bridge.sessions.incident_desk.IncidentDesk` keeps
+the open ones). The journal holds a line when an incident opens, a line each time the monitor
+records what it did about it, and a line when it ends (`resolved_at`), all with the same `id`: the
+last line of an id is its latest state.
 
 Why a file as well as the `incident` event: events live in memory, and the question "what
 happened to tenant X's creds last Tuesday and what did the monitor do" must survive restarts.
@@ -32,6 +38,7 @@ class Incident(msgspec.Struct, kw_only=True):
     `sessions` names every session the incident is about (both halves of a swap). `warning` is what
     the repair could not give back; `next_step` what the operator should do. `joined` says a
     session had opened this incident (and alerted) first: the monitor raised no alert of its own.
+    `resolved_at` / `resolution`: when and how it ended (None while open).
     """
 
     id: str
@@ -57,6 +64,8 @@ class Incident(msgspec.Struct, kw_only=True):
     error: str | None = None
     next_step: str = ""
     joined: bool = False
+    resolved_at: float | None = None
+    resolution: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]
@@ -109,3 +118,10 @@ class IncidentLog:
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
         return found
+
+    def latest(self) -> list[Incident]:
+        """Each incident once, in its latest recorded state, in the order they opened."""
+        found: dict[str, Incident] = {}
+        for incident in self.read_all():
+            found[incident.id] = incident
+        return list(found.values())

@@ -2,7 +2,8 @@
 
 Order, and why: stop the sessions the plan names (a folder is never swapped under a running
 runtime), restore the folder or put back the vanished key files, put back creds.json, start the
-session again, then append the incident to the journal, publish it and raise its one alert. Every
+session again, then record the incident with the `IncidentDesk` (journal, `incident` event, its one
+alert; damage the sessions see too is alerted before the first step instead). Every
 byte goes through the store (`Snapshots.restore_detailed`, `AuthStore.restore_creds`, `durable`);
 nothing is deleted, and what a repair replaces is kept: a damaged creds.json under
 `.bridge/creds-backups/`, a replaced folder under `.bridge/replaced/`.
@@ -17,18 +18,17 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.errors import BridgeError, CredsCorruptError
-from bridge.events import EventBus, EventKind
+from bridge.events import EventBus, Severity
 from bridge.metrics import MONITOR_RESTORES
 from bridge.monitor.folder_check import Damage, inspect_folder
-from bridge.monitor.incidents import Incident, IncidentLog, new_incident_id
+from bridge.monitor.incidents import Incident, new_incident_id
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairPlan
-from bridge.sessions.incident_desk import IncidentDesk
-from bridge.sessions.session import STORAGE_INCIDENT
+from bridge.sessions.incident_desk import IncidentDesk, damage_key, identity_key, monitor_holder, storage_key
 from bridge.store import durable
 from bridge.store.auth_store import AuthStore
 from bridge.store.creds import is_registered, validate_creds_text
@@ -65,15 +65,19 @@ class SessionControl(Protocol):
     def start(self, session_id: str, *, incident: str | None = None) -> Any: ...
 
 
-def desk_key(plan: RepairPlan) -> str | None:
-    """The sessions' `IncidentDesk` key of a cause they may notice too (and alert for) on their
-    own: a swap refuses both sessions' next start, an unreadable folder fails their writes. The
-    monitor joins that incident instead of opening a second one."""
-    if plan.damage is Damage.FOLDERS_SWAPPED:
-        return "identity:" + "+".join(sorted(plan.sessions))  # as Session._refused_start names it
-    if plan.damage is Damage.FOLDER_UNREADABLE:
-        return STORAGE_INCIDENT
-    return None
+SEEN_BY_SESSIONS = frozenset({Damage.FOLDERS_SWAPPED, Damage.FOLDER_UNREADABLE})
+"""Damage the sessions notice on their own too (a swap refuses both sessions' next start, an
+unreadable folder fails their writes): alerted before anything is done, so the sessions the plan
+stops carry its id, and whichever side saw it first opened the one incident."""
+
+
+def incident_key(damage: Damage, sessions: Sequence[str]) -> str:
+    """The `IncidentDesk` key of damage to these sessions' folders (the keys are made there)."""
+    if damage is Damage.FOLDERS_SWAPPED:
+        return identity_key(sessions)
+    if damage is Damage.FOLDER_UNREADABLE:
+        return storage_key()
+    return damage_key(sessions[0], damage.value)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -87,50 +91,57 @@ class RepairExecutor:
         self,
         snapshots: Snapshots,
         bus: EventBus,
-        journal: IncidentLog,
+        desk: IncidentDesk,
         sessions: SessionControl | None = None,
-        desk: IncidentDesk | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.bus = bus
-        self.journal = journal
-        self.sessions = sessions
         self.desk = desk
+        self.sessions = sessions
 
     async def execute(self, plan: RepairPlan, *, detected_at: float, expected: Identity | None) -> Incident:
-        """Carry out `plan`; returns the incident (already journalled, published and alerted once).
+        """Carry out `plan`; returns its incident (journalled, published, alerted once).
 
-        A cause the sessions' `IncidentDesk` knows (`desk_key`) is alerted through the desk before
-        anything is done, so its incident id is the one the stopped sessions carry; if a session
-        opened it first, the monitor joins it and raises nothing.
+        Damage the sessions see too (`SEEN_BY_SESSIONS`) is alerted through the desk before
+        anything is done; if a session opened that incident first, the monitor's findings go into
+        its record and nothing is raised again. Other damage is alerted once it is repaired (the
+        alert says what was done); an incident repaired at once ends with that alert.
         """
+        sessions = list(plan.sessions) or [plan.session]
         incident = Incident(
             id=new_incident_id(), session=plan.session, kind=plan.damage.value, detail=plan.detail,
             detected_at=detected_at, severity=plan.severity, action=plan.action.value,
-            sessions=list(plan.sessions), warning=plan.warning, error=plan.error, next_step=plan.next_step,
+            sessions=sessions, warning=plan.warning, error=plan.error, next_step=plan.next_step,
         )
         log.critical("session %s: %s (%s); plan: %s", plan.session, plan.damage.value, plan.detail, plan.action.value)
-        key = desk_key(plan)
-        alerted = False
-        if self.desk is not None and key is not None:
+        key = incident_key(plan.damage, sessions)
+        holders = [monitor_holder(sid) for sid in sessions]
+        if plan.damage in SEEN_BY_SESSIONS:
             message = plan.detail + (f". Stopping session(s) {', '.join(plan.stop)}" if plan.stop else "")
             message += f". Next: {plan.next_step}" if plan.next_step else ""
-            joined = self.desk.get(key) is not None
-            incident.id = self.desk.join(key, plan.session, plan.damage.value, message)
-            for sid in plan.sessions[1:]:
-                self.desk.join(key, sid, plan.damage.value, message)
-            incident.joined = joined
-            alerted = True
+            found, joined = self.desk.open(key, incident, holders, alert=message, publish=False)
+            if joined:
+                found.joined = True
+                found.next_step = found.next_step or plan.next_step
+                found.error = found.error or plan.error
+            await self.apply(plan, found, expected=expected)
+            self.desk.record(found)
+            return found
         await self.apply(plan, incident, expected=expected)
-        await self.record(incident, alert=not alerted)
-        return incident
+        severity: Severity = "critical" if incident.severity == "critical" else "warning"
+        found, _ = self.desk.open(key, incident, holders, alert=alert_text(incident), severity=severity,
+                                  restored=incident.restored)
+        if incident.restored:
+            self.desk.end(key, "repaired", notify=False)
+        return found
 
-    def resolved(self, incident: Incident) -> None:
-        """The incident is over: leave the desk's incident it was alerted through, if any."""
-        key = desk_key_of(incident)
-        if self.desk is not None and key is not None:
-            for sid in incident.sessions or [incident.session]:
-                self.desk.leave(key, sid)
+    def resolved(self, incident: Incident, how: str) -> None:
+        """The monitor is done with `incident` (repaired, or readable again): it lets go of it; the
+        desk ends it (one `info` notice) once nobody else holds it."""
+        sessions = incident.sessions or [incident.session]
+        key = incident_key(Damage(incident.kind), sessions) if incident.kind in _DAMAGE else storage_key()
+        for sid in sessions:
+            self.desk.leave(key, monitor_holder(sid), how)
 
     async def apply(self, plan: RepairPlan, incident: Incident, *, expected: Identity | None) -> None:
         """The file and session steps of `plan`, noted in `incident` (no journal, no alert)."""
@@ -231,28 +242,8 @@ class RepairExecutor:
         log.warning("session %s: put back creds.json from %s", session, creds.source)
         return True, str(kept) if kept is not None and raw else None
 
-    async def record(self, incident: Incident, *, alert: bool = True) -> None:
-        """Journal and publish one incident, and raise its one alert (unless the desk did)."""
-        try:
-            await asyncio.to_thread(self.journal.append, incident)
-        except (OSError, BridgeError) as exc:
-            log.error("cannot write the incident journal under %s: %s", self.journal.folder, exc)
-        self.bus.publish(incident.session, EventKind.INCIDENT, incident.as_dict())
-        if not alert:
-            return
-        self.bus.alert(
-            incident.session, incident.kind, "critical" if incident.severity == "critical" else "warning",
-            alert_text(incident), incident=incident.id, restored=incident.restored,
-        )
 
-
-def desk_key_of(incident: Incident) -> str | None:
-    """`desk_key` of a recorded incident."""
-    if incident.kind == Damage.FOLDERS_SWAPPED.value:
-        return "identity:" + "+".join(sorted(incident.sessions))
-    if incident.kind == Damage.FOLDER_UNREADABLE.value:
-        return STORAGE_INCIDENT
-    return None
+_DAMAGE = frozenset(d.value for d in Damage)
 
 
 def _is_own(raw: bytes, expected: Identity | None) -> bool:

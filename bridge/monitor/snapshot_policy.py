@@ -6,6 +6,11 @@ remembers of the session, it names the snapshot to take (or None):
 - `monitor-first`: the session has no snapshot at all.
 - `monitor-registration`: the account in the folder is not the newest snapshot's (a device was
   just linked, or relinked): protected at once, even if its key files are still arriving.
+- `monitor-prekeys`: the folder holds linked creds of the newest snapshot's account that count
+  more pre-keys than that snapshot's, and the newest of those pre-key files is in the folder: the
+  pre-keys a link (or a later top-up) generated for upload. Taken at once, without waiting for the
+  settle: the server hands these out to contacts from the first second, and a folder damaged 3 s
+  after a link can only get them back from a snapshot (issue 12, fresh sessions).
 - `monitor-settled`: the folder holds linked creds that have not changed for
   `BRIDGE_MONITOR_SETTLE_SECONDS` (Baileys saves creds several times while it uploads its
   pre-keys and syncs after a link), and no settled snapshot of this account was taken yet in this
@@ -40,6 +45,8 @@ class NewestSnapshot:
     identity: Identity | None
     creds_sha256: str | None
     created_at: float
+    prekeys: int = 0
+    """Pre-keys its creds count (`FolderLook.prekeys`)."""
 
 
 @dataclass
@@ -81,6 +88,8 @@ def snapshot_reason(
         return "monitor-first"
     if look.identity != newest.identity:
         return "monitor-registration"
+    if look.registered and look.prekeys > newest.prekeys and look.holds_prekeys:
+        return "monitor-prekeys"
     due = settle_due(memory, look, settle_seconds)
     if due is not None and now >= due:
         return "monitor-settled"

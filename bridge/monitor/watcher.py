@@ -33,10 +33,18 @@ from pathlib import Path
 import watchfiles
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, SessionNotFound
+from bridge.errors import BridgeError, SessionNotFound, StoreError
 from bridge.events import EventBus, EventKind
 from bridge.monitor import history
-from bridge.monitor.folder_check import CREDS_DAMAGE, Damage, Finding, FolderLook, diagnose, inspect_folder
+from bridge.monitor.folder_check import (
+    CREDS_DAMAGE,
+    Damage,
+    Finding,
+    FolderLook,
+    diagnose,
+    inspect_folder,
+    uploaded_prekeys,
+)
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairFacts, RepairPlan, plan_repair
@@ -48,8 +56,9 @@ from bridge.monitor.snapshot_policy import (
     settle_due,
     snapshot_reason,
 )
-from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.incident_desk import IncidentDesk, monitor_holder, storage_key
 from bridge.sessions.state import ACTIVE, LINKING, SessionState
+from bridge.sessions.storage_probe import probe_write
 from bridge.store import durable, folders
 from bridge.store.identity import Identity, IdentityBook, identity_of
 from bridge.store.layout import CREDS_FILE
@@ -107,7 +116,10 @@ class AuthWatcher:
         self.snapshots = snapshots
         self.sessions = sessions
         self.journal = incidents or IncidentLog(settings.bridge_dir)
-        self.executor = RepairExecutor(snapshots, bus, self.journal, sessions, desk)
+        self.desk = desk if desk is not None else IncidentDesk(bus, self.journal)
+        if self.desk.journal is None:
+            self.desk.journal = self.journal
+        self.executor = RepairExecutor(snapshots, bus, self.desk, sessions)
         self.incidents: list[Incident] = []
         self._baseline: dict[str, FolderLook] = {}
         self._loss_started: dict[str, float] = {}
@@ -124,6 +136,8 @@ class AuthWatcher:
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._problems: dict[str, str] = {}
+        self._in_storage_incident: set[str] = set()
+        self._probed: set[str] = set()
         self._repairing = asyncio.Lock()
         self._stop = asyncio.Event()
 
@@ -169,6 +183,7 @@ class AuthWatcher:
             for task in [*tasks, *self._drains.values()]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._drains.values(), return_exceptions=True)
+            await asyncio.to_thread(self.desk.flush)
 
     def stop(self) -> None:
         self._stop.set()
@@ -480,15 +495,13 @@ class AuthWatcher:
             self._recent[sid] = (entry, until)
 
     async def _close(self, entry: _OpenIncident, how: str) -> None:
-        """An open incident is over: said once, as `info`."""
+        """The monitor is done with an open incident: the desk says it is over (once, as `info`)
+        when nobody else (a session still suspended by it) holds it."""
         for sid in list(entry.pending):
             if self._open.get(sid) is entry:
                 del self._open[sid]
         entry.pending.clear()
-        incident = entry.incident
-        self.executor.resolved(incident)
-        self.bus.alert(incident.session, incident.kind, "info",
-                       f"incident {incident.id} is over: {how}", incident=incident.id, resolved=True)
+        self.executor.resolved(entry.incident, how)
 
     async def _healthy(self, session_id: str, look: FolderLook) -> None:
         """A folder without damage: resolve its open incident, learn its account, snapshot it."""
@@ -539,7 +552,8 @@ class AuthWatcher:
             found = history.snapshot_creds(self.snapshots, manifest)
             identity = identity_of(found[1]) if found is not None else None
             sha = next(f.sha256 for f in manifest.files if f.name == CREDS_FILE)
-            return NewestSnapshot(identity, sha, manifest.created_at)
+            prekeys = uploaded_prekeys(found[1]) if found is not None else 0
+            return NewestSnapshot(identity, sha, manifest.created_at, prekeys)
         return None
 
     async def _maybe_snapshot(self, session_id: str, look: FolderLook) -> None:
@@ -558,6 +572,9 @@ class AuthWatcher:
             look, newest, memory, now=now, wall_now=time.time(),
             settle_seconds=self.settings.monitor_settle_seconds, min_interval=self.settings.snapshot_min_interval,
         )
+        if session_id in self._in_storage_incident:
+            reason = reason or "monitor-retry"  # the monitor holds the storage incident until a snapshot works
+            await self._retry_soon_if_writable(session_id)
         due = settle_due(memory, look, self.settings.monitor_settle_seconds)
         if reason is not None and await self._snapshot(session_id, reason) is not None and due is not None and (
             now >= due
@@ -579,7 +596,9 @@ class AuthWatcher:
             manifest = await asyncio.to_thread(self.snapshots.create, session_id, reason)
         except (BridgeError, OSError) as exc:
             delay = backoff.failed(now)
-            if backoff.failures == 1:
+            if self._storage_incident(session_id, exc, delay):
+                pass
+            elif backoff.failures == 1:
                 log.warning("snapshot of %s (%s) failed: %s; backing off", session_id, reason, exc)
                 self.bus.alert(session_id, "snapshot_failed", "warning",
                                f"session {session_id}: snapshot failed: {exc}. Retrying with backoff "
@@ -588,11 +607,60 @@ class AuthWatcher:
                 log.info("snapshot of %s failed again (%s); next attempt in %.0f s", session_id, exc, delay)
             return None
         self._never_linked.discard(session_id)
-        if backoff.succeeded():
+        ended = backoff.succeeded()
+        self._probed.discard(session_id)
+        if session_id in self._in_storage_incident:
+            self._in_storage_incident.discard(session_id)
+            self.desk.leave(storage_key(), monitor_holder(session_id), f"snapshots of {session_id} work again")
+        elif ended:
             self.bus.alert(session_id, "snapshot_failed", "info",
                            f"session {session_id}: snapshots work again ({manifest.id})", resolved=True)
         self._announce(manifest)
         return manifest
+
+    async def _retry_soon_if_writable(self, session_id: str) -> None:
+        """A cheap probe of the root (`probe_write`) while the backoff holds the next snapshot back:
+        once it takes a write again, the snapshot is tried now, so the storage incident ends when
+        storage is back, not minutes later. Once per failing episode: a snapshot that still fails
+        after a probe worked (a root with a few free bytes) waits for the backoff, so the probe
+        never turns into a retry per scan."""
+        backoff = self._backoff.get(session_id)
+        if backoff is None or session_id in self._probed or backoff.allowed(time.monotonic()):
+            return
+        self._probed.add(session_id)
+        try:
+            await asyncio.to_thread(probe_write, self.settings.bridge_dir)
+        except BridgeError:
+            self._probed.discard(session_id)  # still refused: probe again at the next look
+            return
+        backoff.retry_at = 0.0
+
+    def _storage_incident(self, session_id: str, exc: BaseException, delay: float) -> bool:
+        """A snapshot the auth root refused (full, read-only, permission denied, I/O error) is the
+        storage incident, not a warning of its own. True when it is.
+
+        If someone else (a suspended session, the service) holds the incident, the monitor only
+        joins its record: they end it when they work again. Otherwise the monitor opens it (a root
+        gone read-only under idle sessions) and holds it until one of its snapshots works."""
+        if not isinstance(exc, StoreError) or not durable.is_storage_fault(exc):
+            return False
+        key = storage_key()
+        holder = monitor_holder(session_id)
+        message = (f"storage fault ({exc.code}): a snapshot of session {session_id} failed: {exc} Sessions that "
+                   "cannot write stop using WhatsApp (suspended) and resume by themselves once storage works again.")
+        held_by_others = self.desk.holders(key) - {holder}
+        if self.desk.get(key) is not None and held_by_others:
+            record = Incident(id="", session=session_id, kind="storage_fault", detail=message,
+                              detected_at=time.time(), sessions=[session_id])
+            self.desk.open(key, record, (), alert=None)
+            log.info("snapshot of %s failed on a storage fault (%s): part of the open storage incident; next "
+                     "attempt in %.0f s", session_id, exc.code, delay)
+            return True
+        if session_id not in self._in_storage_incident:
+            log.warning("snapshot of %s failed on a storage fault: %s; next attempt in %.0f s", session_id, exc, delay)
+            self._in_storage_incident.add(session_id)
+        self.desk.join(key, session_id, "storage_fault", message, holder=holder, code=exc.code)
+        return True
 
     def snapshot_failures(self, session_id: str) -> int:
         """Failed snapshot attempts of the session's current failing episode (0 when they work)."""

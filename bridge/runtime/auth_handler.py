@@ -17,8 +17,8 @@ from bridge.errors import ProtocolError
 from bridge.ipc import messaging as m
 from bridge.ipc import protocol as p
 
-MessageSource = Callable[[str, m.GetMessageArgs], Awaitable[Any]]
-"""Answers `message.get` (bridge.messages.store_getmessage.GetMessageAnswer)."""
+MessageSource = Callable[[str, m.GetMessageArgs | m.MessageDurableArgs], Awaitable[Any]]
+"""Answers `message.get` and `message.durable` (bridge.messages.store_getmessage.GetMessageAnswer)."""
 
 
 class AuthPort(Protocol):
@@ -91,4 +91,6 @@ class AuthRequestHandler:
             return await store.load_creds()
         if isinstance(args, m.GetMessageArgs):
             return await self._messages(req.s, args) if self._messages is not None else None
+        if isinstance(args, m.MessageDurableArgs):
+            return await self._messages(req.s, args) if self._messages is not None else m.MessageDurableResult(False)
         raise p.MessageRejected(f"unknown request op {req.op!r}", kind="unknown_op", msg_id=req.id, session=req.s)

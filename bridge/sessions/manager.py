@@ -8,12 +8,19 @@ and raise `SessionError`s whose messages say what to do; state-dependent refusal
 Sessions persist across bridge restarts: `start_all()` starts every registered, non-archived
 session whose desired state is running; `shutdown()` stops the runtimes without changing that
 desire, so the next `python -m bridge` brings the same tenants back.
+
+Cluster mode (docs/cluster.md) changes three things through the constructor, nothing else:
+`records` keeps the registry in the cluster's table, `auth_backends` puts auth bytes in
+PostgreSQL with the lease's epoch, and `hosts_all=False` makes the manager host only the tenants
+its node holds a lease on: the coordinator calls `host()` after a claim and `evict()` when the
+lease is released or lost. `list()` then shows the other nodes' tenants too, from their records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +32,13 @@ from bridge.events import EventBus
 from bridge.ipc.protocol import PairingCodeData
 from bridge.media.desk import MediaDesk
 from bridge.messages.desk import MessageDesk
+from bridge.monitor.incidents import IncidentLog
 from bridge.sessions import state as st
 from bridge.sessions.incident_desk import IncidentDesk
 from bridge.sessions.message_port import ManagerPort
 from bridge.sessions.phone import to_jid, validate_phone
 from bridge.sessions.ramp import StartRamp
-from bridge.sessions.registry import LoginMethod, Registry, SessionRecord
+from bridge.sessions.registry import LoginMethod, RecordStore, Registry, SessionRecord
 from bridge.sessions.runtimes import RuntimePool
 from bridge.sessions.session import QrInfo, Session, SessionInfo, SessionServices
 from bridge.store.folders import session_folders
@@ -38,6 +46,7 @@ from bridge.store.identity import IdentityBook
 from bridge.store.layout import validate_session_id
 
 if TYPE_CHECKING:
+    from bridge.store.journal import AuthBackend
     from bridge.store.snapshots import SnapshotManifest, Snapshots
 
 log = logging.getLogger(__name__)
@@ -61,15 +70,26 @@ class SentMessage(msgspec.Struct, frozen=True):
 class SessionManager:
     """Many tenants; see the module docstring. Create inside a running event loop."""
 
-    def __init__(self, settings: Settings, bus: EventBus, snapshots: Snapshots) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        snapshots: Snapshots,
+        *,
+        records: RecordStore | None = None,
+        auth_backends: Callable[[str], AuthBackend] | None = None,
+        hosts_all: bool = True,
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.snapshots = snapshots
-        self.registry = Registry(settings.bridge_dir)
+        self.hosts_all = hosts_all
+        self.registry = Registry(settings.bridge_dir, records)
         self.runtimes = RuntimePool(settings, bus)
-        self.desk = IncidentDesk(bus)
+        self.desk = IncidentDesk(bus, IncidentLog(settings.bridge_dir))
         self._services = SessionServices(
-            settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir)
+            settings, bus, snapshots, self.registry, self.runtimes, self.desk, IdentityBook(settings.bridge_dir),
+            auth_backends,
         )
         self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
         self.media = MediaDesk(settings, self.messages)
@@ -81,6 +101,8 @@ class SessionManager:
             self._load_sessions()
 
     def _load_sessions(self) -> None:
+        if not self.hosts_all:
+            return  # the coordinator hosts what its node holds a lease on
         self._adopt_external()
         for record in self.registry.all():
             if record.id not in self._sessions:
@@ -98,6 +120,39 @@ class SessionManager:
         stopped with the fault as their reason, and join the storage incident."""
         wanted = [s for s in self._sessions.values() if s.record.desired_running and not s.record.archived]
         await asyncio.gather(*(s.dispatch(st.StartDeferred(fault.code, str(fault))) for s in wanted))
+
+    # ----- cluster mode: hosting by lease ----------------------------------------------------
+    def hosted(self) -> set[str]:
+        """The tenants this manager runs sessions for."""
+        return set(self._sessions)
+
+    async def host(self, session_id: str) -> bool:
+        """Take a tenant whose lease this node now holds: read its newest record, make its session
+        and start it when it should run. False: the tenant has no record (yet)."""
+        if session_id in self._sessions:
+            return True
+        await asyncio.to_thread(self.registry.load)
+        if not self.registry.exists(session_id):
+            return False
+        record = self.registry.get(session_id)
+        if session_id in self._sessions:  # hosted by a concurrent call meanwhile
+            return True
+        session = self._make(record)
+        self._sessions[session_id] = session
+        if record.desired_running and not record.archived:
+            await session.dispatch(st.Start())
+        return True
+
+    async def evict(self, session_id: str) -> None:
+        """Stop hosting a tenant (lease released or lost): its socket closes at once, its writes are
+        flushed (refused when the lease is lost) and its desired state stays for the next owner."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        try:
+            await session.dispatch(st.Shutdown())
+        finally:
+            await session.close()
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
@@ -228,9 +283,21 @@ class SessionManager:
         return self._session(session_id).info()
 
     def list(self, *, include_archived: bool = False) -> list[SessionInfo]:
-        return [
-            s.info() for _, s in sorted(self._sessions.items()) if include_archived or not s.record.archived
-        ]
+        """Every session; in cluster mode those of other nodes too (as their records say)."""
+        infos = {sid: s.info() for sid, s in self._sessions.items()}
+        if not self.hosts_all:
+            for record in self.registry.all():
+                if record.id not in infos:
+                    infos[record.id] = self._remote_info(record)
+        return [info for _, info in sorted(infos.items()) if include_archived or not info.archived]
+
+    def _remote_info(self, record: SessionRecord) -> SessionInfo:
+        return SessionInfo(
+            id=record.id, state=record.last_state, reason=record.last_reason, since=record.updated_at,
+            login=record.login, phone=record.phone, me=None, last_disconnect_reason=None, restarts=0,
+            desired_running=record.desired_running, archived=record.archived, folder=str(self._folder(record)),
+            runtime=None, pid=None, qr_expires_at=None, pairing_code=None,
+        )
 
     def current_qr(self, session_id: str) -> QrInfo | None:
         """The QR to scan now (None when the session is not waiting for a scan)."""

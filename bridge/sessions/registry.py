@@ -15,6 +15,10 @@ it would silently stop every tenant from being started again.
 Folders adopted in place by `python -m bridge adopt` may live outside AUTH_ROOT; the adopt command
 records them in `.bridge/adopted.json` (bridge.store.adopt), and `SessionManager` registers every
 adopted session it finds there that the registry does not know yet (`folder` = that path).
+
+Where the records are kept is a seam (`RecordStore`): the file above by default (`RegistryFile`);
+in cluster mode the `cluster_sessions` table of PostgreSQL (bridge/cluster/tenants.py), so every
+node sees the same tenants. The in-memory copy and its done-or-unchanged rule are the same for both.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -60,16 +64,57 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, data)
 
 
+class RecordStore(Protocol):
+    """Where the registry's records are kept (the file, or the cluster's table)."""
+
+    def read_all(self) -> dict[str, SessionRecord]:
+        """Every record by id; raises `StoreError` (a storage fault, or unreadable content)."""
+        ...
+
+    def write(self, record: SessionRecord, records: dict[str, SessionRecord]) -> None:
+        """Make `record` durable; `records` is the whole registry with it (a file rewrites all).
+        Raises `StoreError` with nothing changed."""
+        ...
+
+
+class RegistryFile:
+    """`RecordStore` on `.bridge/sessions.json` (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read_all(self) -> dict[str, SessionRecord]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise explain_os_error(exc, self.path, "reading") from exc
+        try:
+            return msgspec.json.decode(data, type=_RegistryFile).sessions
+        except msgspec.DecodeError as exc:
+            raise SessionError(
+                f"session registry {self.path} is unreadable ({exc}); restore it from a backup or fix it by hand. "
+                "The bridge will not overwrite it with an empty one."
+            ) from exc
+
+    def write(self, record: SessionRecord, records: dict[str, SessionRecord]) -> None:
+        new = _RegistryFile(sessions=records)
+        _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(new), indent=2) + b"\n")
+
+
 class Registry:
-    """The registry file plus an in-memory copy; every mutation is written through at once.
+    """The registry's records plus an in-memory copy; every mutation is written through at once.
 
     Thread-safe (a lock around read-modify-write) because many sessions update it from worker
-    threads. One bridge process owns it; the CLI only reads.
+    threads. One bridge process owns the file; the CLI only reads. `store`: where the records
+    are kept (default: the file under `bridge_dir`).
     """
 
-    def __init__(self, bridge_dir: Path) -> None:
+    def __init__(self, bridge_dir: Path, store: RecordStore | None = None) -> None:
         self.bridge_dir = bridge_dir
         self.path = BridgeDirs(bridge_dir).registry
+        self.store: RecordStore = store if store is not None else RegistryFile(self.path)
         self._lock = threading.Lock()
         self._data = _RegistryFile()
         self.unavailable: StoreError | None = None
@@ -83,32 +128,17 @@ class Registry:
             self.unavailable = exc
 
     def load(self) -> None:
-        """(Re)read the file; raises the `StoreError` if storage still refuses."""
-        data = self._read()
+        """(Re)read the records; raises the `StoreError` if storage still refuses. The read holds the
+        lock, so a write of another thread is never lost from memory by a read that began before it."""
         with self._lock:
-            self._data, self.unavailable = data, None
-
-    def _read(self) -> _RegistryFile:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return _RegistryFile()
-        except OSError as exc:
-            raise explain_os_error(exc, self.path, "reading") from exc
-        try:
-            return msgspec.json.decode(data, type=_RegistryFile)
-        except msgspec.DecodeError as exc:
-            raise SessionError(
-                f"session registry {self.path} is unreadable ({exc}); restore it from a backup or fix it by hand. "
-                "The bridge will not overwrite it with an empty one."
-            ) from exc
+            self._data, self.unavailable = _RegistryFile(sessions=self.store.read_all()), None
 
     def _commit(self, record: SessionRecord) -> None:
         """Write the registry with `record` in it, then (only then) make that the registry."""
         if self.unavailable is not None:
             raise self.unavailable
         new = _RegistryFile(self._data.version, {**self._data.sessions, record.id: record})
-        _atomic_write(self.path, msgspec.json.format(msgspec.json.encode(new), indent=2) + b"\n")
+        self.store.write(record, new.sessions)
         self._data = new
 
     def all(self, *, include_archived: bool = True) -> list[SessionRecord]:

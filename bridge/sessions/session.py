@@ -42,13 +42,14 @@ from bridge.messages.desk import MESSAGING_EVENTS
 from bridge.runtime.process import ProcessState
 from bridge.sessions import state as st
 from bridge.sessions.auth import SessionAuth
-from bridge.sessions.incident_desk import IncidentDesk
+from bridge.sessions.incident_desk import IncidentDesk, identity_key, storage_key
 from bridge.sessions.reconnect import DisconnectReason
 from bridge.sessions.registry import Registry, SessionRecord
 from bridge.sessions.storage_probe import probe_write
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from bridge.store.durable import is_storage_fault
 from bridge.store.identity import IdentityBook
+from bridge.store.journal import AuthBackend
 from bridge.store.layout import CREDS_FILE
 from bridge.store.lock import SessionLock, SessionLockedError
 
@@ -95,8 +96,8 @@ class SessionInfo(msgspec.Struct, frozen=True):
 _Item = tuple[st.SessionEvent, "asyncio.Future[st.Transition] | None"]
 
 
-STORAGE_INCIDENT = "storage"
-"""The `IncidentDesk` key of the bridge's storage incident (one for every session it touches)."""
+STORAGE_INCIDENT = storage_key()
+"""The `IncidentDesk` key of the bridge's storage incident (`incident_desk.storage_key`)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class SessionServices:
     runtimes: RuntimePool
     desk: IncidentDesk
     identities: IdentityBook
+    auth_backends: Callable[[str], AuthBackend] | None = None
+    """Where a session's auth bytes go (cluster mode: PostgreSQL with the lease's epoch); None:
+    the session's journal under the auth root."""
 
 
 class Session:
@@ -127,6 +131,7 @@ class Session:
         self.runtimes = services.runtimes
         self.desk = services.desk
         self.identities = services.identities
+        self._auth_backends = services.auth_backends
         settings = services.settings
         initial = st.SessionState.STOPPED
         if record.last_state in (st.SessionState.LOGGED_OUT, st.SessionState.BANNED):
@@ -478,6 +483,7 @@ class Session:
                 session_id=self.id,
                 bridge_dir=self.settings.bridge_dir,
                 before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
+                backend=self._auth_backends(self.id) if self._auth_backends is not None else None,
             )
             self._auth = SessionAuth(
                 AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots,
@@ -595,7 +601,7 @@ class Session:
         mismatch = self._auth.mismatch if self._auth is not None else None
         key = None
         if mismatch is not None and mismatch.owner is not None:
-            key = "identity:" + "+".join(sorted((self.id, mismatch.owner)))  # swapped: one incident
+            key = identity_key((self.id, mismatch.owner))  # swapped: one incident, whoever sees it first
         return st.StartRefused(str(refused), kind=refused.code, incident_key=key)
 
     async def _send_stop(self) -> None:

@@ -212,3 +212,31 @@ async def test_a_full_disk_holds_messages_in_memory_and_writes_them_when_space_r
         assert sorted(stored) == ids, "every message written once space returned"
     finally:
         await log.close()
+
+
+async def test_a_message_stored_before_a_restart_is_not_new_when_whatsapp_delivers_it_again(tmp_path: Path) -> None:
+    """After a crash the server delivers again what the device had not acknowledged; the store knows
+    the ids it had stored, so the desk publishes no second `message` event for them."""
+    path = tmp_path / "state" / "events.db"
+    bus = EventBus()
+    log = EventLog(path, bus)
+    await log.open()
+    store = MessageStore(bus)
+    first, raw = text(1)
+    assert store.put(first, raw)[1] is True
+    assert await store.written()
+    await log.close()
+
+    bus = EventBus()
+    log = EventLog(path, bus)
+    await log.open()
+    try:
+        store = MessageStore(bus)
+        await store.warm()
+        assert store.known("s1", first.id)
+        assert store.put(first, raw)[1] is False, "a redelivered copy counted as a new message"
+        assert store.put(*text(2))[1] is True
+        assert not store.known("s2", first.id)
+        assert store.put(*text(1, session="s2"))[1] is True, "another session's message with the same id"
+    finally:
+        await log.close()

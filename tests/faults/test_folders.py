@@ -16,7 +16,7 @@ import pytest
 from bridge.store.snapshots import PRE_RESTORE, Snapshots
 from tests.faults.conftest import MakeBridge
 from tests.faults.damage import delete_keys_one_by_one, remove_folder, swap_folders
-from tests.faults.known import FRESH_NO_KEYS, matrix
+from tests.faults.known import matrix
 from tests.faults.service import BridgeProcess
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, key_files, link, trashed_keys
 from tests.faults.verdict import clean_exit, held_stopped, incidents, reopened
@@ -125,8 +125,8 @@ async def test_80_percent_of_key_files_deleted_one_by_one_are_put_back(
 
 SWAP_RUNNING_KNOWN: dict[str, str] = {}
 SWAP_STOPPED_KNOWN: dict[str, str] = {}
-KEYS_KNOWN: dict[str, str] = {"*-fresh": FRESH_NO_KEYS}
-REMOVED_KNOWN: dict[str, str] = {"*-fresh": FRESH_NO_KEYS}
+KEYS_KNOWN: dict[str, str] = {}
+REMOVED_KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.slow

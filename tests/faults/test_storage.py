@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import MakeBridge
-from tests.faults.known import READ_ONLY_ROOT, STORAGE_LOSES_MESSAGES, xfail
 from tests.faults.mounts import fill, free_bytes, loop_root, tmpfs_root
 from tests.faults.service import NO_DAC, TIMEOUT, BridgeProcess, is_kind
 from tests.faults.tenants import Age, Login, Tenant, account_of, age, deliver, identity, key_files, link
@@ -29,6 +28,7 @@ from tests.faults.verdict import (
     criticals,
     incidents,
     moved_away,
+    one_storage_incident,
     reopened,
     report,
     wait_api_state,
@@ -64,7 +64,6 @@ async def back_on_own_account(bridge: BridgeProcess, simulator: SimulatorClient,
     await deliver(bridge, simulator, tenant, f"after {label}")
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resumes_when_readable(
     make_bridge: MakeBridge, simulator: SimulatorClient
 ) -> None:
@@ -85,12 +84,12 @@ async def test_an_unreadable_session_folder_is_one_incident_and_the_tenant_resum
         sh(f"chmod {mode:o} {tenant.folder}")
     await reopened(bridge, simulator, tenant, mark=mark, damaged_at=damaged_at, intact=intact,
                    label="chmod 000 then back")
+    one_storage_incident(bridge, mark, tenant.sid)
     await arrived(bridge, tenant, during)
     await clean_exit(bridge)
 
 
 @pytest.mark.slow
-@xfail(READ_ONLY_ROOT)
 async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -108,6 +107,8 @@ async def test_a_root_turning_read_only_under_a_running_tenant_loses_nothing(
         found, alerts = incidents(bridge, mark, tenant.sid), criticals(bridge, mark, tenant.sid)
         assert len(found) == 1, found
         assert len(alerts) == 1, [e["data"] for e in alerts]
+        info = await wait_api_state(bridge, tenant.sid, {"suspended"}, 1.0)  # no socket while it cannot write
+        assert info["reason"] == "storage_read_only" and info["incident"] == found[0], info
         await clean_exit(bridge)  # the operator stops it to repair the disk
         disk.repair()
         repaired = bridge.mark()
@@ -162,7 +163,6 @@ async def filled_tenant(
     return bridge, tenant, intact, mark, filler
 
 
-@xfail(STORAGE_LOSES_MESSAGES)
 async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
     make_bridge: MakeBridge, simulator: SimulatorClient, tmp_path: Path
 ) -> None:
@@ -180,6 +180,7 @@ async def test_a_full_disk_is_one_incident_and_freed_space_stays_free(
         assert kept_free >= freed * 0.9, f"freed space was consumed again: {freed} -> {kept_free} bytes"
         await reopened(bridge, simulator, tenant, mark=mark, damaged_at=damaged_at, intact=intact,
                        label="tmpfs filled then freed")
+        one_storage_incident(bridge, mark, tenant.sid)
         await arrived(bridge, tenant, during)
         await clean_exit(bridge)
 

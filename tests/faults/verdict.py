@@ -35,8 +35,8 @@ def about(event: Event, sid: str) -> bool:
 
 
 def opens_incident(event: Event, sid: str) -> bool:
-    """An incident about `sid`: the monitor's `incident` event, or the critical alert by which the
-    sessions' IncidentDesk opens one (it carries the incident id and publishes no incident event)."""
+    """An incident about `sid`: its `incident` event, or the critical alert that opened it (both
+    carry the incident id; the IncidentDesk publishes both, whoever opened it)."""
     if not about(event, sid):
         return False
     if is_kind(event, "incident"):
@@ -64,6 +64,23 @@ def criticals(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
         e for e in bridge.since(mark, kind="alert")
         if e["data"].get("severity") == "critical" and (about(e, sid) or e["data"].get("incident") in theirs)
     ]
+
+
+def resolved_notices(bridge: BridgeProcess, mark: int, sid: str) -> list[Event]:
+    """The `info` alerts (`resolved: true`) that say an incident about `sid` is over."""
+    theirs = set(incidents(bridge, mark, sid))
+    return [e for e in bridge.since(mark, kind="alert") if e["data"].get("resolved")
+            and e["data"].get("incident") in theirs]
+
+
+def one_storage_incident(bridge: BridgeProcess, mark: int, sid: str) -> None:
+    """A storage fault, once storage is back and the tenant open again: one incident (whichever of
+    the session and the monitor saw it first), one critical alert, one notice that it is over."""
+    found, alerts = incidents(bridge, mark, sid), criticals(bridge, mark, sid)
+    over = resolved_notices(bridge, mark, sid)
+    assert len(found) == 1, f"{len(found)} incidents: {found}"
+    assert len(alerts) == 1, f"{len(alerts)} critical alerts: {[e['data'] for e in alerts]}"
+    assert len(over) == 1, f"{len(over)} resolved notices: {[e['data'] for e in over]}"
 
 
 async def wait_incident(bridge: BridgeProcess, sid: str, mark: int) -> Event:

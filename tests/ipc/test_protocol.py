@@ -91,7 +91,7 @@ def test_unknown_op_and_bad_args_are_answerable() -> None:
 def test_no_message_in_the_catalogue_can_delete_creds() -> None:
     names = {e.name for e in p.CATALOGUE}
     assert not any(word in n for n in names for word in ("delete", "remove", "unlink", "wipe", "rm"))
-    assert set(p.REQUESTS) == {"auth.load", "auth.get", "auth.set", "creds.save", "message.get"}  # reads only
+    assert set(p.REQUESTS) == {"auth.load", "auth.get", "auth.set", "creds.save", "message.get", "message.durable"}
     with pytest.raises(p.MessageRejected):
         p.validate_args(p.Req(id=1, s="a", op="creds.save", args={"creds": None}))
 

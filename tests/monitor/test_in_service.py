@@ -55,7 +55,7 @@ async def test_the_service_runs_the_monitor_and_it_restores_an_adopted_folder(
     finally:
         stop.set()
         await asyncio.wait_for(service, 120)
-    [incident] = journal.read_all()
+    [incident] = journal.latest()
     assert incident.kind == "folder_removed" and incident.restored
     assert not incident.session_restarted  # the adopted session was stopped; nothing to restart
     assert digest(auth_root / "adopted") == expected

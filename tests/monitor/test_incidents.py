@@ -38,3 +38,14 @@ def test_one_file_per_month(auth_root: Path) -> None:
     feb = log.append(incident("b", 1769904000.0))  # 2026-02-01
     assert (jan.name, feb.name) == ("incidents-2026-01.jsonl", "incidents-2026-02.jsonl")
     assert [i.session for i in log.read_all()] == ["a", "b"]
+
+
+def test_latest_gives_each_incident_once_in_its_last_recorded_state(auth_root: Path) -> None:
+    log = IncidentLog(auth_root / ".bridge")
+    opened = incident("a", time.time())
+    log.append(opened)
+    log.append(incident("b", time.time()))
+    opened.resolved_at, opened.resolution = time.time(), "readable again"
+    log.append(opened)
+    assert len(log.read_all()) == 3
+    assert [(i.session, i.resolution) for i in log.latest()] == [("a", "readable again"), ("b", "")]

@@ -39,6 +39,26 @@ def test_a_link_is_snapshotted_at_once_then_again_once_it_has_settled() -> None:
     assert reason(LOOK, at_link, memory, 500.0, 1400.0) is None  # once per account, not per minute
 
 
+def test_the_pre_keys_of_a_link_are_snapshotted_as_soon_as_they_are_in_the_folder() -> None:
+    memory = SessionMemory()
+    remember(memory, LOOK, now=100.0)
+    at_link = NewestSnapshot(LINKED, "sha-1", created_at=1001.0)  # the registration snapshot: no pre-keys yet
+    counted = dataclasses.replace(LOOK, creds_sha256="sha-2", prekeys=812)
+    assert reason(counted, at_link, memory, 101.0, 1002.0) is None  # creds count them, the files are not there yet
+    written = dataclasses.replace(counted, key_files=frozenset(f"pre-key-{n}.json" for n in range(1, 813)))
+    assert reason(written, at_link, memory, 101.0, 1002.0) == "monitor-prekeys"  # no settle wait
+    with_keys = NewestSnapshot(LINKED, "sha-2", created_at=1002.0, prekeys=812)
+    assert reason(written, with_keys, memory, 102.0, 1003.0) is None  # once per upload
+    topped_up = dataclasses.replace(written, prekeys=842,
+                                    key_files=written.key_files | {f"pre-key-{n}.json" for n in range(813, 843)})
+    assert reason(topped_up, with_keys, memory, 102.0, 1003.0) == "monitor-prekeys"
+
+
+def test_pre_keys_of_an_unlinked_folder_wait_for_the_link() -> None:
+    unlinked = dataclasses.replace(LOOK, registered=False, identity=UNLINKED, prekeys=1)
+    assert reason(unlinked, NewestSnapshot(UNLINKED, "sha-0", created_at=1.0), SessionMemory(), 0.0, 2.0) is None
+
+
 def test_a_creds_change_waits_for_the_minimum_interval() -> None:
     memory = SessionMemory(settled_for=LINKED)
     changed = dataclasses.replace(LOOK, creds_sha256="sha-2")

@@ -133,7 +133,7 @@ def alert_kinds(events: list[Event], kind: str) -> list[str]:
     return [e.data["severity"] for e in events if e.kind == "alert" and e.data["alert"] == kind]
 
 
-async def test_a_full_disk_backs_snapshots_off_and_disk_low_is_said_once_each_way(
+async def test_a_full_disk_is_one_storage_incident_snapshots_back_off_and_disk_low_is_said_once_each_way(
     small_disk: Path, tmp_path: Path
 ) -> None:
     make_legacy_folder(tmp_path / "tpl", 30)
@@ -144,7 +144,7 @@ async def test_a_full_disk_backs_snapshots_off_and_disk_low_is_said_once_each_wa
     damage(f"head -c 8M /dev/zero > {small_disk}/filler || true")  # the disk is full before any snapshot
     assert free_bytes(small_disk) < 64 * 1024
     async with monitor_on(auth_root) as (bus, watcher):
-        warned = await wait_event(bus, lambda e: e.kind == "alert" and e.data["alert"] == "snapshot_failed")
+        opened = await wait_event(bus, lambda e: e.kind == "alert" and e.data["alert"] == "storage_fault")
         await asyncio.sleep(3.0)  # fifteen scans
         attempts = watcher.snapshot_failures("t")
         held = free_bytes(small_disk)
@@ -155,12 +155,43 @@ async def test_a_full_disk_backs_snapshots_off_and_disk_low_is_said_once_each_wa
               f"snapshot taken {time.monotonic() - freed_at:.1f} s after space was freed")
         await wait_event(bus, lambda e: e.kind == "alert" and e.data["alert"] == "disk_low"
                          and e.data["severity"] == "info", within=30)
+        await wait_event(bus, lambda e: e.kind == "alert" and e.data.get("resolved")
+                         and e.data.get("incident") == opened.data["incident"], within=30)
         await asyncio.sleep(1.0)
         events = bus.since(0)
-    assert warned.data["severity"] == "warning" and "backoff" in warned.data["message"]
+    assert opened.data["severity"] == "critical" and "storage_full" in opened.data["message"]
     assert 1 <= attempts <= 5, attempts  # backing off, not once per scan
     assert held < 64 * 1024
-    assert alert_kinds(events, "snapshot_failed") == ["warning", "info"]
-    assert alert_kinds(events, "disk_low") == ["critical", "info"]  # not once per scan
-    assert [e for e in events if e.kind == "incident"] == []  # a full disk is not damage
+    assert alert_kinds(events, "storage_fault") == ["critical", "info"]  # one incident, over when space is back
+    assert alert_kinds(events, "snapshot_failed") == []
+    # disk_low is the session watch's own forecast (bridge/monitor/health.py), said once each way.
+    assert alert_kinds(events, "disk_low") == ["critical", "info"]
+    assert [e.data["kind"] for e in events if e.kind == "incident"] == ["storage_fault"]
+    assert digest(auth_root / "t") == before  # nothing was repaired because of it
+
+
+async def test_a_root_gone_read_only_under_idle_sessions_is_one_storage_incident_ended_when_writable(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    make_legacy_folder(tmp_path / "tpl", 10)
+    auth_root = small_disk / "auth"
+    auth_root.mkdir()
+    copy_folder(tmp_path / "tpl", auth_root / "t")
+    before = digest(auth_root / "t")
+    async with monitor_on(auth_root) as (bus, watcher):
+        await wait_event(bus, lambda e: e.kind == "snapshot" and e.session == "t")
+        mark = bus.last_seq
+        damage(f"mount -o remount,ro {small_disk}")
+        try:
+            assert await watcher.snapshot_all() == []  # the schedule meets the read-only root
+            await asyncio.sleep(1.0)  # five scans: the failed retries join the incident quietly
+        finally:
+            damage(f"mount -o remount,rw {small_disk}")
+        over = await wait_event(bus, lambda e: e.kind == "alert" and e.data.get("resolved"), after=mark, within=60)
+        events = bus.since(mark)
+    alerts = [(e.data["alert"], e.data["severity"]) for e in events if e.kind == "alert"]
+    assert alerts == [("storage_fault", "critical"), ("storage_fault", "info")], alerts
+    [incident] = [e for e in events if e.kind == "incident"]
+    assert over.data["incident"] == incident.data["id"] and "storage_read_only" in incident.data["detail"]
+    assert any(e.kind == "snapshot" and e.data["reason"] == "monitor-retry" for e in events)
     assert digest(auth_root / "t") == before

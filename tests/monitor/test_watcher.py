@@ -102,7 +102,7 @@ async def test_rm_rf_of_an_auth_folder_is_restored_byte_for_byte(templates: dict
     assert digest(folder) == before
     assert alert.data["severity"] == "critical" and alert.data["alert"] == "folder_removed"
     print(f"\nrm -rf -> restored: {event.data['seconds_to_restore']} s after detection")
-    [journal] = IncidentLog(auth_root / ".bridge").read_all()
+    [journal] = IncidentLog(auth_root / ".bridge").latest()
     assert journal.id == event.data["id"] and journal.restored
     assert REGISTRY.get_sample_value("bridge_monitor_restores_total", {"reason": "folder_removed"}) == restores + 1
 

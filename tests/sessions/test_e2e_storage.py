@@ -3,9 +3,11 @@ simulator, and its simulated contact that decrypts what it gets (so a reused mes
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bridge.events import EventBus
+from bridge.monitor.incidents import IncidentLog
 from bridge.sessions.manager import SessionManager
 from bridge.store.snapshots import Snapshots
 from tests.sessions.conftest import bridge_settings, fresh_phone
@@ -50,9 +52,15 @@ async def test_a_full_disk_during_a_send_suspends_the_session_says_sent_not_pers
             assert after.persisted
             await simulator.wait_inbox(contact, lambda m: m.id == after.id, TIMEOUT)
 
+            # One incident: one critical alert, and one notice that it is over once the session is open.
             alerts = [e for e in bus.since(mark) if e.kind == "alert"]
-            assert [(a.data["alert"], a.data["severity"]) for a in alerts] == [("storage_fault", "critical")]
-            assert alerts[0].data["incident"] == bus_incident(bus, mark, "suspended")
+            assert [(a.data["alert"], a.data["severity"]) for a in alerts] == [
+                ("storage_fault", "critical"), ("storage_fault", "info")]
+            incident = bus_incident(bus, mark, "suspended")
+            assert [a.data["incident"] for a in alerts] == [incident, incident] and alerts[1].data["resolved"]
+            await asyncio.to_thread(manager.desk.flush)
+            recorded = {i.id: i for i in IncidentLog(settings.bridge_dir).latest()}
+            assert recorded[incident].resolved_at is not None  # its end reached the journal, space being back
         finally:
             await manager.shutdown()
 

@@ -67,7 +67,9 @@ SIMULATOR_DIR = REPO_ROOT / "simulator"
 MAIN = SIMULATOR_DIR / "main.mjs"
 ACCEPTANCE_CLIENT = SIMULATOR_DIR / "acceptance" / "client.mjs"
 
-FaultKind = Literal["drop", "stall", "515", "401", "403", "440", "503", "bad_frame", "slow_handshake", "bad_cert"]
+FaultKind = Literal[
+    "drop", "stall", "deaf", "515", "401", "403", "440", "503", "bad_frame", "slow_handshake", "bad_cert"
+]
 
 
 class SimulatorError(Exception):

@@ -53,6 +53,7 @@ class Contact(msgspec.Struct, frozen=True):
     status: str | None = None
     presence: str = "unavailable"
     sent: int = 0
+    retries: int = 0  # retry receipts sessions sent for the contact's messages (each answered by a resend)
 
 
 class Quoted(msgspec.Struct, frozen=True):
