@@ -204,6 +204,17 @@ class Settings(BaseSettings):
         "ones are downloaded on the first request"
     )
 
+    # --- link previews (docs/messages.md "Link previews") ---
+    link_preview: bool = Field(
+        True, description="Attach a preview (title, description, thumbnail) to a sent text's first URL; the bridge "
+        "fetches the page itself, public addresses only (`BRIDGE_MEDIA_FETCH_ALLOW_PRIVATE` lifts that); false: "
+        "never (a message's own `link_preview: false` turns it off for that message)"
+    )
+    link_preview_timeout: float = Field(
+        5.0, gt=0, description="Seconds the page and its image may take together per fetch; a slower page "
+        "sends the text without a preview"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

@@ -12,14 +12,22 @@ const STATUS_UPDATE_EVENT = 'messages.update'
 // A WAMessage that came back from Python as proto JSON (base64 bytes, enum names) as Baileys' object.
 const waMessage = (json) => proto.WebMessageInfo.fromObject(json)
 
+// Python fetched the page (with its SSRF guard); Baileys only puts these fields into the message.
+const linkPreview = (p) => ({
+  'matched-text': p.matched_text,
+  title: p.title,
+  ...(p.description ? { description: p.description } : {}),
+  ...(p.jpeg_thumbnail ? { jpegThumbnail: Buffer.from(p.jpeg_thumbnail, 'base64') } : {})
+})
+
 const CONTENT = {
   text: (c) => ({
     text: c.text,
     ...(c.mentions?.length ? { mentions: c.mentions } : {}),
-    ...(c.link_preview === false ? { linkPreview: null } : {})
+    linkPreview: c.preview ? linkPreview(c.preview) : null
   }),
   reaction: (c) => ({ react: { text: c.emoji, key: c.key } }),
-  edit: (c) => ({ text: c.text, edit: c.key }),
+  edit: (c) => ({ text: c.text, edit: c.key, linkPreview: null }),
   revoke: (c) => ({ delete: c.key }),
   location: (c) => ({
     location: {

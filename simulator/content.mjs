@@ -170,7 +170,7 @@ const MEDIA = {
 }
 
 /**
- * A decrypted proto.Message as plain JSON: `kind` (text, reaction, edit, revoke, location, contact,
+ * A decrypted proto.Message as plain JSON: `kind` (text - with `link_preview` when it carries one -, reaction, edit, revoke, location, contact,
  * poll, poll_vote, image, video, audio, voice, document, sticker, history_sync, protocol,
  * unsupported), `raw_type` (the proto field), and the kind's fields. `pollVote(update)` returns the
  * option names of a vote when the reader knows the poll (else `selected` is null).
@@ -185,6 +185,10 @@ export function describeMessage (message, { pollVote } = {}) {
   if (m.conversation != null || m.extendedTextMessage) {
     out.kind = 'text'
     out.text = m.conversation ?? m.extendedTextMessage.text ?? ''
+    const x = m.extendedTextMessage
+    if (x?.matchedText || x?.title) {
+      out.link_preview = { matched_text: x.matchedText ?? null, title: x.title ?? null, description: x.description ?? null, thumbnail_bytes: x.jpegThumbnail?.length ?? 0 }
+    }
   } else if (m.reactionMessage) {
     out.kind = 'reaction'
     out.reaction = { key_id: m.reactionMessage.key?.id ?? null, from_me: !!m.reactionMessage.key?.fromMe, emoji: m.reactionMessage.text ?? '' }

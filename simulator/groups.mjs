@@ -347,7 +347,7 @@ export class Groups {
       : buildMessage(kind, body, {
         find: id => chat.find(m => m.id === id) ?? null,
         chatJid: g.id,
-        meJid: () => userJid(contact, 'pn')
+        meJid: mode => userJid(contact, mode ?? g.mode)
       })
     const ep = this.sim.endpoint(contact)
     const id = messageId()

@@ -34,10 +34,22 @@ class MessageKey(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     participant: str | None = None
 
 
+class LinkPreview(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What Python fetched for a text's first URL (bridge.media.link_preview); Node fetches nothing."""
+
+    matched_text: str
+    title: str
+    description: str | None = None
+    jpeg_thumbnail: str | None = None
+    """base64 JPEG."""
+
+
 class TextContent(msgspec.Struct, tag_field="kind", tag="text", forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
     mentions: list[Jid] = []
     link_preview: bool = True
+    preview: LinkPreview | None = None
+    """The preview to attach; none when absent (the runtime never asks Baileys to make one)."""
 
 
 class ReactionContent(msgspec.Struct, tag_field="kind", tag="reaction", forbid_unknown_fields=True):

@@ -227,7 +227,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "unregistered session; the code also arrives as a `pairing_code` event."),
     Entry("cmd", "send", m.SendArgs, m.SendResult,
           "Send one message. `content.kind` picks the shape; the runtime turns it into Baileys' sendMessage "
-          "content (text: `{text, mentions, linkPreview: null when link_preview is false}`, reaction: `{react: "
+          "content (text: `{text, mentions, linkPreview}` with `preview` as Baileys' urlInfo or null, never "
+          "fetched by the runtime; reaction: `{react: "
           "{text: emoji, key}}`, edit: `{text, edit: key}`, revoke: `{delete: key}`, location: `{location}`, "
           "contact: `{contacts: {displayName, contacts}}`, poll: `{poll: {name, values, selectableCount}}`, "
           "forward: `{forward: message}`) and `quoted` (a WAMessage as proto JSON) into the `quoted` option. "

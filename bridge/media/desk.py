@@ -36,6 +36,7 @@ from bridge.media.download import DownloadPlan, download, plan_download, ssl_con
 from bridge.media.errors import MediaEmpty, MediaGone, MediaTooLarge
 from bridge.media.fetch import fetch_to_file, refused_address
 from bridge.media.kinds import MediaKind, human, rules
+from bridge.media.link_preview import link_preview
 from bridge.media.prepare import MediaRequest, prepare
 from bridge.media.spool import Spool, media_dir, write_bytes
 from bridge.messages.desk import MessageDesk, SendOutcome
@@ -67,6 +68,8 @@ class MediaDesk:
         self.auto_kinds = frozenset(str(MediaKind(k)) for k in settings.media_auto_download.split(",") if k)
         if self.auto_kinds:
             messages.prefetchers.append(self)
+        if settings.link_preview:
+            messages.previewer = self.link_preview
 
     @property
     def spool(self) -> Spool:
@@ -83,6 +86,11 @@ class MediaDesk:
         if self._cache is None:
             self._cache = MediaCache(media_dir(self.settings) / "cache", self.settings.media_cache_bytes)
         return self._cache
+
+    async def link_preview(self, text: str) -> ipc.LinkPreview | None:
+        """The preview of `text`'s first URL, fetched with the media fetch's guard; None when there is none."""
+        return await link_preview(text, seconds=self.settings.link_preview_timeout,
+                                  refuse=None if self.settings.media_fetch_allow_private else refused_address)
 
     # ----- auto-download (the message desk's Prefetcher) ------------------------------------------
     def wants(self, message: Message) -> bool:

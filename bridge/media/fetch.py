@@ -12,6 +12,7 @@ Redirects are followed by hand (at most `MAX_REDIRECTS`) and each target is chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -87,10 +88,11 @@ def check_url(url: str, refuse: Policy | None) -> None:
         raise MediaUrlRefused(f"{why}; media URLs must point at public addresses")
 
 
-async def fetch_to_file(url: str, path: Path, *, limit: int, seconds: float, refuse: Policy | None = refused_address
-                        ) -> tuple[int, str | None]:
-    """Download `url` into `path` (at most `limit` bytes); returns (size, the server's Content-Type).
-    `refuse=None` lifts the guard (`media_fetch_allow_private`)."""
+@contextlib.asynccontextmanager
+async def guarded_get(url: str, *, seconds: float, refuse: Policy | None = refused_address,
+                      what: str = "the file") -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET `url` following redirects by hand, each target checked; yields the final 200 response
+    (its `url` is where it ended). `refuse=None` lifts the guard (`media_fetch_allow_private`)."""
     connector: Any = aiohttp.TCPConnector(resolver=None if refuse is None else GuardedResolver(refuse))
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=seconds)) as http:
@@ -102,20 +104,42 @@ async def fetch_to_file(url: str, path: Path, *, limit: int, seconds: float, ref
                         continue
                     if response.status != 200:
                         raise MediaFetchFailed(f"{url[:200]} answered HTTP {response.status}; give a URL that serves "
-                                               "the file")
-                    if response.content_length is not None and response.content_length > limit:
-                        raise MediaTooLarge(f"the file at the URL is {human(response.content_length)}, over "
-                                            f"{human(limit)}, WhatsApp's limit; send a smaller file")
-                    size = await write_stream(_body(response), path, limit, "the file at the URL")
-                    return size, response.headers.get("Content-Type")
-            raise MediaFetchFailed(f"more than {MAX_REDIRECTS} redirects; give the file's final URL")
+                                               f"{what}")
+                    yield response
+                    return
+            raise MediaFetchFailed(f"more than {MAX_REDIRECTS} redirects; give the final URL of {what}")
     except TimeoutError:
-        raise MediaFetchFailed(f"the URL did not deliver the file within {seconds:g} s") from None
+        raise MediaFetchFailed(f"the URL did not deliver {what} within {seconds:g} s") from None
     except aiohttp.ClientError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, (MediaUrlRefused, MediaFetchFailed)):
             raise cause from None
         raise MediaFetchFailed(f"cannot fetch the URL: {exc}") from None
+
+
+async def fetch_to_file(url: str, path: Path, *, limit: int, seconds: float, refuse: Policy | None = refused_address
+                        ) -> tuple[int, str | None]:
+    """Download `url` into `path` (at most `limit` bytes); returns (size, the server's Content-Type).
+    `refuse=None` lifts the guard (`media_fetch_allow_private`)."""
+    async with guarded_get(url, seconds=seconds, refuse=refuse) as response:
+        if response.content_length is not None and response.content_length > limit:
+            raise MediaTooLarge(f"the file at the URL is {human(response.content_length)}, over "
+                                f"{human(limit)}, WhatsApp's limit; send a smaller file")
+        size = await write_stream(_body(response), path, limit, "the file at the URL")
+        return size, response.headers.get("Content-Type")
+
+
+async def fetch_head(url: str, *, limit: int, seconds: float, refuse: Policy | None = refused_address
+                     ) -> tuple[bytes, str | None, str]:
+    """At most the first `limit` bytes of `url` in memory (a page or a small image, never a file to
+    send); returns (bytes, Content-Type, the final URL after redirects)."""
+    async with guarded_get(url, seconds=seconds, refuse=refuse, what="a page") as response:
+        data = bytearray()
+        async for chunk in response.content.iter_chunked(CHUNK):
+            data += chunk[: limit - len(data)]
+            if len(data) >= limit:
+                break
+        return bytes(data), response.headers.get("Content-Type"), str(response.url)
 
 
 async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -121,6 +121,8 @@ class MessageDesk:
         self._held: dict[str, asyncio.Task[None]] = {}
         """The last held step of each session (each step awaits the one before it)."""
         self._fetching: set[asyncio.Task[None]] = set()
+        self.previewer: Callable[[str], Awaitable[ipc.LinkPreview | None]] | None = None
+        """Makes the link preview of a text (the media desk sets it when `BRIDGE_LINK_PREVIEW` is on)."""
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -279,6 +281,10 @@ class MessageDesk:
         self.sessions.require_open(session)
         targets = await self._targets(session, body)
         args = outgoing.plan_send(session, body, targets.get, now=self._clock(), media=media)
+        if self.previewer is not None and isinstance(args.content, ipc.TextContent) and args.content.link_preview:
+            preview = await self.previewer(args.content.text)
+            if preview is not None:
+                args = msgspec.structs.replace(args, content=msgspec.structs.replace(args.content, preview=preview))
         if is_user(args.to) and args.to not in self._book(session).on_whatsapp:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)

@@ -44,9 +44,10 @@ Lookup = Callable[[str], Entry | None]
 
 
 def plan_send(session: str, body: AnySend, lookup: Lookup, *, now: float,
-              media: ipc.MediaContent | None = None) -> ipc.SendArgs:
+              media: ipc.MediaContent | None = None, preview: ipc.LinkPreview | None = None) -> ipc.SendArgs:
     """The `send` arguments for `body`; raises the refusals listed in the module docstring.
-    A media body comes with its `media` content, already prepared by `bridge.media`."""
+    A media body comes with its `media` content, already prepared by `bridge.media`; a text may
+    come with the `preview` of its first URL (`bridge.media.link_preview`)."""
     quoted = _quoted(session, body, lookup)
     match body:
         case SendMedia():
@@ -56,7 +57,8 @@ def plan_send(session: str, body: AnySend, lookup: Lookup, *, now: float,
         case SendText():
             mentions = [_mention(m, i) for i, m in enumerate(body.mentions)]
             content: ipc.Content = ipc.TextContent(text=body.text, mentions=list(dict.fromkeys(mentions)),
-                                                   link_preview=body.link_preview)
+                                                   link_preview=body.link_preview,
+                                                   preview=preview if body.link_preview else None)
             return ipc.SendArgs(to=parse_recipient(body.to).jid, content=content, quoted=quoted)
         case SendLocation():
             content = ipc.LocationContent(lat=body.lat, long=body.long, name=body.name, address=body.address)

@@ -74,6 +74,9 @@ class PollVotes:
         except BridgeError as exc:
             log.warning("session %s: poll vote %s not decrypted: %s", session, message.id, exc)
             return message
+        except Exception:  # a vote must still be published, whatever went wrong
+            log.exception("session %s: poll vote %s not decrypted", session, message.id)
+            return message
 
     async def _decrypted(self, session: str, message: Message) -> Message:
         assert message.poll_vote is not None

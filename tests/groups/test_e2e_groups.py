@@ -339,6 +339,18 @@ async def test_a_lid_addressed_group_names_everyone_by_phone_where_whatsapp_give
         assert (seen.chat, seen.from_, seen.text) == (group, jid(me), "answer to everyone")
         assert seen.quoted is not None and seen.quoted.id == hello.id
 
+    poll = await call(bridge, "POST", "lidg/messages", 201,
+                      {"to": group, "kind": "poll", "name": "Meet?", "options": ["mon", "fri"]})
+    for phone in (alice, bob):
+        await simulator.wait_inbox(phone, lambda m, i=poll["id"]: m.id == i, TIMEOUT)
+    tallies = []
+    for phone, choice in ((alice, "fri"), (bob, "fri")):
+        voted = await simulator.send_to_group(phone, group, "poll_vote", poll_id=poll["id"], options=[choice])
+        got = (await event(bridge, 0, message(voted.id))).data
+        assert (got["sender_phone"], got["poll_vote"]["selected"]) == (phone, [choice]), "a LID voter's vote"
+        tallies.append(got["poll_vote"]["tally"])
+    assert tallies == [{"mon": 0, "fri": 1}, {"mon": 0, "fri": 2}]
+
     removed = await simulator.change_group_participants(alice, group, "remove", [bob])
     assert [r.status for r in removed] == ["200"]
     gone = await event(bridge, 0, kind("group.participants", group, action="removed"))

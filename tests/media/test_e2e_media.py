@@ -232,7 +232,7 @@ async def test_auto_download_puts_chosen_kinds_in_the_cache_before_their_event_a
             await event(auto_bridge, 0, message(message_id))
     finally:
         recorder.cancel()
-    order = [wa["key"]["id"] for wa in arrived if wa["key"]["id"] in ids]
+    order = list(dict.fromkeys(wa["key"]["id"] for wa in arrived if wa["key"]["id"] in ids))
     assert sorted(order) == sorted(ids)
     assert [m["id"] for m in seen if m["id"] in ids] == order, "held media events keep the order messages arrived in"
     by_id = {m["id"]: m for m in seen}
