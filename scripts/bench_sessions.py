@@ -13,6 +13,14 @@ the ratio bridge/plain per tenant.
 
 K = 1 (one process per tenant) only runs for T <= --max-isolated (default 10): at about 110 MiB
 per tenant, 50 would take 5.5 GiB of a machine shared with other work.
+
+    python scripts/bench_sessions.py --restart 500,1000 [--plain 100] [--settle 20] [--idle 60]
+
+The scale run: link tenants cumulatively up to each level, then start a full `python -m bridge run`
+over them with every default (monitor on, paced start-up ramp, 25 per runtime) and measure what an
+operator sees: time until /readyz and until every tenant is open, idle CPU of the bridge, of its
+Node runtimes and of the simulator, the memory of each, the bridge's open descriptors, /metrics
+size and time; plain Baileys (`--plain N` sockets) first, in the same run, as the baseline.
 """
 
 from __future__ import annotations
