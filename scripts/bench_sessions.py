@@ -13,12 +13,21 @@ the ratio bridge/plain per tenant.
 
 K = 1 (one process per tenant) only runs for T <= --max-isolated (default 10): at about 110 MiB
 per tenant, 50 would take 5.5 GiB of a machine shared with other work.
+
+    python scripts/bench_sessions.py --restart 500,1000 [--plain 100] [--settle 20] [--idle 60]
+
+The scale run: link tenants cumulatively up to each level, then start a full `python -m bridge run`
+over them with every default (monitor on, paced start-up ramp, 25 per runtime) and measure what an
+operator sees: time until /readyz and until every tenant is open, idle CPU of the bridge, of its
+Node runtimes and of the simulator, the memory of each, the bridge's open descriptors, /metrics
+size and time; plain Baileys (`--plain N` sockets) first, in the same run, as the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -175,6 +184,13 @@ def _cpu(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _sum_memory(procs: list[psutil.Process]) -> tuple[float, float]:
     rss = uss = 0
     for proc in procs:
@@ -243,7 +259,8 @@ async def restart_case(
     """Start `python -m bridge run` (every default: monitor on, paced ramp, 25 per runtime) over a
     root holding `tenants` linked, wanted-running tenants; time until /readyz and until all open,
     then idle CPU (bridge, its Node runtimes, the simulator) over `idle` seconds after `settle`,
-    memory of each, /metrics size and time. SIGTERM at the end; no process is left behind."""
+    memory of each, /metrics size and time. SIGTERM at the end, timed until the bridge exited
+    (`stop_s`); no process is left behind."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_AUTH_ROOT": str(root / "auth"),
            "BRIDGE_STATE_DIR": str(root / "state"), "BRIDGE_WA_URL": sim.ws_url, "BRIDGE_WA_TRUST_ROOT": sim.root_pub,
@@ -304,15 +321,18 @@ async def restart_case(
             row["metrics_ms"] = statistics.median(took) * 1000
     finally:
         if proc.returncode is None:
+            stopping = time.perf_counter()
             proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), 120)
+                await asyncio.wait_for(proc.wait(), 300)
+                row["stop_s"] = time.perf_counter() - stopping
             except TimeoutError:
                 os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
-        left = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        left = [p for p in seen.values() if _alive(p)]
         for child in left:
-            child.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         row["left_behind"] = len(left)
     return row
 
