@@ -4,6 +4,10 @@
 per component), `leases` decides which node runs a tenant (epochs = fencing tokens),
 `auth_backend` keeps auth state in the database behind the `AuthBackend` seam, `snapshots` keeps
 snapshots of tenants in tables, `operator` lets a CLI command hold a tenant's lease, `export`
-moves a tenant to and from a legacy `useMultiFileAuthState` folder. Nodes, placement, forwarding
-and events are clusternode's modules beside these.
+moves a tenant to and from a legacy `useMultiFileAuthState` folder. `nodes` records which bridges
+are alive and where they listen, `share.plan_round` decides (purely) what this node claims,
+releases or stops, `coordinator` carries that out and fences each session's writes
+(`FencedBackend`), `tenants` keeps the registry's records and the identity book in tables,
+`session_snapshots` is what sessions and the snapshot API use, `forward` sends a request for a
+tenant to its owner, `service` opens and closes the lot. Events stay in each node's own event log.
 """
