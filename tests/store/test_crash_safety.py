@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -82,7 +83,11 @@ class WriterServer:
             self.proc.wait()
 
 
-def _check_folder(folder: Path, trash: Path, keys_acked: int | None, creds_acked: int | None, newest: int) -> None:
+def check_folder(
+    folder: Path, trash: Path, keys_acked: int | None, creds_acked: int | None, newest: int, *, whole_trash: bool = True
+) -> None:
+    """Creds valid and not older than acknowledged; every key file whole, from an acknowledged or
+    in-flight generation; rotating pre-keys parse, and (`whole_trash`) every trash file."""
     creds_path = folder / "creds.json"
     assert creds_path.exists(), "creds.json vanished"
     creds = validate_creds_text(creds_path.read_text(), source=str(creds_path))
@@ -103,13 +108,19 @@ def _check_folder(folder: Path, trash: Path, keys_acked: int | None, creds_acked
     rotating = [n for n in os.listdir(folder) if n.startswith(f"pre-key-{ROTATING}")]
     for name in rotating:
         assert json.loads((folder / name).read_text())["id"] == name[len("pre-key-") : -len(".json")]
-    if trash.exists():
+    if whole_trash and trash.exists():
         for name in os.listdir(trash):
             if not name.startswith("."):
                 json.loads((trash / name).read_text())
 
 
-def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int) -> None:
+#: Called after each kill with (keys_acked, creds_acked, newest generation that may be on disk).
+AfterKill = Callable[[int | None, int | None, int], None]
+
+
+def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int, after_kill: AfterKill | None = None) -> None:
+    """SIGKILL the writer `kills` times; after each, check the folder as a stop would see it, or
+    hand the acknowledgements to `after_kill` (the power-cut test checks a copy of the disk)."""
     rng = random.Random(seed)
     root = tmp_path / "auth"
     folder, bridge_dir = root / "crash", root / ".bridge"
@@ -150,9 +161,12 @@ def run_kills(tmp_path: Path, kills: int, fresh_creds: str, seed: int) -> None:
                 elif kind == "creds":
                     creds_acked = gen
             newest = max(newest, (keys_acked or 0) + 1)
-            # What a stop, snapshot or legacy reader gets: the journal replayed into the folder.
-            checkpoint_session(bridge_dir, "crash", folder, bridge_dir / "trash" / "crash")
-            _check_folder(folder, bridge_dir / "trash" / "crash", keys_acked, creds_acked, newest)
+            if after_kill is not None:
+                after_kill(keys_acked, creds_acked, newest)
+            else:
+                # What a stop, snapshot or legacy reader gets: the journal replayed into the folder.
+                checkpoint_session(bridge_dir, "crash", folder, bridge_dir / "trash" / "crash")
+                check_folder(folder, bridge_dir / "trash" / "crash", keys_acked, creds_acked, newest)
             next_gen = newest + 1
     finally:
         server.close()
