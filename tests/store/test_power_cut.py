@@ -100,7 +100,7 @@ def _check_trash(trash: Path) -> int:
     itself written after the last checkpoint, the cut can keep the rename but not the file's data.
     The journal still holds the record that wrote the key, so the replay writes it and moves it to
     the trash again (journal_apply.py: one more copy, never fewer). The empty copy is left (nothing
-    in the bridge deletes), and no reader trusts a trash file it cannot parse.
+    in the bridge deletes), and the bridge never reads the trash's contents.
     """
     if not trash.exists():
         return 0
