@@ -7,8 +7,11 @@ each batch as one record to the session's write-ahead journal, fdatasyncs it onc
 legacy files by temp + rename before `set_keys` returns (docs/storage.md, "Journal"). The closing
 checkpoint (one syncfs) is outside the timed region.
 
-Prints keys/s for each side and the ratio bridge/legacy (target: >= 0.5 for 100-key batches),
-then `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
+Prints keys/s for each side and the ratio bridge/legacy (targets: >= 1.0 for 100-key batches,
+>= 0.5 for 10, >= 0.3 for single keys), then single keys written by 50 sessions at once (target
+>= 1.0: legacy's 50 auth states in one Node process against 50 `AsyncAuthStore`s on one event
+loop, their fdatasyncs on the shared default thread pool, as a bridge's sessions write), then
+`creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
 `accountSyncCounter` changes every save (the bridge also keeps its creds history).
 
     python scripts/bench_store.py [--repeat 3] [--value-bytes 600] [--json]
@@ -17,6 +20,7 @@ then `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -31,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.store.auth_store import AuthStore  # noqa: E402
+from bridge.store.auth_store import AsyncAuthStore, AuthStore  # noqa: E402
 
 LEGACY = ROOT / "tests" / "store" / "node" / "bench_legacy.mjs"
 #: (batch size, number of batches): about 300-1000 files per case.
@@ -74,6 +78,49 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     store.close()
     assert found == batch * batches
     return set_rate, batch * batches / get_seconds
+
+
+CONCURRENT_SESSIONS = 50
+CONCURRENT_KEYS = 20
+
+
+def legacy_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: int) -> float:
+    """keys/s of `sessions` legacy auth states writing single keys at once (one Node process)."""
+    out = subprocess.run(
+        ["node", str(LEGACY), str(folder), "concurrent", str(sessions), str(keys), str(value_bytes)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    return float(result["keys"] / result["set_seconds"])
+
+
+def _buffer_json(value_bytes: int) -> str:
+    return json.dumps({"type": "Buffer", "data": base64.b64encode(os.urandom(value_bytes)).decode()})
+
+
+def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: int) -> float:
+    """keys/s of `sessions` AsyncAuthStores (one journal each) writing single keys at once."""
+    stores = [
+        AuthStore(folder / f"s{i}", session_id=f"s{i}", bridge_dir=folder / ".bridge") for i in range(sessions)
+    ]
+    values = [[_buffer_json(value_bytes) for _ in range(keys)] for _ in range(sessions)]
+
+    async def one(store: AsyncAuthStore, texts: list[str]) -> None:
+        for k, text in enumerate(texts):
+            await store.set_keys({"session": {f"c.{k}": text}})
+
+    async def all_sessions() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(AsyncAuthStore(s), v) for s, v in zip(stores, values, strict=True)))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(all_sessions())
+    for store in stores:
+        store.close()
+    return sessions * keys / elapsed
 
 
 CREDS_SAVES = 200
@@ -123,6 +170,19 @@ def main() -> int:
                 runs["bridge_get"].append(bg)
             med = {k: statistics.median(v) for k, v in runs.items()}
             results.append({"batch": batch, "batches": batches, **med})
+        many = (CONCURRENT_SESSIONS, CONCURRENT_KEYS, args.value_bytes)
+        concurrent_runs = [
+            (
+                legacy_concurrent_run(base / f"legacy-many-{r}", *many),
+                bridge_concurrent_run(base / f"bridge-many-{r}", *many),
+            )
+            for r in range(args.repeat)
+        ]
+        concurrent = {
+            "sessions": CONCURRENT_SESSIONS,
+            "legacy_set": statistics.median(c[0] for c in concurrent_runs),
+            "bridge_set": statistics.median(c[1] for c in concurrent_runs),
+        }
         creds_runs = [creds_run(base, r) for r in range(args.repeat)]
         creds = {
             "legacy_saves": statistics.median(c[0] for c in creds_runs),
@@ -132,7 +192,7 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     if args.json:
-        print(json.dumps({"keys": results, "creds": creds}, indent=2))
+        print(json.dumps({"keys": results, "concurrent": concurrent, "creds": creds}, indent=2))
         return 0
     print(f"value {args.value_bytes} raw bytes, median of {args.repeat} runs, keys/s (batches/s = keys/s / batch)")
     head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
@@ -144,6 +204,11 @@ def main() -> int:
             f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} {set_ratio:>6.2f} "
             f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f}"
         )
+    ratio = concurrent["bridge_set"] / concurrent["legacy_set"]
+    print(
+        f"single keys, {CONCURRENT_SESSIONS} sessions at once ({CONCURRENT_KEYS} each): legacy "
+        f"{concurrent['legacy_set']:.0f} bridge {concurrent['bridge_set']:.0f} keys/s ratio {ratio:.2f}"
+    )
     ratio = creds["bridge_saves"] / creds["legacy_saves"]
     print(
         f"creds.save/s ({CREDS_SAVES} changed saves): legacy {creds['legacy_saves']:.0f} "

@@ -4,10 +4,26 @@
 //   node bench_legacy.mjs <folder> creds <saves>
 // Prints {"creds_seconds", "saves", "creds"}: saveCreds after each accountSyncCounter change, and
 // the creds text (BufferJSON) the bridge side then saves the same way.
+//   node bench_legacy.mjs <folder> concurrent <sessions> <keys> <valueBytes>
+// Prints {"set_seconds", "keys"}: <sessions> auth states in <folder>/s<i>, all writing at once,
+// each <keys> single-key keys.set one after the other (a pooled runtime's sessions at work).
 import { randomBytes } from 'crypto'
 import { BufferJSON, useMultiFileAuthState } from '@whiskeysockets/baileys'
 
 const [folder, batchArg, batchesArg, bytesArg] = process.argv.slice(2)
+if (batchArg === 'concurrent') {
+  const sessions = Number(batchesArg)
+  const keys = Number(bytesArg)
+  const valueBytes = Number(process.argv[6])
+  const states = await Promise.all(Array.from({ length: sessions }, (_, i) => useMultiFileAuthState(`${folder}/s${i}`)))
+  const start = process.hrtime.bigint()
+  await Promise.all(states.map(async ({ state }) => {
+    for (let k = 0; k < keys; k++) await state.keys.set({ session: { [`c.${k}`]: new Uint8Array(randomBytes(valueBytes)) } })
+  }))
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  process.stdout.write(JSON.stringify({ set_seconds: seconds, keys: sessions * keys }))
+  process.exit(0)
+}
 if (batchArg === 'creds') {
   const { state, saveCreds } = await useMultiFileAuthState(folder)
   state.creds.me = { id: '4915112345678:3@s.whatsapp.net', name: 'Bench' }
