@@ -307,10 +307,12 @@ CATALOGUE: tuple[Entry, ...] = (
           "messages sent before a bridge restart."),
     Entry("req", "message.durable", m.MessageDurableArgs, m.MessageDurableResult,
           "Sent right after the `messages.upsert` of a message the runtime just decrypted, before Baileys commits "
-          "its Signal keys and acknowledges it to WhatsApp: answered once every event and message row published so "
-          "far is in the event log's file (`durable: true`), or at once with `durable: false` while the event log "
-          "is failing (they are held in memory, bounded, and written when it recovers). So a bridge killed at any "
-          "moment either has the message stored or WhatsApp delivers it again."),
+          "its Signal keys and acknowledges it to WhatsApp: answered once no event of the session is held back "
+          "(a media auto-download, a poll vote) and every event and message row published so far is in the event "
+          "log's file (`durable: true`); with `durable: false` at once while the event log is failing (they are "
+          "held in memory, bounded, and written when it recovers) or after 10 s of waiting (the runtime goes on). "
+          "So a bridge killed at any moment either has the message and its event stored or WhatsApp delivers it "
+          "again."),
     Entry("evt", "ready", ReadyData, None,
           "The runtime booted; `permission` is true when Node's permission model is on and "
           "`fs_write_denied` when `process.permission.has('fs.write')` is false. Sent once at boot, with `s` = "

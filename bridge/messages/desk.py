@@ -22,7 +22,9 @@ A `Prefetcher` may hold a received message's event back: `PollVotes` until a vot
 (bridge.messages.polls), the media desk (when auto-download is on) until a file is in the cache.
 While one is held, every later `message`, `message.status` and `presence` event of that session
 waits behind it, so a session's events keep their order; other sessions are not held up.
-`drain()` (at shutdown) stops waiting and publishes what was held.
+`drain()` (at shutdown) stops waiting and publishes what was held. `settled()` lets the runtime's
+`message.durable` wait for held events too (bridge.messages.store_getmessage), so a message is
+acknowledged to WhatsApp only once its event is out, even while a download holds it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
@@ -106,7 +109,15 @@ class _SessionBook:
         self.on_whatsapp: set[str] = set()
 
 
+_DESKS: weakref.WeakKeyDictionary[EventBus, MessageDesk] = weakref.WeakKeyDictionary()
+
+
 class MessageDesk:
+    @staticmethod
+    def of(bus: EventBus) -> MessageDesk | None:
+        """The desk made for `bus` last, if any (how the runtime's request handler finds it)."""
+        return _DESKS.get(bus)
+
     def __init__(self, bus: EventBus, sessions: SessionPort, store: MessageStore | None = None,
                  *, clock: Any = time.time) -> None:
         self.bus = bus
@@ -123,6 +134,7 @@ class MessageDesk:
         self._fetching: set[asyncio.Task[None]] = set()
         self.previewer: Callable[[str], Awaitable[ipc.LinkPreview | None]] | None = None
         """Makes the link preview of a text (the media desk sets it when `BRIDGE_LINK_PREVIEW` is on)."""
+        _DESKS[bus] = self
 
     def _book(self, session: str) -> _SessionBook:
         book = self._books.get(session)
@@ -204,6 +216,22 @@ class MessageDesk:
 
         task.add_done_callback(done)
         return task
+
+    async def settled(self, session: str, within: float) -> bool:
+        """Wait until no event of `session` is held (False after `within` s, the wait left running).
+
+        Why: the runtime asks `message.durable` before Baileys commits a received message's keys and
+        acknowledges it. A message whose event is held (its file being downloaded, or queued behind
+        one that is) is stored but not yet published: acknowledging it then and crashing would leave
+        the row without its event for good (the server forgets it; a copy is never re-published).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (held := self._held.get(session)) is not None:
+            done, _ = await asyncio.wait({held}, timeout=max(0.0, deadline - loop.time()))
+            if not done:
+                return False
+        return True
 
     async def drain(self, *, cancel: bool = True) -> None:
         """Publish every held event: fetches still running are cancelled (their messages go out

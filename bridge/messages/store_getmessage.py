@@ -12,19 +12,22 @@ is logged once per message. Asks for a message this session *received* (`fromMe`
 counted: they come from the runtime, for a copy WhatsApp delivered again after a crash whose keys
 were already used (the stored content stands in for the plaintext), never from a peer.
 
-`message.durable` is answered here too (same store): once the event log has written everything
-published so far, so the runtime lets Baileys commit a received message's keys and acknowledge it
-only after its event is on disk (docs/protocol.md).
+`message.durable` is answered here too (same store): once no event of the session is held back
+(`MessageDesk.settled`: a media download with auto-download on, a poll vote) and the event log has
+written everything published so far, so the runtime lets Baileys commit a received message's keys
+and acknowledge it only after its event is on disk (docs/protocol.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.ipc.messaging import GetMessageArgs, MessageDurableArgs, MessageDurableResult
+from bridge.messages.desk import MessageDesk
 from bridge.messages.store import MessageStore
 
 log = logging.getLogger(__name__)
@@ -62,11 +65,20 @@ class GetMessageAnswer:
         return content
 
     async def durable(self, session: str, message_id: str) -> MessageDurableResult:
-        """Wait until what was published so far (the message's event and row) is in the file."""
+        """Wait until the session's held events are published and what was published so far (the
+        message's event and row) is in the file; False after `DURABLE_WITHIN` s (the runtime goes on:
+        a slow download must not stall the session for ever)."""
         eventlog = EventLog.of(self.bus)
         if eventlog is None:
             return MessageDurableResult(False)
         if not eventlog.healthy:
             log.warning("session %s: message %s is held in memory: the event log is failing", session, message_id)
             return MessageDurableResult(False)
-        return MessageDurableResult(await eventlog.flush(DURABLE_WITHIN))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DURABLE_WITHIN
+        desk = MessageDesk.of(self.bus)
+        if desk is not None and not await desk.settled(session, DURABLE_WITHIN):
+            log.warning("session %s: message %s acknowledged while its event is still held (a download "
+                        "slower than %g s)", session, message_id, DURABLE_WITHIN)
+            return MessageDurableResult(False)
+        return MessageDurableResult(await eventlog.flush(max(0.1, deadline - loop.time())))

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.ipc import messaging as ipc
 from bridge.messages.desk import MessageDesk
 from bridge.messages.model import Message, MessageKind
 from bridge.messages.store import MessageRetention
+from bridge.messages.store_getmessage import GetMessageAnswer
 from tests.messages.test_incoming import ME, incoming
 
 
@@ -97,3 +102,38 @@ async def test_drain_publishes_what_is_held_without_a_url() -> None:
     assert message_events(bus) == []
     await desk.drain()
     assert message_events(bus) == [("a", "IMG2", None), ("a", "TXT3", None)]
+
+
+async def test_message_durable_waits_for_the_held_event_so_no_row_is_acknowledged_without_its_event(
+    tmp_path: Path,
+) -> None:
+    """The runtime's `message.durable` for a media message (and for a text queued behind it) is
+    answered only once the held event is published and in the event log's file."""
+    bus = EventBus(100)
+    eventlog = EventLog(tmp_path / "state" / "events.db", bus)
+    await eventlog.open()
+    try:
+        desk = MessageDesk(bus, Port())
+        gate = Gate()
+        desk.prefetchers.append(gate)
+        answer = GetMessageAnswer(bus)
+        desk.on_runtime_event("a", "messages.upsert", ipc.UpsertData(type="notify", messages=[image("IMG3")]))
+        image_durable = asyncio.ensure_future(answer.durable("a", "IMG3"))
+        desk.on_runtime_event("a", "messages.upsert", ipc.UpsertData(type="notify", messages=[text("TXT4")]))
+        text_durable = asyncio.ensure_future(answer.durable("a", "TXT4"))
+        desk.on_runtime_event("b", "messages.upsert", ipc.UpsertData(type="notify", messages=[text("OTHER2")]))
+        assert (await answer.durable("b", "OTHER2")).durable, "another session is not held up"
+        await asyncio.sleep(0.3)
+        assert not image_durable.done() and not text_durable.done(), "acknowledged while the event was held"
+
+        gate.release.set()
+        assert (await image_durable).durable and (await text_durable).durable
+
+        def message_ids(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT data FROM events WHERE kind = 'message' ORDER BY seq").fetchall()
+            return [json.loads(row[0])["id"] for row in rows]
+
+        assert await eventlog.read(message_ids) == ["OTHER2", "IMG3", "TXT4"]
+    finally:
+        await desk.drain()
+        await eventlog.close()
