@@ -7,9 +7,10 @@ done at the server's ack). Receive: a simulator contact encrypts and uploads a f
 side; timed is the bridge's first `GET .../media` (download, HMAC and sha256 checks, decryption into
 the cache, served back and hashed by the client) against Baileys' `downloadMediaMessage` as a
 stream, hashed. Both sides' sha256 are checked against the file. Prints MB/s and the ratio
-bridge/baileys per case (target >= 0.8).
+bridge/baileys per case (target >= 0.8): over all rounds, and the median and range of the per-round
+ratios (the two sides alternate which goes first in each round).
 
-    python scripts/bench_media.py [--repeat 3] [--quick]
+    python scripts/bench_media.py [--repeat 5] [--cases image:1,document:1,document:16] [--quick]
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import io
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,40 @@ def make_file(folder: Path, kind: str, size: int) -> tuple[Path, str]:
     path = folder / f"{kind}-{size}-{hashlib.sha256(data).hexdigest()[:8]}"
     path.write_bytes(data)
     return path, mimetype
+
+
+def parse_cases(text: str) -> list[tuple[str, int]]:
+    """`image:1,document:16` -> [("image", 1 MB), ("document", 16 MB)]."""
+    cases = []
+    for item in text.split(","):
+        kind, _, mb = item.partition(":")
+        cases.append((kind, int(float(mb) * MB)))
+    return cases
+
+
+class Row:
+    """One case: seconds per round of each side. The side that goes first alternates per round, so
+    a load swing or a warm cache does not always favour the same one."""
+
+    def __init__(self, name: str, mb: float) -> None:
+        self.name, self.mb = name, mb
+        self.bridge: list[float] = []
+        self.plain: list[float] = []
+
+    async def round(self, turn: int, bridge: Callable[..., Awaitable[float]], plain: Callable[..., Awaitable[float]],
+                    *args: Any) -> None:
+        if turn % 2:
+            self.plain.append(await plain(*args))
+            self.bridge.append(await bridge(*args))
+        else:
+            self.bridge.append(await bridge(*args))
+            self.plain.append(await plain(*args))
+
+    def rate(self, seconds: list[float]) -> float:
+        return len(seconds) * self.mb / sum(seconds)
+
+    def ratios(self) -> list[float]:
+        return [p / b for b, p in zip(self.bridge, self.plain, strict=True)]
 
 
 class PlainBaileys:
@@ -194,10 +230,9 @@ class Bench:
 
 async def main(args: argparse.Namespace) -> None:
     repeat = 1 if args.quick else args.repeat
-    cases = ([("image", 64 << 10), ("document", 64 << 10)] if args.quick
-             else [("image", MB), ("document", MB), ("document", 16 * MB)])
+    cases = ([("image", 64 << 10), ("document", 64 << 10)] if args.quick else parse_cases(args.cases))
     work = Path(tempfile.mkdtemp(prefix="bench-media-"))
-    rows: list[tuple[str, float, float]] = []
+    rows: list[Row] = []
     try:
         async with start_simulator() as sim:
             ca = await trust_file(sim, work)
@@ -227,34 +262,40 @@ async def main(args: argparse.Namespace) -> None:
                     for kind, size in cases:
                         path, mimetype = make_file(work, kind, size)
                         mb = path.stat().st_size / MB
-                        t_bridge = t_plain = 0.0
-                        for _ in range(repeat):
-                            t_bridge += await bench.bridge_send(path, kind, mimetype)
-                            t_plain += await bench.plain_send(path, kind, mimetype)
-                        rows.append((f"send {kind} {mb:.2f} MB", repeat * mb / t_bridge, repeat * mb / t_plain))
-                        t_bridge = t_plain = 0.0
-                        for _ in range(repeat):
-                            fresh, _ = make_file(work, kind, size)
-                            data = fresh.read_bytes()
-                            t_bridge += await bench.bridge_receive(data, kind, mimetype)
-                            t_plain += await bench.plain_receive(data, kind, mimetype)
-                        rows.append((f"receive {kind} {mb:.2f} MB", repeat * mb / t_bridge, repeat * mb / t_plain))
+                        row = Row(f"send {kind} {mb:.2f} MB", mb)
+                        for turn in range(repeat):
+                            await row.round(turn, bench.bridge_send, bench.plain_send, path, kind, mimetype)
+                        rows.append(row)
+                        row = Row(f"receive {kind} {mb:.2f} MB", mb)
+                        for turn in range(repeat):
+                            data = make_file(work, kind, size)[0].read_bytes()
+                            await row.round(turn, bench.bridge_receive, bench.plain_receive, data, kind, mimetype)
+                        rows.append(row)
             finally:
                 await runner.cleanup()
                 await manager.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"media MB/s, {repeat} file(s) per case (same simulator and media host, same run)")
-    print(f"{'case':30} {'bridge':>8} {'baileys':>8} {'ratio':>6}")
-    for name, bridge_rate, plain_rate in rows:
-        print(f"{name:30} {bridge_rate:8.2f} {plain_rate:8.2f} {bridge_rate / plain_rate:6.2f}")
+    print(f"media MB/s, {repeat} round(s) per case, bridge and plain Baileys alternating (same simulator and "
+          "media host, same run); ratio = bridge / baileys over all rounds, then the median (range) of the "
+          "per-round ratios")
+    print(f"{'case':28} {'bridge':>8} {'baileys':>8} {'ratio':>6} {'median':>7}  range      per round")
+    for row in rows:
+        ratios = row.ratios()
+        print(f"{row.name:28} {row.rate(row.bridge):8.2f} {row.rate(row.plain):8.2f} "
+              f"{row.rate(row.bridge) / row.rate(row.plain):6.2f} {statistics.median(ratios):7.2f}  "
+              f"{min(ratios):.2f}-{max(ratios):.2f}  {' '.join(f'{r:.2f}' for r in ratios)}")
     if args.json:
-        print(json.dumps([{"case": r[0], "bridge": r[1], "baileys": r[2], "ratio": r[1] / r[2]} for r in rows]))
+        print(json.dumps([{"case": row.name, "bridge": row.rate(row.bridge), "baileys": row.rate(row.plain),
+                           "ratio": row.rate(row.bridge) / row.rate(row.plain),
+                           "median_ratio": statistics.median(row.ratios()), "ratios": row.ratios()} for row in rows]))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="rounds per case (bridge and Baileys alternate)")
+    parser.add_argument("--cases", default="image:1,document:1,document:16",
+                        help="kind:MB,... (default image:1,document:1,document:16)")
     parser.add_argument("--quick", action="store_true", help="64 KB files, once each (smoke test)")
     parser.add_argument("--json", action="store_true")
     os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")
