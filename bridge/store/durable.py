@@ -673,3 +673,12 @@ def fsync_file(path: Path) -> bool:
         os.close(fd)
     STORE_FSYNCS.labels(target="file").inc()
     return True
+
+
+def open_scratch(path: Path) -> int:
+    """Open `path` for writing as a new, empty file (mode 0600; a leftover of that name is cut to
+    zero) without fsyncing its folder. Only for scratch files a crash may lose at no cost: media on
+    its way in or out and download parts (bridge/media/spool.py), never state. Raises OSError; the
+    caller names what the file is for.
+    """
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
