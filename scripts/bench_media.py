@@ -11,6 +11,7 @@ bridge/baileys per case (target >= 0.8): over all rounds, and the median and ran
 ratios (the two sides alternate which goes first in each round).
 
     python scripts/bench_media.py [--repeat 5] [--cases image:1,document:1,document:16] [--quick]
+                                  [--plain-nodelay]
 """
 
 from __future__ import annotations
@@ -141,9 +142,10 @@ class PlainBaileys:
 
 
 @contextlib.asynccontextmanager
-async def plain_baileys(sim: SimulatorClient, folder: Path, phone: str, ca: Path) -> AsyncIterator[PlainBaileys]:
+async def plain_baileys(sim: SimulatorClient, folder: Path, phone: str, ca: Path,
+                        nodelay: bool = False) -> AsyncIterator[PlainBaileys]:
     proc = await asyncio.create_subprocess_exec(
-        node_binary(), str(BAILEYS), sim.ws_url, sim.root_pub, str(folder), cwd=ROOT,
+        node_binary(), str(BAILEYS), sim.ws_url, sim.root_pub, str(folder), *(["nodelay"] if nodelay else []), cwd=ROOT,
         env={**os.environ, "NODE_EXTRA_CA_CERTS": str(ca)},
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True)
     client = PlainBaileys(proc)
@@ -252,7 +254,7 @@ async def main(args: argparse.Namespace) -> None:
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             try:
                 await link_bridge(manager, sim, "bench", bridge_phone)
-                async with plain_baileys(sim, work / "plain", plain_phone, ca) as plain, \
+                async with plain_baileys(sim, work / "plain", plain_phone, ca, args.plain_nodelay) as plain, \
                         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
                     bench = Bench(http, f"http://127.0.0.1:{port}", bus, sim, plain, contact, bridge_phone,
                                   plain_phone)
@@ -276,7 +278,8 @@ async def main(args: argparse.Namespace) -> None:
                 await manager.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"media MB/s, {repeat} round(s) per case, bridge and plain Baileys alternating (same simulator and "
+    tuned = " (its uploads with Nagle off, as the bridge's)" if args.plain_nodelay else ""
+    print(f"media MB/s, {repeat} round(s) per case, bridge and plain Baileys{tuned} alternating (same simulator and "
           "media host, same run); ratio = bridge / baileys over all rounds, then the median (range) of the "
           "per-round ratios")
     print(f"{'case':28} {'bridge':>8} {'baileys':>8} {'ratio':>6} {'median':>7}  range      per round")
@@ -298,5 +301,7 @@ if __name__ == "__main__":
                         help="kind:MB,... (default image:1,document:1,document:16)")
     parser.add_argument("--quick", action="store_true", help="64 KB files, once each (smoke test)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plain-nodelay", action="store_true",
+                        help="plain Baileys uploads with Nagle's algorithm off too, as the bridge's runtime does")
     os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")
     asyncio.run(main(parser.parse_args()))

@@ -1,7 +1,9 @@
 // Plain Baileys for scripts/bench_media.py: useMultiFileAuthState in a folder, in process, the way
-// a legacy integration sends and receives media. argv: <ws_url> <root_pub> <auth_dir>. The media
-// host's CA comes through NODE_EXTRA_CA_CERTS (set by the caller). Prints {"qr"} lines until
-// linked, then {"open"}; every media message received is remembered and announced as {"received": id}.
+// a legacy integration sends and receives media. argv: <ws_url> <root_pub> <auth_dir> [nodelay].
+// The media host's CA comes through NODE_EXTRA_CA_CERTS (set by the caller). `nodelay` gives the
+// socket an upload agent with Nagle's algorithm off, as the bridge's runtime uses
+// (node-runtime/media.mjs), to tell the bridge's own cost from that fix; without it Baileys uploads
+// with Node's defaults. Prints {"qr"} lines until linked, then {"open"}; every media message received is remembered and announced as {"received": id}.
 // Commands on stdin, one JSON line each, answered with {"seconds", ...}:
 //   {"send": path, "kind": "image"|"document", "to", "mimetype"} sends the file once, done when
 //     the server's ack arrived (what the bridge's send answer waits for);
@@ -10,8 +12,17 @@ import makeWASocket, { useMultiFileAuthState, WA_CERT_DETAILS, DisconnectReason,
 import P from 'pino'
 import readline from 'node:readline'
 import { createHash } from 'node:crypto'
+import { Agent } from 'node:https'
 
-const [url, rootPub, dir] = process.argv.slice(2)
+const [url, rootPub, dir, tuning] = process.argv.slice(2)
+class NoDelayAgent extends Agent {
+  createConnection (...args) {
+    const socket = super.createConnection(...args)
+    socket.setNoDelay(true)
+    return socket
+  }
+}
+const fetchAgent = tuning === 'nodelay' ? new NoDelayAgent({ keepAlive: true }) : undefined
 WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(rootPub, 'hex')
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const { state, saveCreds } = await useMultiFileAuthState(dir)
@@ -20,7 +31,7 @@ const acks = new Map()
 const received = new Map()
 
 function start () {
-  sock = makeWASocket({ auth: state, waWebSocketUrl: url, logger: P({ level: 'silent' }), markOnlineOnConnect: false, syncFullHistory: false })
+  sock = makeWASocket({ auth: state, waWebSocketUrl: url, logger: P({ level: 'silent' }), markOnlineOnConnect: false, syncFullHistory: false, ...(fetchAgent ? { fetchAgent } : {}) })
   sock.ev.on('creds.update', saveCreds)
   sock.ev.on('connection.update', (u) => {
     if (u.qr) out({ qr: u.qr })

@@ -3,12 +3,17 @@
 A file is only ever placed here whole and checked (`bridge.media.download`). Serving a file marks
 it used (its mtime); after each new file the oldest are removed until the folder is under
 `media_cache_bytes` again (the newest file always stays, even when it alone is larger). Losing the
-cache loses nothing: a file is downloaded again on the next request while WhatsApp still has it.
+cache loses nothing: a file is downloaded again on the next request while WhatsApp still has it; so
+its files and renames are not fsynced. What a power cut may leave behind instead (an entry with its
+name but not all of its bytes) is never served: an entry this process did not place itself is
+hashed against its name (the fileSha256) on its first hit and removed when it does not match.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -20,6 +25,8 @@ class MediaCache:
         self.folder = folder
         self.max_bytes = max_bytes
         self._locks: dict[str, asyncio.Lock] = {}
+        self._checked: set[str] = set()
+        """Entries placed or verified by this process: served without hashing."""
         durable.make_dirs(folder)
 
     def path(self, name: str) -> Path:
@@ -29,12 +36,23 @@ class MediaCache:
         """One download per file at a time (a second request waits, then finds it cached)."""
         return self._locks.setdefault(name, asyncio.Lock())
 
-    def hit(self, name: str) -> Path | None:
+    def placed(self, name: str) -> None:
+        """`name` was just moved in whole and checked (`bridge.media.download`)."""
+        self._checked.add(name)
+
+    async def hit(self, name: str, file_sha256: bytes | None) -> Path | None:
+        """The entry `name`, marked used; None when there is none, or when it was left by an earlier
+        run and its bytes do not hash to `file_sha256` (then it is removed)."""
         path = self.path(name)
         try:
             os.utime(path)
         except FileNotFoundError:
             return None
+        if name not in self._checked and file_sha256 is not None:
+            if not await asyncio.to_thread(_hashes_to, path, file_sha256):
+                durable.remove_file(path)
+                return None
+            self._checked.add(name)
         return path
 
     def evict(self, keep: str) -> list[str]:
@@ -53,6 +71,15 @@ class MediaCache:
                 continue
             durable.remove_file(self.folder / name)
             self._locks.pop(name, None)
+            self._checked.discard(name)
             total -= size
             removed.append(name)
         return removed
+
+
+def _hashes_to(path: Path, file_sha256: bytes) -> bool:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return hmac.compare_digest(digest.digest(), file_sha256)

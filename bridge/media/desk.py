@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import msgspec
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, ErrorCode, NodeRuntimeError, SessionError
 from bridge.ipc import messaging as ipc
 from bridge.media.cache import MediaCache
-from bridge.media.download import DownloadPlan, download, plan_download, ssl_context
+from bridge.media.download import DownloadPlan, download, media_connector, plan_download, ssl_context
 from bridge.media.errors import MediaEmpty, MediaGone, MediaTooLarge
 from bridge.media.fetch import fetch_to_file, refused_address
 from bridge.media.kinds import MediaKind, human, rules
@@ -65,6 +66,7 @@ class MediaDesk:
         self._spool: Spool | None = None
         self._cache: MediaCache | None = None
         self._ssl = ssl_context(settings.media_trust_ca)
+        self._connector: aiohttp.TCPConnector | None = None
         self.auto_kinds = frozenset(str(MediaKind(k)) for k in settings.media_auto_download.split(",") if k)
         if self.auto_kinds:
             messages.prefetchers.append(self)
@@ -86,6 +88,18 @@ class MediaDesk:
         if self._cache is None:
             self._cache = MediaCache(media_dir(self.settings) / "cache", self.settings.media_cache_bytes)
         return self._cache
+
+    @property
+    def connector(self) -> aiohttp.TCPConnector:
+        """Keep-alive connections to the media hosts, shared by every download (made on first use)."""
+        if self._connector is None or self._connector.closed:
+            self._connector = media_connector()
+        return self._connector
+
+    async def close(self) -> None:
+        """Close the media hosts' idle connections (at shutdown, after downloads have ended)."""
+        if self._connector is not None:
+            await self._connector.close()
 
     async def link_preview(self, text: str) -> ipc.LinkPreview | None:
         """The preview of `text`'s first URL, fetched with the media fetch's guard; None when there is none."""
@@ -179,13 +193,16 @@ class MediaDesk:
         plan = plan_download(message_id, entry.raw)
         name = plan.cache_name
         async with self.cache.lock(name):
-            path = self.cache.hit(name)
+            path = await self.cache.hit(name, plan.file_sha256)
             if path is None:
                 path = self.cache.path(name)
                 try:
-                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout,
+                                   connector=self.connector)
                 except MediaGone:
                     plan = await self._reuploaded(session, plan, entry.raw)
-                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout)
+                    await download(plan, target=path, ssl_ctx=self._ssl, seconds=self.settings.media_fetch_timeout,
+                                   connector=self.connector)
+                self.cache.placed(name)
                 self.cache.evict(keep=name)
         return CachedFile(path=path, mimetype=plan.mimetype, file_name=plan.file_name, kind=plan.kind)

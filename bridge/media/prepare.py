@@ -88,7 +88,7 @@ def _size_and_head(path: Path) -> tuple[int, bytes]:
 def encrypt_file(plain: Path, target: Path, key_info: str) -> Sealed:
     """Encrypt `plain` into a new file `target` (streaming); the target is removed on failure."""
     encryptor = MediaEncryptor(new_media_key(), key_info)
-    fd = durable.open_for_append(target)
+    fd = durable.open_scratch(target)
     try:
         with plain.open("rb") as source:
             while chunk := source.read(CHUNK):

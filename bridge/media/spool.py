@@ -8,7 +8,9 @@
 - `cache/`: decrypted downloads (`bridge.media.cache`).
 
 Every byte goes through `bridge.store.durable`. These files are not credentials: losing them loses
-a pending upload or a cached download, never a login; a restart sweeps `incoming/` and `spool/`.
+a pending upload or a cached download, never a login; a restart sweeps `incoming/` and `spool/`. So
+they are scratch files (`durable.open_scratch`): no fsync of the file or its folder, which on a
+shared disk waits for every other writer's journal commit.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ async def write_stream(chunks: AsyncIterator[bytes], path: Path, limit: int, wha
     """Write `chunks` to a new file at `path`, refusing (and removing it) past `limit` bytes."""
     size = 0
     with durable.store_errors(path, "spooling media into"):
-        fd = durable.open_for_append(path)
+        fd = durable.open_scratch(path)
     try:
         async for chunk in chunks:
             size += len(chunk)
@@ -91,7 +93,7 @@ async def write_stream(chunks: AsyncIterator[bytes], path: Path, limit: int, wha
 def write_bytes(data: bytes, path: Path) -> None:
     """Raises `StoreError` (507 when the disk is full; the session keeps running)."""
     with durable.store_errors(path, "spooling media into"):
-        fd = durable.open_for_append(path)
+        fd = durable.open_scratch(path)
         try:
             durable.append_bytes(fd, data)
         except BaseException:

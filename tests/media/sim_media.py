@@ -29,6 +29,12 @@ async def trust_file(sim: SimulatorClient, folder: Path) -> Path:
     return path
 
 
+async def media_host_port(sim: SimulatorClient) -> int:
+    """The TCP port of the simulator's media host."""
+    info = await _call(sim, "GET", "/media")
+    return int(str(info["host"]).rsplit(":", 1)[1])
+
+
 async def decrypted(sim: SimulatorClient, contact: str, message_id: str) -> dict[str, Any]:
     """What the contact decrypted from the media message it received: sha256, size, fields."""
     result: dict[str, Any] = await _call(sim, "GET", f"/contacts/{contact}/media/{message_id}")

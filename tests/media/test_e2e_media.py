@@ -2,10 +2,10 @@
 
 Specification: a file of each kind sent through the API is uploaded by Baileys and decrypted by
 the contact byte for byte (same sha256), with the real (sniffed) type and a thumbnail for images;
-a file of each kind a contact sends is served by `GET .../media` byte for byte, and its media key
-never appears in an event; a tampered blob is refused (502) and nothing is cached; bad input
-(oversize, empty, wrong type, private URLs and redirects to them) is refused before anything reaches
-Node.
+a file of each kind a contact sends is served by `GET .../media` byte for byte (the downloads share
+one kept-alive connection to the media host), and its media key never appears in an event; a
+tampered blob is refused (502) and nothing is cached; bad input (oversize, empty, wrong type,
+private URLs and redirects to them) is refused before anything reaches Node.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 
 from bridge.media.spool import media_dir
 from tests.api.conftest import AUTH, Bridge, _bridge, make_settings
 from tests.media import files
-from tests.media.sim_media import decrypted, expire, reuploads, send_media, tamper, trust_file
+from tests.media.sim_media import decrypted, expire, media_host_port, reuploads, send_media, tamper, trust_file
 from tests.messages.test_e2e_messages import TIMEOUT, event, fresh_phone, link, message, tap_upserts
 from tests.simulator.client import SimulatorClient
 
@@ -51,6 +52,18 @@ def b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+async def connections_to(port: int, settle_at: int) -> int:
+    """Open TCP connections of this process (the bridge's) to `port`; waits up to 5 s for the count
+    to reach `settle_at` (a closed socket goes away on a later turn of the loop)."""
+    for _ in range(50):
+        count = sum(1 for c in psutil.Process().net_connections("tcp")
+                    if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+        if count == settle_at:
+            break
+        await asyncio.sleep(0.1)
+    return count
 
 
 def spool_files(b: Bridge) -> list[Path]:
@@ -128,6 +141,10 @@ async def test_every_kind_a_contact_sends_is_served_byte_for_byte_and_its_key_ne
     serialised = json.dumps([e.data for e in events])
     for secret in ("mediaKey", "media_key", "directPath", "direct_path"):
         assert secret not in serialised
+    port = await media_host_port(simulator)
+    assert await connections_to(port, settle_at=1) == 1, "the six downloads shared one kept-alive connection"
+    await bridge.manager.media.close()
+    assert await connections_to(port, settle_at=0) == 0, "closing the media desk closes it"
 
     again = await bridge.client.get(f"/api/v1/sessions/in/messages/{events[0].data['id']}/media", headers=AUTH)
     assert again.status == 200 and sha(await again.read()) == sha(samples[0][1]), "served from the cache"

@@ -1,5 +1,6 @@
 """The media operations on their own (no Node, no simulator): cipher, sniffing, previews, Ogg
-duration, and the URL fetch with its SSRF guard against a real local HTTP server."""
+duration, the cache's check of what an earlier run left, and the URL fetch with its SSRF guard
+against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from bridge.media.cache import MediaCache
 from bridge.media.cipher import MediaCorrupt, MediaDecryptor, MediaEncryptor, MediaVerifier, media_keys
 from bridge.media.duration import ogg_seconds
 from bridge.media.errors import MediaFetchFailed, MediaTooLarge, MediaTypeMismatch, MediaUrlRefused
@@ -61,6 +63,26 @@ def test_a_tampered_blob_or_a_wrong_hash_is_refused_as_corrupt() -> None:
         open_blob(blob, key, plain_sha, hashlib.sha256(b"other").digest())
     with pytest.raises(MediaCorrupt, match="fileSha256"):
         open_blob(blob, key, hashlib.sha256(b"other").digest(), enc_sha)
+
+
+async def test_a_cache_entry_an_earlier_run_left_is_served_only_if_it_hashes_to_its_name(tmp_path: Path) -> None:
+    whole, torn = os.urandom(3000), os.urandom(3000)
+    for data in (whole, torn):
+        (tmp_path / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    (tmp_path / hashlib.sha256(torn).hexdigest()).write_bytes(torn[:1000])  # a power cut's half-written file
+    cache = MediaCache(tmp_path, 1 << 20)
+
+    found = await cache.hit(hashlib.sha256(whole).hexdigest(), hashlib.sha256(whole).digest())
+    assert found is not None and found.read_bytes() == whole
+    assert await cache.hit(hashlib.sha256(torn).hexdigest(), hashlib.sha256(torn).digest()) is None
+    assert not (tmp_path / hashlib.sha256(torn).hexdigest()).exists(), "removed, to be downloaded again"
+    assert await cache.hit("absent", None) is None
+
+    placed = os.urandom(100)
+    name = hashlib.sha256(placed).hexdigest()
+    (tmp_path / name).write_bytes(placed)
+    cache.placed(name)
+    assert await cache.hit(name, bytes(32)) == tmp_path / name, "what this process placed is not hashed again"
 
 
 def test_the_real_type_is_sniffed_and_a_wrong_claim_is_corrected() -> None:
