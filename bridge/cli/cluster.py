@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from bridge.cli.output import Result, answer
 from bridge.cluster.db import open_pool
 from bridge.cluster.export import export_tenant, import_tenant
 from bridge.cluster.leases import database_now, list_leases
@@ -27,47 +26,28 @@ from bridge.cluster.operator import operator_hold
 from bridge.cluster.schema import ensure_schema, schema_versions
 from bridge.cluster.snapshots import PgSnapshots
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError, ErrorCode, ExitCode, exit_code
+from bridge.errors import ConfigError, ExitCode
 
-Handler = Callable[[argparse.Namespace, ConnectionPool], tuple[int, Any, str]]
-
-
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
-    elif human:
-        sys.stdout.write(human.rstrip("\n") + "\n")
-
-
-def _fail(args: argparse.Namespace, code: int, error_code: str, message: str) -> int:
-    if args.json:
-        _emit(args, {"error": {"code": error_code, "message": message}, "exit_code": code}, "")
-    sys.stderr.write(f"error: {message}\n")
-    return code
+Handler = Callable[[argparse.Namespace, ConnectionPool], Result]
 
 
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Open a pool on --dsn (schema ensured), run the handler, print, map errors to exit codes."""
 
-    def func(args: argparse.Namespace) -> int:
+    def with_pool(args: argparse.Namespace) -> Result:
+        dsn = args.dsn or Settings().cluster_dsn
+        if not dsn:
+            raise ConfigError("cluster mode is off: set BRIDGE_CLUSTER_DSN or pass --dsn postgresql://...")
+        pool = open_pool(dsn, max_size=2, name="bridge-cli")
         try:
-            dsn = args.dsn or Settings().cluster_dsn
-            if not dsn:
-                raise ConfigError("cluster mode is off: set BRIDGE_CLUSTER_DSN or pass --dsn postgresql://...")
-            pool = open_pool(dsn, max_size=2, name="bridge-cli")
-            try:
-                with pool.connection() as conn:
-                    ensure_schema(conn)
-                code, data, human = handler(args, pool)
-            finally:
-                pool.close()
-        except BridgeError as exc:
-            return _fail(args, exit_code(exc), exc.code, exc.message)
-        except OSError as exc:
-            message = f"{exc.filename or ''}: {exc.strerror or exc}; check the path and its permissions"
-            return _fail(args, ExitCode.ERROR, ErrorCode.OS_ERROR, message)
-        _emit(args, data, human)
-        return code
+            with pool.connection() as conn:
+                ensure_schema(conn)
+            return handler(args, pool)
+        finally:
+            pool.close()
+
+    def func(args: argparse.Namespace) -> int:
+        return answer(args, lambda: with_pool(args))
 
     return func
 

@@ -18,7 +18,6 @@ the session's advisory lock, so they refuse while a bridge instance runs that se
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 
 import msgspec
 
+from bridge.cli.output import Result, answer
 from bridge.config import Settings
-from bridge.errors import BridgeError, ErrorCode, ExitCode, SnapshotError, exit_code
+from bridge.errors import ErrorCode, ExitCode, SnapshotError
 from bridge.store.adopt import adopt, registration_for, scan
 from bridge.store.backups import create_backup, restore_from_backup, verify_backup
 from bridge.store.journal import checkpoint_session, set_aside
@@ -35,25 +35,11 @@ from bridge.store.lock import SessionLock
 from bridge.store.snapshots import KeepPolicy, Snapshots
 from bridge.store.trash import prune_trash
 
-Handler = Callable[[argparse.Namespace, Snapshots], tuple[int, Any, str]]
+Handler = Callable[[argparse.Namespace, Snapshots], Result]
 
 
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
-    elif human:
-        sys.stdout.write(human.rstrip("\n") + "\n")
-
-
-def _fail(args: argparse.Namespace, code: int, error_code: str, message: str) -> int:
-    if args.json:
-        _emit(args, {"error": {"code": error_code, "message": message}, "exit_code": code}, "")
-    sys.stderr.write(f"error: {message}\n")
-    return code
 
 
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
@@ -61,15 +47,7 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
     def func(args: argparse.Namespace) -> int:
         root = Path(args.root) if args.root else Settings().auth_root
-        try:
-            code, data, human = handler(args, Snapshots(root))
-        except BridgeError as exc:
-            return _fail(args, exit_code(exc), exc.code, exc.message)
-        except OSError as exc:
-            message = f"{exc.filename or root}: {exc.strerror or exc}; check the path and its permissions"
-            return _fail(args, ExitCode.ERROR, ErrorCode.OS_ERROR, message)
-        _emit(args, data, human)
-        return code
+        return answer(args, lambda: handler(args, Snapshots(root)), path=root)
 
     return func
 
