@@ -276,6 +276,7 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 await runner.cleanup()
                 await manager.shutdown()
+                await manager.media.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     tuned = " (its uploads with Nagle off, as the bridge's)" if args.plain_nodelay else ""
