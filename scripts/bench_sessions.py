@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -381,6 +382,73 @@ async def scale_run(args: argparse.Namespace) -> None:
         print(json.dumps({"restart": rows, "plain": plain}))
 
 
+def _distinct_account(template: Path, folder: Path, index: int) -> None:
+    """A copy of a legacy folder made its own account: another identity key and phone number."""
+    shutil.copytree(template, folder)
+    path = folder / "creds.json"
+    creds = json.loads(path.read_text())
+    creds["signedIdentityKey"]["public"]["data"] = base64.b64encode(os.urandom(33)).decode()
+    device = creds["me"]["id"].split(":", 1)[1]
+    creds["me"]["id"] = f"1555{index:07d}:{device}"
+    path.write_text(json.dumps(creds))
+
+
+async def monitor_scan_case(work: Path, tenants: int, idle_scans: int) -> dict[str, Any]:
+    """The monitor's periodic scan over `tenants` idle linked folders: CPU and full looks per scan,
+    a full scan (every folder looked at, what every scan did before scan_plan.py) against the
+    scan as it is now (only changed folders plus the sweep slice)."""
+    from bridge.monitor.scan_plan import RACY_SECONDS
+    from bridge.monitor.watcher import AuthWatcher
+    from tests.monitor.helpers import make_legacy_folder
+
+    root = work / f"monitor-{tenants}"
+    make_legacy_folder(work / f"tpl-{tenants}", 5)
+    for i in range(tenants):
+        _distinct_account(work / f"tpl-{tenants}", root / f"m{i:04d}", i)
+    settings = Settings(auth_root=root, monitor_settle_seconds=3600.0)
+    watcher = AuthWatcher(settings, EventBus(), Snapshots(root))
+
+    async def timed(full: bool) -> tuple[float, int]:
+        looks, cpu = watcher.looks, time.process_time()
+        found = await watcher.scan(full=full)
+        assert found == [], found
+        return (time.process_time() - cpu) * 1000, watcher.looks - looks
+
+    first = await timed(True)  # first sight: a look and a first snapshot each
+    await asyncio.sleep(RACY_SECONDS + 0.5)
+    await timed(False)  # the snapshot folders changed: one more look each
+    full = [await timed(True) for _ in range(3)]
+    idle = [await timed(False) for _ in range(idle_scans)]
+    for timer in watcher._timers.values():
+        timer.cancel()
+    return {
+        "tenants": tenants, "first_scan_ms": round(first[0]),
+        "full_scan_ms": round(statistics.median(c for c, _ in full), 1),
+        "full_scan_looks": full[0][1],
+        "idle_scan_ms": round(statistics.median(c for c, _ in idle), 1),
+        "idle_scan_looks": max(n for _, n in idle),
+        "sweep_s": watcher.plan.full_sweep, "interval_s": settings.monitor_scan_interval,
+    }
+
+
+async def monitor_run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-monitor-"))
+    rows = []
+    try:
+        for tenants in (int(x) for x in args.monitor_scan.split(",")):
+            rows.append(await monitor_scan_case(work, tenants, args.idle_scans))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'T':>5} {'full scan: CPU':>15} {'looks':>6} {'scan now: CPU':>14} {'looks':>6} {'ratio':>6} "
+          f"{'cores at 1 scan/15 s':>21}")
+    for row in rows:
+        before, now = (row[k] / 1000 / row["interval_s"] for k in ("full_scan_ms", "idle_scan_ms"))
+        print(f"{row['tenants']:>5} {row['full_scan_ms']:>12.1f} ms {row['full_scan_looks']:>6} "
+              f"{row['idle_scan_ms']:>11.1f} ms {row['idle_scan_looks']:>6} "
+              f"{row['idle_scan_ms'] / row['full_scan_ms']:>6.3f} {before:>9.4f} -> {now:.4f}")
+
+
 async def main(args: argparse.Namespace) -> None:
     tenant_counts = [3] if args.quick else [int(x) for x in args.tenants.split(",")]
     pools = [1, 3] if args.quick else [int(x) for x in args.per_runtime.split(",")]
@@ -425,5 +493,11 @@ if __name__ == "__main__":
     parser.add_argument("--settle", type=float, default=30.0, help="with --restart: seconds after all open before "
                         "the idle window")
     parser.add_argument("--idle", type=float, default=60.0, help="with --restart: length of the idle CPU window (s)")
+    parser.add_argument("--monitor-scan", default="", help="tenant counts, e.g. 100,1000: the monitor's periodic "
+                        "scan over idle folders, CPU and full looks per scan, full scan against scan now")
+    parser.add_argument("--idle-scans", type=int, default=10, help="with --monitor-scan: idle scans measured")
     parsed = parser.parse_args()
-    asyncio.run(scale_run(parsed) if parsed.restart else main(parsed))
+    if parsed.monitor_scan:
+        asyncio.run(monitor_run(parsed))
+    else:
+        asyncio.run(scale_run(parsed) if parsed.restart else main(parsed))
