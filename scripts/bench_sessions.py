@@ -7,7 +7,10 @@ process (psutil, after all are open) and of this Python process. Then, for K > 1
 runtime hosting the first tenant and time until all K of its tenants are open again; each must
 come back with the same identity (`me`), without a QR. In the same run, T plain Baileys sockets in
 one Node process (scripts/bench_sessions_baileys.mjs) linked to the same simulator: their RSS, and
-the ratio bridge/plain per tenant.
+the ratio bridge/plain per tenant. Then messages per second across `--senders` (10) tenants while
+the rest idle: each sends `--send` (50) texts to one contact with `--in-flight` (10) unacked, all
+at once, through `SessionManager.send_text` (done at the server's ack), and the same from the first
+10 plain sockets (done at the server's ack); a first message from each sender is not counted.
 
     python scripts/bench_sessions.py [--tenants 10,50] [--per-runtime 1,10,25,50] [--quick]
 
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -85,7 +89,48 @@ async def _link(manager: SessionManager, sim: SimulatorClient, sid: str, gate: a
         await manager.wait_for_state(sid, {"open"}, 300)
 
 
-async def bridge_case(sim: SimulatorClient, work: Path, tenants: int, per_runtime: int) -> dict[str, Any]:
+CONTACT = "15559990001"
+"""The contact the sending tenants write to (made once per simulator)."""
+
+
+class SendLoad(msgspec.Struct, frozen=True):
+    """Messages per second across `senders` tenants while the rest idle: each sends `count` texts
+    to the contact with `in_flight` at most unacked, all senders at once (0 count: not measured)."""
+
+    senders: int = 10
+    count: int = 50
+    in_flight: int = 10
+
+    @property
+    def to(self) -> str:
+        return f"{CONTACT}@s.whatsapp.net"
+
+
+async def _bridge_sends(manager: SessionManager, ids: list[str], load: SendLoad) -> dict[str, Any]:
+    """`load` through `SessionManager.send_text` (returns once the server acked); a first message
+    from each sender beforehand (its Signal session with the contact) is not counted."""
+    senders = ids[: load.senders]
+
+    async def send_from(sid: str, count: int, in_flight: int) -> None:
+        left = iter(range(count))
+
+        async def worker() -> None:
+            for i in left:
+                await manager.send_text(sid, load.to, f"bench {i}")
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+    await asyncio.gather(*(send_from(sid, 1, 1) for sid in senders))
+    started = time.perf_counter()
+    await asyncio.gather(*(send_from(sid, load.count, load.in_flight) for sid in senders))
+    seconds = time.perf_counter() - started
+    sent = len(senders) * load.count
+    return {"senders": len(senders), "sent": sent, "send_msgs_per_s": sent / seconds}
+
+
+async def bridge_case(
+    sim: SimulatorClient, work: Path, tenants: int, per_runtime: int, load: SendLoad | None = None
+) -> dict[str, Any]:
     root = work / f"bridge-{tenants}-{per_runtime}"
     settings = Settings(_env_file=None, auth_root=root / "auth", state_dir=root / "state",  # type: ignore[call-arg]
                         monitor_enabled=False, wa_url=sim.ws_url, wa_trust_root=sim.root_pub,
@@ -107,6 +152,8 @@ async def bridge_case(sim: SimulatorClient, work: Path, tenants: int, per_runtim
             "runtime_rss_mib": rss / MiB, "runtime_uss_mib": uss / MiB,
             "python_growth_mib": (psutil.Process().memory_info().rss - python_before) / MiB,
         }
+        if load is not None and load.count > 0:
+            row.update(await _bridge_sends(manager, ids, load))
         if per_runtime > 1:
             row.update(await _crash(manager, ids))
         return row
@@ -131,7 +178,25 @@ async def _crash(manager: SessionManager, ids: list[str]) -> dict[str, Any]:
     return {"crash_k": len(sharing), "crash_back_s": back}
 
 
-async def plain_case(sim: SimulatorClient, work: Path, tenants: int) -> dict[str, Any]:
+async def _plain_sends(proc: asyncio.subprocess.Process, load: SendLoad) -> dict[str, Any]:
+    """The same load from the first `load.senders` plain sockets (same warm-up, same count)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    result: dict[str, Any] = {}
+    for count, in_flight in ((1, 1), (load.count, load.in_flight)):
+        command = {"senders": load.senders, "to": load.to, "count": count, "concurrency": in_flight}
+        proc.stdin.write(json.dumps(command).encode() + b"\n")
+        await proc.stdin.drain()
+        while True:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 300)
+            if not raw:
+                raise RuntimeError("plain Baileys exited while sending")
+            if raw.startswith(b"{") and "done" in (line := json.loads(raw)):
+                result = {"sent": line["done"], "send_msgs_per_s": line["done"] / line["seconds"]}
+                break
+    return result
+
+
+async def plain_case(sim: SimulatorClient, work: Path, tenants: int, load: SendLoad | None = None) -> dict[str, Any]:
     folder = work / f"plain-{tenants}"
     folder.mkdir()
     proc = await asyncio.create_subprocess_exec(
@@ -157,7 +222,10 @@ async def plain_case(sim: SimulatorClient, work: Path, tenants: int) -> dict[str
         linked = time.perf_counter() - started
         await asyncio.sleep(2)
         rss, uss = _memory({proc.pid})
-        return {"tenants": tenants, "linked_s": linked, "rss_mib": rss / MiB, "uss_mib": uss / MiB}
+        row = {"tenants": tenants, "linked_s": linked, "rss_mib": rss / MiB, "uss_mib": uss / MiB}
+        if load is not None and load.count > 0:
+            row.update(await _plain_sends(proc, load))
+        return row
     finally:
         proc.stdin.close()
         try:
@@ -449,6 +517,13 @@ async def monitor_run(args: argparse.Namespace) -> None:
               f"{row['idle_scan_ms'] / row['full_scan_ms']:>6.3f} {before:>9.4f} -> {now:.4f}")
 
 
+def _sends(row: dict[str, Any], plain: dict[str, Any]) -> str:
+    if "send_msgs_per_s" not in row or "send_msgs_per_s" not in plain:
+        return f"{'-':>7} {'-':>7} {'-':>6}"
+    ours, theirs = row["send_msgs_per_s"], plain["send_msgs_per_s"]
+    return f"{ours:>7.1f} {theirs:>7.1f} {ours / theirs:>6.2f}"
+
+
 async def main(args: argparse.Namespace) -> None:
     tenant_counts = [3] if args.quick else [int(x) for x in args.tenants.split(",")]
     pools = [1, 3] if args.quick else [int(x) for x in args.per_runtime.split(",")]
@@ -457,17 +532,20 @@ async def main(args: argparse.Namespace) -> None:
     plain: dict[int, dict[str, Any]] = {}
     try:
         async with start_simulator() as sim:
+            await sim.create_contact(CONTACT)
             for tenants in tenant_counts:
-                plain[tenants] = await plain_case(sim, work, tenants)
+                load = SendLoad(min(args.senders, tenants), args.send, args.in_flight)
+                plain[tenants] = await plain_case(sim, work, tenants, load)
+                print(json.dumps(plain[tenants]), file=sys.stderr, flush=True)
                 for k in pools:
                     if k > tenants or (k == 1 and tenants > args.max_isolated):
                         continue
-                    rows.append(await bridge_case(sim, work, tenants, k))
+                    rows.append(await bridge_case(sim, work, tenants, k, load))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{'T':>4} {'K':>4} {'procs':>5} {'linked':>7} {'RSS/tenant':>11} {'USS/tenant':>11} "
-          f"{'plain RSS/t':>11} {'ratio':>6} {'crash: K back in':>17}")
+          f"{'plain RSS/t':>11} {'ratio':>6} {'crash: K back in':>17} {'msgs/s':>7} {'plain':>7} {'ratio':>6}")
     for row in rows:
         t = row["tenants"]
         per = row["runtime_rss_mib"] / t
@@ -475,7 +553,7 @@ async def main(args: argparse.Namespace) -> None:
         crash = f"{row['crash_k']} in {row['crash_back_s']:.1f}s" if "crash_k" in row else "-"
         print(f"{t:>4} {row['per_runtime']:>4} {row['processes']:>5} {row['linked_s']:>6.1f}s "
               f"{per:>8.1f} MiB {row['runtime_uss_mib'] / t:>8.1f} MiB {plain_per:>8.1f} MiB "
-              f"{per / plain_per:>6.1f} {crash:>17}")
+              f"{per / plain_per:>6.1f} {crash:>17} {_sends(row, plain[t])}")
     if args.json:
         print(json.dumps({"bridge": rows, "plain": list(plain.values())}))
 
@@ -487,6 +565,9 @@ if __name__ == "__main__":
     parser.add_argument("--max-isolated", type=int, default=10, help="largest T run with one runtime per tenant")
     parser.add_argument("--quick", action="store_true", help="3 tenants, K 1 and 3 (a smoke run)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--send", type=int, default=50, help="texts each sending tenant sends (0: no send case)")
+    parser.add_argument("--senders", type=int, default=10, help="tenants that send while the rest idle")
+    parser.add_argument("--in-flight", type=int, default=10, help="unacked sends per sending tenant")
     parser.add_argument("--restart", default="", help="restart levels, e.g. 200,500,1000 (cumulative linking; "
                         "a full `python -m bridge run` over each): time to all open, idle CPU, memory, /metrics")
     parser.add_argument("--plain", type=int, default=0, help="with --restart: plain Baileys sockets measured first")
