@@ -153,8 +153,9 @@ class _Change:
 
 
 class Registry:
-    """The registry's records plus an in-memory copy; every mutation is written through before it
-    returns (see the module docstring for group commit and the changes that wait).
+    """The registry's records plus an in-memory copy; every mutation is durable before it returns,
+    except a passing state, which waits for the next write (see the module docstring, with group
+    commit).
 
     Thread-safe (a condition around read-modify-write) because many sessions update it from worker
     threads. One bridge process owns the file; the CLI only reads. `store`: where the records
