@@ -36,7 +36,7 @@ from bridge.cluster.auth_backend import PgAuthBackend
 from bridge.errors import CredsCorruptError, ErrorCode, SnapshotError
 from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.layout import CREDS_FILE, is_bridge_private, parse_key_file_name, validate_session_id
-from bridge.store.snapshots.manifests import PRE_RESTORE, FileEntry, SnapshotManifest
+from bridge.store.snapshots.manifests import PRE_RESTORE, SnapshotManifest, build_manifest, references
 from bridge.store.snapshots.objects import sha256_hex
 from bridge.store.snapshots.restore import RestoreOutcome
 from bridge.store.snapshots.verify import Problem, VerifyReport
@@ -95,18 +95,7 @@ class PgSnapshots:
             (shas, list(contents.values())),
         )
         snap_id, created = self._new_id(conn, session_id)
-        manifest = SnapshotManifest(
-            id=snap_id,
-            session=session_id,
-            created_at=created,
-            reason=reason,
-            registered=CREDS_FILE in contents and _creds_registered(contents[CREDS_FILE]),
-            files=[
-                FileEntry(name=name, size=len(data), sha256=sha)
-                for (name, data), sha in zip(contents.items(), shas, strict=True)
-            ],
-            source=f"cluster:{session_id}",
-        )
+        manifest = build_manifest(session_id, snap_id, created, reason, contents, shas, f"cluster:{session_id}")
         conn.execute(
             "INSERT INTO bridge_snapshot_manifests (session_id, id, reason, registered, manifest) "
             "VALUES (%s, %s, %s, %s, %s)",
@@ -216,12 +205,7 @@ class PgSnapshots:
                 except SnapshotError as exc:
                     ref = f"bridge_snapshot_manifests/{sid}/{snap_id}"
                     report.problems.append(Problem(kind="bad_manifest", path=ref, detail=str(exc)))
-        refs: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        for manifest in manifests:
-            for entry in manifest.files:
-                refs.setdefault(entry.sha256, []).append(f"{manifest.session}/{manifest.id}:{entry.name}")
-                sizes[entry.sha256] = entry.size
+        refs, sizes = references(manifests)
         report.snapshots_checked = len(manifests)
         with self.pool.connection() as conn:
             found = {
@@ -283,10 +267,3 @@ def _decode(session_id: str, snapshot_id: str, data: bytes) -> SnapshotManifest:
         raise SnapshotError(
             f"manifest {snapshot_id} of session {session_id} in the cluster database is unreadable ({exc})"
         ) from exc
-
-
-def _creds_registered(data: bytes) -> bool:
-    try:
-        return is_registered(validate_creds_text(data.decode("utf-8")))
-    except (CredsCorruptError, UnicodeDecodeError):
-        return False

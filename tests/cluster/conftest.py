@@ -4,6 +4,8 @@
 - `pg_dsn`: its DSN (database `postgres`), shared by every test of the module.
 - `fresh_dsn`: a DSN to a new, empty database of that server, dropped after the test, for tests
   that need a schema of their own.
+- `pool`: a connection pool on a `fresh_dsn` database with the core cluster schema (leases, auth
+  state, snapshots).
 - `legacy_written`, `registered_creds`, `fresh_creds`: real Baileys values (tests/store/conftest.py).
 """
 
@@ -14,7 +16,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
+from bridge.cluster.db import open_pool
+from bridge.cluster.schema import ensure_schema
 from tests.cluster.pg import PgServer, start_server
 from tests.store.conftest import fresh_creds, legacy_written, registered_creds
 
@@ -50,3 +55,14 @@ def fresh_dsn(pg_server: PgServer) -> Iterator[str]:
     if pg_server.is_running():
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pool(fresh_dsn: str) -> Iterator[ConnectionPool]:
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        ensure_schema(conn)
+    pool = open_pool(fresh_dsn, max_size=8)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -9,30 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
 from bridge.cluster.auth_backend import PgAuthBackend
-from bridge.cluster.db import ClusterUnavailableError, LeaseLostError, open_pool
+from bridge.cluster.db import ClusterUnavailableError, LeaseLostError
 from bridge.cluster.leases import add_tenant, claim_tenant, release_tenant
-from bridge.cluster.schema import ensure_schema
 from bridge.errors import CredsCorruptError, ErrorCode, HostileNameError, StoreError
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
 from tests.cluster.pg import PgServer
 
 TTL = 30.0
-
-
-@pytest.fixture
-def pool(fresh_dsn: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        ensure_schema(conn)
-    pool = open_pool(fresh_dsn, max_size=8)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def _claim(pool: ConnectionPool, session_id: str, node_id: str) -> int:

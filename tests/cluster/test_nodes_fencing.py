@@ -4,31 +4,16 @@ session cannot even start (read creds) on a node whose lease is no longer live."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
 from bridge.cluster.auth_backend import PgAuthBackend
 from bridge.cluster.coordinator import FencedBackend, holds_live
-from bridge.cluster.db import LeaseLostError, open_pool
+from bridge.cluster.db import LeaseLostError
 from bridge.cluster.leases import add_tenant, claim_tenant
-from bridge.cluster.schema import ensure_schema
 from bridge.store.layout import CREDS_FILE
 
 KEY = "pre-key-1.json"
-
-
-@pytest.fixture
-def pool(fresh_dsn: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        ensure_schema(conn)
-    pool = open_pool(fresh_dsn, max_size=4)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def _claim(pool: ConnectionPool, node: str) -> int:

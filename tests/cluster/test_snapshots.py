@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
 from bridge.cluster.auth_backend import PgAuthBackend
-from bridge.cluster.db import open_pool
 from bridge.cluster.leases import add_tenant, claim_tenant, release_tenant
-from bridge.cluster.schema import ensure_schema
 from bridge.cluster.snapshots import PgSnapshots, object_ref
 from bridge.errors import ErrorCode, ExitCode, SnapshotError, StoreError
 from bridge.store.auth_store import AuthStore
@@ -21,17 +17,6 @@ from bridge.store.snapshots.objects import sha256_hex
 from tests.cluster.test_export import bridge_cli
 
 TTL = 30.0
-
-
-@pytest.fixture
-def pool(fresh_dsn: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        ensure_schema(conn)
-    pool = open_pool(fresh_dsn, max_size=4)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def _backend(pool: ConnectionPool, session_id: str, node: str = "node-a") -> PgAuthBackend:

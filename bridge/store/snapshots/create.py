@@ -15,12 +15,11 @@ import logging
 from pathlib import Path
 
 from bridge import metrics
-from bridge.errors import CredsCorruptError, ErrorCode, SnapshotError
+from bridge.errors import ErrorCode, SnapshotError
 from bridge.store import durable
-from bridge.store.creds import is_registered, validate_creds_text
 from bridge.store.journal import frozen_session
-from bridge.store.layout import CREDS_FILE, is_bridge_private
-from bridge.store.snapshots.manifests import FileEntry, SnapshotManifest
+from bridge.store.layout import is_bridge_private
+from bridge.store.snapshots.manifests import SnapshotManifest, build_manifest
 from bridge.store.snapshots.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -47,18 +46,7 @@ def create(repo: Repository, session_id: str, reason: str = "manual") -> Snapsho
                 contents = _read_folder(folder, session_id)
             shas = repo.objects.put(list(contents.values()), fresh=fresh)
             snap_id, created = repo.manifests.new_id(session_id, repo.clock())
-            manifest = SnapshotManifest(
-                id=snap_id,
-                session=session_id,
-                created_at=created,
-                reason=reason,
-                registered=CREDS_FILE in contents and _creds_registered(contents[CREDS_FILE]),
-                files=[
-                    FileEntry(name=name, size=len(data), sha256=sha)
-                    for (name, data), sha in zip(contents.items(), shas, strict=True)
-                ],
-                source=str(folder),
-            )
+            manifest = build_manifest(session_id, snap_id, created, reason, contents, shas, str(folder))
             repo.manifests.write(manifest)
     except BaseException:
         if fresh:
@@ -109,10 +97,3 @@ def _take_back(repo: Repository, fresh: list[str]) -> None:
         return
     if removed:
         log.warning("removed %d object(s) a failed snapshot had written", removed)
-
-
-def _creds_registered(data: bytes) -> bool:
-    try:
-        return is_registered(validate_creds_text(data.decode("utf-8")))
-    except (CredsCorruptError, UnicodeDecodeError):
-        return False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,46 @@ class SnapshotManifest(msgspec.Struct, frozen=True):
     def entry(self, name: str) -> FileEntry | None:
         """The entry of one file (e.g. `CREDS_FILE`), None if the snapshot has no such file."""
         return next((f for f in self.files if f.name == name), None)
+
+
+def build_manifest(
+    session_id: str, snap_id: str, created: float, reason: str, contents: Mapping[str, bytes],
+    shas: Sequence[str], source: str,
+) -> SnapshotManifest:
+    """The manifest of `contents` (file name -> bytes, their objects' `shas` in the same order), for
+    every snapshot store alike (files under `.bridge/snapshots/`, the cluster's tables)."""
+    return SnapshotManifest(
+        id=snap_id,
+        session=session_id,
+        created_at=created,
+        reason=reason,
+        registered=CREDS_FILE in contents and creds_registered(contents[CREDS_FILE]),
+        files=[
+            FileEntry(name=name, size=len(data), sha256=sha)
+            for (name, data), sha in zip(contents.items(), shas, strict=True)
+        ],
+        source=source,
+    )
+
+
+def creds_registered(data: bytes) -> bool:
+    """The creds bytes are valid and linked (`bridge.store.creds.is_registered`); False when unreadable."""
+    try:
+        return is_registered(validate_creds_text(data.decode("utf-8")))
+    except (CredsCorruptError, UnicodeDecodeError):
+        return False
+
+
+def references(manifests: Sequence[SnapshotManifest]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Which files (`session/snapshot:name`) refer to each object, and each object's size: what a
+    verify checks every object against."""
+    refs: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}
+    for manifest in manifests:
+        for entry in manifest.files:
+            refs.setdefault(entry.sha256, []).append(f"{manifest.session}/{manifest.id}:{entry.name}")
+            sizes[entry.sha256] = entry.size
+    return refs, sizes
 
 
 ManifestList = list[SnapshotManifest]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from bridge.errors import SnapshotError
-from bridge.store.snapshots.manifests import SnapshotManifest
+from bridge.store.snapshots.manifests import SnapshotManifest, references
 from bridge.store.snapshots.objects import sha256_hex
 from bridge.store.snapshots.repository import Repository
 
@@ -53,12 +53,7 @@ def verify(
                     manifests.append(repo.manifests.load(path))
                 except SnapshotError as exc:
                     report.problems.append(Problem(kind="bad_manifest", path=str(path), detail=str(exc)))
-        refs: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        for manifest in manifests:
-            for entry in manifest.files:
-                refs.setdefault(entry.sha256, []).append(f"{manifest.session}/{manifest.id}:{entry.name}")
-                sizes[entry.sha256] = entry.size
+        refs, sizes = references(manifests)
         report.snapshots_checked = len(manifests)
         for sha in sorted(refs):
             _check_object(repo, sha, sizes[sha], refs[sha], report)
