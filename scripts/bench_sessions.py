@@ -10,7 +10,8 @@ one Node process (scripts/bench_sessions_baileys.mjs) linked to the same simulat
 the ratio bridge/plain per tenant. Then messages per second across `--senders` (10) tenants while
 the rest idle: each sends `--send` (50) texts to one contact with `--in-flight` (10) unacked, all
 at once, through `SessionManager.send_text` (done at the server's ack), and the same from the first
-10 plain sockets (done at the server's ack); a first message from each sender is not counted.
+10 plain sockets (done at the server's ack); a first message from each sender is not counted, and
+both start once linking's aftermath is over (the processes under 0.2 core).
 
     python scripts/bench_sessions.py [--tenants 10,50] [--per-runtime 1,10,25,50] [--quick]
 
@@ -106,10 +107,24 @@ class SendLoad(msgspec.Struct, frozen=True):
         return f"{CONTACT}@s.whatsapp.net"
 
 
+async def _calm(pids: set[int], limit: float = 180.0) -> float:
+    """Wait until `pids` together use under a fifth of a core over 3 s (linking leaves pre-key
+    uploads and ~800 file writes per tenant behind it), at most `limit`; returns the seconds waited."""
+    procs = [psutil.Process(pid) for pid in pids]
+    begun = time.perf_counter()
+    while time.perf_counter() - begun < limit:
+        before = sum(_cpu(p) for p in procs)
+        await asyncio.sleep(3)
+        if (sum(_cpu(p) for p in procs) - before) / 3 < 0.2:
+            break
+    return time.perf_counter() - begun
+
+
 async def _bridge_sends(manager: SessionManager, ids: list[str], load: SendLoad) -> dict[str, Any]:
     """`load` through `SessionManager.send_text` (returns once the server acked); a first message
     from each sender beforehand (its Signal session with the contact) is not counted."""
     senders = ids[: load.senders]
+    calm = await _calm({os.getpid()} | {pid for pid in (manager.get(sid).pid for sid in ids) if pid})
 
     async def send_from(sid: str, count: int, in_flight: int) -> None:
         left = iter(range(count))
@@ -125,7 +140,7 @@ async def _bridge_sends(manager: SessionManager, ids: list[str], load: SendLoad)
     await asyncio.gather(*(send_from(sid, load.count, load.in_flight) for sid in senders))
     seconds = time.perf_counter() - started
     sent = len(senders) * load.count
-    return {"senders": len(senders), "sent": sent, "send_msgs_per_s": sent / seconds}
+    return {"senders": len(senders), "sent": sent, "send_msgs_per_s": sent / seconds, "calm_s": calm}
 
 
 async def bridge_case(
@@ -182,6 +197,7 @@ async def _plain_sends(proc: asyncio.subprocess.Process, load: SendLoad) -> dict
     """The same load from the first `load.senders` plain sockets (same warm-up, same count)."""
     assert proc.stdin is not None and proc.stdout is not None
     result: dict[str, Any] = {}
+    calm = await _calm({proc.pid})
     for count, in_flight in ((1, 1), (load.count, load.in_flight)):
         command = {"senders": load.senders, "to": load.to, "count": count, "concurrency": in_flight}
         proc.stdin.write(json.dumps(command).encode() + b"\n")
@@ -191,7 +207,7 @@ async def _plain_sends(proc: asyncio.subprocess.Process, load: SendLoad) -> dict
             if not raw:
                 raise RuntimeError("plain Baileys exited while sending")
             if raw.startswith(b"{") and "done" in (line := json.loads(raw)):
-                result = {"sent": line["done"], "send_msgs_per_s": line["done"] / line["seconds"]}
+                result = {"sent": line["done"], "send_msgs_per_s": line["done"] / line["seconds"], "calm_s": calm}
                 break
     return result
 
@@ -205,20 +221,32 @@ async def plain_case(sim: SimulatorClient, work: Path, tenants: int, load: SendL
     assert proc.stdout is not None and proc.stdin is not None
     try:
         started = time.perf_counter()
-        opened: set[int] = set()
-        scans: list[asyncio.Task[Any]] = []
-        while len(opened) < tenants:
+        latest: dict[int, str] = {}
+        opened: dict[int, asyncio.Event] = {}
+        scans: dict[int, asyncio.Task[Any]] = {}
+        gate = asyncio.Semaphore(LINK_AT_ONCE)
+
+        async def link(i: int) -> None:
+            """Scan socket i's newest QR, 10 links at a time as for the bridge (100 at once made
+            the one Node process run out of descriptors writing ~800 pre-key files each)."""
+            async with gate:
+                await sim.scan(latest[i], _phone())
+                await opened[i].wait()
+
+        while len([e for e in opened.values() if e.is_set()]) < tenants:
             raw = await asyncio.wait_for(proc.stdout.readline(), 300)
             if not raw:
                 raise RuntimeError("plain Baileys exited")
             if not raw.startswith(b"{"):
                 continue
             line = json.loads(raw)
+            opened.setdefault(line["i"], asyncio.Event())
             if "qr" in line:
-                scans.append(asyncio.ensure_future(sim.scan(line["qr"], _phone())))
+                latest[line["i"]] = line["qr"]
+                scans.setdefault(line["i"], asyncio.ensure_future(link(line["i"])))
             elif line.get("open"):
-                opened.add(line["i"])
-        await asyncio.gather(*scans)
+                opened[line["i"]].set()
+        await asyncio.gather(*scans.values())
         linked = time.perf_counter() - started
         await asyncio.sleep(2)
         rss, uss = _memory({proc.pid})

@@ -1,6 +1,6 @@
 // Plain Baileys for scripts/bench_sessions.py: `count` sockets in this one Node process, each with
 // useMultiFileAuthState in <auth_dir>/<i>, the way a legacy multi-tenant integration holds them.
-// argv: <ws_url> <root_pub> <auth_dir> <count>. Prints {"i", "qr"} once per socket until linked,
+// argv: <ws_url> <root_pub> <auth_dir> <count>. Prints {"i", "qr"} for every QR of a socket until linked,
 // {"i", "open"} when it opens; exits when stdin ends. Then reads commands on stdin:
 // {"senders", "to", "count", "concurrency"}: sockets 0..senders-1 each send `count` texts to `to` with
 // at most `concurrency` in flight, each done when the server's ack for it arrived (what the bridge's
@@ -17,13 +17,12 @@ const acks = new Map()
 
 async function open (i) {
   const { state, saveCreds } = await useMultiFileAuthState(`${dir}/${i}`)
-  let shown = false
   const start = () => {
     const sock = makeWASocket({ auth: state, waWebSocketUrl: url, logger: P({ level: 'silent' }), markOnlineOnConnect: false, syncFullHistory: false })
     sockets[i] = sock
     sock.ev.on('creds.update', saveCreds)
     sock.ev.on('connection.update', (u) => {
-      if (u.qr && !shown) { shown = true; out({ i, qr: u.qr }) }
+      if (u.qr) out({ i, qr: u.qr })
       if (u.connection === 'open') out({ i, open: true })
       if (u.connection === 'close' && u.lastDisconnect?.error?.output?.statusCode === DisconnectReason.restartRequired) start()
     })
