@@ -478,6 +478,42 @@ async def scale_run(args: argparse.Namespace) -> None:
         print(json.dumps({"restart": rows, "plain": plain}))
 
 
+async def registry_run(args: argparse.Namespace) -> None:
+    """Registry writes per restart: link T tenants, then start a SessionManager over them with the
+    default paced start-up (monitor off) and count, from `start_all` until every tenant is open,
+    the registry's changes (each was one whole-file write before issue 19) and its writes."""
+    work = Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    rows = []
+    try:
+        async with start_simulator() as sim:
+            root = work / "registry"
+            linked = 0
+            for tenants in (int(x) for x in args.registry_restart.split(",")):
+                await link_tenants(sim, root, [f"t{i:04d}" for i in range(linked, tenants)])
+                linked = tenants
+                settings = Settings(_env_file=None, auth_root=root / "auth",  # type: ignore[call-arg]
+                                    state_dir=root / "state", monitor_enabled=False, wa_url=sim.ws_url,
+                                    wa_trust_root=sim.root_pub)
+                manager = SessionManager(settings, EventBus(100_000), Snapshots(settings.auth_root))
+                try:
+                    changes, writes = manager.registry.changes, manager.registry.writes
+                    started = time.perf_counter()
+                    ids = await manager.start_all()
+                    await asyncio.gather(*(manager.wait_for_state(sid, {"open"}, 600) for sid in ids))
+                    rows.append({"tenants": tenants, "opened": len(ids), "open_s": time.perf_counter() - started,
+                                 "changes": manager.registry.changes - changes,
+                                 "writes": manager.registry.writes - writes})
+                finally:
+                    await manager.shutdown()
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'T':>5} {'all open':>8} {'registry changes':>17} {'writes':>7} {'writes/tenant':>14}")
+    for row in rows:
+        print(f"{row['tenants']:>5} {row['open_s']:>7.1f}s {row['changes']:>17} {row['writes']:>7} "
+              f"{row['writes'] / row['tenants']:>14.2f}")
+
+
 def _distinct_account(template: Path, folder: Path, index: int) -> None:
     """A copy of a legacy folder made its own account: another identity key and phone number."""
     shutil.copytree(template, folder)
@@ -605,8 +641,12 @@ if __name__ == "__main__":
     parser.add_argument("--monitor-scan", default="", help="tenant counts, e.g. 100,1000: the monitor's periodic "
                         "scan over idle folders, CPU and full looks per scan, full scan against scan now")
     parser.add_argument("--idle-scans", type=int, default=10, help="with --monitor-scan: idle scans measured")
+    parser.add_argument("--registry-restart", default="", help="tenant counts, e.g. 50,100: registry changes "
+                        "and writes while a SessionManager restarts that many linked tenants")
     parsed = parser.parse_args()
-    if parsed.monitor_scan:
+    if parsed.registry_restart:
+        asyncio.run(registry_run(parsed))
+    elif parsed.monitor_scan:
         asyncio.run(monitor_run(parsed))
     else:
         asyncio.run(scale_run(parsed) if parsed.restart else main(parsed))
