@@ -124,12 +124,13 @@ class RegistryFile:
 
 
 _PASSING_FIELDS = frozenset({"last_state", "last_reason", "updated_at"})
+_PASSING_STATES = frozenset(s.value for s in SessionState if s not in SETTLED)
 
 
 def _passing(before: SessionRecord, after: SessionRecord) -> bool:
     """`after` only moves the record to a state it passes through (see the module docstring):
     nothing a restarted bridge reads changed, so it may wait for the next write."""
-    if after.last_state in {s.value for s in SETTLED}:
+    if after.last_state not in _PASSING_STATES:
         return False
     return all(getattr(before, f) == getattr(after, f) for f in SessionRecord.__struct_fields__
                if f not in _PASSING_FIELDS)
