@@ -6,9 +6,11 @@ repair.py does it) and takes snapshots; whatever a repair replaces is kept under
 `.bridge/replaced/`. The monitor's test suite runs under an audit hook that fails on any delete
 or truncate under the auth root.
 
-How it notices: watchfiles events on the auth root (fast path, debounced) plus a full scan every
+How it notices: watchfiles events on the auth root (fast path, debounced) plus a scan every
 `Settings.monitor_scan_interval` (catches whatever the events missed, adopted folders outside the
-root, and damage that happened while the monitor was down). Damage must still be there after
+root, and damage that happened while the monitor was down). The scan stats every folder and fully
+looks only at those whose signature changed since their last quiet look, plus a sweep slice, so
+its cost follows the changes, not the tenants (scan_plan.py). Damage must still be there after
 `Settings.monitor_confirm_delay`, so a legacy writer caught mid-`writeFile` is not "repaired".
 
 What it decides here: when to look, which account each folder is expected to hold (checked on
@@ -48,6 +50,7 @@ from bridge.monitor.folder_check import (
 from bridge.monitor.incidents import Incident, IncidentLog
 from bridge.monitor.repair import RepairExecutor, SessionControl, SessionStatus, maybe_await
 from bridge.monitor.repair_plan import CredsCandidate, RepairAction, RepairFacts, RepairPlan, plan_repair
+from bridge.monitor.scan_plan import ScanPlan, Signature, signature
 from bridge.monitor.snapshot_policy import (
     NewestSnapshot,
     SessionMemory,
@@ -61,7 +64,7 @@ from bridge.sessions.state import ACTIVE, LINKING, SessionState
 from bridge.sessions.storage_probe import probe_write
 from bridge.store import durable, folders
 from bridge.store.identity import Identity, IdentityBook, identity_of
-from bridge.store.layout import CREDS_FILE
+from bridge.store.layout import CREDS_FILE, BridgeDirs
 from bridge.store.snapshots import SnapshotManifest, Snapshots
 
 __all__ = ["AuthWatcher", "SessionControl", "SessionStatus"]
@@ -144,19 +147,36 @@ class AuthWatcher:
         self._probed: set[str] = set()
         self._repairing = asyncio.Lock()
         self._stop = asyncio.Event()
+        self.plan = ScanPlan()
+        """Which folders the periodic scan fully looks at (scan_plan.py)."""
+        self.looks = 0
+        """Full looks at a folder taken so far (what scan_plan.py saves; read by benchmarks)."""
+        self._dirs = BridgeDirs(settings.bridge_dir)
 
     # ----- which folders ----------------------------------------------------------------
     def session_ids(self) -> set[str]:
         """Session folders (`bridge.store.folders`: the root's and adopted ones, creds or not) and
         sessions that only have snapshots left (a removed folder). Raises StoreError when the
         root cannot be listed."""
-        found = {f.session for f in folders.root_folders(self.root, with_creds=False)}
+        return set(self._session_folders())
+
+    def _session_folders(self) -> dict[str, Path]:
+        """`session_ids` with where each folder is (adopted.json read once, not once per session)."""
+        found = {f.session: f.path for f in folders.root_folders(self.root, with_creds=False)}
         try:
-            found.update(f.session for f in folders.adopted_folders(self.root))
+            found.update((f.session, f.path) for f in folders.adopted_folders(self.root))
         except BridgeError as exc:  # a damaged adopted.json must not stop the watch over the rest
             self._once("adopted", f"adopted folders are not watched: {exc}")
-        found.update(self.snapshots.sessions())
+        for sid in self.snapshots.sessions():
+            found.setdefault(sid, self.root / sid)
         return found
+
+    def _signature(self, session_id: str, folder: Path) -> Signature:
+        return signature((folder, folder / CREDS_FILE, self._dirs.session_identity(session_id),
+                          self._dirs.session_snapshots(session_id)))
+
+    def _signatures(self) -> dict[str, Signature]:
+        return {sid: self._signature(sid, folder) for sid, folder in self._session_folders().items()}
 
     def _once(self, topic: str, problem: str) -> None:
         """Log a standing problem once (again only when it changes), not on every scan."""
@@ -282,16 +302,18 @@ class AuthWatcher:
             except Exception:
                 log.exception("monitor check of session %s failed", session_id)
 
-    async def scan(self) -> list[Incident]:
-        """Check every known session folder once; returns the new incidents."""
+    async def scan(self, *, full: bool = False) -> list[Incident]:
+        """Check the session folders that may have changed (every one with `full`, and on the
+        first scan); returns the new incidents. See scan_plan.py for which ones are skipped."""
         found: list[Incident] = []
         try:
-            sids = await asyncio.to_thread(self.session_ids)
+            signatures = await asyncio.to_thread(self._signatures)
         except (OSError, BridgeError) as exc:
             self._once("root", f"cannot list the session folders of {self.root}: {exc}")
             return found
         self._problems.pop("root", None)
-        for sid in sorted(sids):
+        due = self.plan.due(signatures, interval=self.settings.monitor_scan_interval)
+        for sid in sorted(signatures) if full else due:
             try:
                 incident = await self.check(sid)
             except Exception:
@@ -305,28 +327,48 @@ class AuthWatcher:
     async def check(self, session_id: str) -> Incident | None:
         """Look at one folder; have it repaired if it stays damaged. Returns a new incident, if any."""
         async with self._locks.setdefault(session_id, asyncio.Lock()):
+            self.plan.forget(session_id)
             status = await self._status(session_id)
             if status is not None and status.archived:
                 return None
             state = _state(status)
-            relinking = state in LINKING
             try:
                 folder = await asyncio.to_thread(self.snapshots.session_folder, session_id)
             except BridgeError as exc:
                 self._once(f"folder:{session_id}", f"session {session_id}: cannot tell where its folder is: {exc}")
                 return None
-            detected_at = time.time()
+            before = await asyncio.to_thread(self._signature, session_id, folder)
+            incident = await self._examine(session_id, folder, state)
+            self.plan.looked(session_id, before if incident is None and self._quiet(session_id) else None)
+            return incident
+
+    def _quiet(self, session_id: str) -> bool:
+        """Nothing about the session to follow up on a later scan (an open incident, a repair
+        within its window, a key loss being tracked, a failing snapshot, an unrecorded or
+        unreadable identity): then the scan may skip it while its signature holds."""
+        recent = self._recent.get(session_id)
+        return not (
+            session_id in self._open or session_id in self._in_storage_incident
+            or session_id in self._unrecorded or session_id in self._identity_problem
+            or session_id in self._loss_started or self.snapshot_failures(session_id)
+            or (recent is not None and time.monotonic() < recent[1])
+        )
+
+    async def _examine(self, session_id: str, folder: Path, state: SessionState | None) -> Incident | None:
+        """`check` under the session's lock: look, confirm, and plan and execute a repair."""
+        relinking = state in LINKING
+        detected_at = time.time()
+        look, finding = await self._look(session_id, folder, relinking)
+        if finding is not None:
+            await asyncio.sleep(self.settings.monitor_confirm_delay)
             look, finding = await self._look(session_id, folder, relinking)
-            if finding is not None:
-                await asyncio.sleep(self.settings.monitor_confirm_delay)
-                look, finding = await self._look(session_id, folder, relinking)
-            if finding is None:
-                await self._healthy(session_id, look)
-                return None
-            async with self._repairing:  # both halves of a swap must see one incident
-                facts = await self._facts(session_id, finding, look, state)
-                plan = plan_repair(facts)
-                return await self._handle(plan, detected_at, facts.expected, folder)
+        if finding is None:
+            await self._healthy(session_id, look)
+            return None
+        async with self._repairing:  # both halves of a swap must see one incident
+            facts = await self._facts(session_id, finding, look, state)
+            plan = plan_repair(facts)
+            return await self._handle(plan, detected_at, facts.expected, folder)
 
     async def _status(self, session_id: str) -> SessionStatus | None:
         if self.sessions is None:
@@ -338,6 +380,7 @@ class AuthWatcher:
         return status
 
     async def _look(self, session_id: str, folder: Path, relinking: bool) -> tuple[FolderLook, Finding | None]:
+        self.looks += 1
         look = await asyncio.to_thread(inspect_folder, folder)
         expected = await self._expected_identity(session_id)
         baseline = self._baseline.get(session_id)

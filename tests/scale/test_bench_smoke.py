@@ -1,5 +1,6 @@
 """The sessions benchmark runs end to end (`--quick`: 3 tenants, one runtime each and pooled) and
-reports a pooled runtime's tenants back open with their identity after a SIGKILL; its scale run
+reports a pooled runtime's tenants back open with their identity after a SIGKILL and the send
+rate of its tenants beside plain Baileys'; its scale run
 (`--restart`) restarts a full bridge over linked tenants, measures every process and leaves none
 behind. Both are slow (a simulator, Node runtimes, linking): the default suite has
 test_idle_work.py and test_open_files.py."""
@@ -31,6 +32,9 @@ async def test_bench_sessions_quick_run_measures_both_modes_and_a_crash_recovery
     assert rows[1]["processes"] == 3 and rows[3]["processes"] == 1
     assert rows[3]["crash_k"] == 3 and rows[3]["crash_back_s"] > 0
     assert result["plain"][0]["tenants"] == 3 and result["plain"][0]["rss_mib"] > 0
+    # the send case: 3 senders (all tenants at T = 3), 50 acked texts each, bridge and plain
+    assert all(row["sent"] == 150 and row["send_msgs_per_s"] > 0 for row in rows.values())
+    assert result["plain"][0]["sent"] == 150 and result["plain"][0]["send_msgs_per_s"] > 0
 
 
 @pytest.mark.slow
