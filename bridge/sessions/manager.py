@@ -279,6 +279,7 @@ class SessionManager:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         await self.runtimes.close()
         await self.messages.drain()
+        await self.media.close()
 
     # ----- queries --------------------------------------------------------------------------
     def get(self, session_id: str) -> SessionInfo:
