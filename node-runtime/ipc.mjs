@@ -33,6 +33,8 @@ export function createIpc ({ input, output, log, maxLine = MAX_LINE, requestTime
   })
 
   const event = (s, name, data = {}) => send({ t: 'evt', s, name, data })
+  // Several events of one session in one write, so Python reads (and stores) them together.
+  const events = (s, list) => { output.write(list.map(([name, data]) => JSON.stringify({ t: 'evt', s, name, data }) + '\n').join('')) }
 
   const handleLine = (line) => {
     let msg
@@ -95,6 +97,7 @@ export function createIpc ({ input, output, log, maxLine = MAX_LINE, requestTime
     send,
     request,
     event,
+    events,
     setCommandHandler (fn) { onCommand = fn },
     onEnd (fn) { endHandlers.push(fn) },
     failPending (reason) {

@@ -2,8 +2,9 @@
 // presence events to IPC events, and the chat-action commands. Translation only: Python has
 // already validated everything (recipients, WhatsApp's limits, which message a reaction or an
 // edit points at) and resolved references to earlier messages from its store, and it normalises
-// what Node forwards. Nothing here keeps state, formats text or decides anything.
-import { decryptPollVote, jidNormalizedUser, proto } from '@whiskeysockets/baileys'
+// what Node forwards. Nothing here formats text or decides anything; the only state is which sent
+// messages were forwarded already (`ForwardedIds`).
+import { decryptPollVote, generateWAMessage, isJidGroup, jidNormalizedUser, proto } from '@whiskeysockets/baileys'
 import { IpcError } from './ipc.mjs'
 import { mediaRetry, mediaSend } from './media.mjs'
 
@@ -87,8 +88,49 @@ export function toBaileysContent (content) {
   return make(content)
 }
 
+// Baileys' sendMessage (7.0.0-rc14, lib/Socket/messages-send.js; the branch every content here takes)
+// in its two steps, so the caller holds the WAMessage before it is relayed: once the server acked
+// it, Python can store it while Baileys' key commit is still running (session.mjs `sendOnce`).
+// What sendMessage adds around them, repeated here: the `edit` attribute of a revoke (8 when an
+// admin deletes someone else's group message, else 7) or an edit (1), the `meta` node of a poll,
+// and the `append` upsert it emits (emitOwnEvents) after the relay.
+export async function buildAndRelay (sock, jid, content, options, logger, onBuilt) {
+  const message = await generateWAMessage(jid, content, {
+    logger,
+    userJid: sock.authState.creds.me.id,
+    upload: sock.waUploadToServer,
+    ...options
+  })
+  onBuilt(message)
+  const additionalAttributes = {}
+  const additionalNodes = []
+  if (content.delete) additionalAttributes.edit = isJidGroup(content.delete.remoteJid) && !content.delete.fromMe ? '8' : '7'
+  else if (content.edit) additionalAttributes.edit = '1'
+  else if (content.poll) additionalNodes.push({ tag: 'meta', attrs: { polltype: 'creation' } })
+  await sock.relayMessage(jid, message.message, { messageId: message.key.id, additionalAttributes, additionalNodes })
+  process.nextTick(() => sock.messageMutex.mutex(() => sock.upsertMessage(message, 'append')).catch(() => { /* Baileys logs its own */ }))
+  return message
+}
+
 export function sendOptions (args) {
   return args.quoted ? { quoted: waMessage(args.quoted) } : {}
+}
+
+// The ids of messages this session sent and already forwarded at their server ack (session.mjs
+// `sendOnce`), so Baileys' own `append` upsert of each, which follows, is not forwarded a second
+// time. Bounded: an id whose upsert never comes (the socket closed first) is dropped after MAX.
+export class ForwardedIds {
+  static MAX = 1000
+
+  constructor () { this.ids = new Set() }
+
+  add (id) {
+    this.ids.add(id)
+    if (this.ids.size > ForwardedIds.MAX) this.ids.delete(this.ids.values().next().value)
+  }
+
+  // Whether `id` was forwarded already (and forget it: Baileys upserts a sent message once).
+  take (id) { return this.ids.delete(id) }
 }
 
 // Baileys events of one socket, forwarded as they are (its objects, proto JSON on the wire).
@@ -97,7 +139,7 @@ export function attachMessages (session, sock, isCurrent) {
   const emit = (name, data) => { if (isCurrent()) session.emit(name, data) }
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     if (type !== 'notify' && type !== 'append') return
-    const list = (messages ?? []).filter((m) => m?.key?.id)
+    const list = (messages ?? []).filter((m) => m?.key?.id && !(type === 'append' && session.forwarded.take(m.key.id)))
     if (list.length) emit('messages.upsert', { type, messages: list })
   })
   sock.ev.on(STATUS_UPDATE_EVENT, (updates) => {

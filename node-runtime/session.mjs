@@ -4,7 +4,7 @@
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
 import { loadIpcAuthState } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
-import { attachMessages, storedMessage } from './messages.mjs'
+import { ForwardedIds, attachMessages, buildAndRelay, storedMessage } from './messages.mjs'
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
 import { GroupCache, attachGroups } from './groups.mjs'
 import { ReceivedMessages } from './received.mjs'
@@ -12,6 +12,8 @@ import { ReceivedMessages } from './received.mjs'
 // After a failed auth write, how long a send that already went out waits for the server's ack
 // before answering (the socket sends nothing any more but still reads).
 const FAULT_ACK_GRACE_MS = 5_000
+// proto.WebMessageInfo.Status.SERVER_ACK, as Baileys reports it in messages.update
+const SERVER_ACK = 2
 // Baileys retries a failed key commit 10 times, 3 s apart. Python answers a write only once it is
 // durable or has failed for a reason a retry will not fix (it holds back further writes itself),
 // so one attempt: a failure is then reported at once instead of after half a minute.
@@ -35,6 +37,7 @@ export class Session {
     this.writeFault = null
     this.sends = new Set()
     this.ackWaits = new Set()
+    this.forwarded = new ForwardedIds()
     this.groupCache = new GroupCache()
   }
 
@@ -58,10 +61,11 @@ export class Session {
     const groups = this.groupCache = new GroupCache()
     const received = new ReceivedMessages(this, this.auth.state.creds)
     this.log.info({ login: args.login ?? 'qr', phone: args.phone || undefined, url: args.wa_url }, 'starting socket')
+    this.baileysLog = this.log.child({ module: 'baileys' }, { level: args.log_level ?? 'warn' })
     const sock = makeWASocket({
       auth: this.auth.state,
       waWebSocketUrl: args.wa_url,
-      logger: this.log.child({ module: 'baileys' }, { level: args.log_level ?? 'warn' }),
+      logger: this.baileysLog,
       browser: Browsers.ubuntu(args.browser || 'baileys-bridge'),
       printQRInTerminal: false,
       markOnlineOnConnect: false,
@@ -178,6 +182,14 @@ export class Session {
   // "sent" must mean WhatsApp has it, not that bytes reached our socket buffer. The waiter is
   // registered before the send, with our own message id, so a fast ack cannot be missed.
   //
+  // The moment the ack arrives, the message (the WAMessage Baileys built) and its server ack are
+  // forwarded in one write (`messages.upsert` append + `messages.update` status 2): the ack usually
+  // comes while Baileys still commits the message's Signal keys (an `auth.set` round trip), so
+  // Python stores the message and its `sent` status meanwhile instead of after the answer. The
+  // answer itself still waits for that commit; it carries `message` only when it was not forwarded
+  // (the socket was replaced meanwhile), and Baileys' own later `append` upsert of a forwarded
+  // message is not forwarded again (`forwarded`).
+  //
   // If the key commit after the send fails (Python could not store them), the message still went
   // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
@@ -198,6 +210,8 @@ export class Session {
     let onAck
     let ackSeen = false
     let endWait
+    let built = null
+    let forwarded = false
     const acked = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new IpcError('no_server_ack', `no server ack for message ${messageId} within ${ackTimeoutMs} ms`))
@@ -208,6 +222,14 @@ export class Session {
         if (node.attrs.error) reject(new IpcError('server_nack', `server refused message ${messageId} (error ${node.attrs.error})`))
         else {
           ackSeen = true
+          if (built && this.sock === sock) {
+            forwarded = true
+            this.forwarded.add(built.key.id)
+            this.ipc.events(this.id, [
+              ['messages.upsert', { type: 'append', messages: [built] }],
+              ['messages.update', { updates: [{ key: built.key, status: SERVER_ACK }] }]
+            ])
+          }
           resolve()
         }
       }
@@ -220,12 +242,12 @@ export class Session {
     })
     acked.catch(() => { /* awaited below; this only marks the rejection handled */ })
     try {
-      const sending = sock.sendMessage(to, content, { ...options, messageId })
+      const sending = buildAndRelay(sock, to, content, { ...options, messageId }, this.baileysLog, (message) => { built = message })
       sending.catch(() => { /* awaited below through Promise.race */ })
       let sent
       try {
-        // sendMessage resolves after the key commit, which may come after the ack; a missing
-        // ack (timeout, nack) ends the wait for both.
+        // the relay resolves after the key commit, which may come after the ack; a missing ack
+        // (timeout, nack) ends the wait for both.
         sent = await Promise.race([sending, acked.then(() => sending)])
       } catch (err) {
         if (!err?.authWrite) throw err
@@ -235,7 +257,7 @@ export class Session {
         return { id: messageId, persisted: false, server_ack: ackSeen }
       }
       await acked
-      return { id: sent?.key?.id ?? messageId, persisted: true, server_ack: true, message: sent }
+      return { id: sent?.key?.id ?? messageId, persisted: true, server_ack: true, ...(forwarded ? {} : { message: sent }) }
     } finally {
       sock.ws.off('CB:ack,class:message', onAck)
       this.ackWaits.delete(endWait)

@@ -135,7 +135,8 @@ class SendResult(msgspec.Struct):
     persisted: bool = True
     server_ack: bool = True
     message: WaMessageJson | None = None
-    """The WAMessage Baileys built and sent (proto JSON): what the store keeps for later replies."""
+    """The WAMessage Baileys built and sent (proto JSON): what the store keeps for later replies. Only when
+    the runtime did not forward it at the server's ack already (`messages.upsert` append)."""
 
 
 class ReadArgs(msgspec.Struct, forbid_unknown_fields=True):

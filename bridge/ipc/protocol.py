@@ -234,8 +234,14 @@ CATALOGUE: tuple[Entry, ...] = (
           "forward: `{forward: message}`) and `quoted` (a WAMessage as proto JSON) into the `quoted` option. "
           "Python has validated everything and resolved earlier messages from its store; keys are Baileys' "
           "WAMessageKey. Answered only after the server acknowledged it (`<ack class=message>` with the message "
-          "id, waited for up to 20 s): `id` is then a message WhatsApp has. Errors: `no_server_ack` (timeout), "
-          "`server_nack` (the ack carried an error), `session_state`."),
+          "id, waited for up to 20 s) and Baileys committed the message's Signal keys: `id` is then a message "
+          "WhatsApp has. The moment the ack arrives the runtime forwards the message and its ack in one write "
+          "(`messages.upsert` append, then `messages.update` status 2), usually while the key commit still "
+          "runs, so Python stores both meanwhile; `message` (the WAMessage) is in the answer only when it "
+          "was not forwarded that way, and Baileys' own later `append` upsert of a forwarded message is not "
+          "forwarded again. The runtime builds and relays the message with Baileys' `generateWAMessage` and "
+          "`relayMessage`, the two steps of `sendMessage`. Errors: `no_server_ack` (timeout), `server_nack` "
+          "(the ack carried an error), `session_state`."),
     Entry("cmd", "read", m.ReadArgs, "{}",
           "Send read receipts for received messages (Baileys `readMessages(keys)`; read-self when the account "
           "hides read receipts)."),

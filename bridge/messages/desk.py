@@ -15,8 +15,11 @@ event is published; what a send, read receipt or status refers to is looked up t
 across bridge restarts.
 
 Status events of one message come in order and once each (`bridge.messages.status.advance`);
-the `message` event of a message comes before its first status event, because Node forwards the
-upsert of a sent message before the server's ack answers the send.
+the `message` event of a message comes before its first status event, because Node forwards a
+sent message and its server ack together (`messages.upsert` then `messages.update` status 2, in
+one write) the moment the ack arrives. That is usually while Baileys still commits the message's
+Signal keys, so the message's row and `sent` status are written meanwhile and `send`, which
+answers only once they are in the file, rarely waits for the disk after the runtime's answer.
 
 A `Prefetcher` may hold a received message's event back: `PollVotes` until a vote is decrypted
 (bridge.messages.polls), the media desk (when auto-download is on) until a file is in the cache.
@@ -317,8 +320,8 @@ class MessageDesk:
             await self._require_on_whatsapp(session, args.to)
         result = msgspec.convert(await self.sessions.call(session, "send", msgspec.to_builtins(args)), ipc.SendResult)
         if result.message is not None:
-            # Baileys may hold its own `append` upsert in its event buffer for a while; the answer
-            # carries the same WAMessage, so a reply or edit right after the send finds it.
+            # not forwarded at the ack (see module docstring): the answer carries the WAMessage, so a
+            # reply or edit right after the send finds it
             self._upsert(session, result.message)
         if result.server_ack:
             self.sent(session, result.id)

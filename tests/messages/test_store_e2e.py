@@ -5,11 +5,15 @@ Specification: a message received before the kill is still listed by `GET .../me
 restart and can be replied to and reacted to (the contact decrypts the reply quoting it and the
 reaction pointing at it); a receipt that arrives after the restart lands on the message stored
 before it (`GET .../messages/{msg}` shows `read` and the history sent -> delivered -> read).
+A send whose answer came just before the kill has its row, its `sent` status and its `message` and
+`message.status` events on disk: the answer waits for them (they are written while Baileys commits
+the message's keys, see bridge.messages.desk).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -22,6 +26,7 @@ import psutil
 
 from tests.api.conftest import API_KEY, AUTH
 from tests.api.service_helpers import bridge_process, free_port, wait_http
+from tests.api.sse import collect_until
 from tests.simulator.client import SimulatorClient
 
 TIMEOUT = 120.0
@@ -93,6 +98,66 @@ async def send(http: aiohttp.ClientSession, base: str, sid: str, **body: Any) ->
         return str(answer["id"])
 
 
+async def link(http: aiohttp.ClientSession, base: str, simulator: SimulatorClient, sid: str, me: str) -> None:
+    made = await http.post(f"{base}/api/v1/sessions", json={"id": sid, "login": "pairing_code", "phone": me})
+    assert made.status == 201, await made.text()
+
+    async def code() -> str | None:
+        async with http.post(f"{base}/api/v1/sessions/{sid}/pairing-code", json={"phone": me}) as response:
+            return str((await response.json())["code"]) if response.status == 200 else None
+
+    await simulator.enter_pairing_code(me, await until(code, "a pairing code"))
+    await until(lambda: _is(state_of(http, base, sid), "open"), "the session opened")
+
+
+async def test_sends_answered_right_before_a_sigkill_keep_their_rows_sent_status_and_events(
+    tmp_path: Path, simulator: SimulatorClient
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = bridge_env(tmp_path, port, simulator)
+    me, contact, sid = fresh_phone(), fresh_phone(), "answered"
+    await simulator.create_account(me)
+    await simulator.create_contact(contact)
+
+    async with bridge_process(tmp_path, env, "run") as first, aiohttp.ClientSession(headers=AUTH) as http:
+        await wait_http(f"{base}/readyz", AUTH)
+        await link(http, base, simulator, sid, me)
+        ours = [await send(http, base, sid, to=contact, text=f"answered {i}") for i in range(4)]
+        runtimes = psutil.Process(first.pid).children(recursive=True)
+        ours.append(await send(http, base, sid, to=contact, text="answered last"))
+        os.kill(first.pid, signal.SIGKILL)  # right after the answer: nothing more is written
+        for runtime in runtimes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                runtime.kill()
+        await asyncio.to_thread(psutil.wait_procs, runtimes, 30)
+        await first.wait()
+
+    async with bridge_process(tmp_path, env, "run") as second, aiohttp.ClientSession(headers=AUTH) as http:
+        await wait_http(f"{base}/readyz", AUTH)
+        for msg in ours:
+            found = await stored(http, base, sid, msg)
+            assert found is not None, f"{msg} was answered 201 but is not stored"
+            whole = [h["status"] for h in found["history"] if not h.get("participant")]
+            assert "sent" in whole and found["message"]["status"] != "pending", found
+
+        stream = await http.get(f"{base}/api/v1/sessions/{sid}/events", params={"after": "0"})
+        sent_seen: set[str] = set()
+
+        def all_sent(message: Any) -> bool:
+            if message.event == "message.status" and message.data["data"]["status"] == "sent":
+                sent_seen.add(message.data["data"]["id"])
+            return sent_seen >= set(ours)
+
+        replayed = await collect_until(stream, all_sent, TIMEOUT)
+        stream.close()
+        order = [(m.event, m.data["data"]["id"]) for m in replayed if m.event in ("message", "message.status")
+                 and m.data["data"]["id"] in ours and m.data["data"].get("status") in (None, "pending", "sent")]
+        assert order == [pair for msg in ours for pair in (("message", msg), ("message.status", msg))], order
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 60) == 0
+
+
 async def test_a_message_received_before_a_sigkill_is_listed_quoted_and_reacted_to_after_the_restart(
     tmp_path: Path, simulator: SimulatorClient
 ) -> None:
@@ -106,15 +171,7 @@ async def test_a_message_received_before_a_sigkill_is_listed_quoted_and_reacted_
 
     async with bridge_process(tmp_path, env, "run") as first, aiohttp.ClientSession(headers=AUTH) as http:
         await wait_http(f"{base}/readyz", AUTH)
-        made = await http.post(f"{base}/api/v1/sessions", json={"id": sid, "login": "pairing_code", "phone": me})
-        assert made.status == 201, await made.text()
-
-        async def code() -> str | None:
-            async with http.post(f"{base}/api/v1/sessions/{sid}/pairing-code", json={"phone": me}) as response:
-                return str((await response.json())["code"]) if response.status == 200 else None
-
-        await simulator.enter_pairing_code(me, await until(code, "a pairing code"))
-        await until(lambda: _is(state_of(http, base, sid), "open"), "the session opened")
+        await link(http, base, simulator, sid, me)
         theirs = await simulator.send_from_contact(contact, me, "keep me across a crash")
         await until(lambda: stored(http, base, sid, theirs.id), "the received message is stored")
         ours = await send(http, base, sid, to=contact, text="read me after the crash")
