@@ -8,7 +8,9 @@ Each case alternates bridge and plain Baileys in `--rounds` rounds, so a load sw
 machine hits both alike. Prints msgs/s, the ratio bridge/baileys over all rounds and the median
 and range of the per-round ratios (targets: >= 0.8 sequential, >= 0.9 with 10 in flight), and
 where the bridge's time goes: IPC round trips and store fsyncs per message by kind (from the
-bridge's own counters), for sends and for messages the contact sends to the session.
+bridge's own counters), for sends and for messages the contact sends to the session, and the CPU
+time per message of each process (this one, which also runs the HTTP client, the bridge's Node
+runtimes, plain Baileys, the simulator; psutil, 10 ms resolution).
 
     python scripts/bench_messages.py [--count 200] [--sessions 10] [--rounds 5] [--quick]
 """
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bridge import metrics  # noqa: E402
@@ -65,6 +68,39 @@ def _per_message(before: dict[str, float], after: dict[str, float], count: int) 
     parts = [f"{k} {(v - before.get(k, 0.0)) / count:.2f}" for k, v in sorted(after.items())
              if v - before.get(k, 0.0) > 0]
     return ", ".join(parts)
+
+
+class CpuMeter:
+    """CPU seconds (user + system) by role: this process (the bridge, and the HTTP client driving it),
+    the bridge's Node runtimes, the plain Baileys processes and the simulator (children looked up at
+    each sample: a runtime may have been restarted)."""
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.seen: dict[int, psutil.Process] = {}
+
+    def _role(self, proc: psutil.Process) -> str:
+        line = " ".join(proc.cmdline())
+        if BAILEYS.name in line:
+            return "plain"
+        return "runtime" if "index.mjs" in line else "simulator"
+
+    def sample(self) -> dict[str, float]:
+        times = self.me.cpu_times()
+        used = {"bridge": times.user + times.system, "runtime": 0.0, "plain": 0.0, "simulator": 0.0}
+        for child in self.me.children(recursive=True):
+            proc = self.seen.setdefault(child.pid, child)
+            try:
+                times = proc.cpu_times()
+                used[self._role(proc)] += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return used
+
+
+def _spent(before: dict[str, float], after: dict[str, float], into: dict[str, float]) -> None:
+    for role, value in after.items():
+        into[role] = into.get(role, 0.0) + value - before[role]
 
 
 class PlainBaileys:
@@ -206,17 +242,24 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                     await bridge_run(http, base, bridge_ids[0], to, 3, 1)  # warm-up: sessions, on-WhatsApp check
                     await plain[0].run(to, 3, 1)
 
+                    meter = CpuMeter()
+                    cpu: dict[str, dict[str, float]] = {"bridge": {}, "plain": {}}
+
+                    async def one_side(side: str, runs: list[Any]) -> float:
+                        used0, t0 = meter.sample(), time.perf_counter()
+                        await asyncio.gather(*runs)
+                        took = time.perf_counter() - t0
+                        _spent(used0, meter.sample(), cpu[side])
+                        return took
+
                     async def one_session(concurrency: int, n: int) -> tuple[float, float]:
-                        return (await bridge_run(http, base, bridge_ids[0], to, n, concurrency),
-                                await plain[0].run(to, n, concurrency))
+                        return (await one_side("bridge", [bridge_run(http, base, bridge_ids[0], to, n, concurrency)]),
+                                await one_side("plain", [plain[0].run(to, n, concurrency)]))
 
                     async def all_sessions(concurrency: int, n: int) -> tuple[float, float]:
-                        t0 = time.perf_counter()
-                        await asyncio.gather(*(bridge_run(http, base, s, to, n, concurrency) for s in bridge_ids))
-                        t_bridge = time.perf_counter() - t0
-                        t0 = time.perf_counter()
-                        await asyncio.gather(*(p.run(to, n, concurrency) for p in plain))
-                        return t_bridge, time.perf_counter() - t0
+                        return (await one_side("bridge", [bridge_run(http, base, s, to, n, concurrency)
+                                                          for s in bridge_ids]),
+                                await one_side("plain", [p.run(to, n, concurrency) for p in plain]))
 
                     cases = (("1 session, sequential", one_session, 1, 1),
                              ("1 session, 10 in flight", one_session, 10, 1),
@@ -228,6 +271,7 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         fst0 = _by_label(metrics.STORE_FSYNCS, "target")
                         writes0 = _histogram(metrics.STORE_WRITE_SECONDS)
                         ratios: list[float] = []
+                        cpu["bridge"], cpu["plain"] = {}, {}
                         spent = [0.0, 0.0]
                         per_round = max(1, count // rounds)
                         for _ in range(rounds):
@@ -245,6 +289,10 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                                       f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
                                       f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
                                       "(journal append + fdatasync + legacy files, in a worker thread)")
+                        b, pl = ({k: 1000 * v / sent for k, v in cpu[side].items()} for side in ("bridge", "plain"))
+                        detail.append(f"{name}: CPU ms/msg: bridge {b['bridge']:.2f} Python (with the HTTP client) + "
+                                      f"{b['runtime']:.2f} Node, simulator {b['simulator']:.2f}; plain Baileys "
+                                      f"{pl['plain']:.2f} Node, simulator {pl['simulator']:.2f}")
                         rows.append((name, sent / spent[0], sent / spent[1], sorted(ratios),
                                      f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
                                      f"{fsyncs:.1f} fsyncs/msg"))
