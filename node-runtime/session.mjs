@@ -223,12 +223,17 @@ export class Session {
         else {
           ackSeen = true
           if (built && this.sock === sock) {
-            forwarded = true
-            this.forwarded.add(built.key.id)
-            this.ipc.events(this.id, [
-              ['messages.upsert', { type: 'append', messages: [built] }],
-              ['messages.update', { updates: [{ key: built.key, status: SERVER_ACK }] }]
-            ])
+            try {
+              this.ipc.events(this.id, [
+                ['messages.upsert', { type: 'append', messages: [built] }],
+                ['messages.update', { updates: [{ key: built.key, status: SERVER_ACK }] }]
+              ])
+              forwarded = true
+              this.forwarded.add(built.key.id)
+            } catch (err) {
+              // the answer carries the message instead; the ack itself must still end the wait
+              this.log.warn({ messageId, err: String(err?.message ?? err) }, 'could not forward a sent message at its ack')
+            }
           }
           resolve()
         }
