@@ -216,6 +216,41 @@ async def test_statuses_arrive_in_order_sent_delivered_read(bridge: Bridge, simu
                      ("message.status", "read")]
 
 
+async def test_a_sent_message_is_forwarded_once_with_its_ack_and_stored_before_the_answer(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    """The runtime hands the desk a sent message and its server ack together, once: not again with
+    Baileys' own `append` upsert; its row and `sent` status are in the store's file when the answer
+    comes (they were written while Baileys committed the keys)."""
+    seen: list[tuple[str, str, object]] = []
+    desk = bridge.manager.messages
+    original = desk.on_runtime_event
+
+    def tap(session: str, name: str, data: msgspec.Struct) -> None:
+        if isinstance(data, ipc.UpsertData):
+            seen.extend((name, str(m["key"]["id"]), data.type) for m in data.messages)
+        elif isinstance(data, ipc.MessagesUpdateData):
+            seen.extend((name, str(u.key.get("id")), u.status) for u in data.updates)
+        original(session, name, data)
+
+    desk.on_runtime_event = tap  # type: ignore[method-assign]
+    await link(bridge, simulator, "acked")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    mark = bridge.bus.last_seq
+    sent = await send(bridge, "acked", to=contact, text="forward me once")
+    on_file = await desk.store.stored("acked", sent["id"])
+    assert on_file is not None and on_file.message.text == "forward me once"
+    assert "sent" in [step.status for step in on_file.history if not step.participant], on_file.history
+
+    await simulator.wait_inbox(contact, lambda m: m.id == sent["id"], TIMEOUT)
+    await event(bridge, mark, lambda e: e.kind == "message.status" and e.data["id"] == sent["id"]
+                and e.data["status"] == "delivered")
+    mine = [entry for entry in seen if entry[1] == sent["id"]]
+    assert mine[:2] == [("messages.upsert", sent["id"], "append"), ("messages.update", sent["id"], 2)], mine
+    assert [entry[0] for entry in mine].count("messages.upsert") == 1, mine
+
+
 async def test_bad_input_is_refused_and_nothing_reaches_the_contact(bridge: Bridge, simulator: SimulatorClient
                                                                     ) -> None:
     me = await link(bridge, simulator, "bad")
