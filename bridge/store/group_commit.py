@@ -44,7 +44,7 @@ Batch = Mapping[str, Mapping[str, str | None]]
 #: SYNC_LANES - 1 helpers): concurrent fdatasyncs of different files overlap in the disk (50 of
 #: them took 5.4 ms one after the other and 2.2 ms from 8 threads here), while each helper costs
 #: one thread handoff per group, not per batch.
-SYNC_LANES: Final = 4
+SYNC_LANES: Final = 8
 #: Fewer journals than this per lane are fdatasynced by the worker alone (a handoff costs more).
 MIN_JOURNALS_PER_LANE: Final = 4
 
