@@ -631,7 +631,8 @@ def overwrite_unsynced(path: Path, data: bytes) -> None:
         info = os.fstat(fd)
         in_place = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
         if in_place:
-            os.ftruncate(fd, 0)
+            if info.st_size:
+                os.ftruncate(fd, 0)
             append_bytes(fd, data)
     finally:
         os.close(fd)

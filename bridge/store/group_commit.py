@@ -1,21 +1,25 @@
 """Group commit across sessions: the `keys.set` batches of every session that arrive together share one worker job.
 
 Why: each session has its own journal (bridge/store/journal.py says why), so a batch costs one
-fdatasync of its own journal. Run one worker thread per batch (`asyncio.to_thread`) and 50 sessions
-writing single keys at once spend more time handing the GIL between threads than in the disk: the
-profile in docs/performance.md ("Journal") counted ~50 futex calls per key. Here one job per group
-does, in one thread:
+fdatasync of its own journal. Run one worker thread per batch (`asyncio.to_thread`, the way before)
+and 50 sessions writing single keys at once spend much of their time handing the GIL between six
+pool threads: strace counted ~50 futex calls per key (~23 now; docs/performance.md, "Journal").
+Here one job per group:
 
-1. `AuthStore.stage_keys` for every batch: validate and append each record to its journal;
-2. `AuthStore.acknowledge_keys` for every batch: the first wait on each journal fdatasyncs it (the
-   appends of step 1 are already in the page cache, so the disk works on all of them back to back);
-3. `Journal.materialise` for every batch: the legacy files (inline mode: before the answer, as
-   `AuthStore.set_keys` does);
+1. `AuthStore.stage_keys` for every batch, in the worker: validate and append each record to its
+   journal (no fsync yet);
+2. splits the group's journals into up to SYNC_LANES lanes (the worker and helper threads; every
+   journal's batches in one lane, in order), and each lane, for each of its batches,
+   `AuthStore.acknowledge_keys` (the first wait on a journal fdatasyncs it: concurrent fdatasyncs
+   of different files overlap in the disk) and then `Journal.materialise` (the legacy files:
+   inline, before the answer, as `AuthStore.set_keys` does; creating a new key file's inode is
+   kernel CPU that two cores can share);
 
-then wakes the event loop once for the whole group. A batch is answered only after step 2 and 3 of
-its own record, exactly as a lone `set_keys`: the guarantees do not change, only the threads.
-One group runs at a time per event loop; batches that arrive meanwhile form the next group. A
-failure of one batch fails only that batch's caller.
+then wakes the event loop once for the whole group. A batch is answered only after its own record
+is durable and its files are written, exactly as a lone `set_keys`: the guarantees do not change,
+only the threads. One group runs at a time per event loop; batches that arrive meanwhile (or that
+the tasks the last group woke submit at once) form the next group. A failure of one batch fails
+only that batch's caller.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ log = logging.getLogger(__name__)
 
 Batch = Mapping[str, Mapping[str, str | None]]
 
-#: The journals of one group are fdatasynced from this many threads at once (the worker itself and
+#: The journals of one group are finished from this many threads at once (the worker itself and
 #: SYNC_LANES - 1 helpers): concurrent fdatasyncs of different files overlap in the disk (50 of
 #: them took 5.4 ms one after the other and 2.2 ms from 8 threads here), while each helper costs
-#: one thread handoff per group, not per batch.
+#: one thread handoff per group, not per batch. 2, 4, 8 and 16 lanes measured 0.67, 0.81, 0.80
+#: and 0.90 of legacy (medians of 8, within this machine's noise); finishing the files in the
+#: lanes too beat writing them all from the worker under load (1006 vs 1326 us per key).
 SYNC_LANES: Final = 8
 #: Fewer journals than this per lane are fdatasynced by the worker alone (a handoff costs more).
 MIN_JOURNALS_PER_LANE: Final = 4
