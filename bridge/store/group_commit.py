@@ -30,7 +30,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -156,9 +156,14 @@ def run_group(batches: list[tuple[AuthStore, Batch]]) -> list[BaseException | No
             except Exception:  # pragma: no cover - materialise keeps its own errors; the batch is durable
                 log.exception("journal %s: writing the files of record %d failed", one.journal.folder, one.seq)
 
-    lanes = _lanes(staged)
-    helpers = [_sync_pool().submit(finish, lane) for lane in lanes[1:]]
-    for lane in lanes[:1]:
+    helpers: list[Future[None]] = []
+    for number, lane in enumerate(_lanes(staged)):
+        try:
+            if number:
+                helpers.append(_sync_pool().submit(finish, lane))
+                continue
+        except RuntimeError:  # the pool is shut down (interpreter exit): every staged batch still finishes
+            pass
         finish(lane)
     for helper in helpers:
         helper.result()
