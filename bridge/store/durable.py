@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -606,38 +605,6 @@ def write_unsynced(path: Path, data: bytes) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
-
-
-def overwrite_unsynced(path: Path, data: bytes) -> None:
-    """Write `data` into `path` in place (created 0600 if missing, else truncated), no fsync: what
-    legacy's `writeFile` does, and ~10x cheaper than temp + rename when the file exists (no new
-    inode, no folder change, no freed inode; measured in docs/performance.md, "Journal").
-
-    A reader can see the file torn while this runs, and a crash can leave it torn: use it only for
-    bytes a journal record holds until a checkpoint made the file durable (replay rewrites it), and
-    whose live readers go through the journal. A symlink, a file with other hard links (an
-    operator's `cp -al` copy) or anything not a regular file is replaced by `write_unsynced`
-    instead, so nothing outside the folder is ever written through. Raises OSError.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ETXTBSY):
-            write_unsynced(path, data)
-            return
-        raise
-    try:
-        info = os.fstat(fd)
-        in_place = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
-        if in_place:
-            if info.st_size:
-                os.ftruncate(fd, 0)
-            append_bytes(fd, data)
-    finally:
-        os.close(fd)
-    if not in_place:
-        write_unsynced(path, data)
 
 
 def move_unsynced(src: Path, dst: Path) -> bool:

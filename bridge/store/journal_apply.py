@@ -1,13 +1,8 @@
 """Materialise one journal record into the legacy folder: what `useMultiFileAuthState` would see.
 
-Each written name becomes its exact bytes, without fsync (the journal already holds the record
-durably; a checkpoint makes the files durable together): creds.json by temp file + rename
-(`durable.write_unsynced`: the monitor reads it from the live folder, so it is never seen torn),
-key files in place like legacy's `writeFile` (`durable.overwrite_unsynced`, ~10x cheaper for a
-file that exists). A key file torn by a crash is rewritten by replay, because its record stays in
-the journal until a checkpoint has made the file durable; live readers get keys from the journal's
-overlay, which holds the record until its files are complete; snapshots read inside `frozen`.
-Each trashed name is moved to `.bridge/trash/<session>/<time_ns>-<name>`, never unlinked.
+Each written name becomes its exact bytes via temp file + rename (`durable.write_unsynced`: no
+fsync, the journal already holds the record durably; a checkpoint makes the files durable
+together). Each trashed name is moved to `.bridge/trash/<session>/<time_ns>-<name>`, never unlinked.
 
 Applying a record is idempotent, which is what makes replay safe: writing the same bytes again
 changes nothing a reader can see, and trashing a name that is already gone does nothing. Records are
@@ -27,7 +22,6 @@ import msgspec
 
 from bridge.store import durable
 from bridge.store.journal_record import Record
-from bridge.store.layout import CREDS_FILE
 from bridge.store.trash import trash_name
 
 
@@ -46,10 +40,7 @@ def apply_record(record: Record, target: Target) -> list[Path]:
     touched: list[Path] = []
     for name, data in record.writes.items():
         path = target.folder / name
-        if name == CREDS_FILE:
-            durable.write_unsynced(path, data)
-        else:
-            durable.overwrite_unsynced(path, data)
+        durable.write_unsynced(path, data)
         touched.append(path)
     if record.trash:
         stamp = time.time_ns()
