@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from bridge.errors import StoreError
 from bridge.store import group_commit
 from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.journal import JournalBackend
 
 StoreFactory = Callable[..., AuthStore]
 SESSIONS = 12
@@ -43,7 +44,8 @@ async def test_many_sessions_writing_at_once_share_groups_and_every_key_lands(ma
     for index, store in enumerate(stores):
         ids = [f"{k}.0" for k in range(KEYS)]
         assert store.get_keys("session", ids) == {f"{k}.0": json.dumps({"s": index, "k": k}) for k in range(KEYS)}
-        assert store.backend.journal.stats.records == KEYS  # type: ignore[attr-defined]
+        assert isinstance(store.backend, JournalBackend)
+        assert store.backend.journal.stats.records == KEYS
 
 
 async def test_a_refused_batch_fails_only_its_own_caller(make_store: StoreFactory) -> None:
