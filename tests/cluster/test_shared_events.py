@@ -223,3 +223,31 @@ async def test_a_database_restart_loses_and_duplicates_nothing(
         seen_on_b.append(await asyncio.wait_for(live_on_b.next(), 30))
     live_on_b.close()
     assert [e.seq for e in seen_on_b if e.seq > 1] == list(range(2, 31)), "the other node caught up, in order, once"
+
+
+async def test_a_webhook_added_on_one_node_is_known_to_the_others_without_a_restart(
+    make_node: MakeNode, pool: ConnectionPool
+) -> None:
+    a: Node = await make_node("a")
+    b: Node = await make_node("b")
+    on_a = PgWebhookConfigs(pool)
+    store_a = PgOutbox(a.shared, on_a)
+    woken = asyncio.Event()
+    store_a.connect(None, None, woken.set)
+    await asyncio.to_thread(on_a.load)
+    assert on_a.all() == []
+    hook = Webhook(id="w", url="http://127.0.0.1:9/", secret="s", sessions=["x"])
+    await asyncio.to_thread(PgWebhookConfigs(b.shared.sync_pool).put, hook)
+    for _ in range(50):
+        woken.clear()
+        await asyncio.wait_for(woken.wait(), 10)
+        if on_a.get("w") is not None:
+            break
+    assert on_a.get("w") == hook
+    await asyncio.to_thread(PgWebhookConfigs(pool).remove, "w")
+    for _ in range(50):
+        woken.clear()
+        await asyncio.wait_for(woken.wait(), 10)
+        if on_a.get("w") is None:
+            break
+    assert on_a.all() == []
