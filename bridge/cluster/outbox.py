@@ -15,6 +15,11 @@ request timeout), then any node takes the row; a node that stops cleanly release
 once. The outcome is recorded before the lane's next row is offered (one round trip per delivery:
 the order of a lane must hold across nodes).
 
+While the database is away (a restart) nothing is claimed (`take_due` finds nothing and looks
+again every `AWAY_RETRY` s), and recording an outcome waits and retries for at most `WRITE_WAIT`
+s, like the auth backend; past that the row stays claimed until its claim expires and is sent
+again then (at least once, same webhook-id).
+
 `PgWebhookConfigs` keeps the configs in `cluster_webhooks`, the same on every node: a change is
 written, then announced with `pg_notify('bridge_webhooks')`, and every node reloads its copy.
 On the first start of a node in cluster mode its own webhooks.json entries are added (never
@@ -23,6 +28,7 @@ replacing one the cluster already has).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -32,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from psycopg_pool import ConnectionPool
 
+from bridge.cluster.auth_backend import WRITE_WAIT
+from bridge.cluster.db import is_connection_fault
 from bridge.cluster.events import WEBHOOKS_CHANNEL
 from bridge.delivery import Job
 from bridge.eventlog.log import CommitListener, Router
@@ -46,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: How long `next_due` may sleep when nothing is due, so a claim that expired is noticed.
 IDLE_POLL = 5.0
+#: How soon a backlog looks again after the database did not answer (s).
+AWAY_RETRY = 1.0
 
 _CLAIM = """
 WITH heads AS (
@@ -99,27 +109,49 @@ class PgBacklog:
         """Nothing cached."""
 
     async def take_due(self, now: float, limit: int, busy: frozenset[str]) -> list[Job[Event | None]]:
-        async with self.shared.pool.connection() as conn:
-            cur = await conn.execute(_CLAIM, {"target": self.target, "now": now, "busy": sorted(busy), "limit": limit,
-                                              "node": self.shared.node_id, "ttl": self.shared.claim_ttl})
-            rows = await cur.fetchall()
+        try:
+            async with self.shared.pool.connection() as conn:
+                cur = await conn.execute(_CLAIM, {"target": self.target, "now": now, "busy": sorted(busy),
+                                                  "limit": limit, "node": self.shared.node_id,
+                                                  "ttl": self.shared.claim_ttl})
+                rows = await cur.fetchall()
+        except Exception as exc:
+            if not is_connection_fault(exc):
+                raise
+            return []
         return sorted((_job(r) for r in rows), key=lambda j: int(j.id))
 
     async def next_due(self, busy: frozenset[str]) -> float | None:
-        async with self.shared.pool.connection() as conn:
-            row = await (await conn.execute(_NEXT_DUE, {"target": self.target, "busy": sorted(busy)})).fetchone()
+        try:
+            async with self.shared.pool.connection() as conn:
+                row = await (await conn.execute(_NEXT_DUE, {"target": self.target, "busy": sorted(busy)})).fetchone()
+        except Exception as exc:
+            if not is_connection_fault(exc):
+                raise
+            return time.time() + AWAY_RETRY
         found = None if row is None or row[0] is None else float(row[0])
         idle = time.time() + IDLE_POLL
         return idle if found is None else min(found, idle)
 
     async def _mark(self, job: Job[Event | None], state: RowState, error: str, next_at: float | None = None) -> None:
-        async with self.shared.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE cluster_outbox SET state = %s, attempts = %s, last_error = %s, "
-                "next_at = coalesce(%s, next_at), done_at = %s, claimed_by = NULL, claim_until = NULL "
-                "WHERE target = %s AND seq = %s",
-                (state, job.attempts, error, next_at, None if state == "pending" else time.time(), self.target,
-                 int(job.id)))
+        """Record an outcome (idempotent), waiting for a restarting database for at most `WRITE_WAIT` s."""
+        deadline = time.monotonic() + WRITE_WAIT
+        pause = 0.1
+        while True:
+            try:
+                async with self.shared.pool.connection() as conn:
+                    await conn.execute(
+                        "UPDATE cluster_outbox SET state = %s, attempts = %s, last_error = %s, "
+                        "next_at = coalesce(%s, next_at), done_at = %s, claimed_by = NULL, claim_until = NULL "
+                        "WHERE target = %s AND seq = %s",
+                        (state, job.attempts, error, next_at, None if state == "pending" else time.time(),
+                         self.target, int(job.id)))
+                return
+            except Exception as exc:
+                if not is_connection_fault(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def delivered(self, job: Job[Event | None]) -> None:
         await self._mark(job, "delivered", "")
@@ -162,8 +194,6 @@ class PgOutbox:
             self.shared.on_configs(self._reload)
 
     async def _reload(self) -> None:
-        import asyncio
-
         try:
             await asyncio.to_thread(self.configs.load)
         except Exception as exc:
