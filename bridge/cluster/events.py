@@ -199,6 +199,8 @@ class SharedEvents:
         self._cursor = 0
         self._wake = asyncio.Event()
         self._shipped = asyncio.Event()
+        self._requested = 0
+        self._settled = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._wakers: list[Any] = []
         self._config_listeners: list[Any] = []
@@ -239,25 +241,14 @@ class SharedEvents:
                  self._cursor, self._source, self.head)
 
     async def close(self, within: float = 5.0) -> None:
-        """Copy what the local log holds (bounded by `within` s), then stop. Idempotent."""
+        """Copy what the local log holds (bounded by `within` s; at once when the database is away),
+        then stop. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._log is not None and self._tasks:
-            target = self._log.bus.last_seq
-            try:
-                async with asyncio.timeout(within):
-                    while self._cursor < target and not self._tasks[0].done():
-                        self._shipped.clear()
-                        self._wake.set()
-                        await self._shipped.wait()
-                        if self._failing_since is not None:
-                            break
-            except TimeoutError:
-                pass
-            if self._cursor < target:
-                log.warning("shared event log: local seq %d..%d not copied yet; copied at the next start",
-                            self._cursor + 1, target)
+        if self._tasks and not await self._caught_up(within, give_up_on_failure=True):
+            log.warning("shared event log: local events after seq %d not copied yet; copied at the next start",
+                        self._cursor)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -268,13 +259,19 @@ class SharedEvents:
     async def flush(self, within: float = 10.0) -> bool:
         """Wait until every event committed locally so far is in the shared log; False after `within` s."""
         assert self._log is not None
-        await self._log.flush(within)
-        target = self._log.bus.last_seq
+        return await self._log.flush(within) and await self._caught_up(within)
+
+    async def _caught_up(self, within: float, *, give_up_on_failure: bool = False) -> bool:
+        """Ask the relay for a pass that ends with nothing left to copy, and wait for it."""
+        self._requested += 1
+        wanted = self._requested
+        self._wake.set()
         try:
             async with asyncio.timeout(within):
-                while self._cursor < target:
+                while self._settled < wanted:
+                    if give_up_on_failure and self._failing_since is not None:
+                        return False
                     self._shipped.clear()
-                    self._wake.set()
                     await self._shipped.wait()
         except TimeoutError:
             return False
@@ -346,6 +343,7 @@ class SharedEvents:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            requested = self._requested
             while True:
                 try:
                     if self._log.file_epoch != self._source:
@@ -376,6 +374,7 @@ class SharedEvents:
                 failures = 0
                 self._recovered()
                 self._shipped.set()
+            self._settled = max(self._settled, requested)
             self._shipped.set()
 
     async def _ship(self, page: list[Event]) -> None:
