@@ -32,6 +32,10 @@ class SharedLog(Protocol):
         """These events are now durable in the node's own log: copy them (never blocks)."""
         ...
 
+    async def flush(self, within: float) -> bool:
+        """Wait until every event committed so far is in the shared log; False after `within` s."""
+        ...
+
     async def events_after(self, after: int, session: str | None, limit: int) -> list[Event]:
         """Up to `limit` shared events with seq > `after` (of one session, if given), oldest first."""
         ...

@@ -3,7 +3,8 @@ every tenant stays linked with the same identity, no new device is linked (no QR
 hand-overs are clean (the simulator never sees a login replace a device's open socket, because a
 node stops a tenant's socket before it releases the lease), and no event is lost: every event any
 node logged is in the shared log (docs/cluster.md "Events, SSE and webhooks") and every message
-event reached the webhook receiver at least once.
+event reached the webhook receiver at least once; in the shared numbering a tenant's events of one
+owner all come before those of the next (the old owner's `stopped` first).
 
 Every message a contact sent should arrive too; one that the runtime hands over while its node
 evicts the tenant is dropped before it becomes an event (`SessionManager.evict` forgets the session
@@ -104,6 +105,9 @@ async def test_a_rolling_restart_of_every_node_keeps_every_tenant_linked_without
     for name, events in logged.items():
         assert set(events) <= {seq for node, seq in shared if node == name}, f"{name}'s events not all shared"
     assert await receiver.wait_messages(set(shared.values()), 60), "a message event of the shared log never arrived"
+    for sid in ids:
+        owners_in_order = _runs(fresh_dsn, sid)
+        assert all(last == "stopped" for _, last in owners_in_order[:-1]), (sid, owners_in_order)
     missing = sent - set(receiver.message_ids())
     if missing:
         print(f"messages sent but never at the receiver: {sorted(missing)}")
@@ -115,3 +119,18 @@ def _logged_messages(node: ClusterNode) -> dict[int, str]:
     with contextlib.closing(sqlite3.connect(f"file:{node.workdir / 'state' / 'events.db'}?mode=ro", uri=True)) as db:
         rows = db.execute("SELECT seq, data FROM events WHERE kind = 'message'").fetchall()
     return {int(seq): json.loads(data)["id"] for seq, data in rows}
+
+
+def _runs(dsn: str, sid: str) -> list[tuple[str, str | None]]:
+    """`sid`'s state events in shared order, grouped by the node that published them: (node, last state)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT node_id, data FROM cluster_events WHERE session = %s AND kind = 'session.state' "
+                            "ORDER BY seq", (sid,)).fetchall()
+    runs: list[tuple[str, str | None]] = []
+    for node, data in rows:
+        state = json.loads(data).get("state")
+        if runs and runs[-1][0] == node:
+            runs[-1] = (node, state)
+        else:
+            runs.append((str(node), state))
+    return runs
