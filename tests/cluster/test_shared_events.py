@@ -251,3 +251,43 @@ async def test_a_webhook_added_on_one_node_is_known_to_the_others_without_a_rest
         if on_a.get("w") is None:
             break
     assert on_a.all() == []
+
+
+async def test_events_a_node_could_not_copy_before_it_stopped_are_copied_once_when_it_starts_again(
+    tmp_path: Path, fresh_dsn: str, pool: ConnectionPool, pg_server: PgServer
+) -> None:
+    with pool.connection() as conn:
+        ensure_schema(conn, COMPONENT, MIGRATIONS)
+    path = tmp_path / "a" / "events.db"
+
+    async def start() -> Node:
+        bus = EventBus()
+        log = EventLog(path, bus)
+        await log.open()
+        shared = SharedEvents(await open_async_pool(fresh_dsn, name="test-restart"), pool, fresh_dsn, "a", poll=0.5)
+        await shared.attach(log)
+        return Node(bus, log, shared)
+
+    first = await start()
+    for i in range(5):
+        first.bus.publish("alice", "message", {"n": i})
+    assert await first.shared.flush(20)
+    await asyncio.to_thread(pg_server.stop)
+    try:
+        for i in range(5, 10):
+            first.bus.publish("alice", "message", {"n": i})
+        assert await first.log.flush(10)
+        await first.log.close()  # the relay gives up at once: the database is away
+        await first.shared.pool.close()
+    finally:
+        await asyncio.to_thread(pg_server.start)
+    assert [r[0] for r in _rows(fresh_dsn, "SELECT seq FROM cluster_events")] == [1, 2, 3, 4, 5]
+
+    again = await start()
+    try:
+        assert await again.shared.flush(30)
+    finally:
+        await again.log.close()
+        await again.shared.pool.close()
+    rows = _rows(fresh_dsn, "SELECT seq, data FROM cluster_events ORDER BY seq")
+    assert [(r[0], msgspec.json.decode(str(r[1]))["n"]) for r in rows] == [(i + 1, i) for i in range(10)]
