@@ -163,8 +163,9 @@ async def test_two_nodes_never_claim_the_same_row_and_a_dead_claimers_rows_are_t
     assert await a.shared.flush(20)
     on_a, on_b = PgBacklog(a.shared, "w"), PgBacklog(b.shared, "w")
     now = time.time() + 1
-    rounds = await asyncio.gather(*(backlog.take_due(now, 10, frozenset()) for _ in range(4)
-                                     for backlog in (on_a, on_b)))
+    rounds = [await on_a.take_due(now, 5, frozenset()), []]
+    rounds += await asyncio.gather(*(backlog.take_due(now, 10, frozenset()) for _ in range(4)
+                                      for backlog in (on_a, on_b)))
     taken = [int(job.id) for jobs in rounds for job in jobs]
     assert len(taken) == len(set(taken)), "concurrent claims never hand out one row twice"
     rounds += [await on_a.take_due(now, 100, frozenset()), await on_b.take_due(now, 100, frozenset())]
@@ -175,7 +176,7 @@ async def test_two_nodes_never_claim_the_same_row_and_a_dead_claimers_rows_are_t
 
     # a's claims are never settled (a died): after the claim's expiry b takes those rows over.
     mine_a = {int(j.id) for jobs in rounds[0::2] for j in jobs}
-    assert mine_a
+    assert len(mine_a) >= 5
     await asyncio.sleep(1.2)
     retaken = await on_b.take_due(time.time() + 1, 100, frozenset())
     assert mine_a <= {int(j.id) for j in retaken}
