@@ -1,10 +1,12 @@
 """The shared event log between real bridge nodes: a tenant run by node A, its events streamed by
 node B (SSE from the shared log, with the shared numbering, resumable on B), and each webhook
-delivery made once, by one node, with a webhook registered through the other node."""
+delivery made once, by one node, with a webhook registered through the other node; a delivery
+whose node died mid-request is made by another node once the dead node's claim expired."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from tests.api.conftest import AUTH
 from tests.api.sse import SseMessage, collect_until
 from tests.cluster.cluster_nodes import ClusterNode, link, owners
-from tests.cluster.webhook_receiver import Receiver
+from tests.cluster.webhook_receiver import SECRET, Receiver
 from tests.sessions.conftest import fresh_phone
 from tests.simulator.client import SimulatorClient
 
@@ -86,3 +88,31 @@ async def test_a_tenants_events_stream_on_another_node_and_each_webhook_is_deliv
             break
         await asyncio.sleep(0.1)
     assert wanted <= {r["seq"] for r in rows}, "node A lists B's webhook's deliveries"
+
+
+@pytest.mark.slow
+async def test_a_delivery_whose_node_died_mid_request_is_made_by_another_node(
+    tmp_path: Path, simulator: SimulatorClient, fresh_dsn: str
+) -> None:
+    receiver = await Receiver(hang_first=True).start()
+    a = ClusterNode("k0", tmp_path, simulator, fresh_dsn, TTL, BRIDGE_WEBHOOK_TIMEOUT="2")
+    b = ClusterNode("k1", tmp_path, simulator, fresh_dsn, TTL, BRIDGE_WEBHOOK_TIMEOUT="2")
+    try:
+        await a.start()
+        await a.api("POST", "/api/v1/webhooks", {"url": receiver.url, "secret": SECRET})
+        await a.api("POST", "/api/v1/sessions", {"id": "k"})  # its state events go to the receiver
+        await asyncio.wait_for(receiver.hanging.wait(), 60)
+        first = receiver.attempted[0]
+        await a.kill()  # mid-request, its claim held
+        killed = time.monotonic()
+        await b.start()
+        for _ in range(600):
+            if first in receiver.ids:
+                break
+            await asyncio.sleep(0.1)
+        print(f"\nthe dead node's delivery made by the other node {time.monotonic() - killed:.1f} s after the kill "
+              "(claim: webhook timeout 2 s + 30 s)")
+        assert receiver.ids[first] == 1, "delivered by the other node, with the same webhook-id"
+    finally:
+        await asyncio.gather(a.kill(), b.kill(), return_exceptions=True)
+        await receiver.close()

@@ -19,7 +19,11 @@ SECRET = "whsec_" + base64.b64encode(b"c" * 32).decode()
 class Receiver:
     """See the module docstring. `url` is set once it listens (`start`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hang_first: bool = False) -> None:
+        self.hang_first = hang_first
+        self.hanging = asyncio.Event()
+        self._released = asyncio.Event()
+        self.attempted: list[str] = []
         self.verifier = Verifier(SECRET)
         self.bodies: list[dict[str, Any]] = []
         self.ids: Counter[str] = Counter()
@@ -30,6 +34,11 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.verifier.verify(body, dict(request.headers))  # raises on a bad signature: the bridge sees a 500
+        self.attempted.append(request.headers["webhook-id"])
+        if self.hang_first and len(self.attempted) == 1:
+            self.hanging.set()
+            await self._released.wait()  # no answer until `close`: the sender must give up or die
+            return web.Response(status=503)
         self.ids[request.headers["webhook-id"]] += 1
         self.bodies.append(json.loads(body))
         self._arrived.set()
@@ -47,6 +56,7 @@ class Receiver:
         return self
 
     async def close(self) -> None:
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
