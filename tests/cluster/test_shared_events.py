@@ -292,3 +292,29 @@ async def test_events_a_node_could_not_copy_before_it_stopped_are_copied_once_wh
         await again.shared.pool.close()
     rows = _rows(fresh_dsn, "SELECT seq, data FROM cluster_events ORDER BY seq")
     assert [(r[0], msgspec.json.decode(str(r[1]))["n"]) for r in rows] == [(i + 1, i) for i in range(10)]
+
+
+@pytest.mark.slow
+async def test_a_large_burst_is_copied_in_pages_and_reaches_the_stream(
+    make_node: MakeNode, fresh_dsn: str, pool: ConnectionPool
+) -> None:
+    """The figure in docs/cluster.md, "Sizing" (events copied per second, transactions)."""
+    a: Node = await make_node("a")
+    PgWebhookConfigs(pool).put(Webhook(id="w", url="http://127.0.0.1:9/", secret="s"))
+    seen = a.bus.open_subscription(committed=True)
+    count = 20_000
+    started = time.perf_counter()
+    for i in range(count):
+        a.bus.publish(f"s{i % 50}", "message", {"n": i, "text": "x" * 100})
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    assert await a.shared.flush(120)
+    copied = time.perf_counter() - started
+    streamed = [await asyncio.wait_for(seen.next(), 30) for _ in range(count - seen.dropped)]
+    seen.close()
+    [(transactions, events, rows)] = _rows(fresh_dsn, "SELECT count(DISTINCT e.xmin::text), count(*), "
+                                                      "(SELECT count(*) FROM cluster_outbox) FROM cluster_events e")
+    print(f"\n{count} events + {rows} outbox rows copied in {copied:.2f} s ({count / copied:.0f}/s) in {transactions} "
+          f"transactions; streamed after {time.perf_counter() - started:.2f} s")
+    assert events == rows == count
+    assert streamed[-1].seq == count
