@@ -8,9 +8,11 @@ legacy files by temp + rename before `set_keys` returns (docs/storage.md, "Journ
 checkpoint (one syncfs) is outside the timed region.
 
 Prints keys/s for each side and the ratio bridge/legacy (targets: >= 1.0 for 100-key batches,
->= 0.5 for 10, >= 0.3 for single keys), then single keys written by 50 sessions at once (target
->= 1.0: legacy's 50 auth states in one Node process against 50 `AsyncAuthStore`s on one event
-loop, their fdatasyncs on the shared default thread pool, as a bridge's sessions write), then
+>= 0.5 for 10, >= 0.3 for single keys) and journal fdatasyncs per batch, then single keys written
+by 50 sessions at once (target >= 1.0: legacy's 50 auth states in one Node process against 50
+`AsyncAuthStore`s on one event loop, as a bridge's sessions write: their batches go through the
+group commit, `bridge.store.group_commit`; it also prints the per-run ratios, fdatasyncs per
+batch and batches per group), then
 `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
 `accountSyncCounter` changes every save (the bridge also keeps its creds history).
 
@@ -35,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from prometheus_client import REGISTRY  # noqa: E402
+
+from bridge.store import group_commit  # noqa: E402
 from bridge.store.auth_store import AsyncAuthStore, AuthStore  # noqa: E402
 
 LEGACY = ROOT / "tests" / "store" / "node" / "bench_legacy.mjs"
@@ -55,11 +60,18 @@ def legacy_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     return result["keys"] / result["set_seconds"], result["keys"] / result["get_seconds"]
 
 
-def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tuple[float, float]:
-    """keys/s of (set, get) for AuthStore, values as the JSON text BufferJSON.replacer makes."""
+def journal_fsyncs() -> float:
+    """fdatasyncs of journals so far in this process (`bridge_store_fsyncs_total{target="journal"}`)."""
+    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": "journal"}) or 0.0
+
+
+def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tuple[float, float, float]:
+    """keys/s of (set, get) for AuthStore, values as the JSON text BufferJSON.replacer makes, and
+    journal fdatasyncs per batch."""
     store = AuthStore(folder, session_id=folder.name, bridge_dir=folder.parent / ".bridge")
     all_ids: list[list[str]] = []
     elapsed = 0.0
+    fsyncs = journal_fsyncs()
     for b in range(batches):
         values: dict[str, str | None] = {
             f"{b}.{j}": json.dumps({"type": "Buffer", "data": base64.b64encode(os.urandom(value_bytes)).decode()})
@@ -70,6 +82,7 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
         store.set_keys({"session": values})
         elapsed += time.perf_counter() - start
     set_rate = batch * batches / elapsed
+    fsyncs = (journal_fsyncs() - fsyncs) / batches
     start = time.perf_counter()
     found = 0
     for ids in all_ids:
@@ -77,7 +90,7 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     get_seconds = time.perf_counter() - start
     store.close()
     assert found == batch * batches
-    return set_rate, batch * batches / get_seconds
+    return set_rate, batch * batches / get_seconds, fsyncs
 
 
 CONCURRENT_SESSIONS = 50
@@ -101,8 +114,9 @@ def _buffer_json(value_bytes: int) -> str:
     return json.dumps({"type": "Buffer", "data": base64.b64encode(os.urandom(value_bytes)).decode()})
 
 
-def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: int) -> float:
-    """keys/s of `sessions` AsyncAuthStores (one journal each) writing single keys at once."""
+def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: int) -> tuple[float, float, float]:
+    """keys/s of `sessions` AsyncAuthStores (one journal each) writing single keys at once, journal
+    fdatasyncs per batch and batches per group commit (`bridge.store.group_commit`)."""
     stores = [
         AuthStore(folder / f"s{i}", session_id=f"s{i}", bridge_dir=folder / ".bridge") for i in range(sessions)
     ]
@@ -117,10 +131,13 @@ def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: i
         await asyncio.gather(*(one(AsyncAuthStore(s), v) for s, v in zip(stores, values, strict=True)))
         return time.perf_counter() - start
 
+    fsyncs, groups, batches = journal_fsyncs(), group_commit.stats.groups, group_commit.stats.batches
     elapsed = asyncio.run(all_sessions())
+    fsyncs = (journal_fsyncs() - fsyncs) / (sessions * keys)
+    per_group = (group_commit.stats.batches - batches) / max(1, group_commit.stats.groups - groups)
     for store in stores:
         store.close()
-    return sessions * keys / elapsed
+    return sessions * keys / elapsed, fsyncs, per_group
 
 
 CREDS_SAVES = 200
@@ -160,14 +177,17 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.dir))
     try:
         for batch, batches in CASES:
-            runs: dict[str, list[float]] = {"legacy_set": [], "legacy_get": [], "bridge_set": [], "bridge_get": []}
+            runs: dict[str, list[float]] = {
+                "legacy_set": [], "legacy_get": [], "bridge_set": [], "bridge_get": [], "fsyncs_per_batch": []
+            }
             for r in range(args.repeat):
                 ls, lg = legacy_run(base / f"legacy-{batch}-{r}", batch, batches, args.value_bytes)
-                bs, bg = bridge_run(base / f"bridge-{batch}-{r}", batch, batches, args.value_bytes)
+                bs, bg, fs = bridge_run(base / f"bridge-{batch}-{r}", batch, batches, args.value_bytes)
                 runs["legacy_set"].append(ls)
                 runs["legacy_get"].append(lg)
                 runs["bridge_set"].append(bs)
                 runs["bridge_get"].append(bg)
+                runs["fsyncs_per_batch"].append(fs)
             med = {k: statistics.median(v) for k, v in runs.items()}
             results.append({"batch": batch, "batches": batches, **med})
         many = (CONCURRENT_SESSIONS, CONCURRENT_KEYS, args.value_bytes)
@@ -181,7 +201,11 @@ def main() -> int:
         concurrent = {
             "sessions": CONCURRENT_SESSIONS,
             "legacy_set": statistics.median(c[0] for c in concurrent_runs),
-            "bridge_set": statistics.median(c[1] for c in concurrent_runs),
+            "bridge_set": statistics.median(c[1][0] for c in concurrent_runs),
+            "ratio": statistics.median(c[1][0] / c[0] for c in concurrent_runs),
+            "ratios": [round(c[1][0] / c[0], 2) for c in concurrent_runs],
+            "fsyncs_per_batch": statistics.median(c[1][1] for c in concurrent_runs),
+            "batches_per_group": statistics.median(c[1][2] for c in concurrent_runs),
         }
         creds_runs = [creds_run(base, r) for r in range(args.repeat)]
         creds = {
@@ -196,18 +220,20 @@ def main() -> int:
         return 0
     print(f"value {args.value_bytes} raw bytes, median of {args.repeat} runs, keys/s (batches/s = keys/s / batch)")
     head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
-    print(f"{'batch':>5} | set {head} | get {head}")
+    print(f"{'batch':>5} | set {head} | get {head} | fdatasyncs/batch")
     for row in results:
         set_ratio = row["bridge_set"] / row["legacy_set"]
         get_ratio = row["bridge_get"] / row["legacy_get"]
         print(
             f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} {set_ratio:>6.2f} "
-            f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f}"
+            f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f} "
+            f"| {row['fsyncs_per_batch']:.2f}"
         )
-    ratio = concurrent["bridge_set"] / concurrent["legacy_set"]
     print(
         f"single keys, {CONCURRENT_SESSIONS} sessions at once ({CONCURRENT_KEYS} each): legacy "
-        f"{concurrent['legacy_set']:.0f} bridge {concurrent['bridge_set']:.0f} keys/s ratio {ratio:.2f}"
+        f"{concurrent['legacy_set']:.0f} bridge {concurrent['bridge_set']:.0f} keys/s ratio {concurrent['ratio']:.2f} "
+        f"(per run: {' '.join(str(r) for r in concurrent['ratios'])}); "
+        f"{concurrent['fsyncs_per_batch']:.2f} fdatasyncs/batch, {concurrent['batches_per_group']:.1f} batches/group"
     )
     ratio = creds["bridge_saves"] / creds["legacy_saves"]
     print(

@@ -24,7 +24,7 @@ from bridge.api.models import Strict
 from bridge.api.routing import RequestError, operation, read_query
 from bridge.errors import ErrorCode
 from bridge.eventlog.log import EventLog, EventLogUnavailable
-from bridge.eventlog.stream import follow, oldest_seq
+from bridge.eventlog.stream import follow, oldest
 from bridge.events import Event, EventBus, canonical_kind, event_json
 from bridge.tasks import cancel_and_wait
 
@@ -83,10 +83,10 @@ async def _preface(log: EventLog, bus: EventBus, after: int) -> bytes:
     if after > bus.committed_seq:
         return RESET
     try:
-        oldest = await log.read(oldest_seq)
+        first = await oldest(log)  # the shared log's in cluster mode
     except EventLogUnavailable:
         return b""
-    return GAP if oldest > after + 1 else b""
+    return GAP if first > after + 1 else b""
 
 
 async def stream_events(request: web.Request, session: str | None) -> web.StreamResponse:

@@ -9,5 +9,7 @@ are alive and where they listen, `share.plan_round` decides (purely) what this n
 releases or stops, `coordinator` carries that out and fences each session's writes
 (`FencedBackend`), `tenants` keeps the registry's records and the identity book in tables,
 `session_snapshots` is what sessions and the snapshot API use, `forward` sends a request for a
-tenant to its owner, `service` opens and closes the lot. Events stay in each node's own event log.
+tenant to its owner, `events` copies every node's events into the shared log and feeds SSE from it
+(LISTEN/NOTIFY), `outbox` keeps the webhook outbox and configs there (one node delivers each row),
+`service` opens and closes the lot.
 """

@@ -15,6 +15,8 @@ A lease is lost, and the tenant stopped on this node at once (socket closed, an 
 
 `handover()` (SIGTERM) closes every socket, flushes, releases every lease and removes the node
 row, so the other nodes claim the tenants on their next round instead of waiting for expiry.
+Every hand-over (SIGTERM or above the fair share) first waits until the tenant's last events here
+are in the shared event log (bounded), so the next owner's events are numbered after them.
 `route(session_id)` answers the forwarder: run here, or which node's URL owns it.
 """
 
@@ -34,6 +36,7 @@ from bridge.cluster.db import ClusterUnavailableError, LeaseLostError, with_retr
 from bridge.cluster.leases import Leases
 from bridge.cluster.share import LeaseView, RoundPlan, plan_round
 from bridge.errors import BridgeError
+from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.store.journal import AuthBackend
 from bridge.store.layout import CREDS_FILE
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: How long a session start waits for the database to confirm its lease (s).
 CONFIRM_BOUND = 10.0
+#: How long a hand-over waits for this node's events to reach the shared event log (s).
+EVENTS_FLUSH = 5.0
 
 MakeBackend = Callable[[str, int], AuthBackend]
 """(session id, epoch) -> the tenant's auth backend writing under that epoch."""
@@ -205,6 +210,7 @@ class Coordinator:
                 task.cancel()
             held = dict(self.held)
             await asyncio.gather(*(self.manager.evict(sid) for sid in held), return_exceptions=True)
+            await self._events_shared()
             try:
                 released = await self.leases.release(held)
                 await asyncio.to_thread(self._with_conn, lambda c: nodes.leave(c, self.node_id))
@@ -215,6 +221,16 @@ class Coordinator:
             finally:
                 self.held.clear()
             log.info("cluster: handed over %d tenant(s) (%d released)", len(held), len(released))
+
+    async def _events_shared(self) -> None:
+        """Before a lease goes: the tenant's last events here (its socket closing) are in the shared log,
+        so the next owner's events are numbered after them (a session's order holds across a hand-over).
+        Bounded: a database that does not answer delays the hand-over by at most `EVENTS_FLUSH` s."""
+        event_log = EventLog.of(self.bus)
+        if event_log is None or event_log.shared is None:
+            return
+        if not await event_log.shared.flush(EVENTS_FLUSH):
+            log.warning("cluster: this node's last events are not all in the shared log yet; handing over anyway")
 
     async def _loop(self) -> None:
         while True:
@@ -274,6 +290,7 @@ class Coordinator:
                 continue
             await self.manager.evict(sid)
             self.held.pop(sid, None)
+            await self._events_shared()
             await self.leases.release({sid: epoch})
             log.info("cluster: handed tenant %s over (above this node's fair share)", sid)
         if plan.claim:

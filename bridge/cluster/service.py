@@ -6,6 +6,10 @@ upgrades the schema, and builds the `Coordinator`. `bridge.app.serve` then gives
 `manager_options()` (records in PostgreSQL, auth bytes in PostgreSQL under the lease epoch, host
 only what this node holds), the API `forward_middleware()`, starts the coordinator after the API
 listens, hands over at SIGTERM and `close()`s last.
+
+It also composes the node's event log (found with `EventLog.of(bus)`, opened before) with the
+cluster's shared log (`SharedEvents`, bridge/cluster/events.py): events, SSE and the webhook
+outbox are then the cluster's, on its own asynchronous pool.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import aiohttp
 from aiohttp.typedefs import Middleware
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from bridge.cluster import nodes, schema, tenants
+from bridge.cluster import events, nodes, schema, tenants
 from bridge.cluster.auth_backend import PgAuthBackend
 from bridge.cluster.coordinator import Coordinator
 from bridge.cluster.db import open_async_pool, open_pool, redact
+from bridge.cluster.events import SharedEvents
 from bridge.cluster.forward import make_forward_middleware
 from bridge.cluster.leases import Leases
 from bridge.cluster.session_snapshots import SessionSnapshots
 from bridge.config import Settings
+from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.store.journal import AuthBackend
 
@@ -56,6 +62,7 @@ class ClusterNode:
     pool: ConnectionPool
     async_pool: AsyncConnectionPool
     coordinator: Coordinator
+    events: SharedEvents | None = None
     _client: aiohttp.ClientSession | None = None
 
     def manager_options(self) -> dict[str, Any]:
@@ -90,6 +97,9 @@ class ClusterNode:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+        if self.events is not None:
+            await self.events.close()
+            await self.events.pool.close()
         await self.async_pool.close()
         self.pool.close()
 
@@ -107,6 +117,7 @@ async def open_cluster_node(settings: Settings, bus: EventBus) -> ClusterNode:
         schema.ensure_schema(conn)
         schema.ensure_schema(conn, nodes.COMPONENT, nodes.MIGRATIONS)
         schema.ensure_schema(conn, tenants.COMPONENT, tenants.MIGRATIONS)
+        schema.ensure_schema(conn, events.COMPONENT, events.MIGRATIONS)
     ttl = settings.cluster_lease_ttl
 
     def make_backend(session_id: str, epoch: int) -> AuthBackend:
@@ -117,4 +128,26 @@ async def open_cluster_node(settings: Settings, bus: EventBus) -> ClusterNode:
         make_backend=make_backend, start_concurrency=settings.start_concurrency,
     )
     log.info("cluster mode: node %s (%s) on %s, lease TTL %.1f s", node_id, url, redact(settings.cluster_dsn), ttl)
-    return ClusterNode(settings, node_id, url, pool, async_pool, coordinator)
+    node = ClusterNode(settings, node_id, url, pool, async_pool, coordinator)
+    event_log = EventLog.of(bus)
+    if event_log is not None:
+        node.events = await open_shared_events(settings, node_id, pool, event_log)
+    return node
+
+
+async def open_shared_events(
+    settings: Settings, node_id: str, pool: ConnectionPool, event_log: EventLog
+) -> SharedEvents:
+    """The shared event log of this node, composed with its open `event_log` (see the module docstring)."""
+    events_pool = await open_async_pool(settings.cluster_dsn, name=f"bridge-{node_id}-events")
+    shared = SharedEvents(
+        events_pool, pool, settings.cluster_dsn, node_id,
+        retention_age=settings.event_retention_days * 86400.0, retention_count=settings.event_retention_count,
+        claim_ttl=settings.webhook_timeout + 30.0,
+    )
+    try:
+        await shared.attach(event_log)
+    except BaseException:
+        await events_pool.close()
+        raise
+    return shared

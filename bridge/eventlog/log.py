@@ -22,6 +22,11 @@ the disk fails (bounded by `memory_max`, the loss counted and alerted), written 
 A held write queued before an event is committed no later than that event. `EventLog.of(bus)`
 finds the open log of a bus, so a store built before the log was opened can still reach it.
 
+In cluster mode `share(shared, head)` composes the log with a `SharedLog` (bridge/eventlog/shared.py):
+each committed burst is handed to it instead of to the bus, and the shared log feeds the bus's
+committed stream (SSE) with the cluster's numbering; `epoch` becomes the shared log's (webhook-ids),
+and `close()` lets it copy what is still here before the file closes.
+
 `open()` also reads the ids of the messages stored in the last `RECENT_MESSAGES_WINDOW` seconds
 (`recent_message_ids`), before anything can publish: after a crash WhatsApp delivers again what the
 device had not acknowledged, and the message store must know those ids from the first copy on.
@@ -47,6 +52,7 @@ from typing import Any, TypeVar
 from bridge.delivery import Backoff
 from bridge.errors import BridgeError, ErrorCode, StoreError
 from bridge.eventlog import retention, schema
+from bridge.eventlog.shared import SharedLog
 from bridge.events import Event, EventBus, Severity, canonical_kind, data_json
 from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
 from bridge.store.durable import make_dirs
@@ -118,6 +124,8 @@ class EventLog:
         self.retention_age = retention_age
         self.retention_count = retention_count
         self.epoch = ""
+        self.file_epoch = ""
+        self.shared: SharedLog | None = None
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._pending: deque[Event] = deque()
         self._ops: list[tuple[WriteOp, asyncio.Future[Any]]] = []
@@ -196,6 +204,8 @@ class EventLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.shared is not None:
+            await self.shared.close(flush_within)
         if self._held:
             log.error("event log closed with %d held writes (messages) not written", len(self._held))
         if self._pending:
@@ -238,6 +248,13 @@ class EventLog:
         except TimeoutError:
             return False
         return True
+
+    def share(self, shared: SharedLog, head: int) -> None:
+        """Hand committed bursts to `shared` from now on (see the module docstring); `head` is the
+        shared log's newest seq, so the bus's committed numbering continues from it."""
+        self.shared = shared
+        self.epoch = shared.epoch
+        self.bus.attach(self, max(self.bus.last_seq, head))
 
     def set_router(self, route: Router | None) -> None:
         """Who plans outbox rows for each burst (the webhook dispatcher)."""
@@ -382,7 +399,9 @@ class EventLog:
                 if failures or self._failure is not None:
                     failures = 0
                     self._set_recovered()
-                if events:
+                if events and self.shared is not None:
+                    self.shared.local_committed(events)
+                elif events:
                     self.bus.committed(events)
                 for listener in self._listeners:
                     try:
@@ -424,7 +443,9 @@ class EventLog:
         self._synced = True
         self._wconn = conn
         self._inode = os.stat(self.path).st_ino
-        self.epoch = schema.epoch_of(conn)
+        self.file_epoch = schema.epoch_of(conn)
+        if self.shared is None:
+            self.epoch = self.file_epoch
         return schema.last_seq_of(conn)
 
     def _close_writer(self) -> None:

@@ -5,6 +5,9 @@ event on disk always has its deliveries planned. A row leaves `pending` only aft
 answered 2xx (`delivered`) or the retry horizon passed (`failed`, the dead-letter list, kept
 until redelivered or the webhook is removed). `OutboxBacklog` is the `delivery.Backlog` of one
 target: the head of each lane (a session) only, so a session's events arrive in order.
+
+`OutboxStore` is what the webhook dispatcher asks of an outbox: `LocalOutbox` is this file's,
+bridge/cluster/outbox.py the cluster's (rows in PostgreSQL, claimed by one node at a time).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import logging
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from bridge.delivery import Job
-from bridge.eventlog.log import EventLog
+from bridge.delivery import Backlog, Job
+from bridge.eventlog.log import CommitListener, EventLog, Router
 from bridge.events import Event
 
 log = logging.getLogger(__name__)
@@ -255,3 +259,77 @@ class OutboxBacklog:
 
     async def size(self) -> int:
         return (await self.log.read(lambda conn: stats(conn, self.target))).pending
+
+
+class TargetBacklog(Backlog[Event | None], Protocol):
+    """One webhook's backlog as the dispatcher drives it."""
+
+    def offer(self, job: Job[Event | None]) -> None:
+        """A row just committed for this target (a hint: the store stays the truth)."""
+        ...
+
+    def invalidate(self) -> None:
+        """Rows changed behind the backlog's back (a redelivery): read them again."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """Where the dispatcher's rows live, planned and read (see the module docstring)."""
+
+    @property
+    def epoch(self) -> str:
+        """Part of every webhook-id (`msg_<epoch>_<seq>`)."""
+        ...
+
+    def connect(self, route: Router | None, committed: CommitListener | None, wake: Callable[[], None] | None) -> None:
+        """Plan rows with `route`, hear of committed ones through `committed`, and call `wake` when rows
+        may have become due elsewhere (another node); None disconnects."""
+        ...
+
+    def backlog(self, target: str) -> TargetBacklog: ...
+
+    async def drop_target(self, target: str) -> int: ...
+
+    async def deliveries(self, target: str, state: RowState | None, after: int, limit: int) -> list[Delivery]: ...
+
+    async def redeliver(self, target: str, seqs: list[int] | None) -> int: ...
+
+    async def stats(self, target: str) -> OutboxStats: ...
+
+    async def release(self) -> None:
+        """This node stops delivering: let others take over at once what it had claimed."""
+        ...
+
+
+class LocalOutbox:
+    """`OutboxStore` over the node's own event log file."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    @property
+    def epoch(self) -> str:
+        return self.log.epoch
+
+    def connect(self, route: Router | None, committed: CommitListener | None, wake: Callable[[], None] | None) -> None:
+        self.log.set_router(route)
+        if committed is not None:
+            self.log.on_commit(committed)
+
+    def backlog(self, target: str) -> TargetBacklog:
+        return OutboxBacklog(self.log, target)
+
+    async def drop_target(self, target: str) -> int:
+        return await self.log.write(lambda conn: drop_target(conn, target))
+
+    async def deliveries(self, target: str, state: RowState | None, after: int, limit: int) -> list[Delivery]:
+        return await self.log.read(lambda conn: list_deliveries(conn, target, state, after, limit))
+
+    async def redeliver(self, target: str, seqs: list[int] | None) -> int:
+        return await self.log.write(lambda conn: redeliver(conn, target, seqs))
+
+    async def stats(self, target: str) -> OutboxStats:
+        return await self.log.read(lambda conn: stats(conn, target))
+
+    async def release(self) -> None:
+        """Nothing to release: only this process delivers these rows."""

@@ -4,6 +4,9 @@ Why subscribe first and read second: an event committed between the disk read an
 subscription would otherwise fall in the crack. The live queue is opened before the read, and
 anything it yields at or below the last event read is skipped, so the stream has no gap and no
 duplicate, across bridge restarts too (the past comes from the file, not from memory).
+
+In cluster mode (`EventLog.shared`) the past comes from the shared log and the live events are
+the shared log's, numbered by it, of every node: any node serves any tenant's stream.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ def oldest_seq(conn: sqlite3.Connection) -> int:
     return int(found or 0)
 
 
+async def oldest(log: EventLog) -> int:
+    """The oldest seq a stream can still replay (the shared log's in cluster mode)."""
+    if log.shared is not None:
+        return await log.shared.oldest_seq()
+    return await log.read(oldest_seq)
+
+
+async def _page(log: EventLog, after: int, session: str | None) -> list[Event]:
+    if log.shared is not None:
+        return await log.shared.events_after(after, session, PAGE)
+    return await log.read(functools.partial(events_after, after=after, session=session))
+
+
 async def follow(bus: EventBus, log: EventLog | None, session: str | None, after: int | None) -> AsyncIterator[Event]:
     """Events after `after` from the log, then live committed ones, until cancelled.
 
@@ -53,7 +69,7 @@ async def follow(bus: EventBus, log: EventLog | None, session: str | None, after
             if must_read and log is not None:
                 seen_dropped = live.dropped
                 while True:
-                    page = await log.read(functools.partial(events_after, after=last, session=session))
+                    page = await _page(log, last, session)
                     for event in page:
                         last = event.seq
                         yield event

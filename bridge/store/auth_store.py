@@ -30,17 +30,18 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from bridge.errors import CredsCorruptError, HostileNameError, StoreError
 from bridge.metrics import STORE_ERRORS
-from bridge.store import durable
+from bridge.store import durable, group_commit
 from bridge.store.creds import is_registered, parse_json_text, validate_creds, validate_creds_text
 from bridge.store.creds_history import DEFAULT_KEEP, CredsHistory
-from bridge.store.journal import AuthBackend, open_session_backend
+from bridge.store.journal import AuthBackend, JournalBackend, Staged, open_session_backend
 from bridge.store.layout import CREDS_FILE, BridgeDirs, key_file_name, parse_key_file_name, validate_session_id
 from bridge.store.snapshots.manifests import ManifestStore, latest_good
 from bridge.store.snapshots.objects import ObjectStore
@@ -259,17 +260,46 @@ class AuthStore:
         Everything is validated before anything is written: a hostile name or a value that is not
         JSON refuses the whole batch. Ids that the legacy escaping maps to the same file: last wins.
         """
+        writes, deletes = self._key_ops(batch)
+        if not writes and not deletes:
+            return
+        with self._lock:
+            self._commit(writes, deletes, f"updating keys in {self.folder}", "set_keys")
+
+    def stage_keys(self, batch: Mapping[str, Mapping[str, str | None]]) -> Staged | None:
+        """`set_keys` in the journal's steps (`bridge.store.group_commit` runs many sessions' at once).
+
+        Validates and appends the record; the caller must then `acknowledge_keys` the result before
+        answering, and `Journal.materialise` it. None: nothing to write. Raises StoreError (nothing
+        was appended) or TypeError when the backend is not a journal (`can_stage` says).
+        """
+        if not isinstance(self.backend, JournalBackend):
+            raise TypeError(f"session {self.session_id}: the auth backend {type(self.backend).__name__} cannot stage")
+        writes, deletes = self._key_ops(batch)
+        if not writes and not deletes:
+            return None
+        with self._lock, self._commit_errors(f"updating keys in {self.folder}", "set_keys"):
+            return self.backend.stage(writes, deletes)
+
+    def acknowledge_keys(self, staged: Staged) -> None:
+        """Wait until a `stage_keys` batch is durable and readable; raises StoreError if it never will be."""
+        with self._commit_errors(f"updating keys in {self.folder}", "set_keys"):
+            staged.journal.acknowledge(staged)
+
+    @property
+    def can_stage(self) -> bool:
+        """True when `stage_keys` works: the backend is the session's journal."""
+        return isinstance(self.backend, JournalBackend)
+
+    def _key_ops(self, batch: Mapping[str, Mapping[str, str | None]]) -> tuple[dict[str, bytes], list[str]]:
         ops: dict[str, bytes | None] = {}
         for key_type, values in batch.items():
             for key_id, value in values.items():
                 name = self._key_name(key_type, key_id)
                 ops[name] = None if value is None else self._checked_value(key_type, key_id, value)
-        if not ops:
-            return
         writes = {name: data for name, data in ops.items() if data is not None}
         deletes = [name for name, data in ops.items() if data is None]
-        with self._lock:
-            self._commit(writes, deletes, f"updating keys in {self.folder}", "set_keys")
+        return writes, deletes
 
     def list_keys(self) -> list[tuple[str, str]]:
         """`(type, escaped_id)` of every key file in the folder (see `parse_key_file_name`)."""
@@ -314,8 +344,13 @@ class AuthStore:
 
     def _commit(self, writes: Mapping[str, bytes], trash: list[str], what: str, op: str) -> None:
         """One batch into the backend; its error names the legacy path the operator knows."""
-        try:
+        with self._commit_errors(what, op):
             self.backend.commit(writes, trash)
+
+    @contextmanager
+    def _commit_errors(self, what: str, op: str) -> Iterator[None]:
+        try:
+            yield
         except StoreError as exc:
             STORE_ERRORS.labels(op=op).inc()
             raise StoreError(f"session {self.session_id}: {what} failed: {exc}", code=exc.code) from exc
@@ -402,9 +437,13 @@ class AsyncAuthStore:
         return await asyncio.to_thread(self.store.get_keys, key_type, ids)
 
     async def set_keys(self, batch: Mapping[str, Mapping[str, str | None]]) -> None:
-        """See `AuthStore.set_keys`."""
+        """See `AuthStore.set_keys`. On the journal, batches of every session that arrive together
+        share one worker job (`bridge.store.group_commit`)."""
         async with self._write_order:
-            await asyncio.to_thread(self.store.set_keys, batch)
+            if self.store.can_stage:
+                await group_commit.set_keys(self.store, batch)
+            else:
+                await asyncio.to_thread(self.store.set_keys, batch)
 
     async def checkpoint(self) -> None:
         """See `AuthStore.checkpoint`; waits for the writes requested before it."""

@@ -76,6 +76,7 @@ __all__ = [
     "JournalCorruptError",
     "Materialise",
     "ReplayReport",
+    "Staged",
     "Target",
     "checkpoint_session",
     "frozen_session",
@@ -134,6 +135,15 @@ class AuthBackend(Protocol):
     def close(self) -> None:
         """Checkpoint and release the backend."""
         ...
+
+
+class Staged(msgspec.Struct):
+    """One batch between `Journal.stage` and `Journal.materialise`: its record, seq and start time."""
+
+    journal: Journal
+    record: Record
+    seq: int
+    started: float
 
 
 class ReplayReport(msgspec.Struct):
@@ -243,11 +253,34 @@ class Journal:
 
         Observed once in `bridge_store_write_seconds` (with inline materialisation: files included).
         """
+        staged = self.stage(session_id, writes, trash)
+        if staged is None:
+            return 0
+        self.acknowledge(staged)
+        self.materialise(staged)
+        return staged.seq
+
+    def stage(self, session_id: str, writes: Mapping[str, bytes], trash: Sequence[str]) -> Staged | None:
+        """Step 1 of `commit`: append the batch's record without waiting for the disk (None: empty batch).
+
+        Nothing about it is visible or acknowledged yet. Stage the batches of many sessions first,
+        then `acknowledge` each and then `materialise` each (`bridge.store.group_commit`): the
+        fdatasyncs overlap with no thread handoff per batch. Every staged batch must be acknowledged.
+        """
         started = time.perf_counter()
         record = make_record(session_id, writes, trash)
         if not record.writes and not record.trash:
-            return 0
-        seq = self.log.append(encode_payload(record))
+            return None
+        seq = self.log.write(encode_payload(record))
+        return Staged(journal=self, record=record, seq=seq, started=started)
+
+    def acknowledge(self, staged: Staged) -> None:
+        """Step 2: wait until the record is durable, then serve it to readers (the overlay) and queue its files.
+
+        Raises StoreError when the journal failed (then the batch was never acknowledged).
+        """
+        self.log.wait_durable(staged.seq)
+        session_id, record, seq = staged.record.session, staged.record, staged.seq
         with self._state:
             for name, data in record.writes.items():
                 self._remember(session_id, name, seq, data)
@@ -255,15 +288,18 @@ class Journal:
                 self._remember(session_id, name, seq, None)
             self._pending[seq] = record
             self._state.notify_all()
+
+    def materialise(self, staged: Staged) -> None:
+        """Step 3: write the legacy files as `Materialise` says; never undoes the acknowledgement."""
+        with self._state:
             start = self._materialise is Materialise.BACKGROUND and not self._draining
             if start:
                 self._draining = True
         if start:
             _get_pool().submit(self._drain_in_background)
         elif self._materialise is Materialise.INLINE:
-            self._apply_inline(seq)
-        STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
-        return seq
+            self._apply_inline(staged.seq)
+        STORE_WRITE_SECONDS.observe(time.perf_counter() - staged.started)
 
     def _apply_inline(self, seq: int) -> None:
         """Write the files of every queued record up to `seq`; the batch is acknowledged whatever happens.
@@ -493,6 +529,10 @@ class JournalBackend:
     def commit(self, writes: Mapping[str, bytes], trash: Sequence[str]) -> None:
         """See `AuthBackend.commit`."""
         self.journal.commit(self.session_id, writes, trash)
+
+    def stage(self, writes: Mapping[str, bytes], trash: Sequence[str]) -> Staged | None:
+        """`commit` in steps, for a group of sessions: see `Journal.stage`."""
+        return self.journal.stage(self.session_id, writes, trash)
 
     def checkpoint(self) -> None:
         """See `AuthBackend.checkpoint`."""

@@ -179,6 +179,16 @@ class JournalLog:
     # ----- append with group commit ---------------------------------------------------------
     def append(self, payload: bytes) -> int:
         """Append one record and return its seq once it is on stable storage (group commit)."""
+        seq = self.write(payload)
+        self.wait_durable(seq)
+        return seq
+
+    def write(self, payload: bytes) -> int:
+        """Append one record without waiting for it to be durable; returns its seq.
+
+        Nothing may be acknowledged for it before `wait_durable(seq)` returned. Writing the records
+        of many batches first and then waiting lets one fdatasync cover all of them.
+        """
         with self._cond:
             self._check_usable()
             seq = self._next_seq
@@ -194,8 +204,12 @@ class JournalLog:
             self._appended_seq = seq
             self.stats.records += 1
             self.stats.bytes += len(data)
-            self._wait_durable(seq)
         return seq
+
+    def wait_durable(self, seq: int) -> None:
+        """Return once record `seq` is on stable storage (fdatasyncs unless another thread's covers it)."""
+        with self._cond:
+            self._wait_durable(seq)
 
     def _wait_durable(self, seq: int) -> None:
         while self._durable_seq < seq:

@@ -8,6 +8,9 @@ session.
 Configs hold secrets, so the file is written owner-only through the store's `atomic_write`
 (`BRIDGE_STATE_DIR/webhooks.json`); a bridge that finds only the first location
 (`AUTH_ROOT/.bridge/webhooks.json`) reads that and writes the new one on the next change.
+
+`ConfigStore` is what the dispatcher asks of the configs: `WebhookConfigs` is this file's; in
+cluster mode bridge/cluster/outbox.py keeps them in PostgreSQL, the same for every node.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -47,6 +51,21 @@ class _File(msgspec.Struct):
 
 def session_webhook_id(session: str) -> str:
     return f"session-{session}"
+
+
+class ConfigStore(Protocol):
+    """Webhook configs: `all`/`get` answer from memory (they run on the event loop); `load`, `put`
+    and `remove` may block (the dispatcher runs them in a thread)."""
+
+    def load(self) -> None: ...
+
+    def all(self) -> list[Webhook]: ...
+
+    def get(self, webhook_id: str) -> Webhook | None: ...
+
+    def put(self, hook: Webhook) -> None: ...
+
+    def remove(self, webhook_id: str) -> bool: ...
 
 
 class WebhookConfigs:

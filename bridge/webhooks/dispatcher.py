@@ -12,6 +12,11 @@ rows: it never blocks a session, the API, or other receivers.
 Requests are bounded: `webhook_timeout` per attempt, redirects are not followed (a 3xx is a
 failure: the receiver must give its final URL), and at most `RESPONSE_LIMIT` bytes of an
 answer are read.
+
+Where the rows and configs live is an `OutboxStore` and a `ConfigStore`: this node's event log
+file and webhooks.json, or, when the event log is shared (cluster mode, `EventLog.shared`), the
+cluster's tables, where each row is claimed by one node at a time and the configs are the same on
+every node (bridge/cluster/outbox.py). The delivery rules above are the same for both.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from bridge.eventlog.log import EventLog, OutboxRow
 from bridge.events import Event, event_json
 from bridge.metrics import WEBHOOK_BACKLOG, WEBHOOK_DEAD, WEBHOOK_DELIVERIES, WEBHOOK_OLDEST_AGE
 from bridge.webhooks import signing
-from bridge.webhooks.config import Webhook, WebhookConfigs
+from bridge.webhooks.config import ConfigStore, Webhook
 
 log = logging.getLogger(__name__)
 RESPONSE_LIMIT = 64 * 1024
@@ -61,10 +66,11 @@ def message_id(epoch: str, seq: int) -> str:
 class WebhookDispatcher:
     """Owns the webhook configs and one delivery queue per webhook."""
 
-    def __init__(self, settings: Settings, log_: EventLog, configs: WebhookConfigs) -> None:
+    def __init__(self, settings: Settings, log_: EventLog, configs: ConfigStore) -> None:
         self.settings = settings
         self.log = log_
         self.configs = configs
+        self.store: outbox.OutboxStore = outbox.LocalOutbox(log_)
         initial = settings.webhook_backoff_initial
         self.policy = RetryPolicy(
             Backoff(initial, max(settings.webhook_backoff_max, initial)),
@@ -72,29 +78,35 @@ class WebhookDispatcher:
             max_age=settings.webhook_max_age,
         )
         self._queues: dict[str, RetryingQueue[Event | None]] = {}
-        self._backlogs: dict[str, outbox.OutboxBacklog] = {}
+        self._backlogs: dict[str, outbox.TargetBacklog] = {}
         self._client: aiohttp.ClientSession | None = None
+        self._stopping: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
-        """Load configs, plan rows for new events from now on, and start every queue."""
+        """Load configs, plan rows for new events from now on, and start every queue.
+
+        A shared event log (known only once it is open, hence here and not in `__init__`) brings
+        its own outbox and configs."""
+        if self.log.shared is not None:
+            self.store, self.configs = self.log.shared.webhooks(self.configs)
         await asyncio.to_thread(self.configs.load)
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout),
             headers={"User-Agent": USER_AGENT},
         )
-        self.log.set_router(self.route)
-        self.log.on_commit(self._committed)
+        self.store.connect(self.route, self._committed, self._wake_all)
         for hook in self.configs.all():
             self._start_queue(hook)
 
     async def stop(self) -> None:
         """Stop every queue (rows in flight stay pending: they are sent again after a restart)."""
-        self.log.set_router(None)
+        self.store.connect(None, None, None)
         queues = list(self._queues.values())
         self._queues.clear()
         self._backlogs.clear()
         for queue in queues:
             await queue.stop()
+        await self.store.release()
         if self._client is not None:
             await self._client.close()
 
@@ -118,17 +130,17 @@ class WebhookDispatcher:
         self._backlogs.pop(webhook_id, None)
         if queue is not None:
             await queue.stop()
-        await self.log.write(lambda conn: outbox.drop_target(conn, webhook_id))
+        await self.store.drop_target(webhook_id)
         return True
 
     async def deliveries(
         self, webhook_id: str, state: outbox.RowState | None, after: int, limit: int
     ) -> list[outbox.Delivery]:
-        return await self.log.read(lambda conn: outbox.list_deliveries(conn, webhook_id, state, after, limit))
+        return await self.store.deliveries(webhook_id, state, after, limit)
 
     async def redeliver(self, webhook_id: str, seqs: list[int] | None) -> int:
         """Put dead-lettered rows back in the queue; returns how many."""
-        count = await self.log.write(lambda conn: outbox.redeliver(conn, webhook_id, seqs))
+        count = await self.store.redeliver(webhook_id, seqs)
         backlog = self._backlogs.get(webhook_id)
         if backlog is not None:
             backlog.invalidate()
@@ -138,7 +150,7 @@ class WebhookDispatcher:
         return count
 
     async def stats(self, webhook_id: str) -> outbox.OutboxStats:
-        return await self.log.read(lambda conn: outbox.stats(conn, webhook_id))
+        return await self.store.stats(webhook_id)
 
     async def refresh_metrics(self) -> None:
         """Backlog, dead letters and oldest undelivered age per webhook (called on each scrape)."""
@@ -174,10 +186,26 @@ class WebhookDispatcher:
             if queue is not None:
                 queue.wake()
 
+    def _wake_all(self) -> None:
+        """Rows may be due that this node did not plan (another node's events, a claim that expired),
+        or the configs changed on another node: start queues of new webhooks, stop removed ones, and
+        look at every backlog."""
+        current = {hook.id: hook for hook in self.configs.all()}
+        for hook in current.values():
+            self._start_queue(hook)
+        for gone in [webhook_id for webhook_id in self._queues if webhook_id not in current]:
+            queue = self._queues.pop(gone)
+            self._backlogs.pop(gone, None)
+            stopping = asyncio.ensure_future(queue.stop())
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+        for queue in self._queues.values():
+            queue.wake()
+
     def _start_queue(self, hook: Webhook) -> None:
         if hook.id in self._queues:
             return
-        backlog = outbox.OutboxBacklog(self.log, hook.id)
+        backlog = self.store.backlog(hook.id)
         self._backlogs[hook.id] = backlog
 
         async def send(job: Job[Event | None]) -> None:
@@ -210,7 +238,7 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             "X-Bridge-Event": job.payload.kind,
             "X-Bridge-Delivery": str(job.payload.seq),
-            **signing.headers(hook.secret, message_id(self.log.epoch, job.payload.seq), int(now), body),
+            **signing.headers(hook.secret, message_id(self.store.epoch, job.payload.seq), int(now), body),
         }
         try:
             async with self._client.post(hook.url, data=body, headers=headers, allow_redirects=False) as response:

@@ -1,0 +1,87 @@
+"""Group commit across sessions: batches that arrive together share one worker job, and each
+caller still gets exactly what a lone `set_keys` promises (durable, readable, files written)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bridge.errors import StoreError
+from bridge.store import group_commit
+from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.journal import JournalBackend
+
+StoreFactory = Callable[..., AuthStore]
+SESSIONS = 12
+KEYS = 5
+
+
+def _journal_fsyncs() -> float:
+    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": "journal"}) or 0.0
+
+
+async def test_many_sessions_writing_at_once_share_groups_and_every_key_lands(make_store: StoreFactory) -> None:
+    stores = [make_store(f"g{i}") for i in range(SESSIONS)]
+    astores = [AsyncAuthStore(store) for store in stores]
+    before = (group_commit.stats.groups, group_commit.stats.batches, _journal_fsyncs())
+
+    async def one(index: int, astore: AsyncAuthStore) -> None:
+        for k in range(KEYS):
+            await astore.set_keys({"session": {f"{k}.0": json.dumps({"s": index, "k": k})}})
+            path = astore.store.folder / f"session-{k}.0.json"
+            assert json.loads(path.read_bytes()) == {"s": index, "k": k}, "the file exists once set_keys returned"
+
+    await asyncio.gather(*(one(i, a) for i, a in enumerate(astores)))
+    groups = group_commit.stats.groups - before[0]
+    batches = group_commit.stats.batches - before[1]
+    assert batches == SESSIONS * KEYS
+    assert groups <= batches // 2, f"{batches} batches in {groups} groups: concurrent batches must share a job"
+    assert _journal_fsyncs() - before[2] == SESSIONS * KEYS, "one fdatasync per batch: each session has its journal"
+    for index, store in enumerate(stores):
+        ids = [f"{k}.0" for k in range(KEYS)]
+        assert store.get_keys("session", ids) == {f"{k}.0": json.dumps({"s": index, "k": k}) for k in range(KEYS)}
+        assert isinstance(store.backend, JournalBackend)
+        assert store.backend.journal.stats.records == KEYS
+
+
+async def test_a_refused_batch_fails_only_its_own_caller(make_store: StoreFactory) -> None:
+    good, bad = AsyncAuthStore(make_store("good")), AsyncAuthStore(make_store("bad"))
+    results = await asyncio.gather(
+        good.set_keys({"session": {"1.0": '{"ok": true}'}}),
+        bad.set_keys({"session": {"1.0": '{"ok": true}', "2.0": "not json"}}),
+        good.set_keys({"session": {"2.0": '{"ok": 2}'}}),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreError)
+    assert await good.get_keys("session", ["1.0", "2.0"]) == {"1.0": '{"ok": true}', "2.0": '{"ok": 2}'}
+    assert await bad.get_keys("session", ["1.0", "2.0"]) == {"1.0": None, "2.0": None}, "all or nothing"
+
+
+async def test_writes_of_one_session_keep_their_order_across_groups(make_store: StoreFactory) -> None:
+    astore = AsyncAuthStore(make_store())
+    others = [AsyncAuthStore(make_store(f"o{i}")) for i in range(4)]
+    writes = [astore.set_keys({"session": {"1.0": json.dumps({"n": n})}}) for n in range(20)]
+    noise = [o.set_keys({"session": {"1.0": "{}"}}) for o in others for _ in range(5)]
+    await asyncio.gather(*writes, *noise)
+    assert await astore.get_keys("session", ["1.0"]) == {"1.0": json.dumps({"n": 19})}
+    assert json.loads((astore.store.folder / "session-1.0.json").read_bytes()) == {"n": 19}
+
+
+async def test_a_closed_journal_fails_the_batch_and_the_group_goes_on(make_store: StoreFactory) -> None:
+    closed_store = make_store("closed")
+    closed, open_ = AsyncAuthStore(closed_store), AsyncAuthStore(make_store("open"))
+    closed_store.close()
+    results = await asyncio.gather(
+        closed.set_keys({"session": {"1.0": "{}"}}),
+        open_.set_keys({"session": {"1.0": "{}"}}),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreError) and results[1] is None
+    with pytest.raises(StoreError):
+        await closed.set_keys({"session": {"2.0": "{}"}})
+    assert await open_.get_keys("session", ["1.0"]) == {"1.0": "{}"}
