@@ -13,11 +13,12 @@ The rules are file mode's (docs/operations.md, "Prune"), with the same settings:
 
 Plan, then execute: `prune` reads the rows and `plan_retention` decides (pure) which manifests and
 trash rows go; the same transaction deletes them, then plans and deletes the objects nothing
-references any more (`collect_objects`). The transaction first takes two advisory locks: the
-retention lock with `try` (one node at a time; a node that does not get it skips the pass) and
+references any more (`collect_objects`). The transaction first takes the retention lock with `try`
+(one node at a time; a node that does not get it skips the pass). Before deleting objects it takes
 the objects lock exclusively (`bridge.cluster.snapshots.OBJECTS_LOCK_KEY`, held shared by every
-snapshot being created), so a snapshot that reuses an object is either committed and seen, or
-waits until the pass is over and stores the object again.
+snapshot being created) and checks again what was committed meanwhile, so a snapshot that reuses
+an object is either committed and seen, or waits until the pass is over and stores the object again.
+Objects are collected only in a pass that removed a snapshot (only that makes objects unreferenced).
 
 Every node runs `RetentionLoop` (every `RETENTION_INTERVAL` s); whichever gets the lock does the pass.
 """
@@ -131,7 +132,6 @@ def prune(pool: ConnectionPool, policy: RetentionPolicy, *, dry_run: bool = Fals
         row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK_KEY,)).fetchone()
         if row is None or not row[0]:
             return RetentionReport(ran=False, dry_run=dry_run)
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (OBJECTS_LOCK_KEY,))
         plan = plan_retention(_snapshot_rows(conn), _old_trash(conn, policy.trash_max_age_days), policy)
         report = RetentionReport(
             ran=True,
@@ -166,22 +166,38 @@ def prune(pool: ConnectionPool, policy: RetentionPolicy, *, dry_run: bool = Fals
 def collect_objects(conn: psycopg.Connection[TupleRow]) -> tuple[int, int, str]:
     """Delete every object no manifest references; (objects, bytes, why none were) removed.
 
-    Caller holds the objects lock exclusively, inside its transaction. Runs in a savepoint: a
-    manifest the database cannot read as a manifest (not JSON, `files` not a list of entries with a
-    sha256) removes no object at all, and the caller's other deletions stand.
+    Runs inside the caller's transaction (after its manifest deletions), in a savepoint: a manifest
+    the database cannot read as a manifest (not JSON, `files` not a list of entries with a sha256)
+    removes no object at all, and the caller's other deletions stand. The expensive part, reading
+    every manifest, runs without the objects lock, so snapshots go on meanwhile:
+    1. note which manifests exist, then find the objects none of them references (candidates);
+    2. take the objects lock exclusively: snapshots being written commit first, new ones wait;
+    3. drop from the candidates what the manifests committed since step 1 reference, delete the rest.
+    The order in step 1 matters: a manifest committed between its two reads is not in the noted
+    set, so step 3 checks it again.
     """
     try:
         with conn.transaction():
-            bad = conn.execute(_UNREADABLE_MANIFESTS).fetchall()
+            seen = conn.execute("SELECT session_id, id FROM bridge_snapshot_manifests").fetchall()
+            noted = ([str(r[0]) for r in seen], [str(r[1]) for r in seen])
+            bad = conn.execute(_UNREADABLE.encode()).fetchall()
             if bad:
                 return 0, 0, _unreadable(bad)
-            orphans = conn.execute(_ORPHANS).fetchall()
-            if orphans:
-                shas = [str(o[0]) for o in orphans]
-                conn.execute("DELETE FROM bridge_snapshot_objects WHERE sha256 = ANY(%s::text[])", (shas,))
+            candidates = {str(sha): int(size) for sha, size in conn.execute(_ORPHANS.encode()).fetchall()}
+            if not candidates:
+                return 0, 0, ""
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (OBJECTS_LOCK_KEY,))
+            bad = conn.execute(_UNREADABLE_NEW.encode(), noted).fetchall()
+            if bad:
+                return 0, 0, _unreadable(bad)
+            for (sha,) in conn.execute(_REFERENCED_BY_NEW.encode(), (*noted, sorted(candidates))).fetchall():
+                candidates.pop(str(sha), None)
+            doomed = sorted(candidates)
+            if doomed:
+                conn.execute("DELETE FROM bridge_snapshot_objects WHERE sha256 = ANY(%s::text[])", (doomed,))
     except (psycopg.errors.DataError, psycopg.errors.InvalidParameterValue) as exc:
         return 0, 0, _unreadable([], detail=str(exc).splitlines()[0])
-    return len(orphans), sum(int(o[1]) for o in orphans), ""
+    return len(candidates), sum(candidates.values()), ""
 
 
 def _unreadable(rows: Sequence[tuple[object, ...]], detail: str = "") -> str:
@@ -192,12 +208,17 @@ def _unreadable(rows: Sequence[tuple[object, ...]], detail: str = "") -> str:
 
 
 _MANIFEST_JSON: Final = "convert_from(m.manifest, 'UTF8')::jsonb"
-_UNREADABLE_MANIFESTS: Final = f"""
-SELECT m.session_id, m.id FROM bridge_snapshot_manifests m
-WHERE jsonb_typeof({_MANIFEST_JSON} -> 'files') IS DISTINCT FROM 'array'
-   OR jsonb_path_exists({_MANIFEST_JSON}, '$.files[*] ? (!exists(@.sha256) || @.sha256.type() != "string")')
-ORDER BY 1, 2
-""".encode()
+_BAD_MANIFEST: Final = f"""(
+    jsonb_typeof({_MANIFEST_JSON} -> 'files') IS DISTINCT FROM 'array'
+    OR jsonb_path_exists({_MANIFEST_JSON}, '$.files[*] ? (!exists(@.sha256) || @.sha256.type() != "string")'))"""
+#: The manifests that are not among the noted ones (parameters: their session ids, their ids).
+_NEW: Final = """WITH m AS MATERIALIZED (
+    SELECT m.session_id, m.id, m.manifest FROM bridge_snapshot_manifests m
+    LEFT JOIN unnest(%s::text[], %s::text[]) AS s(sid, id) ON s.sid = m.session_id AND s.id = m.id
+    WHERE s.sid IS NULL
+)"""
+_UNREADABLE: Final = f"SELECT m.session_id, m.id FROM bridge_snapshot_manifests m WHERE {_BAD_MANIFEST} ORDER BY 1, 2"
+_UNREADABLE_NEW: Final = f"{_NEW} SELECT m.session_id, m.id FROM m WHERE {_BAD_MANIFEST} ORDER BY 1, 2"
 _ORPHANS: Final = f"""
 WITH refs AS MATERIALIZED (
     SELECT DISTINCT f ->> 'sha256' AS sha
@@ -205,8 +226,11 @@ WITH refs AS MATERIALIZED (
 )
 SELECT o.sha256, octet_length(o.data) FROM bridge_snapshot_objects o
 WHERE NOT EXISTS (SELECT 1 FROM refs WHERE refs.sha = o.sha256)
-ORDER BY 1
-""".encode()
+"""
+_REFERENCED_BY_NEW: Final = f"""{_NEW}
+SELECT DISTINCT f ->> 'sha256' FROM m, jsonb_array_elements({_MANIFEST_JSON} -> 'files') AS f
+WHERE f ->> 'sha256' = ANY(%s::text[])
+"""
 
 
 def _snapshot_rows(conn: psycopg.Connection[TupleRow]) -> list[SnapshotRow]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -21,6 +22,7 @@ from bridge.cluster.retention import (
     RETENTION_LOCK_KEY,
     RetentionLoop,
     RetentionPolicy,
+    RetentionReport,
     SnapshotRow,
     TrashRow,
     created_at_of,
@@ -31,7 +33,7 @@ from bridge.cluster.snapshots import OBJECTS_LOCK_KEY, PgSnapshots
 from bridge.errors import ErrorCode, SnapshotError
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots import KeepPolicy
-from bridge.store.snapshots.manifests import SnapshotManifest
+from bridge.store.snapshots.manifests import SnapshotManifest, build_manifest
 from bridge.store.snapshots.objects import sha256_hex
 from bridge.store.snapshots.prune import plan_keep
 
@@ -183,6 +185,36 @@ def test_one_node_at_a_time_and_never_while_a_snapshot_is_being_written(
         pruner.execute("SELECT pg_advisory_unlock(%s)", (OBJECTS_LOCK_KEY,))
     writer_thread.join(30)
     assert created.is_set() and len(PgSnapshots(pool).newest_first("t1")) == 3
+
+
+def test_an_object_a_snapshot_reuses_while_the_pass_reads_the_manifests_is_kept(
+    pool: ConnectionPool, fresh_creds: str
+) -> None:
+    """A snapshot written during the pass (its transaction open while the pass looks for unreferenced
+    objects) reuses k0, which only the snapshots the pass removes referenced: k0 stays."""
+    _four_snapshots(pool, fresh_creds.encode())
+    result: list[RetentionReport] = []
+
+    def apply() -> None:
+        result.append(prune(pool, LAST_TWO))
+
+    with pool.connection() as writer:  # what PgSnapshots.create does, held open at its last step
+        writer.execute("SELECT pg_advisory_lock_shared(%s)", (OBJECTS_LOCK_KEY,))
+        with writer.transaction():
+            writer.execute("INSERT INTO bridge_snapshot_objects (sha256, data) VALUES (%s, %s) "
+                           "ON CONFLICT (sha256) DO NOTHING", (sha256_hex(K[0]), K[0]))
+            manifest = build_manifest("t7", "20261203T000000000000Z-000000", 0.0, "manual",
+                                      {"pre-key-0.json": K[0]}, [sha256_hex(K[0])], "cluster:t7")
+            writer.execute("INSERT INTO bridge_snapshot_manifests (session_id, id, reason, registered, manifest) "
+                           "VALUES ('t7', %s, 'manual', false, %s)", (manifest.id, msgspec.json.encode(manifest)))
+            runner = threading.Thread(target=apply)
+            runner.start()
+            time.sleep(1.0)  # the pass reads the manifests meanwhile, then waits for the objects lock
+        writer.execute("SELECT pg_advisory_unlock_shared(%s)", (OBJECTS_LOCK_KEY,))
+    runner.join(30)
+    assert result and len(result[0].snapshots_removed) == 2
+    assert sha256_hex(K[0]) in _objects(pool) and sha256_hex(K[1]) not in _objects(pool)
+    assert PgSnapshots(pool).verify().ok
 
 
 def test_an_unreadable_manifest_keeps_every_object(pool: ConnectionPool, fresh_creds: str) -> None:
