@@ -48,7 +48,7 @@ from bridge.store.snapshots.objects import sha256_hex
 #: Default bound on how long a read or write waits for a restarting database (s).
 WRITE_WAIT: Final = 30.0
 
-_COMMIT: Final = b"""
+_FENCED_WRITES: Final = b"""
 WITH fence AS (
     SELECT epoch FROM bridge_leases
     WHERE session_id = %(sid)s AND node_id = %(node)s AND epoch = %(epoch)s
@@ -69,16 +69,16 @@ WITH fence AS (
     INSERT INTO bridge_auth_trash (session_id, name, data, epoch)
     SELECT %(sid)s, name, data, %(epoch)s FROM trashed
     RETURNING 1
-)
+)"""
+_RESULT: Final = b"""
 SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM written), (SELECT count(*) FROM kept)
 """
+_COMMIT: Final = _FENCED_WRITES + _RESULT
 
-#: `_COMMIT` for a batch that writes creds.json: the same fence and writes, plus the creds history.
+#: What a batch that writes creds.json adds to `_COMMIT`: the creds history, under the same fence.
 #: `old` is the creds being replaced (read before this statement's own writes); the two history rows
 #: get consecutive `seq`s from one `nextval` (old first), and the trim keeps `keep` texts in all.
-_COMMIT_CREDS: Final = _COMMIT.replace(
-    b"\nSELECT (SELECT count(*) FROM fence)",
-    b"""
+_CREDS_HISTORY: Final = b"""
 , old AS (
     SELECT f.data, encode(sha256(f.data), 'hex') AS sha FROM bridge_auth_files f
     WHERE f.session_id = %(sid)s AND f.name = 'creds.json' AND EXISTS (SELECT 1 FROM fence)
@@ -108,9 +108,8 @@ _COMMIT_CREDS: Final = _COMMIT.replace(
         OFFSET greatest(%(keep)s - 1 - (SELECT n FROM old_unkept), 0)
     )
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM fence)""",
-)
+)"""
+_COMMIT_CREDS: Final = _FENCED_WRITES + _CREDS_HISTORY + _RESULT
 
 
 class PgAuthBackend:

@@ -20,7 +20,8 @@ snapshot being created) and checks again what was committed meanwhile, so a snap
 an object is either committed and seen, or waits until the pass is over and stores the object again.
 Objects are collected only in a pass that removed a snapshot (only that makes objects unreferenced).
 
-Every node runs `RetentionLoop` (every `RETENTION_INTERVAL` s); whichever gets the lock does the pass.
+Every node runs `RetentionLoop` (`FIRST_PASS_AFTER` s after it starts, then every `RETENTION_INTERVAL`
+s); whichever gets the lock does the pass.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: How often every node tries a retention pass (s); only the one holding the lock does it.
 RETENTION_INTERVAL: Final = 3600.0
+#: When a node tries its first pass after it started (s): soon, so nodes restarted more often than
+#: every `RETENTION_INTERVAL` (frequent deploys) still apply retention.
+FIRST_PASS_AFTER: Final = 300.0
 #: Names the advisory lock that lets one node at a time apply retention (ASCII "bridgert").
 RETENTION_LOCK_KEY: Final = 0x6272696467657274
 
@@ -250,12 +254,20 @@ def _old_trash(conn: psycopg.Connection[TupleRow], max_age_days: float) -> list[
 
 
 class RetentionLoop:
-    """Every `interval` s, try a retention pass on this node (it runs where the lock is free)."""
+    """`first_after` s after `start`, then every `interval` s, try a retention pass on this node (it
+    runs where the lock is free)."""
 
-    def __init__(self, pool: ConnectionPool, policy: RetentionPolicy, interval: float = RETENTION_INTERVAL) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        policy: RetentionPolicy,
+        interval: float = RETENTION_INTERVAL,
+        first_after: float = FIRST_PASS_AFTER,
+    ) -> None:
         self.pool = pool
         self.policy = policy
         self.interval = interval
+        self.first_after = min(first_after, interval)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -269,9 +281,10 @@ class RetentionLoop:
             self._task = None
 
     async def _loop(self) -> None:
+        await asyncio.sleep(self.first_after)
         while True:
-            await asyncio.sleep(self.interval)
             try:
                 await asyncio.to_thread(prune, self.pool, self.policy)
             except Exception as exc:
                 log.warning("cluster retention failed (%s); next try in %.0f s", exc, self.interval)
+            await asyncio.sleep(self.interval)

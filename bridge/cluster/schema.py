@@ -89,6 +89,9 @@ CORE: Final[Sequence[Migration]] = (
     );
     CREATE INDEX bridge_creds_history_order ON bridge_creds_history (session_id, seq);
     """,
+    """
+    CREATE INDEX bridge_auth_trash_age ON bridge_auth_trash (trashed_at);
+    """,
 )
 
 _CREATE_VERSIONS = """
