@@ -218,6 +218,8 @@ def _restore_creds(args: argparse.Namespace, pool: ConnectionPool) -> tuple[int,
         (
             "there were no creds before"
             if replaced is None
+            else "they were the current creds already: nothing changed"
+            if replaced == restored.sha256
             else f"the creds it replaced ({replaced[:SHORT_SHA]}) stay in the creds history"
         ),
         "start the session again to use them",

@@ -143,6 +143,8 @@ def test_creds_history_lists_without_the_creds_and_restore_creds_puts_an_entry_b
     with pool.connection() as conn:
         lease = next(x for x in list_leases(conn) if x.session_id == "t1")
     assert not lease.live, "restore-creds released the tenant"
+    code, out, err = cli(fresh_dsn, "cluster", "restore-creds", "t1", wanted, as_json=False)
+    assert code == ExitCode.OK and "current creds already" in out, err
 
 
 def test_restore_creds_refuses_what_names_no_single_valid_entry_and_writes_nothing(
