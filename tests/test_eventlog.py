@@ -10,7 +10,7 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -220,3 +220,23 @@ async def test_close_writes_the_writes_still_queued(tmp_path: Path) -> None:
     await log.close()
     assert marking.done() and marking.exception() is None
     assert rows(log.path, "SELECT state FROM outbox") == [("delivered",)]
+
+
+async def test_a_held_write_with_a_bad_row_is_skipped_and_the_rest_of_its_burst_is_written(
+    opened: tuple[EventBus, EventLog],
+) -> None:
+    bus, log = opened
+    assert await log.write(lambda conn: conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"))
+
+    def note(n: int) -> Callable[[sqlite3.Connection], object]:
+        return lambda conn: conn.execute("INSERT INTO notes (id, text) VALUES (?, ?)", (n, f"note {n}"))
+
+    log.hold(note(1))
+    log.hold(note(1))  # the same key again: a bad row, skipped on its own
+    log.hold(note(2))
+    bus.publish("s", "message", {"n": 1})
+    assert await log.held_written()
+    assert await log.flush()
+    assert rows(log.path, "SELECT id, text FROM notes ORDER BY id") == [(1, "note 1"), (2, "note 2")]
+    assert rows(log.path, "SELECT data FROM events") == [('{"n":1}',)]
+    assert log.held_writes == 0

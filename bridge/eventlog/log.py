@@ -239,6 +239,8 @@ class EventLog:
 
     async def _wait_until(self, done: Callable[[], bool], within: float) -> bool:
         """Wake the writer and wait for its progress until `done()`; False after `within` s."""
+        if done():  # a send's rows are usually committed by the time it asks (no timer, no wake-up)
+            return True
         try:
             async with asyncio.timeout(within):
                 while not done():
@@ -476,8 +478,11 @@ class EventLog:
             self._synced = sync
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op in held:
-                _run_held(conn, op)
+            if held and not _run_held_at_once(conn, held):
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                for op in held:
+                    _run_held(conn, op)
             if events:
                 conn.executemany(
                     "INSERT OR IGNORE INTO events (seq, ts, session, kind, data) VALUES (?, ?, ?, ?, ?)",
@@ -577,13 +582,33 @@ class EventLog:
             return None
 
 
+_BAD_ROW = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError, TypeError, KeyError)
+"""What a held write raises for its own bad row (skipped), as opposed to a disk fault (fails the burst)."""
+
+
+def _run_held_at_once(conn: sqlite3.Connection, held: Sequence[WriteOp]) -> bool:
+    """Every held write, first thing in the transaction; False (the transaction to be rolled back and
+    the writes run one by one with `_run_held`) when one of them hits a bad row.
+
+    Why not a savepoint around each: a send's writes (its row, its statuses) are three or four held
+    writes per burst, and every SQL statement hands the GIL to the event loop and back; a bad row is
+    rare enough to pay for running the burst's held writes twice.
+    """
+    try:
+        for op in held:
+            op(conn)
+    except _BAD_ROW as exc:
+        log.warning("a held write failed (%s); writing this burst's held writes one by one", exc)
+        return False
+    return True
+
+
 def _run_held(conn: sqlite3.Connection, op: WriteOp) -> None:
     """One held write inside a savepoint: a bad row is skipped (logged), a disk fault fails the burst."""
     conn.execute("SAVEPOINT held")
     try:
         op(conn)
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError, TypeError,
-            KeyError) as exc:
+    except _BAD_ROW as exc:
         conn.execute("ROLLBACK TO held")
         log.error("a held write was skipped: %s", exc)
     conn.execute("RELEASE held")

@@ -125,7 +125,7 @@ class MessageStore:
             return entry, False
         if new and eventlog is not None:
             eventlog.hold(functools.partial(_insert, message=message, data=_encode(message).decode(),
-                                            raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
+                                            raw=_encode(raw).decode(), now=time.time()))
         return entry, new
 
     def revise(self, entry: Entry, message: Message) -> None:
