@@ -93,9 +93,13 @@ class SessionManager:
             settings, bus, snapshots, self.registry, self.runtimes, self.desk,
             identities if identities is not None else IdentityBook(settings.bridge_dir), auth_backends,
         )
-        self.messages = MessageDesk(bus, ManagerPort(self.get, settings, self.runtimes))
+        self.messages = MessageDesk(bus, ManagerPort(self._messaging_info, settings, self.runtimes))
         self.media = MediaDesk(settings, self.messages)
         self._sessions: dict[str, Session] = {}
+        self._leaving: dict[str, Session] = {}
+        """Sessions being evicted: no longer hosted for the API, still running until their runtime
+        is closed, so a message their runtime forwards meanwhile is stored (and only then
+        acknowledged) instead of failing with `SessionNotFound`."""
         self.fault: StoreError | None = self.registry.unavailable
         """A storage fault that keeps the bridge from starting its sessions (set by the service
         while its auth root refuses writes; /healthz and /readyz show it)."""
@@ -151,10 +155,15 @@ class SessionManager:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
+        self._leaving[session_id] = session
         try:
             await session.dispatch(st.Shutdown())
         finally:
-            await session.close()
+            try:
+                await session.close()
+            finally:
+                if self._leaving.get(session_id) is session:
+                    del self._leaving[session_id]
 
     # ----- construction --------------------------------------------------------------------
     def _adopt_external(self) -> None:
@@ -284,6 +293,11 @@ class SessionManager:
     # ----- queries --------------------------------------------------------------------------
     def get(self, session_id: str) -> SessionInfo:
         return self._session(session_id).info()
+
+    def _messaging_info(self, session_id: str) -> SessionInfo:
+        """`get` for the message desk, which also sees a session still closing after its eviction."""
+        leaving = self._leaving.get(session_id)
+        return leaving.info() if leaving is not None and session_id not in self._sessions else self.get(session_id)
 
     def list(self, *, include_archived: bool = False) -> list[SessionInfo]:
         """Every session; in cluster mode those of other nodes too (as their records say)."""

@@ -11,15 +11,18 @@ Here one job per group:
 2. splits the group's journals into up to SYNC_LANES lanes (the worker and helper threads; every
    journal's batches in one lane, in order), and each lane, for each of its batches,
    `AuthStore.acknowledge_keys` (the first wait on a journal fdatasyncs it: concurrent fdatasyncs
-   of different files overlap in the disk) and then `Journal.materialise` (the legacy files:
-   inline, before the answer, as `AuthStore.set_keys` does; creating a new key file's inode is
-   kernel CPU that two cores can share);
+   of different files overlap in the disk) and then `Journal.materialise(later=True)`: the legacy
+   files are written by the journal's worker after the answer (`Materialise.BACKGROUND`: bounded
+   lag, creds.json inline), because they were the largest cost left in each send's critical
+   section (docs/performance.md);
 
-then wakes the event loop once for the whole group. A batch is answered only after its own record
-is durable and its files are written, exactly as a lone `set_keys`: the guarantees do not change,
-only the threads. One group runs at a time per event loop; batches that arrive meanwhile (or that
-the tasks the last group woke submit at once) form the next group. A failure of one batch fails
-only that batch's caller.
+then wakes the event loop once for the whole group. A batch is answered once its own record is
+durable and its values are served by the journal (its overlay until its files exist); a crash
+before the files are written is replayed from the journal at the next open, and everything that
+reads the folder alone (stop, snapshot, restore, export) checkpoints first. Only the threads and
+the moment the files appear differ from a lone `set_keys`. One group runs at a time per event
+loop; batches that arrive meanwhile (or that the tasks the last group woke submit at once) form
+the next group. A failure of one batch fails only that batch's caller.
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ def run_group(batches: list[tuple[AuthStore, Batch]]) -> list[BaseException | No
             if errors[index] is not None:
                 continue
             try:
-                one.journal.materialise(one)
+                one.journal.materialise(one, later=True)
             except Exception:  # pragma: no cover - materialise keeps its own errors; the batch is durable
                 log.exception("journal %s: writing the files of record %d failed", one.journal.folder, one.seq)
 

@@ -64,7 +64,7 @@ from bridge.store.journal_log import (
     take_lock,
 )
 from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
-from bridge.store.layout import BridgeDirs, is_bridge_private, validate_session_id
+from bridge.store.layout import CREDS_FILE, BridgeDirs, is_bridge_private, validate_session_id
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,23 @@ CHECKPOINT_BYTES: Final = 1024 * 1024
 #: Pause before retrying a materialisation that failed (disk full, EIO).
 RETRY_SECONDS: Final = 1.0
 APPLY_WORKERS: Final = 4
+#: Acknowledged records of one journal that may wait for their files (BACKGROUND): beyond it the
+#: committer writes them itself, so a disk slower than the commits cannot grow memory or the lag.
+MAX_LAG: Final = 64
 
 
 class Materialise(enum.Enum):
     """When the legacy files of an acknowledged batch are written.
 
     INLINE: by the committing thread right after the fdatasync, before `commit` returns (the
-    folder is current whenever no commit is running: a drop-in for code that reads files).
-    BACKGROUND: by a worker after `commit` returned (lowest acknowledgement latency; readers of
-    the raw files lag by the worker's queue). DEFERRED: only at `flush`/`checkpoint` (tests).
+    folder is current whenever no commit is running: what `commit` does by default, for the CLI
+    and other synchronous callers). BACKGROUND: by a worker after the batch was acknowledged, so
+    the file writes (temp + rename, the larger cost: docs/performance.md) leave the
+    acknowledgement's critical path; readers of the journal see every acknowledged batch
+    at once (the overlay), readers of the raw files a moment later, and every path that needs the
+    folder alone checkpoints first. Two exceptions keep it bounded and keep creds.json current:
+    a batch that writes creds.json, and any batch committed while `MAX_LAG` records already wait
+    for their files, are written inline. DEFERRED: only at `flush`/`checkpoint` (tests).
     """
 
     INLINE = "inline"
@@ -289,15 +297,24 @@ class Journal:
             self._pending[seq] = record
             self._state.notify_all()
 
-    def materialise(self, staged: Staged) -> None:
-        """Step 3: write the legacy files as `Materialise` says; never undoes the acknowledgement."""
+    def materialise(self, staged: Staged, *, later: bool = False) -> None:
+        """Step 3: write the legacy files as `Materialise` says; never undoes the acknowledgement.
+
+        `later=True` (the group commit of running sessions) asks for BACKGROUND where the journal
+        would write inline.
+        """
+        mode = self._materialise
+        if later and mode is Materialise.INLINE:
+            mode = Materialise.BACKGROUND
         with self._state:
-            start = self._materialise is Materialise.BACKGROUND and not self._draining
+            if mode is Materialise.BACKGROUND and (CREDS_FILE in staged.record.writes or len(self._pending) > MAX_LAG):
+                mode = Materialise.INLINE
+            start = mode is Materialise.BACKGROUND and not self._draining
             if start:
                 self._draining = True
         if start:
             _get_pool().submit(self._drain_in_background)
-        elif self._materialise is Materialise.INLINE:
+        elif mode is Materialise.INLINE:
             self._apply_inline(staged.seq)
         STORE_WRITE_SECONDS.observe(time.perf_counter() - staged.started)
 

@@ -31,6 +31,7 @@ async def test_keys_written_over_ipc_are_byte_identical_to_legacy_files(
     legacy = tmp_path / "legacy"
     writer = await asyncio.create_subprocess_exec(settings.node, str(CHILDREN / "legacy_writer.mjs"), str(legacy))
     assert await asyncio.wait_for(writer.wait(), 120) == 0
+    h.stores["alice"].checkpoint()  # the folder alone, as a legacy process would read it
     ours = _files(settings.auth_root / "alice")
     theirs = _files(legacy)
     assert ours.pop("creds.json") == result["creds_text"].encode()

@@ -49,9 +49,14 @@ async def test_a_write_resolves_only_after_python_made_it_durable_and_is_then_se
 ) -> None:
     h = await _child(settings, make_harness)
     await h.proc.call("alice", "get", {"type": "session", "ids": ["a"]})
+    store = h.stores["alice"]
     await h.proc.call("alice", "set", {"data": {"session": {"a": SESSION_A}}})
+    assert store.get_keys("session", ["a"]) == {"a": SESSION_A}, "durable in Python's store once the write resolved"
+    store.checkpoint()
     assert (settings.auth_root / "alice" / "session-a.json").read_text() == SESSION_A
     await h.proc.call("alice", "set", {"data": {"session": {"a": None}}})
+    assert store.get_keys("session", ["a"]) == {"a": None}
+    store.checkpoint()
     assert not (settings.auth_root / "alice" / "session-a.json").exists()
     h.ops.clear()
     assert await h.proc.call("alice", "get", {"type": "session", "ids": ["a"]}) == {"a": None}
