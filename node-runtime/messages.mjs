@@ -118,7 +118,8 @@ export function sendOptions (args) {
 
 // The ids of messages this session sent and already forwarded at their server ack (session.mjs
 // `sendOnce`), so Baileys' own `append` upsert of each, which follows, is not forwarded a second
-// time. Bounded: an id whose upsert never comes (the socket closed first) is dropped after MAX.
+// time (only what Baileys merged into it is, see `foldedInto`). Bounded: an id whose upsert never
+// comes (the socket closed first) is dropped after MAX.
 export class ForwardedIds {
   static MAX = 1000
 
@@ -133,14 +134,39 @@ export class ForwardedIds {
   take (id) { return this.ids.delete(id) }
 }
 
+// What Baileys folded into its own `append` upsert of sent message `m`, which is not forwarded
+// (the message went with its server ack), added to `merged`. Baileys' event buffer merges a
+// `messages.update` or `message-receipt.update` of a message whose upsert it still holds into that
+// message instead of emitting it (lib/Utils/event-buffer.js; the upsert is held until the next
+// flush: 100 ms, or the end of a receipt handled meanwhile). A contact's delivery receipt that
+// comes in that window (after a key commit slowed by a loaded machine, say) is nowhere else.
+// The status the message was built with (PENDING) is not news.
+function foldedInto (m, merged) {
+  if (m.status !== undefined && m.status !== null && m.status !== proto.WebMessageInfo.Status.PENDING) {
+    const error = m.messageStubParameters?.[0]
+    merged.updates.push({ key: m.key, status: m.status, ...(error ? { error: String(error) } : {}) })
+  }
+  for (const receipt of m.userReceipt ?? []) {
+    if (receipt?.userJid) merged.receipts.push({ key: m.key, receipt })
+  }
+}
+
 // Baileys events of one socket, forwarded as they are (its objects, proto JSON on the wire).
 // `isCurrent` is false once the session replaced or closed this socket.
 export function attachMessages (session, sock, isCurrent) {
   const emit = (name, data) => { if (isCurrent()) session.emit(name, data) }
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     if (type !== 'notify' && type !== 'append') return
-    const list = (messages ?? []).filter((m) => m?.key?.id && !(type === 'append' && session.forwarded.take(m.key.id)))
+    const list = []
+    const merged = { updates: [], receipts: [] }
+    for (const m of messages ?? []) {
+      if (!m?.key?.id) continue
+      if (type === 'append' && session.forwarded.take(m.key.id)) foldedInto(m, merged)
+      else list.push(m)
+    }
     if (list.length) emit('messages.upsert', { type, messages: list })
+    if (merged.updates.length) emit(STATUS_UPDATE_EVENT, { updates: merged.updates })
+    if (merged.receipts.length) emit('message-receipt.update', { receipts: merged.receipts })
   })
   sock.ev.on(STATUS_UPDATE_EVENT, (updates) => {
     const list = []

@@ -8,7 +8,10 @@ legacy files by temp + rename before `set_keys` returns (docs/storage.md, "Journ
 checkpoint (one syncfs) is outside the timed region.
 
 Prints keys/s for each side and the ratio bridge/legacy (targets: >= 1.0 for 100-key batches,
->= 0.5 for 10, >= 0.3 for single keys) and journal fdatasyncs per batch, then single keys written
+>= 0.5 for 10, >= 0.3 for single keys) and journal fdatasyncs per batch; the "session set"
+column is the same batches through `AsyncAuthStore`, the path a running session's `auth.set`
+takes (answered after the fdatasync, the files written by the journal's worker; timed until the
+last files are written). Then single keys written
 by 50 sessions at once (target >= 1.0: legacy's 50 auth states in one Node process against 50
 `AsyncAuthStore`s on one event loop, as a bridge's sessions write: their batches go through the
 group commit, `bridge.store.group_commit`; it also prints the per-run ratios, fdatasyncs per
@@ -41,6 +44,7 @@ from prometheus_client import REGISTRY  # noqa: E402
 
 from bridge.store import group_commit  # noqa: E402
 from bridge.store.auth_store import AsyncAuthStore, AuthStore  # noqa: E402
+from bridge.store.journal import JournalBackend  # noqa: E402
 
 LEGACY = ROOT / "tests" / "store" / "node" / "bench_legacy.mjs"
 #: (batch size, number of batches): about 300-1000 files per case.
@@ -91,6 +95,29 @@ def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     store.close()
     assert found == batch * batches
     return set_rate, batch * batches / get_seconds, fsyncs
+
+
+def session_run(folder: Path, batch: int, batches: int, value_bytes: int) -> float:
+    """keys/s of one session's `AsyncAuthStore`, the path a runtime's `auth.set` takes (group
+    commit; answered after the fdatasync, legacy files by the journal's worker), timed until the
+    last batch's files are written too, so the deferred file writes are counted."""
+    store = AuthStore(folder, session_id=folder.name, bridge_dir=folder.parent / ".bridge")
+    payloads: list[dict[str, str | None]] = [
+        {f"{b}.{j}": _buffer_json(value_bytes) for j in range(batch)} for b in range(batches)
+    ]
+
+    async def run() -> float:
+        astore = AsyncAuthStore(store)
+        start = time.perf_counter()
+        for values in payloads:
+            await astore.set_keys({"session": values})
+        if isinstance(store.backend, JournalBackend):
+            await asyncio.to_thread(store.backend.journal.flush)
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(run())
+    store.close()
+    return batch * batches / elapsed
 
 
 CONCURRENT_SESSIONS = 50
@@ -178,7 +205,8 @@ def main() -> int:
     try:
         for batch, batches in CASES:
             runs: dict[str, list[float]] = {
-                "legacy_set": [], "legacy_get": [], "bridge_set": [], "bridge_get": [], "fsyncs_per_batch": []
+                "legacy_set": [], "legacy_get": [], "bridge_set": [], "bridge_get": [], "fsyncs_per_batch": [],
+                "session_set": [],
             }
             for r in range(args.repeat):
                 ls, lg = legacy_run(base / f"legacy-{batch}-{r}", batch, batches, args.value_bytes)
@@ -188,6 +216,7 @@ def main() -> int:
                 runs["bridge_set"].append(bs)
                 runs["bridge_get"].append(bg)
                 runs["fsyncs_per_batch"].append(fs)
+                runs["session_set"].append(session_run(base / f"session-{batch}-{r}", batch, batches, args.value_bytes))
             med = {k: statistics.median(v) for k, v in runs.items()}
             results.append({"batch": batch, "batches": batches, **med})
         many = (CONCURRENT_SESSIONS, CONCURRENT_KEYS, args.value_bytes)
@@ -220,14 +249,15 @@ def main() -> int:
         return 0
     print(f"value {args.value_bytes} raw bytes, median of {args.repeat} runs, keys/s (batches/s = keys/s / batch)")
     head = f"{'legacy':>10} {'bridge':>10} {'ratio':>6}"
-    print(f"{'batch':>5} | set {head} | get {head} | fdatasyncs/batch")
+    print(f"{'batch':>5} | set {head} | get {head} | fdatasyncs/batch | session set {'keys/s':>8} {'ratio':>6}")
     for row in results:
         set_ratio = row["bridge_set"] / row["legacy_set"]
         get_ratio = row["bridge_get"] / row["legacy_get"]
         print(
             f"{row['batch']:>5} |     {row['legacy_set']:>10.0f} {row['bridge_set']:>10.0f} {set_ratio:>6.2f} "
             f"|     {row['legacy_get']:>10.0f} {row['bridge_get']:>10.0f} {get_ratio:>6.2f} "
-            f"| {row['fsyncs_per_batch']:.2f}"
+            f"| {row['fsyncs_per_batch']:>16.2f} |             {row['session_set']:>8.0f} "
+            f"{row['session_set'] / row['legacy_set']:>6.2f}"
         )
     print(
         f"single keys, {CONCURRENT_SESSIONS} sessions at once ({CONCURRENT_KEYS} each): legacy "

@@ -66,8 +66,9 @@ export class Messaging {
         const ok = await this.toPhone(sender, r.acc, node, enc)
         if (ok && r.acc !== sender.account && !delivered.has(r.acc)) {
           delivered.add(r.acc)
-          // a real phone's receipt comes a network round trip later; sent at once it lands in the
-          // same Baileys event buffer as the sender's own upsert and is merged into it
+          // a real phone's receipt comes a network round trip later; it may still reach Baileys
+          // while it holds the sender's own `append` upsert, which then absorbs it (the runtime
+          // takes it out again, node-runtime/messages.mjs `foldedInto`)
           const receipt = { tag: 'receipt', attrs: { from: userJid(r.acc, mode), id, t: now() } }
           setTimeout(() => conn.sendNode(receipt), this.sim.opts.receiptDelayMs).unref?.()
         }

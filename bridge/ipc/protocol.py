@@ -239,9 +239,10 @@ CATALOGUE: tuple[Entry, ...] = (
           "(`messages.upsert` append, then `messages.update` status 2), usually while the key commit still "
           "runs, so Python stores both meanwhile; `message` (the WAMessage) is in the answer only when it "
           "was not forwarded that way, and Baileys' own later `append` upsert of a forwarded message is not "
-          "forwarded again. The runtime builds and relays the message with Baileys' `generateWAMessage` and "
-          "`relayMessage`, the two steps of `sendMessage`. Errors: `no_server_ack` (timeout), `server_nack` "
-          "(the ack carried an error), `session_state`."),
+          "forwarded again (a status or group receipt Baileys merged into it is forwarded as `messages.update` "
+          "/ `message-receipt.update`). The runtime builds and relays the message with Baileys' "
+          "`generateWAMessage` and `relayMessage`, the two steps of `sendMessage`. Errors: `no_server_ack` "
+          "(timeout), `server_nack` (the ack carried an error), `session_state`."),
     Entry("cmd", "read", m.ReadArgs, "{}",
           "Send read receipts for received messages (Baileys `readMessages(keys)`; read-self when the account "
           "hides read receipts)."),

@@ -23,14 +23,13 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from threading import Lock
 from typing import Final
 
 from bridge.errors import ErrorCode, StoreError
 from bridge.metrics import STORE_ERRORS, STORE_FSYNCS, STORE_WRITE_SECONDS
+from bridge.store.pool import LazyPool
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +38,7 @@ TEMP_PREFIX: Final = ".bridge-tmp."
 PARALLEL_MIN_FILES: Final = 4
 POOL_WORKERS: Final = 32
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child inherits the pool object but none of its threads: start a fresh one."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="store-fsync")
-        return _pool
+_POOL = LazyPool(POOL_WORKERS, "store-fsync")
 
 
 #: `StoreError.code` of each storage fault: the operator's fix differs, the bridge's reaction not.
@@ -305,7 +285,7 @@ def atomic_write_many(folder: Path, files: Mapping[str, bytes], *, sync_dir: boo
                     first_error = (exc, folder / name)
                     break
         else:
-            futures = [(name, _get_pool().submit(write_temp, folder, data)) for name, data in items]
+            futures = [(name, _POOL.get().submit(write_temp, folder, data)) for name, data in items]
             for name, fut in futures:
                 try:
                     staged.append((fut.result(), folder / name))
@@ -363,7 +343,7 @@ def write_files(files: Mapping[Path, bytes], *, mode: int = 0o600, sync_dirs: bo
                     errors.append((exc, item[0]))
                     break
         else:
-            futures = [(path, _get_pool().submit(one, (path, data))) for path, data in items]
+            futures = [(path, _POOL.get().submit(one, (path, data))) for path, data in items]
             for path, fut in futures:
                 try:
                     fut.result()
@@ -384,7 +364,7 @@ def fsync_dirs(folders: Iterable[Path]) -> None:
             for folder in todo:
                 fsync_dir(folder)
         else:
-            list(_get_pool().map(fsync_dir, todo))
+            list(_POOL.get().map(fsync_dir, todo))
     except OSError as exc:
         raise explain_os_error(exc, Path(exc.filename) if exc.filename else todo[0], "syncing the folder") from exc
 

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import weakref
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from bridge.store.journal import Staged
+from bridge.store.pool import LazyPool
 
 if TYPE_CHECKING:
     from bridge.store.auth_store import AuthStore
@@ -56,6 +55,7 @@ Batch = Mapping[str, Mapping[str, str | None]]
 SYNC_LANES: Final = 8
 #: Fewer journals than this per lane are fdatasynced by the worker alone (a handoff costs more).
 MIN_JOURNALS_PER_LANE: Final = 4
+_POOL = LazyPool(SYNC_LANES - 1, "journal-sync")
 
 
 class GroupStats(msgspec.Struct):
@@ -163,7 +163,7 @@ def run_group(batches: list[tuple[AuthStore, Batch]]) -> list[BaseException | No
     for number, lane in enumerate(_lanes(staged)):
         try:
             if number:
-                helpers.append(_sync_pool().submit(finish, lane))
+                helpers.append(_POOL.get().submit(finish, lane))
                 continue
         except RuntimeError:  # the pool is shut down (interpreter exit): every staged batch still finishes
             pass
@@ -183,24 +183,3 @@ def _lanes(staged: list[tuple[int, Staged]]) -> list[list[tuple[int, Staged]]]:
     for number, items in enumerate(by_journal.values()):
         lanes[number % count].extend(items)
     return lanes
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=SYNC_LANES - 1, thread_name_prefix="journal-sync")
-        return _pool

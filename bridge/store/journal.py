@@ -43,7 +43,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +64,7 @@ from bridge.store.journal_log import (
 )
 from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
 from bridge.store.layout import CREDS_FILE, BridgeDirs, is_bridge_private, validate_session_id
+from bridge.store.pool import LazyPool
 
 log = logging.getLogger(__name__)
 
@@ -162,25 +162,7 @@ class ReplayReport(msgspec.Struct):
     torn_bytes: int = 0
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=APPLY_WORKERS, thread_name_prefix="journal-apply")
-        return _pool
+_POOL = LazyPool(APPLY_WORKERS, "journal-apply")
 
 
 class Journal:
@@ -313,7 +295,7 @@ class Journal:
             if start:
                 self._draining = True
         if start:
-            _get_pool().submit(self._drain_in_background)
+            _POOL.get().submit(self._drain_in_background)
         elif mode is Materialise.INLINE:
             self._apply_inline(staged.seq)
         STORE_WRITE_SECONDS.observe(time.perf_counter() - staged.started)

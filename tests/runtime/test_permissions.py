@@ -75,7 +75,9 @@ async def test_console_output_of_dependencies_never_reaches_the_ipc_channel(
     settings: Settings, make_harness: Callable[..., Harness]
 ) -> None:
     probe = CHILDREN / "console_probe.mjs"
-    h = make_harness(settings, "quiet", node_args=[f"--import={probe.as_uri()}"], extra_read=[CHILDREN])
+    slow = CHILDREN / "slow_start.mjs"  # the pings are written before the runtime reads stdin, as under load
+    h = make_harness(settings, "quiet", node_args=[f"--import={probe.as_uri()}", f"--import={slow.as_uri()}"],
+                     extra_read=[CHILDREN])
     await h.proc.start()
     await h.proc.call("console-probe", "ping")
     await h.proc.call("quiet", "ping")
