@@ -290,6 +290,7 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         ops0 = _by_label(metrics.IPC_REQUESTS, "op")
                         fst0 = _by_label(metrics.STORE_FSYNCS, "target")
                         writes0 = _histogram(metrics.STORE_WRITE_SECONDS)
+                        log0 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
                         ratios: list[float] = []
                         cpu["bridge"], cpu["plain"] = {}, {}
                         spent = [0.0, 0.0]
@@ -305,10 +306,13 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         writes1 = _histogram(metrics.STORE_WRITE_SECONDS)
                         batches = writes1[1] - writes0[1]
                         commit_ms = 1000 * (writes1[0] - writes0[0]) / batches if batches else 0.0
+                        log1 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
                         detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
                                       f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
                                       f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
-                                      "(journal append + fdatasync + legacy files, in a worker thread)")
+                                      "(journal append + fdatasync + legacy files, in a worker thread); "
+                                      f"event log: {(log1[1] - log0[1]) / sent:.2f} commits/msg "
+                                      "(its row, events and statuses; one fsync each)")
                         b, pl = ({k: 1000 * v / sent for k, v in cpu[side].items()} for side in ("bridge", "plain"))
                         detail.append(f"{name}: CPU ms/msg: bridge {b['bridge']:.2f} Python (with the HTTP client; "
                                       f"{b['bridge_sys']:.2f} of it in the kernel) + "

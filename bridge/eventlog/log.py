@@ -244,10 +244,11 @@ class EventLog:
             within,
         )
 
-    async def held_written(self, within: float = 5.0) -> bool:
-        """Wait until every write `hold` queued so far is committed; False if `within` s passed first
-        (the disk is failing: they stay held and are written when it recovers)."""
-        target = self._held_queued
+    async def held_written(self, within: float = 5.0, *, upto: int | None = None) -> bool:
+        """Wait until every write `hold` queued so far (or up to the one numbered `upto`) is committed;
+        False if `within` s passed first (the disk is failing: they stay held and are written when it
+        recovers)."""
+        target = self._held_queued if upto is None else upto
         return await self._wait_until(lambda: self._held_settled >= target, within)
 
     async def _wait_until(self, done: Callable[[], bool], within: float) -> bool:
@@ -320,8 +321,9 @@ class EventLog:
         self._idle.clear()
         self._wake.set()
 
-    def hold(self, op: WriteOp) -> None:
-        """Queue `op` for the next burst and keep it queued until a burst with it commits.
+    def hold(self, op: WriteOp) -> int:
+        """Queue `op` for the next burst and keep it queued until a burst with it commits; returns its
+        number, which `held_written(upto=...)` can wait for (held writes commit in this order).
 
         Never blocks, never raises: what `op` returns is ignored. It must be idempotent-safe
         SQL (an `op` that raises a constraint or programming error is logged and skipped, so one
@@ -342,6 +344,7 @@ class EventLog:
         self._held_queued += 1
         self._idle.clear()
         self._wake.set()
+        return self._held_queued
 
     async def write(self, op: Callable[[sqlite3.Connection], R], *, sync: bool = True) -> R:
         """Run `op` inside the next burst's transaction; raises EventLogUnavailable if it fails.
