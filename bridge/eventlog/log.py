@@ -432,7 +432,10 @@ class EventLog:
                         listener(events, rows)
                     except Exception:
                         log.exception("an event log commit listener failed")
-            self._idle.set()
+                if not (self._urgent or self._ops):
+                    break  # statuses that came during this commit may wait for company too (`_wake` is set)
+            if not (self._pending or self._ops or self._held):
+                self._idle.set()
 
     async def _linger(self) -> None:
         """Let a burst of status events alone wait up to `LINGER` for company: any other event (the
