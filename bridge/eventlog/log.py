@@ -7,9 +7,9 @@ any outbox updates waiting in `write()`), then tells the bus the events are comm
 of 100 events costs one fsync, and the event loop never waits for the disk. A burst made only of
 `message.status` and `presence` events (nobody waits for those to be durable) first waits up to
 `LINGER` (25 ms) for company: a sent message's delivery receipt arrives a few ms after the send's
-own burst, and alone it would cost a transaction and an fsync of its own (on a 2-core VM about a
-third of the bridge's CPU per sequential send went to the event log's two commits). Any other
-event, and anyone waiting (`flush`, `held_written`, `write`), ends the wait at once.
+own burst, and alone it would cost a transaction and an fsync of its own (sequential sends: 1.2
+transactions per message instead of 1.8, docs/performance.md). Any other event, and anyone waiting
+(`flush`, `held_written`, `write`), ends the wait at once; nothing is visible before it is durable.
 
 What may go wrong, and what happens then:
 - the disk is full, read-only or failing, or the file is corrupt: the transaction is rolled
