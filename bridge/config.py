@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     snapshot_min_interval: float = Field(
         300.0, description="On creds change, snapshot only if the last snapshot is older than this (s)"
     )
-    trash_max_age_days: float = Field(30.0, description="Age past which `prune-trash` may drop trashed keys")
+    trash_max_age_days: float = Field(
+        30.0, description="Age past which trashed keys may be dropped (`prune-trash`; cluster mode: retention, hourly)"
+    )
 
     # --- HTTP API ---
     host: str = Field("127.0.0.1", description="API bind address")

@@ -16,11 +16,17 @@ folders, one database) against the simulator, `--tenants` linked tenants spread 
 - failover: kill -9 of the node holding the most tenants, time until every one of its tenants is
   open on another node (lease TTL `--ttl`).
 
+Part 3 (`--part retention`): `--tenants` tenants with `--keys` keys each and `--snapshots` snapshots
+each (a tenth of the keys replaced between two snapshots, unregistered creds, so the keep-policy
+removes the oldest beyond 10): how long one retention pass takes (plan, delete, collect objects),
+and a pass with nothing to remove; plus the cost of a creds commit, which keeps the creds history
+in its statement, next to a one-key commit.
+
 Without `--dsn` a throwaway PostgreSQL is started in a temporary folder (tests/cluster/pg.py:
 initdb + pg_ctl as the `postgres` user when run as root) and removed afterwards.
 
-    python scripts/bench_cluster.py [--part auth|nodes|all] [--dsn postgresql://...] [--repeat 3]
-        [--value-bytes 600] [--tenants 50] [--ttl 5] [--requests 2000] [--json]
+    python scripts/bench_cluster.py [--part auth|nodes|retention|all] [--dsn postgresql://...] [--repeat 3]
+        [--value-bytes 600] [--tenants 50] [--ttl 5] [--requests 2000] [--keys 500] [--snapshots 12] [--json]
 """
 
 from __future__ import annotations
@@ -262,16 +268,94 @@ def print_nodes(result: dict[str, Any]) -> None:
           f"elsewhere after {result['failover_s']:.1f} s")
 
 
+def bench_retention(dsn: str, tenants: int, keys: int, snapshots: int, value_bytes: int) -> dict[str, Any]:
+    """Part 3 (see the module docstring)."""
+    from bridge.cluster.retention import RetentionPolicy, prune
+    from bridge.cluster.snapshots import PgSnapshots
+
+    name = f"bench_retention_{os.getpid()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    db_dsn = dsn.rsplit("/", 1)[0] + f"/{name}"
+    pool = open_pool(db_dsn, max_size=4)
+    try:
+        with pool.connection() as conn:
+            ensure_schema(conn)
+        creds = json.dumps({"registered": False, "pad": _value(2000)}).encode()
+        backends = []
+        for t in range(tenants):
+            sid = f"r{t:04d}"
+            with pool.connection() as conn:
+                add_tenant(conn, sid)
+                lease = claim_tenant(conn, sid, "bench", 3600.0)
+            assert lease is not None
+            backends.append(PgAuthBackend(pool, sid, node_id="bench", epoch=lease.epoch))
+        snaps = PgSnapshots(pool)
+        started = time.perf_counter()
+        churn = max(keys // 10, 1)
+        for backend in backends:
+            backend.commit({"creds.json": creds, **{f"pre-key-{k}.json": _value(value_bytes).encode()
+                                                    for k in range(keys)}}, [])
+            for n in range(snapshots):
+                if n:
+                    first = keys + (n - 1) * churn
+                    backend.commit({f"pre-key-{k}.json": _value(value_bytes).encode()
+                                    for k in range(first, first + churn)},
+                                   [f"pre-key-{k}.json" for k in range(first - keys, first - keys + churn)])
+                snaps.create(backend.session_id)
+        filled = time.perf_counter() - started
+        with pool.connection() as conn:
+            objects_before = int((conn.execute("SELECT count(*) FROM bridge_snapshot_objects").fetchone() or (0,))[0])
+        started = time.perf_counter()
+        report = prune(pool, RetentionPolicy())
+        pass_s = time.perf_counter() - started
+        started = time.perf_counter()
+        idle = prune(pool, RetentionPolicy())
+        idle_s = time.perf_counter() - started
+        backend = backends[0]
+        timings: dict[str, list[float]] = {"creds": [], "key": []}
+        for n in range(200):
+            for what, writes in (("creds", {"creds.json": creds.replace(b'"registered"', f'"c{n}"'.encode())}),
+                                 ("key", {"pre-key-0.json": _value(value_bytes).encode()})):
+                t0 = time.perf_counter()
+                backend.commit(writes, [])
+                timings[what].append(time.perf_counter() - t0)
+        return {
+            "tenants": tenants, "keys": keys, "snapshots": snapshots, "fill_s": filled,
+            "objects_before": objects_before, "pass_s": pass_s, "removed": len(report.snapshots_removed),
+            "objects_removed": report.objects_removed, "idle_pass_s": idle_s,
+            "idle_removed": len(idle.snapshots_removed),
+            "creds_commit_ms": statistics.median(timings["creds"]) * 1000,
+            "key_commit_ms": statistics.median(timings["key"]) * 1000,
+        }
+    finally:
+        pool.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def print_retention(r: dict[str, Any]) -> None:
+    print(f"retention: {r['tenants']} tenants x {r['snapshots']} snapshots x {r['keys']} keys "
+          f"({r['objects_before']} objects, filled in {r['fill_s']:.1f} s)")
+    print(f"  pass removing {r['removed']} snapshots and {r['objects_removed']} objects: {r['pass_s']:.2f} s")
+    print(f"  pass with nothing to remove ({r['idle_removed']} removed): {r['idle_pass_s']:.3f} s")
+    print(f"  creds commit (with its history) {r['creds_commit_ms']:.2f} ms vs one-key commit "
+          f"{r['key_commit_ms']:.2f} ms (medians of 200)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("auth", "nodes", "all"), default="all",
-                        help="auth: keys/s file vs PostgreSQL; nodes: forwarding and failover; all: both")
+    parser.add_argument("--part", choices=("auth", "nodes", "retention", "all"), default="all",
+                        help="auth: keys/s file vs PostgreSQL; nodes: forwarding and failover; retention: a "
+                        "retention pass and the creds history's cost; all: every part")
     parser.add_argument("--dsn", help="an existing PostgreSQL (default: start a throwaway one)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is printed")
     parser.add_argument("--value-bytes", type=int, default=600, help="random bytes per key value (base64 in JSON)")
     parser.add_argument("--tenants", type=int, default=50, help="linked tenants for part 2")
     parser.add_argument("--ttl", type=float, default=5.0, help="lease TTL of the nodes in part 2 (s)")
     parser.add_argument("--requests", type=int, default=2000, help="API requests per measurement in part 2")
+    parser.add_argument("--keys", type=int, default=500, help="keys per tenant for part 3")
+    parser.add_argument("--snapshots", type=int, default=12, help="snapshots per tenant for part 3")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     server = None
@@ -287,6 +371,8 @@ def main() -> int:
             results = bench(dsn, args.repeat, args.value_bytes)
         if args.part in ("nodes", "all"):
             results["nodes"] = asyncio.run(bench_nodes(dsn, args.tenants, args.ttl, args.requests))
+        if args.part in ("retention", "all"):
+            results["retention"] = bench_retention(dsn, args.tenants, args.keys, args.snapshots, args.value_bytes)
     finally:
         if server is not None:
             server.destroy()
@@ -297,6 +383,8 @@ def main() -> int:
         print_auth(results, args.repeat, args.value_bytes)
     if "nodes" in results:
         print_nodes(results["nodes"])
+    if "retention" in results:
+        print_retention(results["retention"])
     return 0
 
 

@@ -14,6 +14,14 @@ writes a folder byte-identical to what the bridge acknowledged. `AuthStore` keep
 If the fence is empty, nothing was written and `LeaseLostError` (code `lease_lost`) names the
 current owner: the caller must stop the tenant at once.
 
+A batch that writes `creds.json` also keeps the **creds history** (`bridge_creds_history`, the
+cluster's `.bridge/creds-history/`, see `bridge.store.creds_history`) in that same statement, so
+the history moves with the tenant and holds exactly what was committed: the creds being replaced
+(unless kept already) and the new ones (a text seen again moves to the front), the oldest beyond
+`history_keep` distinct texts dropped. Whoever writes creds (a node's `AuthStore`, `import`, a
+snapshot restore) leaves the previous creds restorable this way. `AuthStore` keeps no history of
+its own on the node (`keep_creds_history=False`).
+
 While the database is unreachable (a restart) a commit is retried for at most `write_wait`
 seconds, then `ClusterUnavailableError`. Retrying is safe: a batch holds full contents, and a
 trash that already happened finds nothing to move the second time.
@@ -33,12 +41,14 @@ from psycopg_pool import ConnectionPool
 
 from bridge.cluster.db import LeaseLostError, with_retry
 from bridge.errors import StoreError
+from bridge.store.creds_history import DEFAULT_KEEP
 from bridge.store.layout import CREDS_FILE, is_bridge_private, validate_session_id
+from bridge.store.snapshots.objects import sha256_hex
 
 #: Default bound on how long a read or write waits for a restarting database (s).
 WRITE_WAIT: Final = 30.0
 
-_COMMIT: Final = b"""
+_FENCED_WRITES: Final = b"""
 WITH fence AS (
     SELECT epoch FROM bridge_leases
     WHERE session_id = %(sid)s AND node_id = %(node)s AND epoch = %(epoch)s
@@ -59,9 +69,47 @@ WITH fence AS (
     INSERT INTO bridge_auth_trash (session_id, name, data, epoch)
     SELECT %(sid)s, name, data, %(epoch)s FROM trashed
     RETURNING 1
-)
+)"""
+_RESULT: Final = b"""
 SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM written), (SELECT count(*) FROM kept)
 """
+_COMMIT: Final = _FENCED_WRITES + _RESULT
+
+#: What a batch that writes creds.json adds to `_COMMIT`: the creds history, under the same fence.
+#: `old` is the creds being replaced (read before this statement's own writes); the two history rows
+#: get consecutive `seq`s from one `nextval` (old first), and the trim keeps `keep` texts in all.
+_CREDS_HISTORY: Final = b"""
+, old AS (
+    SELECT f.data, encode(sha256(f.data), 'hex') AS sha FROM bridge_auth_files f
+    WHERE f.session_id = %(sid)s AND f.name = 'creds.json' AND EXISTS (SELECT 1 FROM fence)
+      AND encode(sha256(f.data), 'hex') <> %(creds_sha)s
+), old_unkept AS (
+    SELECT count(*) AS n FROM old WHERE NOT EXISTS
+        (SELECT 1 FROM bridge_creds_history x WHERE x.session_id = %(sid)s AND x.sha256 = old.sha)
+), stamp AS MATERIALIZED (
+    SELECT nextval('bridge_creds_history_seq') * 2 AS n FROM fence
+), history_old AS (
+    INSERT INTO bridge_creds_history (session_id, sha256, seq, data, epoch, node_id)
+    SELECT %(sid)s, old.sha, stamp.n, old.data, %(epoch)s, %(node)s FROM old, stamp
+    ON CONFLICT (session_id, sha256) DO NOTHING
+    RETURNING 1
+), history_new AS (
+    INSERT INTO bridge_creds_history AS h (session_id, sha256, seq, data, epoch, node_id)
+    SELECT %(sid)s, %(creds_sha)s, stamp.n + 1, %(creds)s, %(epoch)s, %(node)s FROM stamp
+    ON CONFLICT (session_id, sha256) DO UPDATE
+        SET seq = excluded.seq, epoch = excluded.epoch, node_id = excluded.node_id, kept_at = now()
+    RETURNING 1
+), history_dropped AS (
+    DELETE FROM bridge_creds_history h
+    WHERE h.session_id = %(sid)s AND EXISTS (SELECT 1 FROM fence) AND h.sha256 IN (
+        SELECT e.sha256 FROM bridge_creds_history e
+        WHERE e.session_id = %(sid)s AND e.sha256 <> %(creds_sha)s
+        ORDER BY e.seq DESC
+        OFFSET greatest(%(keep)s - 1 - (SELECT n FROM old_unkept), 0)
+    )
+    RETURNING 1
+)"""
+_COMMIT_CREDS: Final = _FENCED_WRITES + _CREDS_HISTORY + _RESULT
 
 
 class PgAuthBackend:
@@ -72,13 +120,21 @@ class PgAuthBackend:
     """
 
     def __init__(
-        self, pool: ConnectionPool, session_id: str, *, node_id: str, epoch: int, write_wait: float = WRITE_WAIT
+        self,
+        pool: ConnectionPool,
+        session_id: str,
+        *,
+        node_id: str,
+        epoch: int,
+        write_wait: float = WRITE_WAIT,
+        history_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.pool = pool
         self.session_id = validate_session_id(session_id)
         self.node_id = node_id
         self.epoch = epoch
         self.write_wait = write_wait
+        self.history_keep = max(history_keep, 1)
         self._closed = False
 
     def _check_open(self) -> None:
@@ -133,8 +189,14 @@ class PgAuthBackend:
             "trash": trash,
         }
 
+        statement = _COMMIT
+        creds = writes.get(CREDS_FILE)
+        if creds is not None:
+            statement = _COMMIT_CREDS
+            params.update(creds=bytes(creds), creds_sha=sha256_hex(bytes(creds)), keep=self.history_keep)
+
         def step(conn: psycopg.Connection[TupleRow]) -> tuple[int, ...]:
-            row = conn.execute(_COMMIT, params).fetchone()
+            row = conn.execute(statement, params).fetchone()
             assert row is not None
             return tuple(int(v) for v in row)
 

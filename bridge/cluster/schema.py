@@ -1,7 +1,7 @@
 """The cluster database's tables, created and upgraded in numbered steps, safely from many nodes at once.
 
 Each part of cluster mode is a *component* with its own ordered list of migrations (`CORE`: leases,
-auth state, snapshots; clusternode's nodes and events bring their own lists). `bridge_schema`
+auth state, snapshots, the creds history; clusternode's nodes and events bring their own lists). `bridge_schema`
 remembers the version each component reached. `ensure_schema` runs inside one transaction holding
 a transaction-level advisory lock, so when three nodes start together exactly one creates the
 tables and the others wait, then see them and do nothing. Migrations only add; a database whose
@@ -74,6 +74,23 @@ CORE: Final[Sequence[Migration]] = (
         manifest   bytea NOT NULL,
         PRIMARY KEY (session_id, id)
     );
+    """,
+    """
+    CREATE SEQUENCE bridge_creds_history_seq;
+    CREATE TABLE bridge_creds_history (
+        session_id text NOT NULL,
+        sha256     text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+        seq        bigint NOT NULL,
+        data       bytea NOT NULL,
+        epoch      bigint NOT NULL,
+        node_id    text NOT NULL,
+        kept_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (session_id, sha256)
+    );
+    CREATE INDEX bridge_creds_history_order ON bridge_creds_history (session_id, seq);
+    """,
+    """
+    CREATE INDEX bridge_auth_trash_age ON bridge_auth_trash (trashed_at);
     """,
 )
 

@@ -7,6 +7,9 @@ upgrades the schema, and builds the `Coordinator`. `bridge.app.serve` then gives
 only what this node holds), the API `forward_middleware()`, starts the coordinator after the API
 listens, hands over at SIGTERM and `close()`s last.
 
+It runs the retention of the cluster's snapshots and trash (`RetentionLoop`, bridge/cluster/
+retention.py: every node tries, one at a time applies it) until `close()`.
+
 It also composes the node's event log (found with `EventLog.of(bus)`, opened before) with the
 cluster's shared log (`SharedEvents`, bridge/cluster/events.py): events, SSE and the webhook
 outbox are then the cluster's, on its own asynchronous pool.
@@ -30,6 +33,7 @@ from bridge.cluster.db import open_async_pool, open_pool, redact
 from bridge.cluster.events import SharedEvents
 from bridge.cluster.forward import make_forward_middleware
 from bridge.cluster.leases import Leases
+from bridge.cluster.retention import RetentionLoop, RetentionPolicy
 from bridge.cluster.session_snapshots import SessionSnapshots
 from bridge.config import Settings
 from bridge.eventlog.log import EventLog
@@ -63,6 +67,7 @@ class ClusterNode:
     async_pool: AsyncConnectionPool
     coordinator: Coordinator
     events: SharedEvents | None = None
+    retention: RetentionLoop | None = None
     _client: aiohttp.ClientSession | None = None
 
     def manager_options(self) -> dict[str, Any]:
@@ -95,6 +100,8 @@ class ClusterNode:
                                        timeout=self.settings.cluster_forward_timeout, client=self.client)
 
     async def close(self) -> None:
+        if self.retention is not None:
+            await self.retention.close()
         if self._client is not None:
             await self._client.close()
         if self.events is not None:
@@ -129,6 +136,8 @@ async def open_cluster_node(settings: Settings, bus: EventBus) -> ClusterNode:
     )
     log.info("cluster mode: node %s (%s) on %s, lease TTL %.1f s", node_id, url, redact(settings.cluster_dsn), ttl)
     node = ClusterNode(settings, node_id, url, pool, async_pool, coordinator)
+    node.retention = RetentionLoop(pool, RetentionPolicy(trash_max_age_days=settings.trash_max_age_days))
+    node.retention.start()
     event_log = EventLog.of(bus)
     if event_log is not None:
         node.events = await open_shared_events(settings, node_id, pool, event_log)

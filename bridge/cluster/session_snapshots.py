@@ -12,7 +12,10 @@ empty scratch, so here they go to the tenant's rows:
   when creds look missing, and a folder without creds.json is normal on a cluster node. While the
   database holds creds it returns None, so nothing is ever restored over live state;
 - `restore` writes through a fenced backend under this node's lease epoch (`lease_lost` when the
-  node does not hold the tenant).
+  node does not hold the tenant);
+- `newest_intact_creds` reads the tenant's creds history in the database (bridge/cluster/
+  creds_history.py), then its snapshots, like file mode reads `.bridge/creds-history/` first: the
+  same answer on every node, whichever node saved the creds.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from bridge.cluster.auth_backend import PgAuthBackend
+from bridge.cluster.creds_history import PgCredsHistory
 from bridge.cluster.db import LeaseLostError, with_retry
 from bridge.cluster.snapshots import PgSnapshots
+from bridge.errors import SnapshotError
+from bridge.store.creds_history import linked_creds_of
+from bridge.store.identity import Identity
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots.manifests import SnapshotManifest
 from bridge.store.snapshots.verify import VerifyReport
@@ -41,6 +48,7 @@ class SessionSnapshots:
         self.node_id = node_id
         self.epoch_of = epoch_of
         self.pg = PgSnapshots(pool)
+        self.history = PgCredsHistory(pool)
 
     def create(self, session_id: str, reason: str = "manual") -> SnapshotManifest:
         return self.pg.create(session_id, reason)
@@ -71,6 +79,24 @@ class SessionSnapshots:
                                  "node (or stop it and use the CLI)")
         backend = PgAuthBackend(self.pool, session_id, node_id=self.node_id, epoch=epoch)
         return self.pg.restore(backend, snapshot_id).restored
+
+    def newest_intact_creds(self, session_id: str, identity: Identity) -> tuple[str, str] | None:
+        """(creds text, where it came from) of the newest valid, registered creds of `identity`: the
+        creds history first (normally the creds last saved), then the snapshots newest first."""
+        found = self.history.newest_intact(session_id, identity)
+        if found is not None:
+            return found
+        for manifest in self.pg.newest_first(session_id):
+            entry = manifest.entry(CREDS_FILE)
+            if entry is None:
+                continue
+            try:
+                data = self.pg.read_object(entry.sha256)
+            except SnapshotError:
+                continue
+            if linked_creds_of(data, identity) is not None:
+                return data.decode("utf-8"), f"snapshot {manifest.id} ({manifest.reason}, {manifest.created_iso})"
+        return None
 
     def _holds_creds(self, session_id: str) -> bool:
         def step(conn: psycopg.Connection[TupleRow]) -> bool:

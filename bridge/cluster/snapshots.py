@@ -16,11 +16,15 @@ manifest file is, so both kinds read, verify and compare alike.
   (the tenant is stopped everywhere else; the CLI claims it like a node would).
 - `downgrade_hook` is what `AuthStore(before_creds_downgrade=...)` takes in cluster mode.
 
-Objects and manifests are never deleted here; pruning, when it comes, is a separate explicit act.
+Objects and manifests are never deleted here: retention (bridge/cluster/retention.py) does, one node
+at a time. `create` holds the objects lock shared around its transaction (taken before the
+transaction's snapshot, released after its commit), so the retention, which holds it exclusively,
+sees every manifest that may reuse an object before it decides which objects nothing references.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -46,6 +50,12 @@ log = logging.getLogger(__name__)
 _DECODER: Final = msgspec.json.Decoder(SnapshotManifest)
 
 
+#: Names the advisory lock between snapshot creation (shared, held around its transaction) and the
+#: retention's object collection (exclusive; bridge/cluster/retention.py): an object that a snapshot
+#: being written reuses is never collected under it (ASCII "bridgeob").
+OBJECTS_LOCK_KEY: Final = 0x627269646765_6F62
+
+
 def object_ref(sha: str) -> str:
     """How an object is named in reports and errors (the row an operator can look at)."""
     return f"bridge_snapshot_objects/{sha}"
@@ -65,12 +75,15 @@ class PgSnapshots:
         """
         session_id = validate_session_id(session_id)
         with self.pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock_shared(%s)", (OBJECTS_LOCK_KEY,))
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             try:
                 with conn.transaction():
                     manifest = self._create_in(conn, session_id, reason)
             finally:
                 conn.isolation_level = None
+                with contextlib.suppress(psycopg.OperationalError):  # a lost connection took its lock along
+                    conn.execute("SELECT pg_advisory_unlock_shared(%s)", (OBJECTS_LOCK_KEY,))
         log.info("cluster snapshot %s of %s (%s): %d files", manifest.id, session_id, reason, len(manifest.files))
         return manifest
 

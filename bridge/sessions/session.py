@@ -112,8 +112,8 @@ class SessionServices:
     desk: IncidentDesk
     identities: IdentityBook
     auth_backends: Callable[[str], AuthBackend] | None = None
-    """Where a session's auth bytes go (cluster mode: PostgreSQL with the lease's epoch); None:
-    the session's journal under the auth root."""
+    """Where a session's auth bytes go (cluster mode: PostgreSQL with the lease's epoch, which also
+    keeps the creds history); None: the session's journal under the auth root."""
 
 
 class Session:
@@ -484,6 +484,7 @@ class Session:
                 bridge_dir=self.settings.bridge_dir,
                 before_creds_downgrade=lambda reason: self.snapshots.create(self.id, reason),
                 backend=self._auth_backends(self.id) if self._auth_backends is not None else None,
+                keep_creds_history=self._auth_backends is None,
             )
             self._auth = SessionAuth(
                 AsyncAuthStore(store), session_id=self.id, folder=self.folder, snapshots=self.snapshots,

@@ -74,6 +74,7 @@ class AuthStore:
         before_creds_downgrade: DowngradeHook | None = None,
         creds_history_keep: int = DEFAULT_KEEP,
         backend: AuthBackend | None = None,
+        keep_creds_history: bool = True,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self.folder = Path(folder)
@@ -84,6 +85,9 @@ class AuthStore:
         self.snapshot_dir = dirs.session_snapshots(self.session_id)
         self.creds_path = self.folder / CREDS_FILE
         self.history = CredsHistory(self.bridge_dir, self.session_id, creds_history_keep)
+        self.keep_creds_history = keep_creds_history
+        """False: the backend keeps the creds history itself (cluster mode: in the database, in the
+        same transaction as each creds write), so nothing goes to `history` on this host's disk."""
         self._before_downgrade: DowngradeHook = before_creds_downgrade or self.backup_creds_copy
         self._lock = threading.RLock()
         with durable.store_errors(self.folder, "opening the session folder"):
@@ -176,6 +180,8 @@ class AuthStore:
         The history never fails a save: refusing creds Node already uses would split the state
         in Node's memory from the one on disk, which costs more than a missing history entry.
         """
+        if not self.keep_creds_history:
+            return None
         try:
             if names is None:
                 names = self.history.names()

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.cluster.cluster_nodes import ClusterNode, link, owners
@@ -79,6 +80,23 @@ async def _kill_a_node_and_measure(
     assert {sid: info["me"] for sid, info in after.items()} == {sid: before[sid]["me"] for sid in moved}
     assert len(await simulator.devices()) == devices_before, "a tenant linked a new device (a QR or code)"
     assert all(info["login"] == "pairing_code" for info in after.values())
+    _history_moved_with_the_tenants(dsn, moved, victim_name, cluster)
+
+
+def _history_moved_with_the_tenants(dsn: str, moved: list[str], victim: str, cluster: list[ClusterNode]) -> None:
+    """The creds the dead node saved are in the database's creds history (no node keeps one on disk),
+    and the newest entry of each moved tenant is the creds it holds now."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (h.session_id) h.session_id, h.data = f.data, "
+            "(SELECT count(*) FROM bridge_creds_history v WHERE v.session_id = h.session_id AND v.node_id = %s) "
+            "FROM bridge_creds_history h JOIN bridge_auth_files f ON f.session_id = h.session_id "
+            "AND f.name = 'creds.json' WHERE h.session_id = ANY(%s) ORDER BY h.session_id, h.seq DESC",
+            (victim, moved),
+        ).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(moved)
+    assert all(newest_is_current and by_victim > 0 for _sid, newest_is_current, by_victim in rows), rows
+    assert not [n.name for n in cluster if (n.workdir / "auth" / ".bridge" / "creds-history").exists()]
 
 
 async def test_kill_9_of_a_node_moves_its_tenants_open_with_their_identity_and_no_new_link(

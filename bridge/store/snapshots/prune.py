@@ -9,7 +9,9 @@ policy says.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -44,15 +46,36 @@ class PruneReport(msgspec.Struct):
     dry_run: bool = False
 
 
+class Keepable(Protocol):
+    """What the keep decision reads of a snapshot (a manifest, or a row of the cluster's table)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def registered(self) -> bool: ...
+
+
+K = TypeVar("K", bound=Keepable)
+
+
 def plan_prune(
     manifests: ManifestStore, session_id: str, policy: KeepPolicy, *, force: bool = False
 ) -> tuple[ManifestList, ManifestList, ManifestList]:
     """(keep, remove, protected) for a session under `policy`; decides, deletes nothing."""
+    return plan_keep(manifests.all(session_id), policy, force=force)
+
+
+def plan_keep(snaps: Sequence[K], policy: KeepPolicy, *, force: bool = False) -> tuple[list[K], list[K], list[K]]:
+    """(keep, remove, protected) of one session's snapshots, newest first, under `policy`: the rule
+    itself, shared by the file prune and the cluster's retention (bridge/cluster/retention.py)."""
     if not policy.keeps_anything():
         raise SnapshotError(
             "refusing a keep-policy that keeps nothing; keep at least --keep-last 1", code=ErrorCode.BAD_POLICY
         )
-    snaps = manifests.all(session_id)
     keep_ids: set[str] = {m.id for m in snaps[: policy.last]}
     for fmt, count in (("%Y-%m-%d", policy.daily), ("%G-W%V", policy.weekly)):
         buckets: set[str] = set()
