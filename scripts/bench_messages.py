@@ -10,9 +10,17 @@ and range of the per-round ratios (targets: >= 0.8 sequential, >= 0.9 with 10 in
 where the bridge's time goes: IPC round trips and store fsyncs per message by kind (from the
 bridge's own counters), for sends and for messages the contact sends to the session, and the CPU
 time per message of each process (this one, which also runs the HTTP client, the bridge's Node
-runtimes, plain Baileys, the simulator; psutil, 10 ms resolution).
+runtimes, plain Baileys, the simulator; psutil, 10 ms resolution; the kernel's share of this
+process's time apart: fsyncs, pipes, thread wake-ups).
+
+Finding where the CPU goes: `--cases 1` runs only the sequential case (`1,2,3,4`: sequential, 10
+in flight, all sessions, received), `--profile FILE` records this process's CPU (yappi, every
+thread) during the bridge's rounds only and writes pstats to FILE, `--uvloop` runs everything on
+uvloop's event loop (when installed; the bridge itself runs on asyncio's). For the Node runtime, set
+BRIDGE_NODE to a wrapper that adds `--cpu-prof` (docs/performance.md shows one).
 
     python scripts/bench_messages.py [--count 200] [--sessions 10] [--rounds 5] [--quick]
+        [--cases 1,2,3,4] [--profile FILE] [--uvloop]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -87,7 +96,8 @@ class CpuMeter:
 
     def sample(self) -> dict[str, float]:
         times = self.me.cpu_times()
-        used = {"bridge": times.user + times.system, "runtime": 0.0, "plain": 0.0, "simulator": 0.0}
+        used = {"bridge": times.user + times.system, "bridge_sys": times.system, "runtime": 0.0, "plain": 0.0,
+                "simulator": 0.0}
         for child in self.me.children(recursive=True):
             proc = self.seen.setdefault(child.pid, child)
             try:
@@ -213,6 +223,9 @@ async def main(args: argparse.Namespace) -> None:
 
 async def measure(args: argparse.Namespace, work: Path, count: int, sessions: int, rounds: int) -> None:
     """Every case against one simulator; prints the table (see module docstring)."""
+    profiler = importlib.import_module("yappi") if args.profile else None  # a dev tool, imported only when asked
+    if profiler is not None:
+        profiler.set_clock_type("cpu")
     async with start_simulator() as sim:
         contact = "15559990001"
         await sim.create_contact(contact)
@@ -246,9 +259,14 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                     cpu: dict[str, dict[str, float]] = {"bridge": {}, "plain": {}}
 
                     async def one_side(side: str, runs: list[Any]) -> float:
+                        profiling = profiler is not None and side == "bridge"
+                        if profiling:
+                            profiler.start()
                         used0, t0 = meter.sample(), time.perf_counter()
                         await asyncio.gather(*runs)
                         took = time.perf_counter() - t0
+                        if profiling:
+                            profiler.stop()
                         _spent(used0, meter.sample(), cpu[side])
                         return took
 
@@ -264,12 +282,15 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                     cases = (("1 session, sequential", one_session, 1, 1),
                              ("1 session, 10 in flight", one_session, 10, 1),
                              (f"{sessions} sessions, 10 in flight each", all_sessions, 10, sessions))
-                    for name, run_case, concurrency, width in cases:
+                    for case_no, (name, run_case, concurrency, width) in enumerate(cases, 1):
+                        if case_no not in args.cases:
+                            continue
                         ipc0 = _counter_total(metrics.IPC_REQUESTS)
                         fs0 = _counter_total(metrics.STORE_FSYNCS)
                         ops0 = _by_label(metrics.IPC_REQUESTS, "op")
                         fst0 = _by_label(metrics.STORE_FSYNCS, "target")
                         writes0 = _histogram(metrics.STORE_WRITE_SECONDS)
+                        log0 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
                         ratios: list[float] = []
                         cpu["bridge"], cpu["plain"] = {}, {}
                         spent = [0.0, 0.0]
@@ -285,22 +306,30 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         writes1 = _histogram(metrics.STORE_WRITE_SECONDS)
                         batches = writes1[1] - writes0[1]
                         commit_ms = 1000 * (writes1[0] - writes0[0]) / batches if batches else 0.0
+                        log1 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
                         detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
                                       f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
                                       f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
-                                      "(journal append + fdatasync + legacy files, in a worker thread)")
+                                      "(journal append + fdatasync + legacy files, in a worker thread); "
+                                      f"event log: {(log1[1] - log0[1]) / sent:.2f} commits/msg "
+                                      "(its row, events and statuses; one fsync each)")
                         b, pl = ({k: 1000 * v / sent for k, v in cpu[side].items()} for side in ("bridge", "plain"))
-                        detail.append(f"{name}: CPU ms/msg: bridge {b['bridge']:.2f} Python (with the HTTP client) + "
+                        detail.append(f"{name}: CPU ms/msg: bridge {b['bridge']:.2f} Python (with the HTTP client; "
+                                      f"{b['bridge_sys']:.2f} of it in the kernel) + "
                                       f"{b['runtime']:.2f} Node, simulator {b['simulator']:.2f}; plain Baileys "
                                       f"{pl['plain']:.2f} Node, simulator {pl['simulator']:.2f}")
                         rows.append((name, sent / spent[0], sent / spent[1], sorted(ratios),
                                      f"{1 + ipc:.1f} IPC round trips/msg (1 send + {ipc:.1f} auth requests), "
                                      f"{fsyncs:.1f} fsyncs/msg"))
-                    received = await receive_case(sim, bus, manager, bridge_ids[0], phones[0], contact, count)
-                    detail.append(f"received by 1 session: {received}")
+                    if 4 in args.cases:
+                        received = await receive_case(sim, bus, manager, bridge_ids[0], phones[0], contact, count)
+                        detail.append(f"received by 1 session: {received}")
         finally:
             await runner.cleanup()
             await manager.shutdown()
+    if profiler is not None:
+        profiler.get_func_stats().save(args.profile, type="pstat")
+        print(f"yappi CPU profile of the bridge's sides (this process, every thread): {args.profile} (pstats)")
     print(f"server-acked text messages/s, {count} messages per case in {rounds} alternating rounds "
           "(bridge, then plain Baileys; same simulator, same run)")
     print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6} {'rounds: median (min-max)':>26}  "
@@ -324,5 +353,15 @@ if __name__ == "__main__":
                              "machine moves both alike); the ratio of each round is printed")
     parser.add_argument("--quick", action="store_true", help="20 messages, 2 sessions (smoke test)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", help="profile this process's CPU (yappi, every thread) while "
+                        "the bridge's side of each round runs; pstats written to FILE")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop (must be installed)")
+    parser.add_argument("--cases", type=lambda v: {int(c) for c in v.split(",")}, default={1, 2, 3, 4},
+                        help="which cases to run, e.g. 1,2 (1 sequential, 2 10 in flight, 3 all sessions, "
+                             "4 received); default all")
     os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")
-    asyncio.run(main(parser.parse_args()))
+    options = parser.parse_args()
+    if options.uvloop:
+        importlib.import_module("uvloop").run(main(options))
+    else:
+        asyncio.run(main(options))

@@ -10,12 +10,13 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from bridge.eventlog import log as eventlog_log
 from bridge.eventlog.log import EventLog, OutboxRow
 from bridge.eventlog.retention import prune
 from bridge.eventlog.stream import follow
@@ -220,3 +221,56 @@ async def test_close_writes_the_writes_still_queued(tmp_path: Path) -> None:
     await log.close()
     assert marking.done() and marking.exception() is None
     assert rows(log.path, "SELECT state FROM outbox") == [("delivered",)]
+
+
+async def test_a_held_write_with_a_bad_row_is_skipped_and_the_rest_of_its_burst_is_written(
+    opened: tuple[EventBus, EventLog],
+) -> None:
+    bus, log = opened
+    assert await log.write(lambda conn: conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"))
+
+    def note(n: int) -> Callable[[sqlite3.Connection], object]:
+        return lambda conn: conn.execute("INSERT INTO notes (id, text) VALUES (?, ?)", (n, f"note {n}"))
+
+    log.hold(note(1))
+    log.hold(note(1))  # the same key again: a bad row, skipped on its own
+    log.hold(note(2))
+    bus.publish("s", "message", {"n": 1})
+    assert await log.held_written()
+    assert await log.flush()
+    assert rows(log.path, "SELECT id, text FROM notes ORDER BY id") == [(1, "note 1"), (2, "note 2")]
+    assert rows(log.path, "SELECT data FROM events") == [('{"n":1}',)]
+    assert log.held_writes == 0
+
+
+async def test_a_status_alone_waits_briefly_for_company_and_commits_with_the_next_burst(
+    opened: tuple[EventBus, EventLog], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus, log = opened
+    assert await log.flush()
+    monkeypatch.setattr(eventlog_log, "LINGER", 5.0)  # long enough for any machine; the message ends it
+    before = commits()
+    bus.publish("s", "message.status", {"id": "A", "status": "delivered"})
+    await asyncio.sleep(0.05)
+    bus.publish("s", "message", {"id": "B"})
+    assert await log.flush()
+    assert commits() - before == 1
+    assert [r[0] for r in rows(log.path, "SELECT kind FROM events ORDER BY seq")][-2:] == ["message.status", "message"]
+
+
+async def test_a_status_alone_is_committed_after_the_linger_and_a_waiter_ends_it_at_once(
+    opened: tuple[EventBus, EventLog], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus, log = opened
+    assert await log.flush()
+    seen = bus.open_subscription(committed=True)
+    bus.publish("s", "message.status", {"id": "A", "status": "delivered"})
+    event = await asyncio.wait_for(seen.next(), 10)
+    assert event.kind == "message.status"
+    monkeypatch.setattr(eventlog_log, "LINGER", 30.0)
+    before = commits()
+    bus.publish("s", "presence", {"jid": "x"})
+    await asyncio.sleep(0.05)
+    assert await log.flush(within=10.0)  # a waiter does not wait out the linger
+    assert commits() - before == 1
+    seen.close()

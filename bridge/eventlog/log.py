@@ -4,7 +4,12 @@ How a burst is written (group commit): `append()` (the bus's sink) only queues t
 wakes the writer task; the writer takes everything queued, computes the webhook outbox rows for
 it (`route`), and runs one transaction in its own thread (inserting events and outbox rows, plus
 any outbox updates waiting in `write()`), then tells the bus the events are committed. So a burst
-of 100 events costs one fsync, and the event loop never waits for the disk.
+of 100 events costs one fsync, and the event loop never waits for the disk. A burst made only of
+`message.status` and `presence` events (nobody waits for those to be durable) first waits up to
+`LINGER` (25 ms) for company: a sent message's delivery receipt arrives a few ms after the send's
+own burst, and alone it would cost a transaction and an fsync of its own (sequential sends: 1.2
+transactions per message instead of 1.8, docs/performance.md). Any other event, and anyone waiting
+(`flush`, `held_written`, `write`), ends the wait at once; nothing is visible before it is durable.
 
 What may go wrong, and what happens then:
 - the disk is full, read-only or failing, or the file is corrupt: the transaction is rolled
@@ -53,7 +58,7 @@ from bridge.delivery import Backoff
 from bridge.errors import BridgeError, ErrorCode, StoreError
 from bridge.eventlog import retention, schema
 from bridge.eventlog.shared import SharedLog
-from bridge.events import Event, EventBus, Severity, canonical_kind, data_json
+from bridge.events import Event, EventBus, EventKind, Severity, canonical_kind, data_json
 from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
 from bridge.store.durable import make_dirs
 
@@ -61,6 +66,12 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 WriteOp = Callable[[sqlite3.Connection], Any]
 PRUNE_INTERVAL = 60.0
+LINGER = 0.025
+"""How long a burst of status events alone waits for company before it is committed (see `EventLog`)."""
+LINGERING_KINDS = frozenset({EventKind.MESSAGE_STATUS.value, EventKind.PRESENCE.value})
+"""Events whose burst may wait `LINGER`: nobody waits for them to be durable, and a delivery receipt of a
+sent message arrives a few ms after the send's own burst, so alone it would cost a transaction (and its
+fsync) of its own."""
 RECENT_MESSAGES_WINDOW = 7 * 86400.0
 RECENT_MESSAGES_MAX = 200_000
 
@@ -130,6 +141,8 @@ class EventLog:
         self._pending: deque[Event] = deque()
         self._ops: list[tuple[WriteOp, asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
+        self._urgent = False
+        """Something queued since the last burst was taken must not linger (see `LINGER`)."""
         self._idle = asyncio.Event()
         self._progress = asyncio.Event()
         self._writing = 0
@@ -231,18 +244,22 @@ class EventLog:
             within,
         )
 
-    async def held_written(self, within: float = 5.0) -> bool:
-        """Wait until every write `hold` queued so far is committed; False if `within` s passed first
-        (the disk is failing: they stay held and are written when it recovers)."""
-        target = self._held_queued
+    async def held_written(self, within: float = 5.0, *, upto: int | None = None) -> bool:
+        """Wait until every write `hold` queued so far (or up to the one numbered `upto`) is committed;
+        False if `within` s passed first (the disk is failing: they stay held and are written when it
+        recovers)."""
+        target = self._held_queued if upto is None else upto
         return await self._wait_until(lambda: self._held_settled >= target, within)
 
     async def _wait_until(self, done: Callable[[], bool], within: float) -> bool:
         """Wake the writer and wait for its progress until `done()`; False after `within` s."""
+        if done():  # a send's rows are usually committed by the time it asks (no timer, no wake-up)
+            return True
         try:
             async with asyncio.timeout(within):
                 while not done():
                     self._progress.clear()
+                    self._urgent = True
                     self._wake.set()
                     await self._progress.wait()
         except TimeoutError:
@@ -299,11 +316,14 @@ class EventLog:
                 return
         self._pending.append(event)
         EVENT_LOG_HELD.set(len(self._pending))
+        if not self._urgent and canonical_kind(event.kind) not in LINGERING_KINDS:
+            self._urgent = True
         self._idle.clear()
         self._wake.set()
 
-    def hold(self, op: WriteOp) -> None:
-        """Queue `op` for the next burst and keep it queued until a burst with it commits.
+    def hold(self, op: WriteOp) -> int:
+        """Queue `op` for the next burst and keep it queued until a burst with it commits; returns its
+        number, which `held_written(upto=...)` can wait for (held writes commit in this order).
 
         Never blocks, never raises: what `op` returns is ignored. It must be idempotent-safe
         SQL (an `op` that raises a constraint or programming error is logged and skipped, so one
@@ -324,6 +344,7 @@ class EventLog:
         self._held_queued += 1
         self._idle.clear()
         self._wake.set()
+        return self._held_queued
 
     async def write(self, op: Callable[[sqlite3.Connection], R], *, sync: bool = True) -> R:
         """Run `op` inside the next burst's transaction; raises EventLogUnavailable if it fails.
@@ -338,6 +359,7 @@ class EventLog:
             self._synced_ops += 1
         self._ops_queued += 1
         self._ops.append((op, future))
+        self._urgent = True
         self._idle.clear()
         self._wake.set()
         return await future
@@ -354,7 +376,9 @@ class EventLog:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await self._linger()
             while self._pending or self._ops or self._held:
+                self._urgent = False
                 events = list(self._pending)
                 self._writing = len(events)
                 held = list(self._held)
@@ -408,7 +432,26 @@ class EventLog:
                         listener(events, rows)
                     except Exception:
                         log.exception("an event log commit listener failed")
-            self._idle.set()
+                if not (self._urgent or self._ops):
+                    break  # statuses that came during this commit may wait for company too (`_wake` is set)
+            if not (self._pending or self._ops or self._held):
+                self._idle.set()
+
+    async def _linger(self) -> None:
+        """Let a burst of status events alone wait up to `LINGER` for company: any other event (the
+        next send's or received message's burst) or a waiter (`flush`, `held_written`, `write`) ends
+        the wait at once. Nothing becomes visible earlier than before; status events only later."""
+        if self._urgent or self._failure is not None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER
+        while not self._urgent and (left := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+            self._wake.clear()
 
     async def prune(self) -> retention.PruneResult:
         """Apply the retention settings now (the log also does it every PRUNE_INTERVAL s), then every
@@ -476,8 +519,11 @@ class EventLog:
             self._synced = sync
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op in held:
-                _run_held(conn, op)
+            if held and not _run_held_at_once(conn, held):
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                for op in held:
+                    _run_held(conn, op)
             if events:
                 conn.executemany(
                     "INSERT OR IGNORE INTO events (seq, ts, session, kind, data) VALUES (?, ?, ?, ?, ?)",
@@ -577,13 +623,33 @@ class EventLog:
             return None
 
 
+_BAD_ROW = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError, TypeError, KeyError)
+"""What a held write raises for its own bad row (skipped), as opposed to a disk fault (fails the burst)."""
+
+
+def _run_held_at_once(conn: sqlite3.Connection, held: Sequence[WriteOp]) -> bool:
+    """Every held write, first thing in the transaction; False (the transaction to be rolled back and
+    the writes run one by one with `_run_held`) when one of them hits a bad row.
+
+    Why not a savepoint around each: a send's writes (its row, its statuses) are three or four held
+    writes per burst, and every SQL statement hands the GIL to the event loop and back; a bad row is
+    rare enough to pay for running the burst's held writes twice.
+    """
+    try:
+        for op in held:
+            op(conn)
+    except _BAD_ROW as exc:
+        log.warning("a held write failed (%s); writing this burst's held writes one by one", exc)
+        return False
+    return True
+
+
 def _run_held(conn: sqlite3.Connection, op: WriteOp) -> None:
     """One held write inside a savepoint: a bad row is skipped (logged), a disk fault fails the burst."""
     conn.execute("SAVEPOINT held")
     try:
         op(conn)
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError, TypeError,
-            KeyError) as exc:
+    except _BAD_ROW as exc:
         conn.execute("ROLLBACK TO held")
         log.error("a held write was skipped: %s", exc)
     conn.execute("RELEASE held")

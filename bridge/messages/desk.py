@@ -19,7 +19,9 @@ the `message` event of a message comes before its first status event, because No
 sent message and its server ack together (`messages.upsert` then `messages.update` status 2, in
 one write) the moment the ack arrives. That is usually while Baileys still commits the message's
 Signal keys, so the message's row and `sent` status are written meanwhile and `send`, which
-answers only once they are in the file, rarely waits for the disk after the runtime's answer.
+answers only once they are in the file, rarely waits for the disk after the runtime's answer. It
+waits for those two writes only (`MessageStore.written(entry=...)`), not for writes queued after
+them (other sends' rows, its own delivery receipt, which the event log may hold back briefly).
 
 A `Prefetcher` may hold a received message's event back: `PollVotes` until a vote is decrypted
 (bridge.messages.polls), the media desk (when auto-download is on) until a file is in the cache.
@@ -325,7 +327,7 @@ class MessageDesk:
             self._upsert(session, result.message)
         if result.server_ack:
             self.sent(session, result.id)
-        await self.store.written()
+        await self.store.written(entry=self.store.get(session, result.id))
         return SendOutcome(result.id, result.persisted, result.server_ack)
 
     async def _require_on_whatsapp(self, session: str, jid: str) -> None:

@@ -30,6 +30,9 @@ class Entry:
     message: Message
     raw: dict[str, Any]
     statuses: dict[str, MessageStatus] = field(default_factory=dict)
+    sent_write: int = 0
+    """The event log's held-write number (`EventLog.hold`) of the write that stores the row or its
+    `sent` status, whichever came later: what a send's answer waits for (`MessageStore.written`)."""
 
     @property
     def status(self) -> MessageStatus:

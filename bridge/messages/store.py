@@ -124,8 +124,8 @@ class MessageStore:
         if stored_before:
             return entry, False
         if new and eventlog is not None:
-            eventlog.hold(functools.partial(_insert, message=message, data=_encode(message).decode(),
-                                            raw=json.dumps(raw, separators=(",", ":")), now=time.time()))
+            entry.sent_write = eventlog.hold(functools.partial(
+                _insert, message=message, data=_encode(message).decode(), raw=_encode(raw).decode(), now=time.time()))
         return entry, new
 
     def revise(self, entry: Entry, message: Message) -> None:
@@ -137,11 +137,15 @@ class MessageStore:
             eventlog.hold(functools.partial(_revise, session=message.session, message_id=message.id,
                                             data=_encode(message).decode(), now=time.time()))
 
-    async def written(self, within: float = 5.0) -> bool:
-        """Wait until what was put and reported so far is in the file (False after `within` s: the disk
-        is failing and the rows stay held). A send answers only after its message is stored."""
+    async def written(self, within: float = 5.0, *, entry: Entry | None = None) -> bool:
+        """Wait until what was put and reported so far is in the file, or with `entry` only its row and
+        its `sent` status (False after `within` s: the disk is failing and the rows stay held). A send
+        answers only after its message is stored; with `entry` it does not wait for a later message's
+        writes, nor for its own delivery receipt's."""
         eventlog = self._log()
-        return True if eventlog is None else await eventlog.held_written(within)
+        if eventlog is None:
+            return True
+        return await eventlog.held_written(within, upto=entry.sent_write if entry is not None else None)
 
     def get(self, session: str, message_id: str) -> Entry | None:
         """The cached entry (no I/O); `fetch` also looks in the file."""
@@ -152,14 +156,18 @@ class MessageStore:
         if not steps:
             return
         self.cache.set_status(entry, steps[-1][0], participant)
-        self.report(entry.message.session, entry.message.id, steps[-1][0], participant)
+        number = self.report(entry.message.session, entry.message.id, steps[-1][0], participant)
+        if not participant and number and any(status is MessageStatus.SENT for status, _ in steps):
+            entry.sent_write = max(entry.sent_write, number)
 
-    def report(self, session: str, message_id: str, status: MessageStatus, participant: str = "") -> None:
-        """A status for a message maybe only in the file (e.g. after a restart): applied there forward-only."""
+    def report(self, session: str, message_id: str, status: MessageStatus, participant: str = "") -> int:
+        """A status for a message maybe only in the file (e.g. after a restart): applied there forward-only.
+        Returns its held-write number (0 without an event log)."""
         eventlog = self._log()
-        if eventlog is not None:
-            eventlog.hold(functools.partial(_apply_status, session=session, message_id=message_id, status=status,
-                                            participant=participant, now=time.time()))
+        if eventlog is None:
+            return 0
+        return eventlog.hold(functools.partial(_apply_status, session=session, message_id=message_id, status=status,
+                                               participant=participant, now=time.time()))
 
     def count_retry(self, session: str, message_id: str) -> None:
         """Baileys asked for this message again (a contact's retry receipt): counted in the file."""

@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from bridge.eventlog import log as eventlog_log
 from bridge.eventlog.log import EventLog
 from bridge.events import EventBus
 from bridge.messages.model import Message, MessageKind, MessageStatus
@@ -240,3 +242,22 @@ async def test_a_message_stored_before_a_restart_is_not_new_when_whatsapp_delive
         assert store.put(*text(1, session="s2"))[1] is True, "another session's message with the same id"
     finally:
         await log.close()
+
+
+async def test_a_send_waits_for_its_row_and_sent_status_not_for_writes_queued_after_them(
+    opened: tuple[EventBus, EventLog, MessageStore], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus, log, store = opened
+    monkeypatch.setattr(eventlog_log, "LINGER", 30.0)  # a status-only burst would wait this long
+    message, raw = text(1, from_me=True)
+    entry, _ = store.put(msgspec.structs.replace(message, status=S.PENDING), raw)
+    store.set_status(entry, [(S.SENT, False)])
+    bus.publish("s1", "message", {"id": message.id})
+    assert await store.written(entry=entry)
+    store.set_status(entry, [(S.DELIVERED, False)])
+    bus.publish("s1", "message.status", {"id": message.id, "status": "delivered"})
+    assert await store.written(entry=entry, within=5.0)  # already written: the lingering receipt is not awaited
+    assert log.held_writes == 1
+    assert stored_rows(log.path, "SELECT status FROM messages") == [("sent",)]
+    assert await store.written(within=5.0)  # without `entry`: everything so far, the receipt too
+    assert stored_rows(log.path, "SELECT status FROM messages") == [("delivered",)]
