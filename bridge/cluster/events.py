@@ -22,6 +22,10 @@ relay copies each committed burst into `cluster_events`, where the cluster numbe
   missed), handing it to the bus's committed stream: SSE on any node serves every tenant's events
   with the shared numbering (resume with Last-Event-ID / ?after= works on any node). It also wakes
   the webhook dispatcher (bridge/cluster/outbox.py), which claims rows so one node delivers each.
+- the message store's rows a burst touched (its `message` and `message.status` events name them)
+  are read from the local file and upserted into `cluster_messages` in the burst's transaction
+  (bridge/cluster/messages.py), so whichever node owns a tenant next can quote, react to, forward
+  and list messages another node received (`messages()`).
 - retention (`prune`, every `PRUNE_INTERVAL` s on one node at a time: an advisory lock) by age and
   count, never an event with an undelivered (pending or failed) outbox row.
 
@@ -45,12 +49,15 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from bridge.cluster import messages as shared_messages
 from bridge.cluster.db import is_connection_fault, redact
 from bridge.cluster.schema import Migration
 from bridge.delivery import Backoff
 from bridge.eventlog import stream
 from bridge.eventlog.log import EventLog, EventLogUnavailable
+from bridge.eventlog.shared import SharedMessages
 from bridge.events import Event, EventBus, canonical_kind, data_json
+from bridge.messages.store import rows_to_share
 from bridge.webhooks.config import Webhook
 
 if TYPE_CHECKING:
@@ -110,6 +117,7 @@ MIGRATIONS: Final[Sequence[Migration]] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    shared_messages.MIGRATION,
 )
 
 CHANNEL: Final = "bridge_events"
@@ -207,6 +215,7 @@ class SharedEvents:
         self._failing_since: float | None = None
         self._alerted = False
         self._closed = False
+        self._messages = shared_messages.PgMessages(pool)
 
     @property
     def epoch(self) -> str:
@@ -308,6 +317,9 @@ class SharedEvents:
             raise
         return int(row[0] or 0) if row else 0
 
+    def messages(self) -> SharedMessages:
+        return self._messages
+
     def webhooks(self, local: ConfigStore) -> tuple[OutboxStore, ConfigStore]:
         from bridge.cluster.outbox import PgOutbox, PgWebhookConfigs
 
@@ -378,7 +390,11 @@ class SharedEvents:
             self._shipped.set()
 
     async def _ship(self, page: list[Event]) -> None:
-        """Copy `page` (local events, oldest first) in one transaction; see the module docstring."""
+        """Copy `page` (local events, oldest first) and the message rows it touched in one transaction;
+        see the module docstring."""
+        assert self._log is not None
+        keys = shared_messages.touched(page)
+        touched = await self._log.read(functools.partial(rows_to_share, keys=keys)) if keys else []
         async with self.pool.connection() as conn, conn.transaction():
             row = await (await conn.execute(
                 "SELECT last_local FROM cluster_event_sources WHERE node_id = %s AND source = %s FOR UPDATE",
@@ -411,6 +427,7 @@ class SharedEvents:
                         "ON CONFLICT DO NOTHING",
                         (now, now, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(shared[-1].seq)))
+            await shared_messages.upsert(conn, touched, self.node_id)
             await conn.execute(
                 "UPDATE cluster_event_sources SET last_local = %s, updated_at = now() "
                 "WHERE node_id = %s AND source = %s",

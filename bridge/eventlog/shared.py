@@ -6,6 +6,11 @@ published, and the message store's rows commit in the same SQLite transaction as
 log as the first durable write, and a `SharedLog` (bridge/cluster/events.py) copies each
 committed burst into the shared store, numbering it there, and feeds the bus's committed stream
 (SSE) with the shared numbering. `EventLog.share` composes the two; without it nothing changes.
+
+The message store's rows ride the same relay: a burst's `message` and `message.status` events name
+the rows it touched, and the relay copies them as they are in the file then (`SharedMessages`), so
+the node that owns a tenant next finds messages another node received (`MessageStore` falls back
+to `SharedLog.messages()` on a local miss).
 """
 
 from __future__ import annotations
@@ -13,11 +18,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from bridge.events import Event
 
 if TYPE_CHECKING:
     from bridge.eventlog.outbox import OutboxStore
     from bridge.webhooks.config import ConfigStore
+
+
+class SharedMessage(msgspec.Struct, frozen=True):
+    """A message row as another node stored it: the columns of the file's `messages` row (`data` the
+    normalized message's JSON, `raw` the WAMessage's), with participants' statuses and the history
+    (`(participant, status, implied, at)`, oldest first)."""
+
+    session: str
+    id: str
+    chat: str
+    ts: int
+    stored_at: float
+    status: str
+    data: str
+    raw: str
+    retries: int
+    statuses: dict[str, str]
+    history: list[tuple[str, str, bool, float]]
+
+
+class SharedMessages(Protocol):
+    """The message rows every node copied (read on a local miss). Calls raise when the shared store
+    cannot be read; the message store turns that into "unknown" with a log line."""
+
+    async def message(self, session: str, message_id: str) -> SharedMessage | None:
+        """The row of `message_id` in `session`, or None."""
+        ...
+
+    async def page(self, session: str, chat: str | None, older_than: tuple[int, float, str] | None,
+                   before_ts: int | None, limit: int) -> list[SharedMessage]:
+        """Up to `limit` rows of `session` (in `chat`), newest first (ts, stored_at, id), older than
+        `older_than` (an anchor's ts, stored_at, id) or than the Unix second `before_ts`."""
+        ...
 
 
 class SharedLog(Protocol):
@@ -46,6 +86,10 @@ class SharedLog(Protocol):
 
     def webhooks(self, local: ConfigStore) -> tuple[OutboxStore, ConfigStore]:
         """The shared outbox and webhook configs; `local` (this node's file) is offered for import."""
+        ...
+
+    def messages(self) -> SharedMessages | None:
+        """The shared message rows (None: messages stay per node)."""
         ...
 
     async def close(self, within: float) -> None:

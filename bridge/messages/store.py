@@ -24,10 +24,17 @@ them when it opens (`EventLog.recent_message_ids`, before any session can log in
 such an id as known.
 
 Without an open event log (a bus no log is attached to) the store is memory only.
+
+In cluster mode the event log's relay copies every row a burst touched into the shared store
+(`bridge.eventlog.shared.SharedMessages`, PostgreSQL), and a lookup the file cannot answer (a
+message received while another node ran the tenant) asks it, bounded by `SHARED_WITHIN` s: a shared
+store that is away or slow makes the message unknown (logged), never an error and never a stall.
+What the shared store answers is cached in memory, not written to this node's file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -41,6 +48,7 @@ from typing import Any
 import msgspec
 
 from bridge.eventlog.log import EventLog
+from bridge.eventlog.shared import SharedMessage, SharedMessages
 from bridge.events import EventBus
 from bridge.messages.model import Message, MessageStatus
 from bridge.messages.recent import DEFAULT_PER_SESSION, Entry, RecentMessages
@@ -48,6 +56,8 @@ from bridge.messages.status import advance
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
+#: How long a lookup waits for the shared message store (cluster mode) before calling a message unknown.
+SHARED_WITHIN = 3.0
 
 
 @dataclass(frozen=True)
@@ -191,7 +201,12 @@ class MessageStore:
             return None
         found = await eventlog.read(functools.partial(_load_entry, session=session, message_id=message_id))
         if found is None:
-            return None
+            shared = await self._from_shared(eventlog, session, message_id)
+            if shared is None:
+                return None
+            statuses = {p: MessageStatus(s) for p, s in shared.statuses.items()}
+            statuses[""] = MessageStatus(shared.status)
+            found = _Loaded(_with_status(shared.data, shared.status), json.loads(shared.raw), statuses)
         entry = self.cache.get(session, message_id)  # a put may have raced the read
         if entry is None:
             entry, _ = self.cache.put(found.message, found.raw)
@@ -205,8 +220,33 @@ class MessageStore:
         eventlog = self._log()
         if eventlog is None:
             return []
-        return await eventlog.read(functools.partial(_page, session=session, chat=chat, before=before,
-                                                     limit=max(1, min(limit, MAX_PAGE))))
+        limit = max(1, min(limit, MAX_PAGE))
+        shared = _shared_of(eventlog)
+        if shared is None:
+            return await eventlog.read(functools.partial(_page, session=session, chat=chat, before=before,
+                                                         limit=limit))
+        anchor: tuple[int, float, str] | None = None
+        before_ts = int(before) if before and before.isdigit() else None
+        if before and before_ts is None:
+            anchor = await eventlog.read(functools.partial(_anchor, session=session, message_id=before))
+            if anchor is None:
+                row = await self._from_shared(eventlog, session, before)
+                if row is None:
+                    raise PageCursorUnknown(before)
+                anchor = (row.ts, row.stored_at, row.id)
+        local = await eventlog.read(functools.partial(_page_rows, session=session, chat=chat, anchor=anchor,
+                                                      before_ts=before_ts, limit=limit))
+        merged = {key[2]: (key, message) for key, message in local}
+        try:
+            async with asyncio.timeout(SHARED_WITHIN):
+                remote = await shared.page(session, chat, anchor, before_ts, limit)
+        except Exception as exc:
+            log.warning("session %s: the shared message store cannot be read (%s); listing this node's "
+                        "messages only", session, exc)
+            remote = []
+        for row in remote:
+            merged.setdefault(row.id, ((row.ts, row.stored_at, row.id), _with_status(row.data, row.status)))
+        return [message for _, message in sorted(merged.values(), key=lambda kv: kv[0], reverse=True)[:limit]]
 
     async def stored(self, session: str, message_id: str) -> StoredMessage | None:
         """One stored message with its status history, or None."""
@@ -214,7 +254,15 @@ class MessageStore:
         if eventlog is None:
             entry = self.cache.get(session, message_id)
             return StoredMessage(entry.message) if entry is not None else None
-        return await eventlog.read(functools.partial(_stored, session=session, message_id=message_id))
+        found = await eventlog.read(functools.partial(_stored, session=session, message_id=message_id))
+        if found is not None:
+            return found
+        shared = await self._from_shared(eventlog, session, message_id)
+        if shared is None:
+            return None
+        history = [StatusStep(status=MessageStatus(status), at=at, participant=participant or None, implied=implied)
+                   for participant, status, implied, at in shared.history]
+        return StoredMessage(_with_status(shared.data, shared.status), history)
 
     async def content_for(self, session: str, remote_jid: str, message_id: str) -> tuple[dict[str, Any], int] | None:
         """What Baileys' `getMessage` needs: the WAMessage's `message` (proto JSON) and how often it was
@@ -228,6 +276,11 @@ class MessageStore:
             if found is not None:
                 raw = raw if raw is not None else found[0]
                 retries = found[1]
+            else:
+                shared = await self._from_shared(eventlog, session, message_id)
+                if shared is not None:
+                    raw = raw if raw is not None else json.loads(shared.raw)
+                    retries = shared.retries
         if raw is None:
             return None
         chat = (raw.get("key") or {}).get("remoteJid")
@@ -235,6 +288,24 @@ class MessageStore:
             return None
         content = raw.get("message")
         return (content, retries) if isinstance(content, dict) else None
+
+    async def _from_shared(self, eventlog: EventLog, session: str, message_id: str) -> SharedMessage | None:
+        """The shared store's row (cluster mode) of a message this node's file does not have; None when
+        there is none, or the shared store cannot answer within `SHARED_WITHIN` s (logged)."""
+        shared = _shared_of(eventlog)
+        if shared is None:
+            return None
+        try:
+            async with asyncio.timeout(SHARED_WITHIN):
+                return await shared.message(session, message_id)
+        except Exception as exc:
+            log.warning("session %s: message %s is not in this node's store and the shared message store "
+                        "cannot be read (%s); treated as unknown", session, message_id, exc)
+            return None
+
+
+def _shared_of(eventlog: EventLog) -> SharedMessages | None:
+    return eventlog.shared.messages() if eventlog.shared is not None else None
 
 
 def _same_account(a: str, b: str) -> bool:
@@ -321,31 +392,66 @@ def _load_entry(conn: sqlite3.Connection, *, session: str, message_id: str) -> _
     return _Loaded(_with_status(row[0], row[1]), json.loads(row[2]), statuses)
 
 
+def _anchor(conn: sqlite3.Connection, *, session: str, message_id: str) -> tuple[int, float, str] | None:
+    row = conn.execute("SELECT ts, stored_at, id FROM messages WHERE session = ? AND id = ?",
+                       (session, message_id)).fetchone()
+    return (int(row[0]), float(row[1]), str(row[2])) if row else None
+
+
 def _page(conn: sqlite3.Connection, *, session: str, chat: str | None, before: str | None,
           limit: int) -> list[Message]:
+    anchor: tuple[int, float, str] | None = None
+    before_ts: int | None = None
+    if before:
+        if before.isdigit():
+            before_ts = int(before)
+        else:
+            anchor = _anchor(conn, session=session, message_id=before)
+            if anchor is None:
+                raise PageCursorUnknown(before)
+    return [message for _, message in _page_rows(conn, session=session, chat=chat, anchor=anchor,
+                                                 before_ts=before_ts, limit=limit)]
+
+
+def _page_rows(conn: sqlite3.Connection, *, session: str, chat: str | None, anchor: tuple[int, float, str] | None,
+               before_ts: int | None, limit: int) -> list[tuple[tuple[int, float, str], Message]]:
     where: list[str] = ["session = ?"]
     args: list[object] = [session]
     if chat:
         where.append("chat = ?")
         args.append(chat)
-    if before:
-        if before.isdigit():
-            where.append("ts < ?")
-            args.append(int(before))
-        else:
-            anchor = conn.execute("SELECT ts, stored_at, id FROM messages WHERE session = ? AND id = ?",
-                                  (session, before)).fetchone()
-            if anchor is None:
-                raise PageCursorUnknown(before)
-            where.append("(ts < ? OR (ts = ? AND (stored_at < ? OR (stored_at = ? AND id < ?))))")
-            args.extend([anchor[0], anchor[0], anchor[1], anchor[1], anchor[2]])
+    if before_ts is not None:
+        where.append("ts < ?")
+        args.append(before_ts)
+    if anchor is not None:
+        where.append("(ts < ? OR (ts = ? AND (stored_at < ? OR (stored_at = ? AND id < ?))))")
+        args.extend([anchor[0], anchor[0], anchor[1], anchor[1], anchor[2]])
     # Within one second (WhatsApp's resolution) the order the bridge stored them in decides.
     rows = conn.execute(
-        f"SELECT data, status FROM messages WHERE {' AND '.join(where)} "
+        f"SELECT ts, stored_at, id, data, status FROM messages WHERE {' AND '.join(where)} "
         "ORDER BY ts DESC, stored_at DESC, id DESC LIMIT ?",
         (*args, limit),
     ).fetchall()
-    return [_with_status(data, status) for data, status in rows]
+    return [((int(ts), float(at), str(mid)), _with_status(data, status)) for ts, at, mid, data, status in rows]
+
+
+def rows_to_share(conn: sqlite3.Connection, *, keys: Sequence[tuple[str, str]]) -> list[SharedMessage]:
+    """The file's rows of `keys` ((session, id); missing ones skipped) as the shared store keeps them:
+    what the cluster relay copies after each burst (bridge/cluster/events.py)."""
+    found: list[SharedMessage] = []
+    for session, message_id in dict.fromkeys(keys):
+        row = conn.execute("SELECT chat, ts, stored_at, status, data, raw, retries FROM messages "
+                           "WHERE session = ? AND id = ?", (session, message_id)).fetchone()
+        if row is None:
+            continue
+        history = [(str(p), str(st), bool(implied), float(at)) for p, st, implied, at in conn.execute(
+            "SELECT participant, status, implied, ts FROM message_status WHERE session = ? AND id = ? ORDER BY rowid",
+            (session, message_id))]
+        statuses = {p: st for p, st, _, _ in history if p}
+        found.append(SharedMessage(session=session, id=message_id, chat=str(row[0]), ts=int(row[1]),
+                                   stored_at=float(row[2]), status=str(row[3]), data=str(row[4]), raw=str(row[5]),
+                                   retries=int(row[6]), statuses=statuses, history=history))
+    return found
 
 
 def _stored(conn: sqlite3.Connection, *, session: str, message_id: str) -> StoredMessage | None:

@@ -1,0 +1,112 @@
+"""`PgMessages`: the message store's rows shared by the nodes (`cluster_messages`), see
+bridge/eventlog/shared.py `SharedMessages`.
+
+Why copied by the event relay and not written on the send/receive path: a message row commits in
+the node's own SQLite file in the same transaction as its `message` event, so the relay that copies
+each committed burst of events (bridge/cluster/events.py) copies, in the same PostgreSQL
+transaction, the rows that burst's `message` and `message.status` events name, read from the file
+after the burst committed. The upsert replaces the whole row: a later copy carries the later status
+and history, so the newest write wins (only the node that owns a tenant writes its rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from bridge.eventlog.shared import SharedMessage
+from bridge.events import Event, EventKind
+
+#: Appended to `bridge.cluster.events.MIGRATIONS` (component "events").
+MIGRATION: Final = """
+    CREATE TABLE cluster_messages (
+        session   text NOT NULL,
+        id        text NOT NULL,
+        chat      text NOT NULL,
+        ts        bigint NOT NULL,
+        stored_at double precision NOT NULL,
+        status    text NOT NULL,
+        data      text NOT NULL,
+        raw       text NOT NULL,
+        retries   integer NOT NULL,
+        statuses  text NOT NULL,
+        history   text NOT NULL,
+        node_id   text NOT NULL,
+        copied_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (session, id)
+    );
+    CREATE INDEX cluster_messages_page ON cluster_messages (session, ts DESC, stored_at DESC, id DESC);
+    CREATE INDEX cluster_messages_by_stored ON cluster_messages (stored_at);
+"""
+
+_KINDS: Final = frozenset({EventKind.MESSAGE.value, EventKind.MESSAGE_STATUS.value})
+_COLUMNS: Final = "session, id, chat, ts, stored_at, status, data, raw, retries, statuses, history"
+
+
+def touched(events: Sequence[Event]) -> list[tuple[str, str]]:
+    """The (session, message id) of every row `events` (a burst) wrote or changed, in order."""
+    keys: dict[tuple[str, str], None] = {}
+    for event in events:
+        message_id = event.data.get("id") if isinstance(event.data, dict) else None
+        if event.kind in _KINDS and event.session and isinstance(message_id, str):
+            keys[(event.session, message_id)] = None
+    return list(keys)
+
+
+async def upsert(conn: AsyncConnection[TupleRow], rows: Sequence[SharedMessage], node_id: str) -> None:
+    """Copy `rows` in the caller's transaction; a row already there is replaced (the newer copy wins)."""
+    if not rows:
+        return
+    await conn.cursor().executemany(
+        f"INSERT INTO cluster_messages ({_COLUMNS}, node_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (session, id) DO UPDATE SET chat = EXCLUDED.chat, ts = EXCLUDED.ts, "
+        "stored_at = EXCLUDED.stored_at, status = EXCLUDED.status, data = EXCLUDED.data, raw = EXCLUDED.raw, "
+        "retries = EXCLUDED.retries, statuses = EXCLUDED.statuses, history = EXCLUDED.history, "
+        "node_id = EXCLUDED.node_id, copied_at = now()",
+        [(r.session, r.id, r.chat, r.ts, r.stored_at, r.status, r.data, r.raw, r.retries, json.dumps(r.statuses),
+          json.dumps(r.history), node_id) for r in rows])
+
+
+def _row(row: Sequence[Any]) -> SharedMessage:
+    return SharedMessage(
+        session=str(row[0]), id=str(row[1]), chat=str(row[2]), ts=int(row[3]), stored_at=float(row[4]),
+        status=str(row[5]), data=str(row[6]), raw=str(row[7]), retries=int(row[8]), statuses=json.loads(row[9]),
+        history=[(str(p), str(s), bool(i), float(a)) for p, s, i, a in json.loads(row[10])])
+
+
+class PgMessages:
+    """The reads of `cluster_messages` (`SharedMessages`); errors propagate (the store fails soft)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def message(self, session: str, message_id: str) -> SharedMessage | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                f"SELECT {_COLUMNS} FROM cluster_messages WHERE session = %s AND id = %s",
+                (session, message_id))).fetchone()
+        return _row(row) if row else None
+
+    async def page(self, session: str, chat: str | None, older_than: tuple[int, float, str] | None,
+                   before_ts: int | None, limit: int) -> list[SharedMessage]:
+        where = ["session = %s"]
+        args: list[object] = [session]
+        if chat:
+            where.append("chat = %s")
+            args.append(chat)
+        if before_ts is not None:
+            where.append("ts < %s")
+            args.append(before_ts)
+        if older_than is not None:
+            where.append("(ts, stored_at, id) < (%s, %s, %s)")
+            args.extend(older_than)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                f"SELECT {_COLUMNS} FROM cluster_messages WHERE {' AND '.join(where)} "
+                "ORDER BY ts DESC, stored_at DESC, id DESC LIMIT %s", (*args, limit))).fetchall()
+        return [_row(r) for r in rows]

@@ -1,0 +1,101 @@
+"""The message store between real bridge nodes: a message a contact sent while node A ran the
+tenant is, after A handed the tenant over (SIGTERM), quoted, reacted to, fetched and listed on
+node B, which never received it (its copy comes from `cluster_messages`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from tests.cluster.cluster_nodes import ClusterNode, link, owners
+from tests.sessions.conftest import fresh_phone
+from tests.simulator.client import SimulatorClient
+
+TTL = 4.0
+WITHIN = 120.0
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, simulator: SimulatorClient, fresh_dsn: str) -> AsyncIterator[list[ClusterNode]]:
+    nodes = [ClusterNode(f"m{i}", tmp_path, simulator, fresh_dsn, TTL) for i in range(2)]
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        yield nodes
+    finally:
+        await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, within: float = WITHIN) -> T:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not within {within:.0f} s: {what}")
+
+
+def shared_row(dsn: str, sid: str, message_id: str) -> tuple[str, str] | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT node_id, raw FROM cluster_messages WHERE session = %s AND id = %s",
+                           (sid, message_id)).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+async def test_a_message_received_on_node_a_is_quoted_reacted_to_and_listed_on_node_b_after_a_hand_over(
+    pair: list[ClusterNode], simulator: SimulatorClient, fresh_dsn: str
+) -> None:
+    a, b = pair
+    sid = "moved"
+    info = await link(a, simulator, sid)
+    assert owners(fresh_dsn)[sid] == "m0", "the tenant runs on node A"
+    me = info["me"].split("@")[0].split(":")[0]
+    contact = fresh_phone()
+    await simulator.create_contact(contact, push_name="Quinn")
+    chat = f"{contact}@s.whatsapp.net"
+
+    theirs = await simulator.send_from_contact(contact, me, "received on node A")
+
+    async def copied() -> tuple[str, str] | None:
+        return await asyncio.to_thread(shared_row, fresh_dsn, sid, theirs.id)
+
+    node, raw = await until(copied, "node A's relay copied the message row into cluster_messages")
+    assert node == "m0" and theirs.id in raw, "the raw WAMessage, as node A stored it"
+
+    assert await a.stop() == 0, a.log()[-3000:]
+    await b.wait_open(sid)
+    assert owners(fresh_dsn)[sid] == "m1", "node B took the tenant over"
+
+    status, found = await b.call("GET", f"/api/v1/sessions/{sid}/messages/{theirs.id}")
+    assert status == 200, found
+    assert found["message"]["text"] == "received on node A" and found["message"]["from_me"] is False
+    assert found["message"]["chat"] == chat
+
+    reply = (await b.api("POST", f"/api/v1/sessions/{sid}/messages",
+                         {"to": contact, "text": "answered by node B", "quoted": theirs.id}))["id"]
+    got = await simulator.wait_inbox(contact, lambda m: m.id == reply, WITHIN)
+    assert got.quoted is not None and got.quoted.id == theirs.id, "the quote points at node A's message"
+    reaction = (await b.api("POST", f"/api/v1/sessions/{sid}/messages",
+                            {"kind": "reaction", "message_id": theirs.id, "emoji": "👍"}))["id"]
+    got = await simulator.wait_inbox(contact, lambda m: m.id == reaction, WITHIN)
+    assert got.reaction is not None and (got.reaction.key_id, got.reaction.emoji) == (theirs.id, "👍")
+
+    async def listed() -> list[Any] | None:
+        page = (await b.api("GET", f"/api/v1/sessions/{sid}/messages?chat={chat}"))["messages"]
+        ids = [m["id"] for m in page]
+        return ids if reply in ids and theirs.id in ids else None
+
+    ids = await until(listed, "node B lists both nodes' messages")
+    assert ids.index(reply) < ids.index(theirs.id), "newest first, across both nodes' stores"
+    older = (await b.api("GET", f"/api/v1/sessions/{sid}/messages?chat={chat}&before={reply}"))["messages"]
+    assert theirs.id in [m["id"] for m in older], "a cursor from node B's store pages into node A's"
+
+    status, missing = await b.call("GET", f"/api/v1/sessions/{sid}/messages/3EB0NEVERSTORED")
+    assert status == 404, missing
