@@ -428,6 +428,7 @@ class SharedEvents:
                         (now, now, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(shared[-1].seq)))
             await shared_messages.upsert(conn, touched, self.node_id)
+            await shared_messages.apply_statuses(conn, fresh, {(r.session, r.id) for r in touched})
             await conn.execute(
                 "UPDATE cluster_event_sources SET last_local = %s, updated_at = now() "
                 "WHERE node_id = %s AND source = %s",

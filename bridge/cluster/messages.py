@@ -7,6 +7,10 @@ each committed burst of events (bridge/cluster/events.py) copies, in the same Po
 transaction, the rows that burst's `message` and `message.status` events name, read from the file
 after the burst committed. The upsert replaces the whole row: a later copy carries the later status
 and history, so the newest write wins (only the node that owns a tenant writes its rows).
+
+A status for a message the owner's file does not have (received or sent on the node that ran the
+tenant before, e.g. a read receipt that arrives after a hand-over) is applied to the shared row by
+the same transaction, forward-only (`bridge.messages.status.advance`), like the file would.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from bridge.eventlog.shared import SharedMessage
-from bridge.events import Event, EventKind
+from bridge.events import Event, EventKind, canonical_kind
+from bridge.messages.model import MessageStatus
+from bridge.messages.status import advance
 
 #: Appended to `bridge.cluster.events.MIGRATIONS` (component "events").
 MIGRATION: Final = """
@@ -53,7 +59,7 @@ def touched(events: Sequence[Event]) -> list[tuple[str, str]]:
     keys: dict[tuple[str, str], None] = {}
     for event in events:
         message_id = event.data.get("id") if isinstance(event.data, dict) else None
-        if event.kind in _KINDS and event.session and isinstance(message_id, str):
+        if canonical_kind(event.kind) in _KINDS and event.session and isinstance(message_id, str):
             keys[(event.session, message_id)] = None
     return list(keys)
 
@@ -70,6 +76,41 @@ async def upsert(conn: AsyncConnection[TupleRow], rows: Sequence[SharedMessage],
         "node_id = EXCLUDED.node_id, copied_at = now()",
         [(r.session, r.id, r.chat, r.ts, r.stored_at, r.status, r.data, r.raw, r.retries, json.dumps(r.statuses),
           json.dumps(r.history), node_id) for r in rows])
+
+
+async def apply_statuses(conn: AsyncConnection[TupleRow], events: Sequence[Event],
+                         local: set[tuple[str, str]]) -> None:
+    """Apply the `message.status` events of `events` whose message is not in `local` (the keys the
+    node's file had) to the shared rows, forward-only, in the caller's transaction."""
+    for event in events:
+        data = event.data if isinstance(event.data, dict) else {}
+        message_id, status = data.get("id"), data.get("status")
+        if (canonical_kind(event.kind) != EventKind.MESSAGE_STATUS.value or not event.session
+                or not isinstance(message_id, str) or not isinstance(status, str)
+                or (event.session, message_id) in local):
+            continue
+        row = await (await conn.execute(
+            "SELECT status, statuses, history FROM cluster_messages WHERE session = %s AND id = %s FOR UPDATE",
+            (event.session, message_id))).fetchone()
+        if row is None:
+            continue
+        participant = str(data.get("participant") or "")
+        statuses: dict[str, str] = json.loads(row[1])
+        current = statuses.get(participant, MessageStatus.PENDING.value) if participant else str(row[0])
+        steps = advance(MessageStatus(current), MessageStatus(status))
+        if not steps:
+            continue
+        history = json.loads(row[2])
+        history.extend([participant, step.value, implied, event.ts] for step, implied in steps)
+        whole = str(row[0])
+        if participant:
+            statuses[participant] = steps[-1][0].value
+        else:
+            whole = steps[-1][0].value
+        await conn.execute(
+            "UPDATE cluster_messages SET status = %s, statuses = %s, history = %s, copied_at = now() "
+            "WHERE session = %s AND id = %s",
+            (whole, json.dumps(statuses), json.dumps(history), event.session, message_id))
 
 
 def _row(row: Sequence[Any]) -> SharedMessage:

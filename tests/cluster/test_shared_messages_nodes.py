@@ -1,6 +1,7 @@
 """The message store between real bridge nodes: a message a contact sent while node A ran the
 tenant is, after A handed the tenant over (SIGTERM), quoted, reacted to, fetched and listed on
-node B, which never received it (its copy comes from `cluster_messages`)."""
+node B, which never received it (its copy comes from `cluster_messages`); a read receipt for a
+message A sent, arriving at B, moves that message's shared status forward."""
 
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ async def test_a_message_received_on_node_a_is_quoted_reacted_to_and_listed_on_n
     chat = f"{contact}@s.whatsapp.net"
 
     theirs = await simulator.send_from_contact(contact, me, "received on node A")
+    ours = (await a.api("POST", f"/api/v1/sessions/{sid}/messages", {"to": contact, "text": "sent by node A"}))["id"]
+    await simulator.wait_inbox(contact, lambda m: m.id == ours, WITHIN)
 
     async def copied() -> tuple[str, str] | None:
         return await asyncio.to_thread(shared_row, fresh_dsn, sid, theirs.id)
@@ -96,6 +99,17 @@ async def test_a_message_received_on_node_a_is_quoted_reacted_to_and_listed_on_n
     assert ids.index(reply) < ids.index(theirs.id), "newest first, across both nodes' stores"
     older = (await b.api("GET", f"/api/v1/sessions/{sid}/messages?chat={chat}&before={reply}"))["messages"]
     assert theirs.id in [m["id"] for m in older], "a cursor from node B's store pages into node A's"
+
+    await simulator.send_receipt(contact, me, [ours], "read")
+
+    async def read_on_b() -> dict[str, Any] | None:
+        status, found = await b.call("GET", f"/api/v1/sessions/{sid}/messages/{ours}")
+        assert status == 200, found
+        return dict(found) if found["message"]["status"] == "read" else None
+
+    found = await until(read_on_b, "a read receipt that reached node B lands on node A's sent message")
+    whole = [h["status"] for h in found["history"] if not h.get("participant") and h["status"] != "pending"]
+    assert whole == ["sent", "delivered", "read"], found["history"]
 
     status, missing = await b.call("GET", f"/api/v1/sessions/{sid}/messages/3EB0NEVERSTORED")
     assert status == 404, missing
