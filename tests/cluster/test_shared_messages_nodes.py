@@ -1,7 +1,11 @@
-"""The message store between real bridge nodes: a message a contact sent while node A ran the
-tenant is, after A handed the tenant over (SIGTERM), quoted, reacted to, fetched and listed on
-node B, which never received it (its copy comes from `cluster_messages`); a read receipt for a
-message A sent, arriving at B, moves that message's shared status forward."""
+"""The message store shared between nodes (`cluster_messages`, bridge/cluster/messages.py).
+
+With real bridge nodes: a message a contact sent while node A ran the tenant is, after A handed
+the tenant over (SIGTERM), quoted, reacted to, fetched and listed on node B, which never received
+it; a read receipt for a message A sent, arriving at B, moves that message's shared status forward.
+In process (two buses, two SQLite logs, one database): every lookup of the message store falls
+back to the shared row, a later status replaces the copied one, and a database that is away makes
+a message unknown within `SHARED_WITHIN` s, with a log line, instead of an error or a stall."""
 
 from __future__ import annotations
 
@@ -11,10 +15,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
+from bridge.cluster.db import open_async_pool
+from bridge.cluster.events import COMPONENT, MIGRATIONS, SharedEvents
+from bridge.cluster.schema import ensure_schema
+from bridge.eventlog.log import EventLog
+from bridge.events import EventBus, EventKind
+from bridge.messages.model import Message, MessageKind, MessageStatus
+from bridge.messages.store import SHARED_WITHIN, MessageStore
 from tests.cluster.cluster_nodes import ClusterNode, link, owners
+from tests.cluster.pg import PgServer
 from tests.sessions.conftest import fresh_phone
 from tests.simulator.client import SimulatorClient
 
@@ -113,3 +127,79 @@ async def test_a_message_received_on_node_a_is_quoted_reacted_to_and_listed_on_n
 
     status, missing = await b.call("GET", f"/api/v1/sessions/{sid}/messages/3EB0NEVERSTORED")
     assert status == 404, missing
+
+
+@pytest.fixture
+async def stores(tmp_path: Path, fresh_dsn: str, pool: ConnectionPool) -> AsyncIterator[list[MessageStore]]:
+    """Two in-process nodes' message stores, each on its own bus and SQLite log, sharing `fresh_dsn`."""
+    with pool.connection() as conn:
+        ensure_schema(conn, COMPONENT, MIGRATIONS)
+    made: list[tuple[EventLog, SharedEvents]] = []
+    try:
+        for name in ("a", "b"):
+            bus = EventBus()
+            log = EventLog(tmp_path / name / "events.db", bus)
+            await log.open()
+            shared = SharedEvents(await open_async_pool(fresh_dsn, name=f"test-{name}"), pool, fresh_dsn, name,
+                                  poll=0.5)
+            await shared.attach(log)
+            made.append((log, shared))
+        yield [MessageStore(log.bus) for log, _ in made]
+    finally:
+        for log, shared in made:
+            await log.close()
+            await shared.pool.close()
+
+
+CHAT = "15550001111@s.whatsapp.net"
+
+
+def received(message_id: str, text: str, at: int) -> tuple[Message, dict[str, Any]]:
+    message = Message(id=message_id, session="s", chat=CHAT, sender=CHAT, from_me=False, kind=MessageKind.TEXT,
+                      timestamp=at, status=MessageStatus.DELIVERED, text=text)
+    return message, {"key": {"remoteJid": CHAT, "id": message_id, "fromMe": False}, "message": {"conversation": text}}
+
+
+async def test_every_lookup_falls_back_to_the_shared_row_and_a_database_away_means_unknown(
+    stores: list[MessageStore], pg_server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = stores
+    a_log, b_log = EventLog.of(a.bus), EventLog.of(b.bus)
+    assert a_log is not None and a_log.shared is not None and b_log is not None
+    message, raw = received("3EB0SHARED1", "stored by node a", 1_700_000_000)
+    a.put(message, raw)
+    a.bus.publish("s", EventKind.MESSAGE, msgspec.to_builtins(message))
+    assert await a_log.shared.flush(20)
+
+    entry = await b.fetch("s", message.id)
+    assert entry is not None and entry.raw == raw and entry.message.text == "stored by node a"
+    assert await b.content_for("s", CHAT, message.id) == ({"conversation": "stored by node a"}, 0)
+    assert await b.content_for("s", "19990000000@s.whatsapp.net", message.id) is None, "another chat's id"
+    mine, mine_raw = received("3EB0LOCAL1", "stored by node b", 1_700_000_100)
+    b.put(mine, mine_raw)
+    assert await b.written()
+    assert [m.id for m in await b.page("s")] == [mine.id, message.id], "both stores, newest first"
+    assert [m.id for m in await b.page("s", before=mine.id)] == [message.id]
+
+    a.report("s", message.id, MessageStatus.READ)
+    a.bus.publish("s", EventKind.MESSAGE_STATUS, {"id": message.id, "session": "s", "chat": CHAT,
+                                                  "from_me": False, "status": "read"})
+    assert await a_log.shared.flush(20)
+    found = await b.stored("s", message.id)
+    assert found is not None and found.message.status is MessageStatus.READ, "the later copy wins"
+    assert [step.status for step in found.history] == [MessageStatus.DELIVERED, MessageStatus.READ]
+
+    pg_server.stop()
+    try:
+        caplog.clear()
+        started = time.monotonic()
+        # the pool alone would wait 30 s for a connection: answering well before shows the store's bound
+        assert await asyncio.wait_for(b.fetch("s", "3EB0NOTHERE"), 20) is None
+        assert await asyncio.wait_for(b.stored("s", "3EB0NOTHERE"), 20) is None
+        page = await asyncio.wait_for(b.page("s"), 20)
+        assert [m.id for m in page] == [mine.id], "this node's own rows only"
+        print(f"\nthree lookups with the database away answered in {time.monotonic() - started:.1f} s "
+              f"(bound {SHARED_WITHIN:g} s each)")
+        assert "shared message store cannot be read" in caplog.text
+    finally:
+        pg_server.start()
