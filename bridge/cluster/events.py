@@ -27,7 +27,8 @@ relay copies each committed burst into `cluster_events`, where the cluster numbe
   (bridge/cluster/messages.py), so whichever node owns a tenant next can quote, react to, forward
   and list messages another node received (`messages()`).
 - retention (`prune`, every `PRUNE_INTERVAL` s on one node at a time: an advisory lock) by age and
-  count, never an event with an undelivered (pending or failed) outbox row.
+  count, never an event with an undelivered (pending or failed) outbox row; `cluster_messages` by
+  the message store's retention, every tenth pass.
 
 On first contact with a local log file the cursor starts at that file's newest event: what a node
 logged before cluster mode was delivered by its own webhooks already and is not copied again.
@@ -57,7 +58,7 @@ from bridge.eventlog import stream
 from bridge.eventlog.log import EventLog, EventLogUnavailable
 from bridge.eventlog.shared import SharedMessages
 from bridge.events import Event, EventBus, canonical_kind, data_json
-from bridge.messages.store import rows_to_share
+from bridge.messages.store import MessageStore, rows_to_share
 from bridge.webhooks.config import Webhook
 
 if TYPE_CHECKING:
@@ -506,14 +507,32 @@ class SharedEvents:
 
         return await asyncio.to_thread(run)
 
+    async def prune_messages(self) -> int:
+        """Apply the message store's retention to `cluster_messages` now; how many rows went (0 without
+        a message store on this node's bus)."""
+        store = MessageStore.of(self._bus) if self._bus is not None else None
+        if store is None:
+            return 0
+        retention = store.retention
+
+        def run() -> int:
+            with self.sync_pool.connection() as conn:
+                return shared_messages.prune(conn, max_age=retention.max_age, keep=retention.keep)
+
+        return await asyncio.to_thread(run)
+
     async def _prune_loop(self) -> None:
+        passes = 0
         while True:
             await asyncio.sleep(PRUNE_INTERVAL)
+            passes += 1
             try:
                 events, deliveries = await self.prune()
+                messages = await self.prune_messages() if passes % shared_messages.PRUNE_EVERY == 0 else 0
             except Exception as exc:
                 log.warning("shared event log retention failed (%s); next try in %.0f s", exc, PRUNE_INTERVAL)
                 continue
-            if events:
-                log.info("shared event log retention pruned %d events, %d deliveries", events, deliveries)
+            if events or messages:
+                log.info("shared event log retention pruned %d events, %d deliveries, %d messages", events,
+                         deliveries, messages)
 

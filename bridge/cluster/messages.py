@@ -11,15 +11,20 @@ and history, so the newest write wins (only the node that owns a tenant writes i
 A status for a message the owner's file does not have (received or sent on the node that ran the
 tenant before, e.g. a read receipt that arrives after a hand-over) is applied to the shared row by
 the same transaction, forward-only (`bridge.messages.status.advance`), like the file would.
+
+Retention (`prune`) follows the message store's (`MessageRetention`: age since stored, newest
+`keep` per session), run by the shared log's retention loop every `PRUNE_EVERY` passes, one node at
+a time (an advisory lock).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -50,6 +55,10 @@ MIGRATION: Final = """
     CREATE INDEX cluster_messages_by_stored ON cluster_messages (stored_at);
 """
 
+#: The shared log prunes events every 60 s; messages every `PRUNE_EVERY`-th time (10 min).
+PRUNE_EVERY: Final = 10
+#: Names the advisory lock that lets one node at a time prune messages (ASCII "bridgems").
+PRUNE_LOCK_KEY: Final = 0x6272696467656D73
 _KINDS: Final = frozenset({EventKind.MESSAGE.value, EventKind.MESSAGE_STATUS.value})
 _COLUMNS: Final = "session, id, chat, ts, stored_at, status, data, raw, retries, statuses, history"
 
@@ -111,6 +120,23 @@ async def apply_statuses(conn: AsyncConnection[TupleRow], events: Sequence[Event
             "UPDATE cluster_messages SET status = %s, statuses = %s, history = %s, copied_at = now() "
             "WHERE session = %s AND id = %s",
             (whole, json.dumps(statuses), json.dumps(history), event.session, message_id))
+
+
+def prune(conn: Connection[TupleRow], *, max_age: float, keep: int, now: float | None = None) -> int:
+    """Delete rows stored more than `max_age` s ago and all but the newest `keep` of each session
+    (like `bridge.messages.store.prune`); how many went. One node at a time (advisory lock)."""
+    cutoff = (time.time() if now is None else now) - max_age
+    with conn.transaction():
+        row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK_KEY,)).fetchone()
+        if row is None or not row[0]:
+            return 0
+        gone = conn.execute("DELETE FROM cluster_messages WHERE stored_at < %s", (cutoff,)).rowcount
+        gone += conn.execute(
+            "DELETE FROM cluster_messages m USING (SELECT session, id, row_number() OVER "
+            "(PARTITION BY session ORDER BY ts DESC, id DESC) AS n FROM cluster_messages WHERE session IN "
+            "(SELECT session FROM cluster_messages GROUP BY session HAVING count(*) > %s)) r "
+            "WHERE m.session = r.session AND m.id = r.id AND r.n > %s", (keep, keep)).rowcount
+    return gone
 
 
 def _row(row: Sequence[Any]) -> SharedMessage:

@@ -4,8 +4,9 @@ With real bridge nodes: a message a contact sent while node A ran the tenant is,
 the tenant over (SIGTERM), quoted, reacted to, fetched and listed on node B, which never received
 it; a read receipt for a message A sent, arriving at B, moves that message's shared status forward.
 In process (two buses, two SQLite logs, one database): every lookup of the message store falls
-back to the shared row, a later status replaces the copied one, and a database that is away makes
-a message unknown within `SHARED_WITHIN` s, with a log line, instead of an error or a stall."""
+back to the shared row, a later status replaces the copied one, retention prunes by count and age,
+and a database that is away makes a message unknown within `SHARED_WITHIN` s, with a log line,
+instead of an error or a stall."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from bridge.cluster import messages as shared_messages
 from bridge.cluster.db import open_async_pool
 from bridge.cluster.events import COMPONENT, MIGRATIONS, SharedEvents
 from bridge.cluster.schema import ensure_schema
@@ -161,7 +163,7 @@ def received(message_id: str, text: str, at: int) -> tuple[Message, dict[str, An
 
 
 async def test_every_lookup_falls_back_to_the_shared_row_and_a_database_away_means_unknown(
-    stores: list[MessageStore], pg_server: PgServer, caplog: pytest.LogCaptureFixture
+    stores: list[MessageStore], pg_server: PgServer, pool: ConnectionPool, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = stores
     a_log, b_log = EventLog.of(a.bus), EventLog.of(b.bus)
@@ -188,6 +190,17 @@ async def test_every_lookup_falls_back_to_the_shared_row_and_a_database_away_mea
     found = await b.stored("s", message.id)
     assert found is not None and found.message.status is MessageStatus.READ, "the later copy wins"
     assert [step.status for step in found.history] == [MessageStatus.DELIVERED, MessageStatus.READ]
+
+    newer, newer_raw = received("3EB0SHARED2", "newer, by node a", 1_700_000_200)
+    a.put(newer, newer_raw)
+    a.bus.publish("s", EventKind.MESSAGE, msgspec.to_builtins(newer))
+    assert await a_log.shared.flush(20)
+    with pool.connection() as conn:
+        assert shared_messages.prune(conn, max_age=86400.0, keep=1) == 1, "the newest one per session kept"
+    assert await b.stored("s", message.id) is None and await b.stored("s", newer.id) is not None
+    with pool.connection() as conn:
+        assert shared_messages.prune(conn, max_age=60.0, keep=10, now=time.time() + 120) == 1, "by age"
+    assert await b.stored("s", newer.id) is None
 
     pg_server.stop()
     try:
