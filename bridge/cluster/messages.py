@@ -6,7 +6,9 @@ the node's own SQLite file in the same transaction as its `message` event, so th
 each committed burst of events (bridge/cluster/events.py) copies, in the same PostgreSQL
 transaction, the rows that burst's `message` and `message.status` events name, read from the file
 after the burst committed. The upsert replaces the whole row: a later copy carries the later status
-and history, so the newest write wins (only the node that owns a tenant writes its rows).
+and history, so the newest write wins. A copy with a shorter status history than the shared row's
+is stale (a node copying, after a restart, bursts from before it lost the tenant) and is skipped:
+a row's history only grows.
 
 A status for a message the owner's file does not have (received or sent on the node that ran the
 tenant before, e.g. a read receipt that arrives after a hand-over) is applied to the shared row by
@@ -74,7 +76,8 @@ def touched(events: Sequence[Event]) -> list[tuple[str, str]]:
 
 
 async def upsert(conn: AsyncConnection[TupleRow], rows: Sequence[SharedMessage], node_id: str) -> None:
-    """Copy `rows` in the caller's transaction; a row already there is replaced (the newer copy wins)."""
+    """Copy `rows` in the caller's transaction; a row already there is replaced unless its status history
+    is longer than the copy's (the newer copy wins, a stale one is skipped)."""
     if not rows:
         return
     await conn.cursor().executemany(
@@ -82,7 +85,8 @@ async def upsert(conn: AsyncConnection[TupleRow], rows: Sequence[SharedMessage],
         "ON CONFLICT (session, id) DO UPDATE SET chat = EXCLUDED.chat, ts = EXCLUDED.ts, "
         "stored_at = EXCLUDED.stored_at, status = EXCLUDED.status, data = EXCLUDED.data, raw = EXCLUDED.raw, "
         "retries = EXCLUDED.retries, statuses = EXCLUDED.statuses, history = EXCLUDED.history, "
-        "node_id = EXCLUDED.node_id, copied_at = now()",
+        "node_id = EXCLUDED.node_id, copied_at = now() "
+        "WHERE json_array_length(EXCLUDED.history::json) >= json_array_length(cluster_messages.history::json)",
         [(r.session, r.id, r.chat, r.ts, r.stored_at, r.status, r.data, r.raw, r.retries, json.dumps(r.statuses),
           json.dumps(r.history), node_id) for r in rows])
 

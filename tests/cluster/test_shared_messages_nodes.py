@@ -163,7 +163,8 @@ def received(message_id: str, text: str, at: int) -> tuple[Message, dict[str, An
 
 
 async def test_every_lookup_falls_back_to_the_shared_row_and_a_database_away_means_unknown(
-    stores: list[MessageStore], pg_server: PgServer, pool: ConnectionPool, caplog: pytest.LogCaptureFixture
+    stores: list[MessageStore], pg_server: PgServer, pool: ConnectionPool, fresh_dsn: str,
+    caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = stores
     a_log, b_log = EventLog.of(a.bus), EventLog.of(b.bus)
@@ -190,6 +191,14 @@ async def test_every_lookup_falls_back_to_the_shared_row_and_a_database_away_mea
     found = await b.stored("s", message.id)
     assert found is not None and found.message.status is MessageStatus.READ, "the later copy wins"
     assert [step.status for step in found.history] == [MessageStatus.DELIVERED, MessageStatus.READ]
+    shared = b_log.shared.messages() if b_log.shared is not None else None
+    row = await shared.message("s", message.id) if shared is not None else None
+    assert row is not None
+    stale = msgspec.structs.replace(row, status="delivered", history=row.history[:1])
+    async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:
+        await shared_messages.upsert(conn, [stale], "a")
+    found = await b.stored("s", message.id)
+    assert found is not None and found.message.status is MessageStatus.READ, "a stale copy is skipped"
 
     newer, newer_raw = received("3EB0SHARED2", "newer, by node a", 1_700_000_200)
     a.put(newer, newer_raw)
