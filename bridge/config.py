@@ -177,8 +177,8 @@ class Settings(BaseSettings):
     # --- cluster (docs/cluster.md) ---
     cluster_dsn: str = Field(
         "", description="PostgreSQL DSN (`postgresql://user:pass@host:5432/db`); set, it turns cluster mode on: auth "
-        "state, snapshots, identities and leases live in that database and several bridges share the tenants "
-        "(each node keeps its own event log)"
+        "state, creds history, snapshots, identities, leases, events, the webhook outbox and webhooks live in that "
+        "database and several bridges share the tenants (each node also keeps its own event log, copied there)"
     )
     cluster_lease_ttl: float = Field(
         15.0, ge=2.0, description="Seconds a node's lease on a tenant lasts without renewal (by the database's "

@@ -310,7 +310,8 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
                                       f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
                                       f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
-                                      "(journal append + fdatasync + legacy files, in a worker thread); "
+                                      "(journal append + fdatasync in a worker thread; "
+                                      "the legacy files follow after the answer); "
                                       f"event log: {(log1[1] - log0[1]) / sent:.2f} commits/msg "
                                       "(its row, events and statuses; one fsync each)")
                         b, pl = ({k: 1000 * v / sent for k, v in cpu[side].items()} for side in ("bridge", "plain"))

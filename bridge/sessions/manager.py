@@ -93,7 +93,7 @@ class SessionManager:
             settings, bus, snapshots, self.registry, self.runtimes, self.desk,
             identities if identities is not None else IdentityBook(settings.bridge_dir), auth_backends,
         )
-        self.messages = MessageDesk(bus, ManagerPort(self._messaging_info, settings, self.runtimes))
+        self.messages = MessageDesk(bus, ManagerPort(self._messaging_session, settings, self.runtimes))
         self.media = MediaDesk(settings, self.messages)
         self._sessions: dict[str, Session] = {}
         self._leaving: dict[str, Session] = {}
@@ -294,10 +294,11 @@ class SessionManager:
     def get(self, session_id: str) -> SessionInfo:
         return self._session(session_id).info()
 
-    def _messaging_info(self, session_id: str) -> SessionInfo:
-        """`get` for the message desk, which also sees a session still closing after its eviction."""
+    def _messaging_session(self, session_id: str) -> Session:
+        """The session for the message desk (its state and account, read on every send, without
+        building a `SessionInfo`), including one still closing after its eviction."""
         leaving = self._leaving.get(session_id)
-        return leaving.info() if leaving is not None and session_id not in self._sessions else self.get(session_id)
+        return leaving if leaving is not None and session_id not in self._sessions else self._session(session_id)
 
     def list(self, *, include_archived: bool = False) -> list[SessionInfo]:
         """Every session; in cluster mode those of other nodes too (as their records say)."""

@@ -1,8 +1,10 @@
-"""`ManagerPort`: the `SessionPort` of `MessageDesk` over the sessions layer (public API only).
+"""`ManagerPort`: the `SessionPort` of `MessageDesk` over the sessions layer.
 
 It lives on the sessions side so that messages never import sessions: the desk only knows the
-`SessionPort` protocol. It is built from the manager's parts (its `get`, the settings and the
-runtime pool) rather than from the manager itself, so neither module imports the other.
+`SessionPort` protocol. It is built from the manager's parts (its session lookup, the settings and
+the runtime pool) rather than from the manager itself, so neither module imports the other. It
+reads a session's state and account directly: every send asks both, and a `SessionInfo` costs
+seventeen fields to build for one.
 """
 
 from __future__ import annotations
@@ -17,20 +19,20 @@ from bridge.sessions.state import SessionState
 
 if TYPE_CHECKING:
     from bridge.sessions.runtimes import RuntimePool
-    from bridge.sessions.session import SessionInfo
+    from bridge.sessions.session import Session
 
 
 class ManagerPort:
-    def __init__(self, get: Callable[[str], SessionInfo], settings: Settings, runtimes: RuntimePool) -> None:
+    def __init__(self, get: Callable[[str], Session], settings: Settings, runtimes: RuntimePool) -> None:
         self._get = get
         self._settings = settings
         self._runtimes = runtimes
 
     def require_open(self, session: str) -> None:
-        info = self._get(session)
-        if SessionState(info.state) is not SessionState.OPEN:
+        state = self._get(session).state
+        if state is not SessionState.OPEN:
             raise SessionStateError(
-                f"session {session} is {info.state}, not open; start it and wait for state 'open' before sending"
+                f"session {session} is {state.value}, not open; start it and wait for state 'open' before sending"
             )
 
     def me(self, session: str) -> str | None:

@@ -17,6 +17,7 @@ type or id that could leave the folder, hide as a bridge-private name, or break 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -82,13 +83,20 @@ def key_file_name(key_type: str, key_id: str) -> str:
     Raises `HostileNameError` for an unknown type, an id with NUL, backslash or other control
     characters, an id longer than `MAX_KEY_ID_CHARS`, or a result that is not one safe file name.
     """
-    if key_type not in KEY_TYPES:
+    if not isinstance(key_type, str) or key_type not in KEY_TYPES:
         raise HostileNameError(
             f"refused key type {key_type!r}: not one of {', '.join(sorted(KEY_TYPES))} "
             "(the Node runtime sent something Baileys never asks for)"
         )
     if not isinstance(key_id, str):
         raise HostileNameError(f"refused key id {key_id!r} for type {key_type}: ids are strings")
+    return _checked_key_file_name(key_type, key_id)
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked_key_file_name(key_type: str, key_id: str) -> str:
+    """`key_file_name` past its type checks, cached: a session asks for the same few names on every
+    message (its contacts' sessions, its sender keys), and the checks cost dozens of calls each."""
     if len(key_id) > MAX_KEY_ID_CHARS:
         raise HostileNameError(
             f"refused key id for type {key_type}: {len(key_id)} characters, limit {MAX_KEY_ID_CHARS}"

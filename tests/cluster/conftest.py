@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from bridge.cluster.db import open_pool
 from bridge.cluster.schema import ensure_schema
 from tests.cluster.pg import PgServer, start_server
+from tests.cluster.webhook_receiver import Receiver
 from tests.store.conftest import fresh_creds, legacy_written, registered_creds
 
 # Real Baileys values (tests/store/node/legacy.mjs), shared with the store tests.
@@ -66,3 +67,11 @@ def pool(fresh_dsn: str) -> Iterator[ConnectionPool]:
         yield pool
     finally:
         pool.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP webhook receiver that verifies Standard Webhooks signatures."""
+    found = await Receiver().start()
+    yield found
+    await found.close()

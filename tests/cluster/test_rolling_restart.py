@@ -43,13 +43,6 @@ async def cluster(tmp_path: Path, simulator: SimulatorClient, fresh_dsn: str) ->
         await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = await Receiver().start()
-    yield found
-    await found.close()
-
-
 async def test_a_rolling_restart_of_every_node_keeps_every_tenant_linked_without_a_qr_or_a_fight(
     cluster: list[ClusterNode], simulator: SimulatorClient, fresh_dsn: str, receiver: Receiver
 ) -> None:

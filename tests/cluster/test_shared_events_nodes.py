@@ -33,13 +33,6 @@ async def pair(tmp_path: Path, simulator: SimulatorClient, fresh_dsn: str) -> As
         await asyncio.gather(*(node.kill() for node in nodes), return_exceptions=True)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = await Receiver().start()
-    yield found
-    await found.close()
-
-
 def _is_message(ids: set[str]) -> object:
     seen: set[str] = set()
 
