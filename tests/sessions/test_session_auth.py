@@ -54,6 +54,8 @@ async def test_writes_after_a_storage_fault_are_held_in_order_and_flushed_when_s
         assert await auth.get_keys("session", ["a.0", "b.0"]) == {"a.0": '{"v": 3}', "b.0": '{"v": 1}'}
         assert json.loads(await auth.load_creds() or "{}")["nextPreKeyId"] == 4242
         await auth.set_keys({"session": {"a.0": '{"v": 4}'}})  # writes go straight to disk again
+        assert await auth.get_keys("session", ["a.0"]) == {"a.0": '{"v": 4}'}
+        await auth.store.checkpoint()
         assert (disk.path / "s" / "session-a.0.json").read_text() == '{"v": 4}'
         await auth.store.close()  # releases the session journal so the tmpfs can be unmounted
 
