@@ -8,9 +8,6 @@ says another node is pruning.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import psycopg
@@ -21,35 +18,13 @@ from bridge.cluster.creds_history import PgCredsHistory
 from bridge.cluster.leases import add_tenant, claim_tenant, list_leases, release_tenant
 from bridge.cluster.retention import RETENTION_LOCK_KEY
 from bridge.cluster.snapshots import PgSnapshots
-from bridge.config import PROJECT_ROOT
 from bridge.errors import ExitCode
 from bridge.store.layout import CREDS_FILE
 from bridge.store.snapshots.objects import sha256_hex
+from tests.cluster.cli_runner import cli, cli_json
 from tests.cluster.pg import PgServer
 
 TTL = 30.0
-
-
-def cli(dsn: str | None, *args: str, as_json: bool = True) -> tuple[int, str, str]:
-    """Run `python -m bridge <args>` as a real process (no BRIDGE_CLUSTER_DSN); (exit code, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "BRIDGE_CLUSTER_DSN": ""}
-    argv = [*args, *(["--dsn", dsn] if dsn else []), *(["--json"] if as_json else [])]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge", *argv],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def cli_json(dsn: str | None, *args: str) -> tuple[int, dict[str, Any], str]:
-    code, out, err = cli(dsn, *args)
-    data: dict[str, Any] = json.loads(out) if out.strip() else {}
-    return code, data, err
 
 
 def _gen(base: str, counter: int) -> bytes:

@@ -7,10 +7,7 @@ in on the exported folder without a QR.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,27 +20,11 @@ from bridge.cluster.auth_backend import PgAuthBackend
 from bridge.cluster.db import open_pool
 from bridge.cluster.leases import add_tenant, claim_tenant
 from bridge.cluster.schema import ensure_schema
-from bridge.config import PROJECT_ROOT
 from bridge.errors import ExitCode
+from tests.cluster.cli_runner import cli_json
 from tests.cluster.pg import PgServer
 from tests.simulator.client import SimulatorClient
 from tests.simulator.driver import baileys, pair_by_qr
-
-
-def bridge_cli(dsn: str, *args: str) -> tuple[int, dict[str, Any], str]:
-    """Run `python -m bridge <args> --dsn DSN --json` as a real process; (exit code, JSON, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "BRIDGE_CLUSTER_DSN": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge", *args, "--dsn", dsn, "--json"],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    data: dict[str, Any] = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return proc.returncode, data, proc.stderr
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -70,10 +51,10 @@ def test_import_then_export_gives_back_the_legacy_folder_byte_for_byte(
     dsn: str, tmp_path: Path, legacy_written: tuple[Path, dict[str, Any]]
 ) -> None:
     source, _texts = legacy_written
-    code, imported, err = bridge_cli(dsn, "import", "t1", str(source))
+    code, imported, err = cli_json(dsn, "import", "t1", str(source))
     assert code == ExitCode.OK, err
     assert imported["files"] == len(os.listdir(source)) and imported["pre_import_snapshot"] is None
-    code, exported, err = bridge_cli(dsn, "export", "t1", str(tmp_path / "out"))
+    code, exported, err = cli_json(dsn, "export", "t1", str(tmp_path / "out"))
     assert code == ExitCode.OK, err
     assert exported["registered"] and exported["owner"] is None
     assert folder_bytes(tmp_path / "out") == folder_bytes(source)
@@ -91,13 +72,13 @@ def test_export_never_writes_into_a_folder_that_holds_anything(
     target = tmp_path / "taken"
     target.mkdir()
     (target / "creds.json").write_text("someone else's")
-    code, data, err = bridge_cli(dsn, "export", "t1", str(target))
+    code, data, err = cli_json(dsn, "export", "t1", str(target))
     assert code == ExitCode.REFUSED and "not an empty folder" in err
     assert data["error"]["code"] == "conflict"
     assert folder_bytes(target) == {"creds.json": b"someone else's"}
-    code, data, err = bridge_cli(dsn, "export", "t1", str(tmp_path / "running"))
+    code, data, err = cli_json(dsn, "export", "t1", str(tmp_path / "running"))
     assert code == ExitCode.OK and data["owner"] == "node-a" and data["owner_live"], err
-    code, data, _ = bridge_cli(dsn, "export", "nobody", str(tmp_path / "x"))
+    code, data, _ = cli_json(dsn, "export", "nobody", str(tmp_path / "x"))
     assert code == ExitCode.NOT_FOUND and not (tmp_path / "x").exists()
 
 
@@ -108,11 +89,11 @@ def test_a_damaged_folder_imports_nothing(
     folder.mkdir()
     (folder / "creds.json").write_text(registered_creds)
     (folder / "pre-key-1.json").write_text('{"torn": ')
-    code, data, err = bridge_cli(dsn, "import", "t1", str(folder))
+    code, data, err = cli_json(dsn, "import", "t1", str(folder))
     assert code == ExitCode.ERROR and "pre-key-1.json" in err and "nothing was imported" in err
     (folder / "pre-key-1.json").unlink()
     (folder / "creds.json").write_text(registered_creds[:40])
-    code, data, err = bridge_cli(dsn, "import", "t1", str(folder))
+    code, data, err = cli_json(dsn, "import", "t1", str(folder))
     assert data["error"]["code"] == "creds_corrupt", err
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM bridge_auth_files").fetchone() == (0,)
@@ -124,7 +105,7 @@ def test_import_is_refused_while_a_node_runs_the_tenant(
     with pool.connection() as conn:
         add_tenant(conn, "t1")
         assert claim_tenant(conn, "t1", "node-a", 30.0) is not None
-    code, data, err = bridge_cli(dsn, "import", "t1", str(legacy_written[0]))
+    code, data, err = cli_json(dsn, "import", "t1", str(legacy_written[0]))
     assert code == ExitCode.REFUSED and "node-a" in err
     assert data["error"]["code"] == "session_locked"
 
@@ -132,16 +113,16 @@ def test_import_is_refused_while_a_node_runs_the_tenant(
 def test_importing_another_account_over_linked_creds_needs_replace_and_keeps_the_old_state(
     dsn: str, tmp_path: Path, legacy_written: tuple[Path, dict[str, Any]], fresh_creds: str
 ) -> None:
-    assert bridge_cli(dsn, "import", "t1", str(legacy_written[0]))[0] == ExitCode.OK
+    assert cli_json(dsn, "import", "t1", str(legacy_written[0]))[0] == ExitCode.OK
     other = tmp_path / "other"
     other.mkdir()
     (other / "creds.json").write_text(fresh_creds)
-    code, data, err = bridge_cli(dsn, "import", "t1", str(other))
+    code, data, err = cli_json(dsn, "import", "t1", str(other))
     assert code == ExitCode.REFUSED and "--replace" in err
-    code, data, err = bridge_cli(dsn, "import", "t1", str(other), "--replace")
+    code, data, err = cli_json(dsn, "import", "t1", str(other), "--replace")
     assert code == ExitCode.OK, err
     assert data["pre_import_snapshot"] and data["trashed"] == len(os.listdir(legacy_written[0])) - 1
-    code, _, err = bridge_cli(dsn, "export", "t1", str(tmp_path / "out"))
+    code, _, err = cli_json(dsn, "export", "t1", str(tmp_path / "out"))
     assert code == ExitCode.OK and folder_bytes(tmp_path / "out") == {"creds.json": fresh_creds.encode()}
 
 
@@ -151,7 +132,7 @@ def test_cluster_status_shows_leases_epochs_and_tenants_per_node(dsn: str, pool:
             add_tenant(conn, sid)
         claim_tenant(conn, "t1", "node-a", 30.0)
         claim_tenant(conn, "t2", "node-b", 30.0)
-    code, status, err = bridge_cli(dsn, "cluster", "status")
+    code, status, err = cli_json(dsn, "cluster", "status")
     assert code == ExitCode.OK, err
     assert status["tenants_per_node"] == {"(unowned)": 1, "node-a": 1, "node-b": 1}
     leases = {x["session"]: x for x in status["leases"]}
@@ -161,7 +142,7 @@ def test_cluster_status_shows_leases_epochs_and_tenants_per_node(dsn: str, pool:
 
 
 def test_an_unreachable_database_is_a_clear_error(tmp_path: Path, pg_server: PgServer) -> None:
-    code, data, err = bridge_cli(f"postgresql://postgres@127.0.0.1:{pg_server.port + 1}/x", "cluster", "status")
+    code, data, err = cli_json(f"postgresql://postgres@127.0.0.1:{pg_server.port + 1}/x", "cluster", "status")
     assert code == ExitCode.ERROR and data["error"]["code"] == "cluster_unavailable"
     assert "BRIDGE_CLUSTER_DSN" in err
 
@@ -173,9 +154,9 @@ async def test_an_exported_tenant_logs_in_with_plain_legacy_baileys_and_no_qr(
     linked = tmp_path / "linked"
     async with baileys(simulator, linked) as first:
         opened = await pair_by_qr(simulator, first, phone)
-    assert bridge_cli(dsn, "import", "tenant-1", str(linked))[0] == ExitCode.OK
+    assert cli_json(dsn, "import", "tenant-1", str(linked))[0] == ExitCode.OK
     exported = tmp_path / "exported"
-    code, report, err = bridge_cli(dsn, "export", "tenant-1", str(exported))
+    code, report, err = cli_json(dsn, "export", "tenant-1", str(exported))
     assert code == ExitCode.OK and report["registered"], err
     assert folder_bytes(exported) == folder_bytes(linked)
 

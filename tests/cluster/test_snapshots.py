@@ -14,7 +14,7 @@ from bridge.errors import ErrorCode, ExitCode, SnapshotError, StoreError
 from bridge.store.auth_store import AuthStore
 from bridge.store.snapshots import PRE_RESTORE
 from bridge.store.snapshots.objects import sha256_hex
-from tests.cluster.test_export import bridge_cli
+from tests.cluster.cli_runner import cli_json
 
 TTL = 30.0
 
@@ -190,32 +190,32 @@ def test_the_cluster_snapshot_commands_take_list_verify_and_restore(
 ) -> None:
     backend = _backend(pool, "s1")
     backend.commit({"creds.json": registered_creds.encode(), "pre-key-1.json": b'"one"'}, [])
-    code, taken, err = bridge_cli(fresh_dsn, "cluster", "snapshot", "s1", "--reason", "before-upgrade")
+    code, taken, err = cli_json(fresh_dsn, "cluster", "snapshot", "s1", "--reason", "before-upgrade")
     assert code == ExitCode.OK and taken["registered"] and taken["reason"] == "before-upgrade", err
-    code, listed, _ = bridge_cli(fresh_dsn, "cluster", "snapshots", "s1")
+    code, listed, _ = cli_json(fresh_dsn, "cluster", "snapshots", "s1")
     assert [m["id"] for m in listed["snapshots"]] == [taken["id"]]
 
-    code, refused, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"])
+    code, refused, err = cli_json(fresh_dsn, "cluster", "restore", "s1", taken["id"])
     assert code == ExitCode.REFUSED and refused["error"]["code"] == "session_locked" and "node-a" in err
     with pool.connection() as conn:
         assert release_tenant(conn, "s1", "node-a", backend.epoch)
 
     with pool.connection() as conn:
         conn.execute("UPDATE bridge_snapshot_objects SET data = 'X' WHERE sha256 = %s", (sha256_hex(b'"one"'),))
-    code, report, _ = bridge_cli(fresh_dsn, "cluster", "verify")
+    code, report, _ = cli_json(fresh_dsn, "cluster", "verify")
     assert code == ExitCode.CHECK_FAILED and [p["kind"] for p in report["problems"]] == ["corrupt"]
-    code, _, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"])
+    code, _, err = cli_json(fresh_dsn, "cluster", "restore", "s1", taken["id"])
     assert code == ExitCode.CHECK_FAILED and "corrupt" in err
 
     with pool.connection() as conn:
         conn.execute("UPDATE bridge_snapshot_objects SET data = '\"one\"' WHERE sha256 = %s", (sha256_hex(b'"one"'),))
-    assert bridge_cli(fresh_dsn, "cluster", "verify", "s1")[0] == ExitCode.OK
+    assert cli_json(fresh_dsn, "cluster", "verify", "s1")[0] == ExitCode.OK
     with pool.connection() as conn:
         lease = claim_tenant(conn, "s1", "node-a", TTL)
     assert lease is not None
     PgAuthBackend(pool, "s1", node_id="node-a", epoch=lease.epoch).commit({"pre-key-2.json": b'"two"'}, [])
     with pool.connection() as conn:
         release_tenant(conn, "s1", "node-a", lease.epoch)
-    code, restored, err = bridge_cli(fresh_dsn, "cluster", "restore", "s1", taken["id"][:-6])
+    code, restored, err = cli_json(fresh_dsn, "cluster", "restore", "s1", taken["id"][:-6])
     assert code == ExitCode.OK and (restored["keys_before"], restored["keys_after"]) == (2, 1), err
     assert backend.read(["pre-key-1.json", "pre-key-2.json"]) == {"pre-key-1.json": b'"one"', "pre-key-2.json": None}
