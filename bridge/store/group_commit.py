@@ -50,8 +50,8 @@ Batch = Mapping[str, Mapping[str, str | None]]
 #: SYNC_LANES - 1 helpers): concurrent fdatasyncs of different files overlap in the disk (50 of
 #: them took 5.4 ms one after the other and 2.2 ms from 8 threads here), while each helper costs
 #: one thread handoff per group, not per batch. 2, 4, 8 and 16 lanes measured 0.67, 0.81, 0.80
-#: and 0.90 of legacy (medians of 8, within this machine's noise); finishing the files in the
-#: lanes too beat writing them all from the worker under load (1006 vs 1326 us per key).
+#: and 0.90 of legacy (medians of 8, within this machine's noise). (Those figures were taken while
+#: the lanes also wrote the legacy files; the journal's worker writes them now, see step 2 above.)
 SYNC_LANES: Final = 8
 #: Fewer journals than this per lane are fdatasynced by the worker alone (a handoff costs more).
 MIN_JOURNALS_PER_LANE: Final = 4
