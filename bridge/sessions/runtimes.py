@@ -60,6 +60,11 @@ class RuntimeSlot:
         self.name = name
         self.auth = AuthRequestHandler(messages=GetMessageAnswer(bus))
         self.sessions: dict[str, RuntimeListener] = {}
+        self.leaving: dict[str, RuntimeListener] = {}
+        """Sessions being stopped here: no longer hosted (the last one out stops the process), but
+        still given their events until the stop returns. A message the runtime forwards while the
+        socket closes must reach the message desk: its `message.durable` lets Baileys commit the
+        message's keys, and a message dropped here would be gone (its keys used, never stored)."""
         self.process = NodeProcess(
             settings, name, on_request=self.auth, on_event=self._on_event, on_state=self._on_state,
             bus=bus, sessions=self.auth,
@@ -75,7 +80,7 @@ class RuntimeSlot:
         return self.process.pid
 
     def _on_event(self, evt: p.Evt, data: msgspec.Struct) -> None:
-        session = self.sessions.get(evt.s)
+        session = self.sessions.get(evt.s) or self.leaving.get(evt.s)
         if session is not None:
             session.on_runtime_event(evt.name, data)
 
@@ -157,7 +162,9 @@ class RuntimePool:
             slot = self._by_session.pop(session.id, None)
             if slot is None:
                 return
-            slot.sessions.pop(session.id, None)
+            listener = slot.sessions.pop(session.id, None)
+            if listener is not None:
+                slot.leaving[session.id] = listener
             last = not slot.sessions
             if last and self._slots.get(slot.name) is slot:
                 del self._slots[slot.name]
@@ -168,6 +175,8 @@ class RuntimePool:
                 await slot.process.call(session.id, "stop", {}, self.settings.stop_grace)
         finally:
             slot.auth.release(session.id)
+            if slot.leaving.get(session.id) is listener:
+                del slot.leaving[session.id]
 
     def _forget(self, slot: RuntimeSlot, session_id: str) -> None:
         slot.auth.release(session_id)
