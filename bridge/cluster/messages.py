@@ -33,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 from bridge.eventlog.shared import SharedMessage
 from bridge.events import Event, EventKind, canonical_kind
 from bridge.messages.model import MessageStatus
+from bridge.messages.paging import page_query
 from bridge.messages.status import advance
 
 #: Appended to `bridge.cluster.events.MIGRATIONS` (component "events").
@@ -165,19 +166,8 @@ class PgMessages:
 
     async def page(self, session: str, chat: str | None, older_than: tuple[int, float, str] | None,
                    before_ts: int | None, limit: int) -> list[SharedMessage]:
-        where = ["session = %s"]
-        args: list[object] = [session]
-        if chat:
-            where.append("chat = %s")
-            args.append(chat)
-        if before_ts is not None:
-            where.append("ts < %s")
-            args.append(before_ts)
-        if older_than is not None:
-            where.append("(ts, stored_at, id) < (%s, %s, %s)")
-            args.extend(older_than)
+        sql, args = page_query("cluster_messages", _COLUMNS, session=session, chat=chat, before_ts=before_ts,
+                               older_than=older_than, limit=limit, mark="%s")
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                f"SELECT {_COLUMNS} FROM cluster_messages WHERE {' AND '.join(where)} "
-                "ORDER BY ts DESC, stored_at DESC, id DESC LIMIT %s", (*args, limit))).fetchall()
+            rows = await (await conn.execute(sql, args)).fetchall()
         return [_row(r) for r in rows]

@@ -51,6 +51,7 @@ from bridge.eventlog.log import EventLog
 from bridge.eventlog.shared import SharedMessage, SharedMessages
 from bridge.events import EventBus
 from bridge.messages.model import Message, MessageStatus
+from bridge.messages.paging import page_query
 from bridge.messages.recent import DEFAULT_PER_SESSION, Entry, RecentMessages
 from bridge.messages.status import advance
 
@@ -415,23 +416,9 @@ def _page(conn: sqlite3.Connection, *, session: str, chat: str | None, before: s
 
 def _page_rows(conn: sqlite3.Connection, *, session: str, chat: str | None, anchor: tuple[int, float, str] | None,
                before_ts: int | None, limit: int) -> list[tuple[tuple[int, float, str], Message]]:
-    where: list[str] = ["session = ?"]
-    args: list[object] = [session]
-    if chat:
-        where.append("chat = ?")
-        args.append(chat)
-    if before_ts is not None:
-        where.append("ts < ?")
-        args.append(before_ts)
-    if anchor is not None:
-        where.append("(ts < ? OR (ts = ? AND (stored_at < ? OR (stored_at = ? AND id < ?))))")
-        args.extend([anchor[0], anchor[0], anchor[1], anchor[1], anchor[2]])
-    # Within one second (WhatsApp's resolution) the order the bridge stored them in decides.
-    rows = conn.execute(
-        f"SELECT ts, stored_at, id, data, status FROM messages WHERE {' AND '.join(where)} "
-        "ORDER BY ts DESC, stored_at DESC, id DESC LIMIT ?",
-        (*args, limit),
-    ).fetchall()
+    sql, args = page_query("messages", "ts, stored_at, id, data, status", session=session, chat=chat,
+                           before_ts=before_ts, older_than=anchor, limit=limit)
+    rows = conn.execute(sql, args).fetchall()
     return [((int(ts), float(at), str(mid)), _with_status(data, status)) for ts, at, mid, data, status in rows]
 
 
