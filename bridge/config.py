@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     # --- sessions ---
     reconnect_initial: float = Field(1.0, description="First reconnect delay on a transient error (s)")
     reconnect_max: float = Field(60.0, description="Cap of the reconnect delay (s)")
+    connect_timeout: float = Field(
+        20.0, ge=1, description="Seconds Baileys waits for WhatsApp's handshake; a slower one is a 408 and a "
+        "reconnect with backoff"
+    )
+    send_ack_timeout: float = Field(
+        20.0, ge=1, description="Seconds a send waits for WhatsApp's server ack before it fails with `no_server_ack` "
+        "(the message may still arrive)"
+    )
 
     # --- monitor and alerts ---
     monitor_enabled: bool = Field(True, description="Run the safe monitor inside `python -m bridge`")

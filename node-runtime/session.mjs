@@ -194,7 +194,7 @@ export class Session {
   // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
-  async send (to, content, options = {}, ackTimeoutMs = SEND_ACK_TIMEOUT_MS) {
+  async send (to, content, options = {}, ackTimeoutMs = this.args?.send_ack_timeout_ms ?? SEND_ACK_TIMEOUT_MS) {
     const sock = this.requireSocket()
     const messageId = generateMessageIDV2(sock.user?.id)
     const work = this.sendOnce(sock, to, content, options, messageId, ackTimeoutMs)

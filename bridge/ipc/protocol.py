@@ -110,6 +110,7 @@ class StartArgs(msgspec.Struct, forbid_unknown_fields=True):
     browser: str = "baileys-bridge"
     connect_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 20_000
     query_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 60_000
+    send_ack_timeout_ms: Annotated[int, msgspec.Meta(ge=1000)] = 20_000
     log_level: Literal["fatal", "error", "warn", "info", "debug", "trace", "silent"] = "warn"
 
 
@@ -234,7 +235,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "forward: `{forward: message}`) and `quoted` (a WAMessage as proto JSON) into the `quoted` option. "
           "Python has validated everything and resolved earlier messages from its store; keys are Baileys' "
           "WAMessageKey. Answered only after the server acknowledged it (`<ack class=message>` with the message "
-          "id, waited for up to 20 s) and Baileys committed the message's Signal keys: `id` is then a message "
+          "id, waited for up to the start command's `send_ack_timeout_ms`, BRIDGE_SEND_ACK_TIMEOUT) and "
+          "Baileys committed the message's Signal keys: `id` is then a message "
           "WhatsApp has. The moment the ack arrives the runtime forwards the message and its ack in one write "
           "(`messages.upsert` append, then `messages.update` status 2), usually while the key commit still "
           "runs, so Python stores both meanwhile; `message` (the WAMessage) is in the answer only when it "

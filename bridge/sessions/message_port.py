@@ -39,7 +39,12 @@ class ManagerPort:
         return self._get(session).me
 
     async def call(self, session: str, cmd: str, args: dict[str, Any]) -> Any:
-        return await self._runtimes.call(session, cmd, args, self._settings.ipc_request_timeout)
+        timeout = self._settings.ipc_request_timeout
+        if cmd == "send":
+            # the request must outlive the runtime's ack wait, or the caller sees a bare IPC
+            # timeout instead of `no_server_ack`
+            timeout = max(timeout, self._settings.send_ack_timeout + 10.0)
+        return await self._runtimes.call(session, cmd, args, timeout)
 
     def retention(self) -> MessageRetention:
         return MessageRetention(max_age=self._settings.message_retention_days * 86400.0,

@@ -575,6 +575,8 @@ class Session:
                 login="pairing_code" if self.record.login == "pairing_code" else "qr",
                 phone=self.record.phone or "",
                 log_level=_node_level(self.settings.node_log_level),
+                connect_timeout_ms=round(self.settings.connect_timeout * 1000),
+                send_ack_timeout_ms=round(self.settings.send_ack_timeout * 1000),
             )
             await self.call("start", msgspec.to_builtins(args), self.settings.ipc_request_timeout * 2)
         except SessionLockedError as exc:

@@ -216,7 +216,7 @@ async def test_restore_only_while_inactive_then_the_restored_creds_come_back_ope
 async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_one(
     make_manager: MakeManager, simulator: SimulatorClient
 ) -> None:
-    manager = make_manager()
+    manager = make_manager(send_ack_timeout=2.0)
     phone = await link(manager, simulator, "acked")
     contact = fresh_phone()
     await simulator.create_contact(contact)
@@ -227,6 +227,7 @@ async def test_send_answers_only_after_the_server_ack_and_fails_clearly_without_
         await manager.send_text("acked", contact, "never acked")
     assert failure.value.code == "no_server_ack"
     assert "no server ack" in failure.value.message
+    assert "within 2000 ms" in failure.value.message  # BRIDGE_SEND_ACK_TIMEOUT reached the runtime
 
 
 async def test_a_linked_session_whose_folder_was_removed_while_stopped_starts_with_its_old_identity(

@@ -62,7 +62,7 @@ async def test_408_timed_out_handshake_reconnects_with_backoff(
     make_manager: MakeManager, simulator: SimulatorClient
 ) -> None:
     bus = EventBus(capacity=10_000)
-    manager = make_manager(bus)
+    manager = make_manager(bus, connect_timeout=3.0)  # the stalled handshake times out after 3 s, not 20
     phone = await link(manager, simulator, "t408")
     seq = bus.last_seq
     await simulator.fault("slow_handshake", delay_ms=60_000, count=1)
