@@ -55,7 +55,7 @@ def bridge_env(auth_root: Path, simulator: SimulatorClient, port: int, **overrid
         "BRIDGE_RECONNECT_INITIAL": "0.2",
         "BRIDGE_RECONNECT_MAX": "2",
         "BRIDGE_RESTART_BACKOFF_INITIAL": "0.2",
-        "BRIDGE_MONITOR_SCAN_INTERVAL": "2",
+        "BRIDGE_MONITOR_SCAN_INTERVAL": "1",
         "BRIDGE_MONITOR_MIN_FREE_MB": "0",
         "BRIDGE_EVENTS_BUFFER": "100000",
         "BRIDGE_SSE_HEARTBEAT": "1",

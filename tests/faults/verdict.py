@@ -21,8 +21,8 @@ from tests.faults.tenants import Tenant, account_of, deliver, identity, key_file
 from tests.simulator.client import SimulatorClient
 
 REPAIR_TIMEOUT = 45.0
-INCIDENT_TIMEOUT = 30.0  # the monitor scans every 2 s here; a repair takes a few seconds
-QUIET = 6.0  # three monitor scans: room for any follow-on alert or second incident to show up
+INCIDENT_TIMEOUT = 30.0  # the monitor scans every second here; a repair takes a few seconds
+QUIET = 3.0  # three monitor scans: room for any follow-on alert or second incident to show up
 STOPPED = {"stopped", "failed"}
 FINAL = {"logged_out", "banned"}  # no way back without a new link: waiting longer cannot help
 
