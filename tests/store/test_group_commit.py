@@ -41,7 +41,7 @@ async def test_many_sessions_writing_at_once_share_groups_and_every_key_lands(ma
     batches = group_commit.stats.batches - before[1]
     assert batches == SESSIONS * KEYS
     assert groups <= batches // 2, f"{batches} batches in {groups} groups: concurrent batches must share a job"
-    assert _journal_fsyncs() - before[2] == SESSIONS * KEYS, "one fdatasync per batch: each session has its journal"
+    assert _journal_fsyncs() - before[2] <= SESSIONS * KEYS, "at most one fdatasync per batch (or a group's syncfs)"
     for index, store in enumerate(stores):
         ids = [f"{k}.0" for k in range(KEYS)]
         assert store.get_keys("session", ids) == {f"{k}.0": json.dumps({"s": index, "k": k}) for k in range(KEYS)}
