@@ -14,12 +14,14 @@ takes (answered after the fdatasync, the files written by the journal's worker; 
 last files are written). Then single keys written
 by 50 sessions at once (target >= 1.0: legacy's 50 auth states in one Node process against 50
 `AsyncAuthStore`s on one event loop, as a bridge's sessions write: their batches go through the
-group commit, `bridge.store.group_commit`; it also prints the per-run ratios, fdatasyncs per
-batch and batches per group), then
+group commit, `bridge.store.group_commit`, which makes a group of 4 or more journals durable with
+ONE syncfs instead of one fdatasync each; it also prints the per-run ratios, fdatasyncs and
+syncfs calls per batch and batches per group; `--syncfs off` measures the fdatasync lanes alone,
+as `BRIDGE_JOURNAL_SYNCFS=false` runs them), then
 `creds.save`/s: legacy `saveCreds` vs `AuthStore.save_creds` of registered creds whose
 `accountSyncCounter` changes every save (the bridge also keeps its creds history).
 
-    python scripts/bench_store.py [--repeat 3] [--value-bytes 600] [--json]
+    python scripts/bench_store.py [--repeat 3] [--value-bytes 600] [--syncfs on|off] [--json]
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ def legacy_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tupl
     return result["keys"] / result["set_seconds"], result["keys"] / result["get_seconds"]
 
 
-def journal_fsyncs() -> float:
-    """fdatasyncs of journals so far in this process (`bridge_store_fsyncs_total{target="journal"}`)."""
-    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": "journal"}) or 0.0
+def journal_fsyncs(target: str = "journal") -> float:
+    """fdatasyncs of journals so far in this process (`bridge_store_fsyncs_total{target="journal"}`;
+    `journal_syncfs`: the group commit's syncfs calls)."""
+    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": target}) or 0.0
 
 
 def bridge_run(folder: Path, batch: int, batches: int, value_bytes: int) -> tuple[float, float, float]:
@@ -141,9 +144,12 @@ def _buffer_json(value_bytes: int) -> str:
     return json.dumps({"type": "Buffer", "data": base64.b64encode(os.urandom(value_bytes)).decode()})
 
 
-def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: int) -> tuple[float, float, float]:
+def bridge_concurrent_run(
+    folder: Path, sessions: int, keys: int, value_bytes: int
+) -> tuple[float, float, float, float]:
     """keys/s of `sessions` AsyncAuthStores (one journal each) writing single keys at once, journal
-    fdatasyncs per batch and batches per group commit (`bridge.store.group_commit`)."""
+    fdatasyncs per batch, batches per group commit (`bridge.store.group_commit`) and the group
+    commit's syncfs calls per batch."""
     stores = [
         AuthStore(folder / f"s{i}", session_id=f"s{i}", bridge_dir=folder / ".bridge") for i in range(sessions)
     ]
@@ -159,12 +165,14 @@ def bridge_concurrent_run(folder: Path, sessions: int, keys: int, value_bytes: i
         return time.perf_counter() - start
 
     fsyncs, groups, batches = journal_fsyncs(), group_commit.stats.groups, group_commit.stats.batches
+    syncfs = journal_fsyncs("journal_syncfs")
     elapsed = asyncio.run(all_sessions())
     fsyncs = (journal_fsyncs() - fsyncs) / (sessions * keys)
+    syncfs = (journal_fsyncs("journal_syncfs") - syncfs) / (sessions * keys)
     per_group = (group_commit.stats.batches - batches) / max(1, group_commit.stats.groups - groups)
     for store in stores:
         store.close()
-    return sessions * keys / elapsed, fsyncs, per_group
+    return sessions * keys / elapsed, fsyncs, per_group, syncfs
 
 
 CREDS_SAVES = 200
@@ -198,7 +206,10 @@ def main() -> int:
     parser.add_argument("--value-bytes", type=int, default=600, help="raw bytes per key value")
     parser.add_argument("--json", action="store_true", help="print machine-readable results")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir on /tmp)")
+    parser.add_argument("--syncfs", choices=("on", "off"), default="on",
+                        help="the group commit's one syncfs per group (off: one fdatasync per journal)")
     args = parser.parse_args()
+    group_commit.configure(syncfs=args.syncfs == "on")
 
     results = []
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.dir))
@@ -234,6 +245,7 @@ def main() -> int:
             "ratio": statistics.median(c[1][0] / c[0] for c in concurrent_runs),
             "ratios": [round(c[1][0] / c[0], 2) for c in concurrent_runs],
             "fsyncs_per_batch": statistics.median(c[1][1] for c in concurrent_runs),
+            "syncfs_per_batch": statistics.median(c[1][3] for c in concurrent_runs),
             "batches_per_group": statistics.median(c[1][2] for c in concurrent_runs),
         }
         creds_runs = [creds_run(base, r) for r in range(args.repeat)]
@@ -263,7 +275,8 @@ def main() -> int:
         f"single keys, {CONCURRENT_SESSIONS} sessions at once ({CONCURRENT_KEYS} each): legacy "
         f"{concurrent['legacy_set']:.0f} bridge {concurrent['bridge_set']:.0f} keys/s ratio {concurrent['ratio']:.2f} "
         f"(per run: {' '.join(str(r) for r in concurrent['ratios'])}); "
-        f"{concurrent['fsyncs_per_batch']:.2f} fdatasyncs/batch, {concurrent['batches_per_group']:.1f} batches/group"
+        f"{concurrent['fsyncs_per_batch']:.2f} fdatasyncs/batch, {concurrent['syncfs_per_batch']:.3f} syncfs/batch "
+        f"(syncfs {args.syncfs}), {concurrent['batches_per_group']:.1f} batches/group"
     )
     ratio = creds["bridge_saves"] / creds["legacy_saves"]
     print(

@@ -17,12 +17,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
+import itertools
 import logging
 import os
 import secrets
 import shutil
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -662,3 +665,79 @@ def open_scratch(path: Path) -> int:
     caller names what the file is for.
     """
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+
+# ===== One syncfs for many journals (used by bridge/store/journal_log.py and group_commit.py) =====
+# Why a long-lived descriptor: syncfs(2) reports a write-back error through the file system's
+# errseq cursor, compared with the one the descriptor sampled when it was OPENED. A descriptor
+# opened per call (`sync_file_system`) misses every error from a background write-back that
+# happened before that open, e.g. of a journal page the kernel wrote early; a descriptor opened
+# before the first byte it is meant to cover reports every error since. Linux reports write-back
+# errors to syncfs this way only since 5.8; older kernels return success for them.
+
+#: First kernel whose syncfs reports write-back errors (errseq per super block).
+SYNCFS_ERRSEQ_KERNEL: Final = (5, 8)
+
+
+def kernel_version(release: str) -> tuple[int, int] | None:
+    """(major, minor) of a `uname -r` string such as `6.1.0-13-amd64`; None when it does not parse."""
+    parts = release.split(".", 2)
+    if len(parts) < 2:
+        return None
+    minor = "".join(itertools.takewhile(str.isdigit, parts[1]))
+    if not parts[0].isdigit() or not minor:
+        return None
+    return int(parts[0]), int(minor)
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        func: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return func
+
+
+def syncfs_reports_errors() -> bool:
+    """True on Linux >= 5.8 with a libc that has syncfs: a `FileSystemSync` may stand in for fsyncs."""
+    if sys.platform != "linux":
+        return False
+    version = kernel_version(os.uname().release)
+    return version is not None and version >= SYNCFS_ERRSEQ_KERNEL and _libc_syncfs() is not None
+
+
+def syncfs_fd(fd: int) -> None:
+    """`syncfs(2)` on an open descriptor; raises OSError (a write-back error since `fd` was opened)."""
+    func = _libc_syncfs()
+    if func is None:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+    if func(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    STORE_FSYNCS.labels(target="journal_syncfs").inc()
+
+
+class FileSystemSync:
+    """A descriptor kept open on one file system, so its `sync()` reports every write-back error
+    on that file system since it was opened (see the block comment above). Raises OSError."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.device = os.fstat(self._fd).st_dev
+
+    def sync(self) -> None:
+        """syncfs: every write and rename on the file system is durable, or OSError."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, f"the syncfs descriptor of {self.folder} is closed")
+        syncfs_fd(self._fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

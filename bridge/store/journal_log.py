@@ -17,6 +17,23 @@ Failure rules (nothing acknowledged is ever lost, nothing half-written is ever a
   after a failed fsync the kernel's page cache may claim bytes that never reached the disk, so the
   only safe continuation is to reopen and recover from what is really on disk.
 
+One syncfs for many logs (`sync_together`, used by bridge/store/group_commit.py): a group of
+sessions' batches would otherwise cost one fdatasync per journal; one `syncfs` of their file
+system makes all of them durable at once (docs/performance.md, "Group commit across sessions").
+It stands in for the fdatasync exactly, under the same rules: the log is marked `_syncing` while
+it runs (no thread starts its own fdatasync meanwhile; they wait and are covered), only records
+appended before it started count as durable after it, and a failed syncfs fails every log it
+was covering as a failed fdatasync fails one (cut back, unusable): syncfs cannot say whose page
+failed to reach the disk. Its error report is only complete for a descriptor opened before the
+bytes it covers were written (syncfs compares the file system's error cursor with the one the
+descriptor sampled at open), so every log takes a share of one long-lived descriptor per file
+system (`SharedSync`) when it opens, before its first append, and gives it back when it closes
+(the last one closes the descriptor, so an unmount is never held up by the bridge). Whoever sees
+an error consumes it for that descriptor; so after one the descriptor is retired: later groups on
+that file system fdatasync each journal, whose own descriptors still report the error precisely,
+until every log on it was closed and reopened. Only on Linux >= 5.8 (`durable.syncfs_reports_errors`);
+elsewhere `file_system` is None and logs are only fdatasynced.
+
 `open` takes an exclusive `flock` on `<folder>/lock` (one process per journal; the kernel drops
 it when the holder dies), reads every segment, cuts a torn tail off the last one and returns the
 valid records for replay. Damage that a later valid record proves was acknowledged raises
@@ -30,6 +47,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -72,6 +90,85 @@ class LogStats(msgspec.Struct):
     records: int = 0
     fsyncs: int = 0
     bytes: int = 0
+    #: syncfs calls (`sync_together`) that made records of this log durable instead of an fdatasync.
+    syncfs: int = 0
+
+
+class SharedSync:
+    """One file system's long-lived syncfs descriptor, shared by the logs open on it (module docstring)."""
+
+    def __init__(self, handle: durable.FileSystemSync) -> None:
+        self.handle = handle
+        self.device = handle.device
+        self.users = 0
+        self.lock = threading.Lock()
+        #: The error a syncfs on it reported: from then on its logs are fdatasynced one by one.
+        self.retired: OSError | None = None
+
+
+_shared: dict[int, SharedSync] = {}
+_shared_lock = threading.Lock()
+
+
+def _acquire_shared(folder: Path, device: int) -> SharedSync | None:
+    """A share of the syncfs descriptor of `device` (opened at `folder`'s parent if needed); None
+    where syncfs cannot stand in for fdatasync (old kernel, no syncfs, a parent on another device)."""
+    if not durable.syncfs_reports_errors():
+        return None
+    with _shared_lock:
+        entry = _shared.get(device)
+        if entry is None:
+            try:
+                handle = durable.FileSystemSync(folder.parent)
+            except OSError as exc:
+                log.warning("journal %s: no syncfs descriptor (%s); its batches are fdatasynced", folder, exc)
+                return None
+            if handle.device != device:
+                handle.close()
+                return None
+            entry = _shared[device] = SharedSync(handle)
+        entry.users += 1
+        return entry
+
+
+def _release_shared(entry: SharedSync) -> None:
+    with _shared_lock:
+        entry.users -= 1
+        if entry.users > 0:
+            return
+        if _shared.get(entry.device) is entry:
+            del _shared[entry.device]
+    with entry.lock:
+        entry.handle.close()
+
+
+def sync_together(logs: Sequence[JournalLog], shared: SharedSync) -> bool:
+    """Make every record appended so far to `logs` (all on `shared`'s file system) durable with ONE syncfs.
+
+    Returns False, having done nothing, when `shared` is retired or closed (then the caller
+    fdatasyncs each log). Otherwise True: each log is durable up to where it was when the syncfs
+    began, or, if the syncfs failed, unusable with its unsynced records cut off, exactly as after a
+    failed fdatasync (its waiters raise StoreError). Never raises for the syncfs itself.
+    """
+    with shared.lock:
+        if shared.retired is not None or shared.handle.closed:
+            return False
+        begun = [(one, target) for one in logs if (target := one._begin_shared_sync()) is not None]
+        if not begun:
+            return True
+        error: OSError | None = None
+        try:
+            shared.handle.sync()
+        except OSError as exc:
+            error = exc
+            shared.retired = exc
+            log.error(
+                "syncfs of %s failed (%s): the unsynced batches of %d journal(s) fail; journals on this file "
+                "system are fdatasynced one by one until they are reopened", shared.handle.folder, exc, len(begun)
+            )
+        for one, (seq, size) in begun:
+            one._end_shared_sync(seq, size, error)
+    return True
 
 
 def segment_name(first_seq: int) -> str:
@@ -130,6 +227,8 @@ class JournalLog:
         except OSError as exc:  # `open` releases the lock
             raise durable.explain_os_error(exc, path, "opening the journal segment") from exc
         self._durable_size = self._size
+        #: The syncfs descriptor of this log's file system, taken before the first append (None: fdatasync only).
+        self.file_system = _acquire_shared(folder, os.fstat(self._fd).st_dev)
 
     # ----- open / recover -------------------------------------------------------------------
     @classmethod
@@ -243,6 +342,29 @@ class JournalLog:
         self._durable_size = max(self._durable_size, target_size)
         self._cond.notify_all()
 
+    def _begin_shared_sync(self) -> tuple[int, int] | None:
+        """`sync_together`, step 1: claim the sync of everything appended so far; None: nothing to
+        sync (or the log failed). The caller must `_end_shared_sync` what this returned."""
+        with self._cond:
+            while self._syncing:
+                self._cond.wait()
+            if self._failed is not None or self._durable_seq >= self._appended_seq:
+                return None
+            self._syncing = True
+            return self._appended_seq, self._size
+
+    def _end_shared_sync(self, target_seq: int, target_size: int, error: OSError | None) -> None:
+        """`sync_together`, step 2: what `_sync_locked` does after its fdatasync, for the syncfs."""
+        with self._cond:
+            self._syncing = False
+            self.stats.syncfs += 1
+            if error is not None:
+                self._cut_back(self._durable_size, error, always_fail=True)
+            else:
+                self._durable_seq = max(self._durable_seq, target_seq)
+                self._durable_size = max(self._durable_size, target_size)
+            self._cond.notify_all()
+
     def _cut_back(self, size: int, cause: OSError, *, always_fail: bool = False) -> None:
         """Cut the current segment back to `size` bytes; if that fails too, the log becomes unusable.
 
@@ -263,7 +385,8 @@ class JournalLog:
         if self._failed is not None:
             raise StoreError(
                 f"{self._failed} The journal {self.folder} refuses further batches until the session is "
-                "restarted (recovery then replays exactly what reached the disk)."
+                "restarted (recovery then replays exactly what reached the disk).",
+                code=self._failed.code,
             )
 
     # ----- rotation -------------------------------------------------------------------------
@@ -327,6 +450,9 @@ class JournalLog:
                 self._lock_fd = -1
             if self._failed is None:
                 self._failed = StoreError(f"the journal {self.folder} is closed")
+            shared, self.file_system = self.file_system, None
+        if shared is not None:
+            _release_shared(shared)
 
 
 def _cut(path: Path, size: int) -> None:
