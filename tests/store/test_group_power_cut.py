@@ -84,6 +84,7 @@ def _check_session(folder: Path, index: int, acked: int | None, in_flight: int) 
     present = [name for name in names if (folder / name).exists()]
     if not present and acked is None:
         return None
+    assert present, f"session {index}: acknowledged generation {acked} lost, no key file at all"
     assert present == names, f"session {index}: a batch only partly there: {sorted(set(names) - set(present))} missing"
     gens = {json.loads((folder / name).read_text())["gen"] for name in names}
     assert len(gens) == 1, f"session {index}: key files from generations {sorted(gens)}: a batch was torn"
