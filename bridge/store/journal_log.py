@@ -27,8 +27,9 @@ was covering as a failed fdatasync fails one (cut back, unusable): syncfs cannot
 failed to reach the disk. Its error report is only complete for a descriptor opened before the
 bytes it covers were written (syncfs compares the file system's error cursor with the one the
 descriptor sampled at open), so every log takes a share of one long-lived descriptor per file
-system (`SharedSync`) when it opens, before its first append, and gives it back when it closes
-(the last one closes the descriptor, so an unmount is never held up by the bridge). Whoever sees
+system (`SharedSync`, keyed by the device of the log's segment, so a root remounted elsewhere gets
+a descriptor of its own) when it opens, before its first append, and gives it back when it closes
+(the last one closes the descriptor, so the bridge never holds an unmount up longer than its logs). Whoever sees
 an error consumes it for that descriptor; so after one the descriptor is retired: later groups on
 that file system fdatasync each journal, whose own descriptors still report the error precisely,
 until every log on it was closed and reopened. Only on Linux >= 5.8 (`durable.syncfs_reports_errors`);

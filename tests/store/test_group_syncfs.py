@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -210,3 +211,36 @@ async def test_a_retired_descriptor_is_replaced_once_every_journal_on_it_closed(
     before = _counters()
     assert await _one_group(fresh) == [None] * len(fresh)
     assert _counters()[1] - before[1] == 1, "a new descriptor, so one syncfs again"
+
+
+@needs_syncfs
+async def test_a_batch_appended_while_the_syncfs_runs_waits_and_gets_its_own_fdatasync(
+    own_fs_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The syncfs covers what was appended before it began, no more: a synchronous commit on one of
+    the group's journals meanwhile (a running session's `save_creds` takes that path) waits for it
+    instead of racing it, then makes its own record durable with its own fdatasync."""
+    stores = [own_fs_store(f"s{i}") for i in range(ENOUGH)]
+    entered, release = threading.Event(), threading.Event()
+    real_syncfs = durable.syncfs_fd
+
+    def held_syncfs(fd: int) -> None:
+        entered.set()
+        release.wait(30)
+        real_syncfs(fd)
+
+    monkeypatch.setattr(durable, "syncfs_fd", held_syncfs)
+    group = asyncio.gather(*(AsyncAuthStore(s).set_keys({"session": {"1.0": '{"group": 1}'}}) for s in stores))
+    assert await asyncio.to_thread(entered.wait, 30)
+    backend = stores[0].backend
+    assert isinstance(backend, JournalBackend)
+    fdatasyncs = backend.journal.stats.fsyncs
+    lone = asyncio.ensure_future(asyncio.to_thread(stores[0].set_keys, {"pre-key": {"9": '{"lone": 1}'}}))
+    await asyncio.sleep(0.2)
+    assert not lone.done(), "answered while the syncfs that cannot cover it was still running"
+    release.set()
+    await group
+    await lone
+    assert backend.journal.stats.syncfs == 1
+    assert backend.journal.stats.fsyncs == fdatasyncs + 1, "appended after the syncfs began: its own fdatasync"
+    assert stores[0].get_keys("pre-key", ["9"]) == {"9": '{"lone": 1}'}
