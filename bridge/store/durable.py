@@ -707,15 +707,17 @@ def syncfs_reports_errors() -> bool:
     return version is not None and version >= SYNCFS_ERRSEQ_KERNEL and _libc_syncfs() is not None
 
 
-def syncfs_fd(fd: int) -> None:
-    """`syncfs(2)` on an open descriptor; raises OSError (a write-back error since `fd` was opened)."""
+def syncfs_fd(fd: int, target: str = "journal_syncfs") -> None:
+    """`syncfs(2)` on an open descriptor; raises OSError (a write-back error since `fd` was opened).
+
+    `target` labels it in `bridge_store_fsyncs_total` (`syncfs`: a checkpoint's)."""
     func = _libc_syncfs()
     if func is None:
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
     if func(fd) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
-    STORE_FSYNCS.labels(target="journal_syncfs").inc()
+    STORE_FSYNCS.labels(target=target).inc()
 
 
 class FileSystemSync:
@@ -727,11 +729,11 @@ class FileSystemSync:
         self._fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.device = os.fstat(self._fd).st_dev
 
-    def sync(self) -> None:
+    def sync(self, target: str = "journal_syncfs") -> None:
         """syncfs: every write and rename on the file system is durable, or OSError."""
         if self._fd < 0:
             raise OSError(errno.EBADF, f"the syncfs descriptor of {self.folder} is closed")
-        syncfs_fd(self._fd)
+        syncfs_fd(self._fd, target)
 
     @property
     def closed(self) -> bool:

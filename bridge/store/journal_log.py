@@ -160,9 +160,9 @@ def sync_together(logs: Sequence[JournalLog], shared: SharedSync) -> bool:
         error: OSError | None = None
         try:
             shared.handle.sync()
-        except OSError as exc:
-            error = exc
-            shared.retired = exc
+        except Exception as exc:  # anything but success leaves the records unproven: they fail
+            error = exc if isinstance(exc, OSError) else OSError(errno.EIO, f"syncfs did not complete: {exc!r}")
+            shared.retired = error
             log.error(
                 "syncfs of %s failed (%s): the unsynced batches of %d journal(s) fail; journals on this file "
                 "system are fdatasynced one by one until they are reopened", shared.handle.folder, exc, len(begun)
@@ -389,6 +389,27 @@ class JournalLog:
                 "restarted (recovery then replays exactly what reached the disk).",
                 code=self._failed.code,
             )
+
+    def sync_file_system(self) -> bool:
+        """syncfs this log's file system through its long-lived descriptor: for a checkpoint, whose
+        legacy files were written without fsync. False when there is none or it is retired; then
+        fsync the files one by one, NOT a syncfs through a fresh descriptor, which misses an error
+        another syncfs caller (a group commit, another process) already saw. Raises OSError, and
+        retires the descriptor, when the file system reports a write-back error."""
+        shared = self.file_system
+        if shared is None:
+            return False
+        with shared.lock:
+            if shared.retired is not None or shared.handle.closed:
+                return False
+            try:
+                shared.handle.sync("syncfs")
+            except OSError as exc:
+                shared.retired = exc
+                log.error("syncfs of %s for a checkpoint failed (%s); journals on this file system are "
+                          "fdatasynced one by one until they are reopened", shared.handle.folder, exc)
+                raise
+        return True
 
     # ----- rotation -------------------------------------------------------------------------
     def rotate(self) -> int:

@@ -73,7 +73,7 @@ def own_fs_store() -> Iterator[StoreFactory]:
                     store.close()
 
 
-def _fail_syncfs(fd: int) -> None:
+def _fail_syncfs(fd: int, target: str = "journal_syncfs") -> None:
     raise OSError(errno.EIO, os.strerror(errno.EIO))
 
 
@@ -224,10 +224,10 @@ async def test_a_batch_appended_while_the_syncfs_runs_waits_and_gets_its_own_fda
     entered, release = threading.Event(), threading.Event()
     real_syncfs = durable.syncfs_fd
 
-    def held_syncfs(fd: int) -> None:
+    def held_syncfs(fd: int, target: str = "journal_syncfs") -> None:
         entered.set()
         release.wait(30)
-        real_syncfs(fd)
+        real_syncfs(fd, target)
 
     monkeypatch.setattr(durable, "syncfs_fd", held_syncfs)
     group = asyncio.gather(*(AsyncAuthStore(s).set_keys({"session": {"1.0": '{"group": 1}'}}) for s in stores))
@@ -244,3 +244,24 @@ async def test_a_batch_appended_while_the_syncfs_runs_waits_and_gets_its_own_fda
     assert backend.journal.stats.syncfs == 1
     assert backend.journal.stats.fsyncs == fdatasyncs + 1, "appended after the syncfs began: its own fdatasync"
     assert stores[0].get_keys("pre-key", ["9"]) == {"9": '{"lone": 1}'}
+
+
+@needs_syncfs
+def test_a_checkpoint_can_sync_through_the_shared_descriptor_and_an_error_retires_it(
+    own_fs_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`JournalLog.sync_file_system`, for checkpoints: the same long-lived descriptor, so an error a
+    group's syncfs (or anyone's) already saw is not missed; after an error it refuses (False) and
+    the caller fsyncs file by file."""
+    store = own_fs_store("s0")
+    assert isinstance(store.backend, JournalBackend)
+    log = store.backend.journal.log
+    before = _fsyncs("syncfs")
+    assert log.sync_file_system() is True
+    assert _fsyncs("syncfs") == before + 1
+    monkeypatch.setattr(durable, "syncfs_fd", _fail_syncfs)
+    with pytest.raises(OSError):
+        log.sync_file_system()
+    monkeypatch.undo()
+    assert log.file_system is not None and log.file_system.retired is not None
+    assert log.sync_file_system() is False, "a retired descriptor is never used again"
