@@ -235,6 +235,12 @@ class Settings(BaseSettings):
         "last checkpoint, other processes' writes), so on a file system with heavy unrelated writes it can be "
         "slower than the fdatasyncs; false: always one fdatasync per journal"
     )
+    # --- the service's event loop (docs/performance.md "Messages throughput") ---
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="The event loop `python -m bridge` runs on: uvloop (libuv; less CPU per message "
+        "and per wake-up) or Python's own asyncio loop; uvloop falls back to asyncio with a warning when it is "
+        "not installed"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

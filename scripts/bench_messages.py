@@ -15,12 +15,13 @@ process's time apart: fsyncs, pipes, thread wake-ups).
 
 Finding where the CPU goes: `--cases 1` runs only the sequential case (`1,2,3,4`: sequential, 10
 in flight, all sessions, received), `--profile FILE` records this process's CPU (yappi, every
-thread) during the bridge's rounds only and writes pstats to FILE, `--uvloop` runs everything on
-uvloop's event loop (when installed; the bridge itself runs on asyncio's). For the Node runtime, set
+thread) during the bridge's rounds only and writes pstats to FILE. The bridge runs in this process on
+the event loop `python -m bridge` would use (`BRIDGE_EVENT_LOOP`, uvloop by default; the HTTP client
+shares it); `--loop asyncio` or `--loop uvloop` picks one for comparison. For the Node runtime, set
 BRIDGE_NODE to a wrapper that adds `--cpu-prof` (docs/performance.md shows one).
 
     python scripts/bench_messages.py [--count 200] [--sessions 10] [--rounds 5] [--quick]
-        [--cases 1,2,3,4] [--profile FILE] [--uvloop]
+        [--cases 1,2,3,4] [--profile FILE] [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from aiohttp import web  # noqa: E402
 
 from bridge import metrics  # noqa: E402
 from bridge.api.app import create_app  # noqa: E402
+from bridge.cli.run import loop_factory  # noqa: E402
 from bridge.config import Settings  # noqa: E402
 from bridge.events import EventBus, EventKind  # noqa: E402
 from bridge.sessions.manager import SessionManager  # noqa: E402
@@ -332,7 +334,7 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
         profiler.get_func_stats().save(args.profile, type="pstat")
         print(f"yappi CPU profile of the bridge's sides (this process, every thread): {args.profile} (pstats)")
     print(f"server-acked text messages/s, {count} messages per case in {rounds} alternating rounds "
-          "(bridge, then plain Baileys; same simulator, same run)")
+          f"(bridge, then plain Baileys; same simulator, same run; event loop: {args.loop})")
     print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6} {'rounds: median (min-max)':>26}  "
           "where the bridge's time goes")
     for name, bridge_rate, plain_rate, ratios, where in rows:
@@ -356,13 +358,17 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="profile this process's CPU (yappi, every thread) while "
                         "the bridge's side of each round runs; pstats written to FILE")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop (must be installed)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"),
+                        help="the event loop of this process (the bridge and the HTTP client); default: the one "
+                        "`python -m bridge` uses (BRIDGE_EVENT_LOOP)")
     parser.add_argument("--cases", type=lambda v: {int(c) for c in v.split(",")}, default={1, 2, 3, 4},
                         help="which cases to run, e.g. 1,2 (1 sequential, 2 10 in flight, 3 all sessions, "
                              "4 received); default all")
     os.environ.setdefault("BRIDGE_NODE_LOG_LEVEL", "error")
     options = parser.parse_args()
-    if options.uvloop:
-        importlib.import_module("uvloop").run(main(options))
-    else:
-        asyncio.run(main(options))
+    options.loop = options.loop or Settings(_env_file=None).event_loop  # type: ignore[call-arg]
+    factory = loop_factory(Settings(_env_file=None, event_loop=options.loop))  # type: ignore[call-arg]
+    if factory is None:
+        options.loop = "asyncio"
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(options))

@@ -9,7 +9,8 @@ of 100 events costs one fsync, and the event loop never waits for the disk. A bu
 `LINGER` (25 ms) for company: a sent message's delivery receipt arrives a few ms after the send's
 own burst, and alone it would cost a transaction and an fsync of its own (sequential sends: 1.2
 transactions per message instead of 1.8, docs/performance.md). Any other event, and anyone waiting
-(`flush`, `held_written`, `write`), ends the wait at once; nothing is visible before it is durable.
+(`flush`, `held_written`, `write`) for something the transaction being written does not already
+carry, ends the wait at once; nothing is visible before it is durable.
 
 What may go wrong, and what happens then:
 - the disk is full, read-only or failing, or the file is corrupt: the transaction is rolled
@@ -143,6 +144,9 @@ class EventLog:
         self._wake = asyncio.Event()
         self._urgent = False
         """Something queued since the last burst was taken must not linger (see `LINGER`)."""
+        self._in_flight: tuple[int, int, int] | None = None
+        """What the burst being written covers: its last event's seq, its last `write` and its last held
+        write (their numbers), so a waiter for those does not make the next burst urgent too."""
         self._idle = asyncio.Event()
         self._progress = asyncio.Event()
         self._writing = 0
@@ -242,6 +246,7 @@ class EventLog:
             lambda: not (self._pending and self._pending[0].seq <= target)
             and self._ops_settled >= ops_target and self._held_settled >= held_target,
             within,
+            lambda burst: target <= burst[0] and ops_target <= burst[1] and held_target <= burst[2],
         )
 
     async def held_written(self, within: float = 5.0, *, upto: int | None = None) -> bool:
@@ -249,18 +254,24 @@ class EventLog:
         False if `within` s passed first (the disk is failing: they stay held and are written when it
         recovers)."""
         target = self._held_queued if upto is None else upto
-        return await self._wait_until(lambda: self._held_settled >= target, within)
+        return await self._wait_until(lambda: self._held_settled >= target, within,
+                                      lambda burst: target <= burst[2])
 
-    async def _wait_until(self, done: Callable[[], bool], within: float) -> bool:
-        """Wake the writer and wait for its progress until `done()`; False after `within` s."""
+    async def _wait_until(self, done: Callable[[], bool], within: float,
+                          covered: Callable[[tuple[int, int, int]], bool]) -> bool:
+        """Wait for the writer's progress until `done()`; False after `within` s. The writer is woken
+        and the next burst made urgent only when the burst being written does not `cover` what is
+        waited for: a send waiting for its row while that row commits must not pull the statuses queued
+        meanwhile (its own delivery receipt) out of their linger into a transaction of their own."""
         if done():  # a send's rows are usually committed by the time it asks (no timer, no wake-up)
             return True
         try:
             async with asyncio.timeout(within):
                 while not done():
                     self._progress.clear()
-                    self._urgent = True
-                    self._wake.set()
+                    if self._in_flight is None or not covered(self._in_flight):
+                        self._urgent = True
+                        self._wake.set()
                     await self._progress.wait()
         except TimeoutError:
             return False
@@ -384,6 +395,8 @@ class EventLog:
                 held = list(self._held)
                 ops, self._ops = self._ops, []
                 sync, self._synced_ops = bool(events) or bool(held) or self._synced_ops > 0, 0
+                self._in_flight = (events[-1].seq if events else 0, self._ops_settled + len(ops),
+                                   self._held_settled + len(held))
                 try:
                     rows = self._route(events) if self._route is not None and events else []
                 except Exception:
@@ -394,6 +407,7 @@ class EventLog:
                     results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops], sync, held)
                 except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
+                    self._in_flight = None
                     error = EventLogUnavailable(_explain(exc, self.path))
                     for _, future in ops:
                         if not future.done():
@@ -405,6 +419,7 @@ class EventLog:
                     await asyncio.sleep(self._backoff.delay(failures))
                     continue
                 EVENT_LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                self._in_flight = None
                 self._ops_settled += len(ops)
                 self._progress.set()
                 for _ in events:

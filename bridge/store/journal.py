@@ -447,7 +447,7 @@ class Journal:
             with self._state:
                 touched, self._touched = self._touched, set()
             try:
-                _sync(touched)
+                _sync(touched, self.log)
             except OSError as exc:
                 with self._state:
                     self._touched |= touched
@@ -484,8 +484,13 @@ class Journal:
             self.log.close()
 
 
-def _sync(paths: set[Path]) -> None:
-    """Make every path in `paths` (and its folder entry) durable: syncfs once per file system."""
+def _sync(paths: set[Path], journal_log: JournalLog) -> None:
+    """Make every path in `paths` (and its folder entry) durable: syncfs once per file system.
+
+    On the journal's own file system through the journal's long-lived descriptor
+    (`JournalLog.sync_file_system`): a fresh one misses a write-back error that another syncfs
+    caller already saw; where that descriptor is missing or retired, file by file.
+    """
     folders = {p.parent for p in paths}
     devices: dict[int, Path] = {}
     for folder in folders:
@@ -493,7 +498,16 @@ def _sync(paths: set[Path]) -> None:
             devices.setdefault(os.stat(folder).st_dev, folder)
         except FileNotFoundError:
             continue
-    fallback = [folder for folder in devices.values() if not durable.sync_file_system(folder)]
+    shared = journal_log.file_system
+    fallback = [
+        folder
+        for device, folder in devices.items()
+        if not (
+            journal_log.sync_file_system()
+            if shared is not None and device == shared.device
+            else durable.sync_file_system(folder)
+        )
+    ]
     if not fallback:
         return
     fallback_devices = {os.stat(f).st_dev for f in fallback}

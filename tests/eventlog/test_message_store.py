@@ -14,6 +14,7 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -260,4 +261,37 @@ async def test_a_send_waits_for_its_row_and_sent_status_not_for_writes_queued_af
     assert log.held_writes == 1
     assert stored_rows(log.path, "SELECT status FROM messages") == [("sent",)]
     assert await store.written(within=5.0)  # without `entry`: everything so far, the receipt too
+    assert stored_rows(log.path, "SELECT status FROM messages") == [("delivered",)]
+
+
+async def test_a_send_waiting_while_its_row_commits_leaves_a_receipt_queued_meanwhile_to_its_linger(
+    opened: tuple[EventBus, EventLog, MessageStore], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A delivery receipt that arrives while the send's own row commits waits for the next burst
+    (up to LINGER), even though the send's answer waits for that commit: the waiter is covered by
+    the burst being written, so it must not make the next one urgent (a transaction per receipt)."""
+    bus, log, store = opened
+    monkeypatch.setattr(eventlog_log, "LINGER", 30.0)
+    in_commit, release = threading.Event(), threading.Event()
+
+    def slow_commit(conn: sqlite3.Connection) -> None:
+        in_commit.set()
+        release.wait(10)
+
+    message, raw = text(1, from_me=True)
+    entry, _ = store.put(msgspec.structs.replace(message, status=S.PENDING), raw)
+    store.set_status(entry, [(S.SENT, False)])
+    log.hold(slow_commit)
+    bus.publish("s1", "message", {"id": message.id})
+    assert await asyncio.to_thread(in_commit.wait, 10)
+    answer = asyncio.create_task(store.written(entry=entry, within=10.0))
+    await asyncio.sleep(0.01)  # the waiter is waiting on the burst being written
+    store.set_status(entry, [(S.DELIVERED, False)])
+    bus.publish("s1", "message.status", {"id": message.id, "status": "delivered"})
+    release.set()
+    assert await answer
+    await asyncio.sleep(0.3)  # the writer would have committed the receipt at once before
+    assert log.held_writes == 1 and log.held == 1, "the receipt got a transaction of its own"
+    assert stored_rows(log.path, "SELECT status FROM messages") == [("sent",)]
+    assert await log.flush(within=5.0)  # a waiter for the receipt ends its linger at once
     assert stored_rows(log.path, "SELECT status FROM messages") == [("delivered",)]
