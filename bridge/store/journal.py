@@ -13,7 +13,10 @@ PostgreSQL). `Journal` is the default, file-based implementation for the legacy 
 4. `checkpoint()` starts a new segment, waits until every older record is in the files, makes the
    files durable with one `syncfs` (or, where that is missing, fsyncs of the touched files and
    folders) and deletes the old segments. After it, the folder alone is exactly what was
-   acknowledged: a legacy process (or a snapshot, restore, adopt or export) can read it.
+   acknowledged: a legacy process (or a snapshot, restore, adopt or export) can read it. Once a
+   sync of this journal has failed, no later checkpoint of the same open journal deletes segments
+   (the kernel marks pages whose write-back failed clean, so a later sync can succeed without
+   them); the next open replays them.
 5. Opening replays every complete record after the last checkpoint (idempotent: records hold full
    file contents), ignores and counts a torn tail (never acknowledged), then checkpoints. A damaged
    record that was acknowledged stops everything (`JournalCorruptError`, see journal_log.py): a
@@ -196,6 +199,7 @@ class Journal:
         self._apply_error: StoreError | None = None
         self._retry: threading.Timer | None = None
         self._closed = False
+        self._sync_failed = False
         self.log, recovery = JournalLog.open(folder)
         self._next_apply = self.log.last_seq + 1
         self.report = ReplayReport(torn_records=recovery.torn_records, torn_bytes=recovery.torn_bytes)
@@ -451,7 +455,15 @@ class Journal:
             except OSError as exc:
                 with self._state:
                     self._touched |= touched
+                    self._sync_failed = True
                 raise durable.explain_os_error(exc, self.folder, "checkpointing the journal of") from exc
+            if self._sync_failed:
+                # A failed write-back leaves its pages clean in the page cache, so a later sync
+                # reports success without the data on disk. Keep every record until the next
+                # open replays them into the files (idempotent) and syncs afresh.
+                log.warning("journal %s: a sync failed earlier; its records are kept until the next open "
+                            "replays them", self.folder)
+                return
             self.log.drop_through(last)
 
     @contextmanager

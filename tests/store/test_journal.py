@@ -327,3 +327,40 @@ def test_the_journal_checkpoints_on_its_own_so_it_never_grows_past_its_bound(roo
     assert len(list_segments(root.journal_dir)) == 1
     assert root.files() == _batch(39)
     journal.close()
+
+
+def test_after_a_failed_checkpoint_sync_the_records_stay_until_the_next_open_replays_them(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: Linux marks pages whose write-back failed clean, so a second sync can report success
+    while the files on disk are stale. Dropping the journal then would lose acknowledged batches;
+    keeping it lets the next open rewrite the files from it. (The kernel's behaviour is described,
+    not simulated here: the first sync fails, the later ones succeed.)"""
+    import bridge.store.journal as journal_module
+
+    journal = root.open()
+    journal.commit("s1", _batch(1), [])
+    real_sync = journal_module._sync
+    calls = []
+
+    def failing_once(paths: set[Path], journal_log: Any) -> None:
+        calls.append(len(paths))
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real_sync(paths, journal_log)
+
+    monkeypatch.setattr(journal_module, "_sync", failing_once)
+    with pytest.raises(StoreError):
+        journal.checkpoint()
+    journal.commit("s1", _batch(2), [])
+    journal.checkpoint()  # succeeds, yet keeps both batches' records
+    journal.close()
+    assert len(calls) == 3
+    assert b'"gen": 1' in root.segment_bytes() and b'"gen": 2' in root.segment_bytes()
+
+    monkeypatch.setattr(journal_module, "_sync", real_sync)
+    again = root.open()
+    assert again.report.replayed == 2
+    assert root.files() == _batch(2)
+    assert root.segment_bytes() == b"", "a sync of the new open's own writes ends in a checkpoint"
+    again.close()
