@@ -175,7 +175,7 @@ class RuntimePool:
                 await slot.process.call(session.id, "stop", {}, self.settings.stop_grace)
         finally:
             slot.auth.release(session.id)
-            if slot.leaving.get(session.id) is listener:
+            if listener is not None and slot.leaving.get(session.id) is listener:
                 del slot.leaving[session.id]
 
     def _forget(self, slot: RuntimeSlot, session_id: str) -> None:
