@@ -627,20 +627,15 @@ def sync_file_system(path: Path) -> bool:
     Returns False when the syscall is not available (then the caller fsyncs files one by one).
     Raises OSError when the file system reports a write-back error.
     """
-    import ctypes  # only checkpoints need it; kept local so this block stays self-contained
-
-    try:
-        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
+    if _libc_syncfs() is None:
         return False
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), str(path))
+        syncfs_fd(fd, "syncfs")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         os.close(fd)
-    STORE_FSYNCS.labels(target="syncfs").inc()
     return True
 
 

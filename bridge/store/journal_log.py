@@ -106,6 +106,23 @@ class SharedSync:
         #: The error a syncfs on it reported: from then on its logs are fdatasynced one by one.
         self.retired: OSError | None = None
 
+    @property
+    def usable(self) -> bool:
+        """Neither retired nor closed (call with `lock` held)."""
+        return self.retired is None and not self.handle.closed
+
+    def sync(self, target: str, why: str) -> None:
+        """syncfs through the descriptor (call with `lock` held). Any failure retires it (the error is
+        consumed for this descriptor, module docstring) and is raised as OSError."""
+        try:
+            self.handle.sync(target)
+        except Exception as exc:  # anything but success leaves the records unproven
+            error = exc if isinstance(exc, OSError) else OSError(errno.EIO, f"syncfs did not complete: {exc!r}")
+            self.retired = error
+            log.error("syncfs of %s %s failed (%s); journals on this file system are fdatasynced one by one "
+                      "until they are reopened", self.handle.folder, why, exc)
+            raise error from exc
+
 
 _shared: dict[int, SharedSync] = {}
 _shared_lock = threading.Lock()
@@ -152,21 +169,16 @@ def sync_together(logs: Sequence[JournalLog], shared: SharedSync) -> bool:
     failed fdatasync (its waiters raise StoreError). Never raises for the syncfs itself.
     """
     with shared.lock:
-        if shared.retired is not None or shared.handle.closed:
+        if not shared.usable:
             return False
         begun = [(one, target) for one in logs if (target := one._begin_shared_sync()) is not None]
         if not begun:
             return True
         error: OSError | None = None
         try:
-            shared.handle.sync()
-        except Exception as exc:  # anything but success leaves the records unproven: they fail
-            error = exc if isinstance(exc, OSError) else OSError(errno.EIO, f"syncfs did not complete: {exc!r}")
-            shared.retired = error
-            log.error(
-                "syncfs of %s failed (%s): the unsynced batches of %d journal(s) fail; journals on this file "
-                "system are fdatasynced one by one until they are reopened", shared.handle.folder, exc, len(begun)
-            )
+            shared.sync("journal_syncfs", f"for a group commit of {len(begun)} journal(s)")
+        except OSError as exc:
+            error = exc
         for one, (seq, size) in begun:
             one._end_shared_sync(seq, size, error)
     return True
@@ -400,15 +412,9 @@ class JournalLog:
         if shared is None:
             return False
         with shared.lock:
-            if shared.retired is not None or shared.handle.closed:
+            if not shared.usable:
                 return False
-            try:
-                shared.handle.sync("syncfs")
-            except OSError as exc:
-                shared.retired = exc
-                log.error("syncfs of %s for a checkpoint failed (%s); journals on this file system are "
-                          "fdatasynced one by one until they are reopened", shared.handle.folder, exc)
-                raise
+            shared.sync("syncfs", "for a checkpoint")
         return True
 
     # ----- rotation -------------------------------------------------------------------------
