@@ -108,6 +108,7 @@ async def test_writes_of_one_tick_are_one_auth_set_and_one_journal_record(
     await h.proc.call("alice", "set_same_tick", {"batches": batches})
     assert _count(h, "auth.set") == 1
     assert journal.stats.records == records + 1
+    await asyncio.to_thread(h.stores["alice"].checkpoint)
     folder = settings.auth_root / "alice"
     assert (folder / "session-a.json").read_text() == SESSION_B, "the later write of a key wins, as in order"
     assert (folder / "tctoken-x@lid.json").read_text() == SESSION_B
