@@ -1,6 +1,7 @@
 // Baileys' {creds, keys} auth state where every read and write is an IPC request to Python.
 // Values travel as the exact text of JSON.stringify(value, BufferJSON.replacer), the bytes
 // useMultiFileAuthState would write; reads are revived exactly as it revives them.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys'
 import { SET_MERGE_BYTES, SET_MERGE_KEYS } from './defaults.mjs'
 import { KeyCache } from './key-cache.mjs'
@@ -8,6 +9,32 @@ import { keepSignalJobsInTheirContext } from './signal-context.mjs'
 
 // Every read and write below must reach the right socket's key transaction (signal-context.mjs).
 keepSignalJobsInTheirContext()
+
+// A send's key writes, pipelined: { writes: [durable promises], open } (see `pipelineWrites`).
+const pipelines = new AsyncLocalStorage()
+
+// Runs `work` (one send: Baileys' relayMessage) with the key writes it makes pipelined, and
+// resolves to { result, durable }: `durable` settles once every one of them is durable, and
+// rejects (with `authWrite`) if one was not.
+//
+// Why: Baileys sends the stanza inside its per-account key transaction and commits the keys after
+// it, holding the transaction until the commit resolves; each send of an account waits for the one
+// before. A plain in-process Baileys' commit is a write into the page cache. Ours is a round trip
+// to Python and an fdatasync, and the next send only needs the new keys in memory, not on disk,
+// to encrypt. So within `work` a key write resolves once it is sent to Python (served meanwhile by
+// the cache as provisional), and the send is answered `persisted: true` only when `durable` is.
+// What is given up: a crash in that window leaves the disk behind messages that went out, as it
+// already could for the one message whose commit was in flight; a failed write still faults the
+// socket at once (`onWriteFault`). Receiving never pipelines (received.mjs).
+export async function pipelineWrites (work) {
+  const pipeline = { writes: [], open: true }
+  try {
+    const result = await pipelines.run(pipeline, work)
+    return { result, durable: Promise.all(pipeline.writes).then(() => undefined) }
+  } finally {
+    pipeline.open = false
+  }
+}
 
 const isStorageFault = (err) => typeof err?.code === 'string' && err.code.startsWith('storage_')
 
@@ -19,7 +46,7 @@ const isStorageFault = (err) => typeof err?.code === 'string' && err.code.starts
 //
 // Reads go through a bounded `KeyCache` (key-cache.mjs; `cache: false` turns it off, an object
 // sets its bounds): a hit costs no round trip. Writes still resolve only once Python answered
-// that they are durable. Writes sent in the same tick (Baileys writes each key type of a batch
+// that they are durable, except a send's (`pipelineWrites`). Writes sent in the same tick (Baileys writes each key type of a batch
 // separately) travel as one `auth.set`: one journal record and one fdatasync instead of several.
 export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ }, cache: cacheOptions = {} } = {}) {
   const text = await ipc.request(session, 'auth.load', {})
@@ -123,14 +150,18 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
         }
       }
       if (!texts.size) return
-      const n = cache?.beginWrite(texts.keys())
-      try {
-        await track(sendSet(batch, texts.size, bytes))
-      } catch (err) {
-        cache?.failWrite(n, texts.keys())
-        throw err
-      }
-      cache?.endWrite(n, texts)
+      const pipeline = cache ? pipelines.getStore() : undefined
+      const pipelined = pipeline?.open === true
+      const n = cache?.beginWrite(texts.keys(), pipelined ? texts : null)
+      const durable = track(sendSet(batch, texts.size, bytes)).then(
+        () => cache?.endWrite(n, texts),
+        (err) => {
+          cache?.failWrite(n, texts.keys())
+          throw err
+        })
+      if (!pipelined) return durable
+      durable.catch(() => { /* awaited by the pipeline's owner */ })
+      pipeline.writes.push(durable)
     }
   }
 

@@ -9,6 +9,12 @@
 // hit gives every reader a fresh object, as a read from Python would, and makes the byte budget
 // exact. Absent keys are cached too (a send asks for the contact's tctoken, usually absent, twice).
 //
+// One exception, for sends only (auth-state.mjs `pipelineWrites`): a write a send's key commit
+// made may be served while Python still makes it durable ("provisional"), so the next send can
+// encrypt without waiting for that round trip. Those texts are Baileys' own in-memory state,
+// which a plain in-process Baileys would serve too; they are never evicted before the write is
+// answered, and a failed write drops them with everything else.
+//
 // The cache lives as long as one auth state, i.e. one `start` command: every start Python sends
 // (after a stop, a restore, a repair, a suspension or a runtime restart) builds a new, empty one.
 // A failed write (or any doubt) empties it: `clear()`.
@@ -26,14 +32,21 @@ export class KeyCache {
     this.settled = 0 // writes answered so far (a read fills only if neither moved while it was out)
     this.epoch = 0 // bumped by clear()
     this.pending = new Map() // key -> number of the latest write sent for it and not yet answered
+    this.provisional = new Map() // key -> { n, text } of a pipelined write not yet answered
     this.stats = { hits: 0, misses: 0, evictions: 0, clears: 0 }
   }
 
   static key (type, id) { return `${type}\u0000${id}` }
 
-  // { hit: true, text } when the key is cached and no write of it is in flight.
+  // { hit: true, text } when the key is cached and no write of it is in flight, or when the
+  // latest write of it in flight is a pipelined one (its text).
   lookup (type, id) {
     const key = KeyCache.key(type, id)
+    const ahead = this.provisional.get(key)
+    if (ahead && this.pending.get(key) === ahead.n) {
+      this.stats.hits++
+      return { hit: true, text: ahead.text }
+    }
     if (this.pending.has(key) || !this.entries.has(key)) {
       this.stats.misses++
       return { hit: false, text: undefined }
@@ -59,11 +72,14 @@ export class KeyCache {
   }
 
   // A write was sent: its keys stop being served until Python answers. Returns its number.
-  beginWrite (keys) {
+  // With `texts` (a pipelined write: key -> text) they are served as those texts meanwhile.
+  beginWrite (keys, texts = null) {
     const n = ++this.writes
     for (const key of keys) {
       this.drop(key)
       this.pending.set(key, n)
+      if (texts) this.provisional.set(key, { n, text: texts.get(key) })
+      else this.provisional.delete(key)
     }
     return n
   }
@@ -74,6 +90,7 @@ export class KeyCache {
     for (const [key, text] of texts) {
       if (this.pending.get(key) !== n) continue
       this.pending.delete(key)
+      this.provisional.delete(key)
       this.put(key, text)
     }
   }
@@ -89,6 +106,7 @@ export class KeyCache {
 
   clear () {
     this.entries.clear()
+    this.provisional.clear()
     this.bytes = 0
     this.epoch++
     this.stats.clears++

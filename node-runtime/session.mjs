@@ -2,7 +2,7 @@
 // Reconnect decisions belong to Python; the only exception is restartRequired (515), which is
 // handled here right after every pending auth write is durable.
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS, generateMessageIDV2 } from '@whiskeysockets/baileys'
-import { loadIpcAuthState } from './auth-state.mjs'
+import { loadIpcAuthState, pipelineWrites } from './auth-state.mjs'
 import { IpcError } from './ipc.mjs'
 import { ForwardedIds, attachMessages, buildAndRelay, storedMessage } from './messages.mjs'
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SEND_ACK_TIMEOUT_MS } from './defaults.mjs'
@@ -191,7 +191,8 @@ export class Session {
   // message is not forwarded again (`forwarded`).
   //
   // If the key commit after the send fails (Python could not store them), the message still went
-  // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it. Then
+  // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it (and the
+  // commit is pipelined: the next send may go out before it is durable, auth-state.mjs). Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
   async send (to, content, options = {}, ackTimeoutMs = this.args?.send_ack_timeout_ms ?? SEND_ACK_TIMEOUT_MS) {
@@ -247,7 +248,9 @@ export class Session {
     })
     acked.catch(() => { /* awaited below; this only marks the rejection handled */ })
     try {
-      const sending = buildAndRelay(sock, to, content, { ...options, messageId }, this.baileysLog, (message) => { built = message })
+      // the key transaction ends once its commit is sent to Python; this send waits for it to be durable
+      const sending = pipelineWrites(() => buildAndRelay(sock, to, content, { ...options, messageId }, this.baileysLog, (message) => { built = message }))
+        .then(({ result, durable }) => durable.then(() => result))
       sending.catch(() => { /* awaited below through Promise.race */ })
       let sent
       try {

@@ -114,6 +114,43 @@ async def test_writes_of_one_tick_are_one_auth_set_and_one_journal_record(
     assert (folder / "tctoken-x@lid.json").read_text() == SESSION_B
 
 
+async def test_a_send_s_key_write_resolves_once_sent_is_served_meanwhile_and_is_durable_before_its_outcome(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    """Baileys holds its key transaction until the commit resolves; a send's commit (pipelined)
+    resolves once it is on its way to Python, and the send learns later whether it is durable."""
+    h = await _child(settings, make_harness)
+    h.ops.clear()
+    got = await h.proc.call("alice", "pipelined", {"data": {"session": {"a": SESSION_A}},
+                                                   "read": {"type": "session", "ids": ["a"]}})
+    assert got["unanswered"] == 1, "the write resolved before Python answered it"
+    assert got["served"] == {"a": SESSION_A} and _count(h, "auth.get") == 0, "the next reader sees it without asking"
+    assert got["durable"] is True
+    assert h.stores["alice"].get_keys("session", ["a"]) == {"a": SESSION_A}
+
+
+async def test_a_send_s_key_write_python_refuses_is_reported_to_the_send_and_faults_the_state(
+    settings: Settings, make_harness: Callable[..., Harness]
+) -> None:
+    h = await _child(settings, make_harness)
+
+    def refuse(req: p.Req, args: msgspec.Struct) -> None:
+        if req.op == "auth.set":
+            raise StoreError("disk full (test)", code="storage_full")
+
+    h.request_hooks.append(refuse)
+    got = await h.proc.call("alice", "pipelined", {"data": {"session": {"a": SESSION_A}},
+                                                   "read": {"type": "session", "ids": ["a"]}})
+    assert got["served"] == {"a": SESSION_A}
+    assert got["durable"] is False and got["authWrite"] is True and "disk full" in got["error"]
+    stats = await h.proc.call("alice", "stats")
+    assert stats["faults"] == 1 and stats["entries"] == 0
+    h.request_hooks.clear()
+    h.ops.clear()
+    assert await h.proc.call("alice", "get", {"type": "session", "ids": ["a"]}) == {"a": None}
+    assert _count(h, "auth.get") == 1, "what was never stored is asked for again, never served"
+
+
 async def test_the_cache_is_bounded_and_can_be_turned_off(
     settings: Settings, make_harness: Callable[..., Harness]
 ) -> None:
@@ -157,6 +194,10 @@ async def test_the_cache_bookkeeping_keeps_no_stale_answer_in_orderings_a_live_t
     assert result["served_while_newer_write_in_flight"] is False
     assert result["after_both"] == '"second"'
     assert result["after_failed_write"] == {"x": False, "y": False, "pending": 0}
+    assert result["provisional"] == {"served": '"ahead"', "pending": 1}, "in flight and never evicted"
+    assert result["provisional_answered"] == {"served": '"ahead"', "left": 0}
+    assert result["provisional_superseded"] is False, "a later plain write of the key is not served before its answer"
+    assert result["provisional_after_failed_write"] == {"a": False, "z": False, "other_pending": True}
     assert result["absent"] == {"hit": True, "text": None}
     assert result["budget"] == {"entries": 3, "within": True, "oldest_gone": True, "newest": True}
 

@@ -3,7 +3,7 @@
 // Values travel as their stored JSON text both ways.
 import { BufferJSON } from '@whiskeysockets/baileys'
 import { createIpc } from '../../../node-runtime/ipc.mjs'
-import { loadIpcAuthState } from '../../../node-runtime/auth-state.mjs'
+import { loadIpcAuthState, pipelineWrites } from '../../../node-runtime/auth-state.mjs'
 import { makeLogger } from '../../../node-runtime/logger.mjs'
 
 const log = makeLogger('fatal')
@@ -37,6 +37,21 @@ const steps = {
     const write = auth.state.keys.set(revived({ [type]: { [id]: text } }))
     await Promise.all([read, write])
     return texts(await auth.state.keys.get(type, [id]))
+  },
+  // A send's writes (pipelineWrites): whether the write resolved before Python answered it, what
+  // a read serves meanwhile, then the outcome of its durability.
+  pipelined: async ({ data, read }) => {
+    const { result, durable } = await pipelineWrites(async () => {
+      await auth.state.keys.set(revived(data))
+      const unanswered = auth.cache.pending.size
+      return { unanswered, served: texts(await auth.state.keys.get(read.type, read.ids)) }
+    })
+    try {
+      await durable
+      return { ...result, durable: true }
+    } catch (err) {
+      return { ...result, durable: false, error: String(err?.message ?? err), authWrite: err?.authWrite === true }
+    }
   },
   stats: async () => ({ ...auth.cache.stats, entries: auth.cache.entries.size, bytes: auth.cache.bytes, faults })
 }

@@ -50,6 +50,25 @@ c.failWrite(n, [k('a')])
 c.fill(mark, 'session', 'y', '"y"')
 out.after_failed_write = { x: c.lookup('session', 'x').hit, y: c.lookup('session', 'y').hit, pending: c.pending.size }
 
+// A pipelined write is served as its own text while in flight, survives any eviction until it is
+// answered, and gives way to a later plain write of the same key (not served until answered).
+c = new KeyCache({ maxEntries: 1 })
+n = c.beginWrite([k('a')], new Map([[k('a'), '"ahead"']]))
+c.put(k('b'), '"b"')
+c.put(k('c'), '"c"')
+out.provisional = { served: c.lookup('session', 'a').text, pending: c.pending.size }
+c.endWrite(n, new Map([[k('a'), '"ahead"']]))
+out.provisional_answered = { served: c.lookup('session', 'a').text, left: c.provisional.size }
+const ahead = c.beginWrite([k('a')], new Map([[k('a'), '"ahead"']]))
+c.beginWrite([k('a')])
+out.provisional_superseded = c.lookup('session', 'a').hit
+c.failWrite(ahead, [k('a')])
+c = new KeyCache()
+n = c.beginWrite([k('a')], new Map([[k('a'), '"ahead"']]))
+const other = c.beginWrite([k('z')], new Map([[k('z'), '"z"']]))
+c.failWrite(n, [k('a')])
+out.provisional_after_failed_write = { a: c.lookup('session', 'a').hit, z: c.lookup('session', 'z').hit, other_pending: c.pending.get(k('z')) === other }
+
 // Absent keys are cached as null; the byte budget evicts the least recently used first.
 c = new KeyCache({ maxBytes: 3 * (64 + 9 + 100) })
 c.put(k('none'), null)
