@@ -315,6 +315,47 @@ async def test_a_sent_message_is_forwarded_once_with_its_ack_and_stored_before_t
     assert [entry[0] for entry in mine].count("messages.upsert") == 1, mine
 
 
+def sending_counters(folder: Path) -> list[int]:
+    """The message counter of every sending chain of every open Signal session in a session's folder
+    (libsignal's SessionRecord JSON): how far the folder says each chain has gone."""
+    counters = []
+    for path in folder.glob("session-*.json"):
+        for state in json.loads(path.read_text())["_sessions"].values():
+            if state["indexInfo"]["closed"] == -1:
+                counters.extend(c["chainKey"]["counter"] for c in state["_chains"].values() if c["chainType"] == 1)
+    return counters or [-1]
+
+
+async def test_sends_in_flight_together_all_reach_the_contact_and_the_disk_holds_the_keys_baileys_ended_with(
+    bridge: Bridge, simulator: SimulatorClient
+) -> None:
+    """A send's key commit is pipelined: the next send of the account encrypts before the previous
+    commit is durable. Every send still answers persisted, and the keys on disk after a restart are
+    the ones the last send left: a message sent after it decrypts at the contact (a lost or
+    reordered commit would reuse a message key the contact has seen)."""
+    me = await link(bridge, simulator, "burst")
+    contact = fresh_phone()
+    await simulator.create_contact(contact)
+    hello = await send(bridge, "burst", to=contact, text="hello")
+    await simulator.wait_inbox(contact, lambda m: m.id == hello["id"], TIMEOUT)
+    reply = await simulator.send_from_contact(contact, me, "hello back")  # the session is established: no pkmsg
+    await event(bridge, 0, message(reply.id))
+    answers = await asyncio.gather(*(send(bridge, "burst", to=contact, text=f"burst {i}") for i in range(10)))
+    assert all(a["persisted"] and a["server_ack"] for a in answers), answers
+    for a in answers:
+        await simulator.wait_inbox(contact, lambda m, wanted=a["id"]: m.id == wanted, TIMEOUT)
+
+    await bridge.manager.stop("burst")
+    counters = sending_counters(bridge.manager.settings.auth_root / "burst")
+    assert max(counters) >= 9, f"the 10 messages' ratchet steps are on disk: {counters}"
+    await bridge.manager.start("burst")
+    await bridge.manager.wait_for_state("burst", {"open"}, TIMEOUT)
+    after = await send(bridge, "burst", to=contact, text="after the restart")
+    got = await simulator.wait_inbox(contact, lambda m: m.id == after["id"], TIMEOUT)
+    assert got.text == "after the restart"
+    assert await simulator.decrypt_errors(contact) == [], "no message needed a retry"
+
+
 async def test_bad_input_is_refused_and_nothing_reaches_the_contact(bridge: Bridge, simulator: SimulatorClient
                                                                     ) -> None:
     me = await link(bridge, simulator, "bad")

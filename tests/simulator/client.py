@@ -196,6 +196,11 @@ class SimulatorClient:
         """What the contact received and decrypted, oldest first."""
         return msgspec.convert(await self._call("GET", f"/contacts/{phone}/inbox"), list[InboxMessage])
 
+    async def decrypt_errors(self, phone: str) -> list[dict[str, Any]]:
+        """Messages sent to the contact that it could not decrypt ({id, from, error}), oldest first."""
+        errors: list[dict[str, Any]] = await self._call("GET", f"/contacts/{phone}/errors")
+        return errors
+
     async def outbox(self, phone: str) -> list[OutboxMessage]:
         """What the contact sent, oldest first."""
         return msgspec.convert(await self._call("GET", f"/contacts/{phone}/outbox"), list[OutboxMessage])
