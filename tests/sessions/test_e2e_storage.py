@@ -65,6 +65,44 @@ async def test_a_full_disk_during_a_send_suspends_the_session_says_sent_not_pers
             await manager.shutdown()
 
 
+async def test_a_full_disk_under_sends_in_flight_together_answers_each_sent_one_not_persisted_and_resumes_in_step(
+    simulator: SimulatorClient,
+) -> None:
+    """A send's key commit is pipelined: several sends of the account may be out before the first
+    refused commit is known. None of them may answer persisted; their commits are held in order and
+    written once the disk has room, so the next message uses the next key (no retry needed)."""
+    with small_disk("48m") as disk:
+        bus = EventBus(capacity=10_000)
+        settings = bridge_settings(disk.path / "auth", simulator)
+        manager = SessionManager(settings, bus, Snapshots(settings.auth_root))
+        try:
+            await link(manager, simulator, "burstfull")
+            contact = fresh_phone()
+            await simulator.create_contact(contact)
+            before = await manager.send_text("burstfull", contact, "before the disk fills")
+            await simulator.wait_inbox(contact, lambda m: m.id == before.id, TIMEOUT)
+            await settled(settings.auth_root / "burstfull")
+
+            disk.fill()
+            results = await asyncio.gather(
+                *(manager.send_text("burstfull", contact, f"burst {i}") for i in range(10)), return_exceptions=True)
+            sent = [r for r in results if not isinstance(r, BaseException)]
+            assert sent and not any(r.persisted for r in sent), results
+            for r in sent:
+                if r.server_ack:
+                    await simulator.wait_inbox(contact, lambda m, wanted=r.id: m.id == wanted, TIMEOUT)
+            await manager.wait_for_state("burstfull", {"suspended"}, TIMEOUT)
+
+            disk.free()
+            await manager.wait_for_state("burstfull", {"open"}, TIMEOUT)
+            after = await manager.send_text("burstfull", contact, "after the disk was freed")
+            assert after.persisted
+            await simulator.wait_inbox(contact, lambda m: m.id == after.id, TIMEOUT)
+            assert await simulator.decrypt_errors(contact) == []
+        finally:
+            await manager.shutdown()
+
+
 def bus_incident(bus: EventBus, after: int, state: str) -> str:
     """The incident id the `state` event into `state` carried."""
     return next(str(e.data["incident"]) for e in bus.since(after) if e.kind == "state" and e.data["state"] == state)
