@@ -10,7 +10,7 @@ import { keepSignalJobsInTheirContext } from './signal-context.mjs'
 // Every read and write below must reach the right socket's key transaction (signal-context.mjs).
 keepSignalJobsInTheirContext()
 
-// A send's key writes, pipelined: { writes: [durable promises], open } (see `pipelineWrites`).
+// A send's key writes, pipelined: { writes: [durable promises], open, wanted } (see `pipelineWrites`).
 const pipelines = new AsyncLocalStorage()
 
 // Runs `work` (one send: Baileys' relayMessage) with the key writes it makes pipelined, and
@@ -26,8 +26,12 @@ const pipelines = new AsyncLocalStorage()
 // What is given up: a crash in that window leaves the disk behind messages that went out, as it
 // already could for the one message whose commit was in flight; a failed write still faults the
 // socket at once (`onWriteFault`). Receiving never pipelines (received.mjs).
-export async function pipelineWrites (work) {
-  const pipeline = { writes: [], open: true }
+//
+// `wanted()` is asked at each write: a write is pipelined only when it says yes (the caller: when
+// another send of the account is in flight). A lone sender gains nothing from it, its next send
+// starts after this answer, so it keeps the narrower crash window.
+export async function pipelineWrites (work, wanted = () => true) {
+  const pipeline = { writes: [], open: true, wanted }
   try {
     const result = await pipelines.run(pipeline, work)
     return { result, durable: Promise.all(pipeline.writes).then(() => undefined) }
@@ -151,7 +155,7 @@ export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () =
       }
       if (!texts.size) return
       const pipeline = cache ? pipelines.getStore() : undefined
-      const pipelined = pipeline?.open === true
+      const pipelined = pipeline?.open === true && pipeline.wanted()
       const n = cache?.beginWrite(texts.keys(), pipelined ? texts : null)
       const durable = track(sendSet(batch, texts.size, bytes)).then(
         () => cache?.endWrite(n, texts),

@@ -248,8 +248,9 @@ export class Session {
     })
     acked.catch(() => { /* awaited below; this only marks the rejection handled */ })
     try {
-      // the key transaction ends once its commit is sent to Python; this send waits for it to be durable
-      const sending = pipelineWrites(() => buildAndRelay(sock, to, content, { ...options, messageId }, this.baileysLog, (message) => { built = message }))
+      // while other sends of the account are in flight, the key transaction ends once its commit is
+      // sent to Python; this send waits for it to be durable either way
+      const sending = pipelineWrites(() => buildAndRelay(sock, to, content, { ...options, messageId }, this.baileysLog, (message) => { built = message }), () => this.sends.size > 1)
         .then(({ result, durable }) => durable.then(() => result))
       sending.catch(() => { /* awaited below through Promise.race */ })
       let sent
