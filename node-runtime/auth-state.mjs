@@ -50,8 +50,9 @@ const isStorageFault = (err) => typeof err?.code === 'string' && err.code.starts
 //
 // Reads go through a bounded `KeyCache` (key-cache.mjs; `cache: false` turns it off, an object
 // sets its bounds): a hit costs no round trip. Writes still resolve only once Python answered
-// that they are durable, except a send's (`pipelineWrites`). Writes sent in the same tick (Baileys writes each key type of a batch
-// separately) travel as one `auth.set`: one journal record and one fdatasync instead of several.
+// that they are durable, except a send's while others are in flight (`pipelineWrites`). Writes
+// sent in the same tick (Baileys writes each key type of a batch separately) travel as one
+// `auth.set`: one journal record and one fdatasync instead of several.
 export async function loadIpcAuthState (ipc, session, log, { onWriteFault = () => { /* no listener: the failed write still rejects */ }, cache: cacheOptions = {} } = {}) {
   const text = await ipc.request(session, 'auth.load', {})
   const fresh = text === null || text === undefined

@@ -191,8 +191,9 @@ export class Session {
   // message is not forwarded again (`forwarded`).
   //
   // If the key commit after the send fails (Python could not store them), the message still went
-  // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it (and the
-  // commit is pipelined: the next send may go out before it is durable, auth-state.mjs). Then
+  // out: Baileys' relayMessage runs sendNode inside keys.transaction and commits after it (while
+  // other sends are in flight the commit is pipelined: the next send may go out before it is
+  // durable, auth-state.mjs `pipelineWrites`). Then
   // the answer is `persisted: false` (never "retry": the contact may have it) with `server_ack`
   // telling whether the ack came within a short grace.
   async send (to, content, options = {}, ackTimeoutMs = this.args?.send_ack_timeout_ms ?? SEND_ACK_TIMEOUT_MS) {
