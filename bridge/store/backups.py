@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import re
 import tarfile
 import time
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,7 +181,8 @@ def _read_members(archive: Path, problems: list[str]) -> dict[str, bytes]:
                     continue
                 handle = tar.extractfile(info)
                 members[info.name] = handle.read() if handle else b""
-    except (OSError, tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        # a damaged compressed stream fails in the decompressor (zlib.error, not an OSError)
         problems.append(f"archive {archive} cannot be read as tar: {exc}")
     return members
 

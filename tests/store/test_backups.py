@@ -107,6 +107,22 @@ def test_a_flipped_byte_in_the_archive_is_refused(repo: Snapshots, tmp_path: Pat
     assert fresh.sessions() == []
 
 
+def test_a_flipped_byte_anywhere_in_the_archive_is_refused_with_a_reason_never_an_exception(
+    repo: Snapshots, tmp_path: Path
+) -> None:
+    """Where the byte falls decides which layer notices (the gzip header or CRC, the deflate stream
+    itself, tar, a member's hash): every one must end as a refusal with a reason."""
+    archive = Path(create_backup(repo, tmp_path / "backups").archive)
+    os.chmod(archive, 0o644)
+    original = archive.read_bytes()
+    for position in range(0, len(original), max(1, len(original) // 200)):
+        data = bytearray(original)
+        data[position] ^= 0xFF
+        archive.write_bytes(bytes(data))
+        report = verify_backup(archive)
+        assert not report.ok and report.problems, position
+
+
 def test_a_tampered_member_is_refused_even_with_a_recomputed_archive_checksum(repo: Snapshots, tmp_path: Path) -> None:
     archive = Path(create_backup(repo, tmp_path / "backups").archive)
     members = _members(archive)
