@@ -278,6 +278,7 @@ async def _serve_with(
     finally:
         app[state.READY].clear()
         await runner.cleanup()
+        log.info("API closed")
         if monitor is not None:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -209,6 +209,7 @@ class Coordinator:
             for task in list(self._hosting.values()):
                 task.cancel()
             held = dict(self.held)
+            log.info("cluster: handing over: stopping %d tenant(s)", len(held))
             await asyncio.gather(*(self.manager.evict(sid) for sid in held), return_exceptions=True)
             await self._events_shared()
             try:

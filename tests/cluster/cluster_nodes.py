@@ -106,7 +106,7 @@ class ClusterNode:
                 await asyncio.wait_for(self.proc.wait(), TIMEOUT)
             except TimeoutError:
                 await self.kill()
-                raise AssertionError(f"node {self.name} did not stop after SIGTERM:\n{self.log()[-4000:]}") from None
+                raise AssertionError(f"node {self.name} did not stop after SIGTERM:\n{self.log()[-12000:]}") from None
         await self._close()
         assert self.proc.returncode is not None
         return self.proc.returncode
