@@ -347,12 +347,18 @@ class JournalLog:
                 self._cond.acquire()
             self._syncing = False
         self.stats.fsyncs += 1
+        self._settle_sync(target_seq, target_size, error)
+        if error is not None:
+            raise durable.explain_os_error(error, self._segments[-1][1], "syncing the journal") from error
+
+    def _settle_sync(self, target_seq: int, target_size: int, error: OSError | None) -> None:
+        """After an fdatasync or a shared syncfs (lock held): the records up to `target_seq` are
+        durable, or, on `error`, the unsynced tail is cut off and the log fails; waiters are woken."""
         if error is not None:
             self._cut_back(self._durable_size, error, always_fail=True)
-            self._cond.notify_all()
-            raise durable.explain_os_error(error, self._segments[-1][1], "syncing the journal") from error
-        self._durable_seq = max(self._durable_seq, target_seq)
-        self._durable_size = max(self._durable_size, target_size)
+        else:
+            self._durable_seq = max(self._durable_seq, target_seq)
+            self._durable_size = max(self._durable_size, target_size)
         self._cond.notify_all()
 
     def _begin_shared_sync(self) -> tuple[int, int] | None:
@@ -367,16 +373,11 @@ class JournalLog:
             return self._appended_seq, self._size
 
     def _end_shared_sync(self, target_seq: int, target_size: int, error: OSError | None) -> None:
-        """`sync_together`, step 2: what `_sync_locked` does after its fdatasync, for the syncfs."""
+        """`sync_together`, step 2: `_settle_sync` for the syncfs, as `_sync_locked` after its fdatasync."""
         with self._cond:
             self._syncing = False
             self.stats.syncfs += 1
-            if error is not None:
-                self._cut_back(self._durable_size, error, always_fail=True)
-            else:
-                self._durable_seq = max(self._durable_seq, target_seq)
-                self._durable_size = max(self._durable_size, target_size)
-            self._cond.notify_all()
+            self._settle_sync(target_seq, target_size, error)
 
     def _cut_back(self, size: int, cause: OSError, *, always_fail: bool = False) -> None:
         """Cut the current segment back to `size` bytes; if that fails too, the log becomes unusable.
