@@ -32,7 +32,7 @@ export class KeyCache {
     this.settled = 0 // writes answered so far (a read fills only if neither moved while it was out)
     this.epoch = 0 // bumped by clear()
     this.pending = new Map() // key -> number of the latest write sent for it and not yet answered
-    this.provisional = new Map() // key -> { n, text } of a pipelined write not yet answered
+    this.provisional = new Map() // key -> text, while the latest write of key is a pipelined one not yet answered
     this.stats = { hits: 0, misses: 0, evictions: 0, clears: 0 }
   }
 
@@ -42,10 +42,9 @@ export class KeyCache {
   // latest write of it in flight is a pipelined one (its text).
   lookup (type, id) {
     const key = KeyCache.key(type, id)
-    const ahead = this.provisional.get(key)
-    if (ahead && this.pending.get(key) === ahead.n) {
+    if (this.provisional.has(key)) {
       this.stats.hits++
-      return { hit: true, text: ahead.text }
+      return { hit: true, text: this.provisional.get(key) }
     }
     if (this.pending.has(key) || !this.entries.has(key)) {
       this.stats.misses++
@@ -78,7 +77,7 @@ export class KeyCache {
     for (const key of keys) {
       this.drop(key)
       this.pending.set(key, n)
-      if (texts) this.provisional.set(key, { n, text: texts.get(key) })
+      if (texts) this.provisional.set(key, texts.get(key))
       else this.provisional.delete(key)
     }
     return n
