@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -88,11 +89,14 @@ async def test_a_rolling_restart_of_every_node_keeps_every_tenant_linked_without
     assert len(await simulator.devices()) == devices_before, "a tenant linked a new device (a QR or a code)"
     # the last node back takes its fair share from the others: a tenant handed over right now is
     # briefly connected nowhere, so wait (bounded) until every tenant is connected again
-    now = {row["jid"]: row for row in await simulator._call("GET", "/connections")}
+    async def connections() -> dict[str, Any]:
+        return {row["jid"]: row for row in await simulator._call("GET", "/connections")}
+
+    now = await connections()
     settle_by = time.monotonic() + 30
     while any(now[info["me"]]["live"] != 1 for info in infos.values()) and time.monotonic() < settle_by:
         await asyncio.sleep(0.5)
-        now = {row["jid"]: row for row in await simulator._call("GET", "/connections")}
+        now = await connections()
     for sid, info in infos.items():
         assert now[info["me"]]["replaced"] == before[info["me"]]["replaced"], (sid, now[info["me"]])
         assert now[info["me"]]["live"] == 1, (sid, now[info["me"]])
