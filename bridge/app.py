@@ -48,7 +48,7 @@ from bridge.sandbox import SandboxRun, production_guard, sandbox_mode
 from bridge.sessions.manager import SessionManager
 from bridge.sessions.session import STORAGE_INCIDENT
 from bridge.sessions.storage_probe import probe_write
-from bridge.store import durable, group_commit
+from bridge.store import durable, group_commit, inline
 from bridge.store.lock import RootLock, RootLockedError
 from bridge.store.snapshots import Snapshots
 
@@ -188,6 +188,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     raise_open_files_limit()
     production_guard(settings)
     group_commit.configure(syncfs=settings.journal_syncfs)
+    inline.configure(enabled=settings.inline_commits)
     if stop is None:
         stop = asyncio.Event()
         _install_signal_handlers(stop)

@@ -17,6 +17,11 @@ STORE_WRITE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 STORE_FSYNCS = Counter("bridge_store_fsyncs_total", "fsync calls made by the store", ["target"])
+INLINE_COMMITS = Counter(
+    "bridge_store_commits_total",
+    "Short commits by where they ran: on the event loop or in a worker thread (bridge/store/inline.py)",
+    ["store", "where"],
+)
 STORE_ERRORS = Counter("bridge_store_errors_total", "Store operations that failed", ["op"])
 SNAPSHOTS_TOTAL = Counter("bridge_snapshots_total", "Snapshots taken", ["reason"])
 SNAPSHOT_LAST_TIMESTAMP = Gauge("bridge_snapshot_last_timestamp", "Unix time of the last snapshot", ["session"])

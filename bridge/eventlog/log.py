@@ -4,7 +4,9 @@ How a burst is written (group commit): `append()` (the bus's sink) only queues t
 wakes the writer task; the writer takes everything queued, computes the webhook outbox rows for
 it (`route`), and runs one transaction in its own thread (inserting events and outbox rows, plus
 any outbox updates waiting in `write()`), then tells the bus the events are committed. So a burst
-of 100 events costs one fsync, and the event loop never waits for the disk. A burst made only of
+of 100 events costs one fsync. A small transaction (`INLINE_MAX`: a send's row and its events)
+runs on the event loop's thread instead while `bridge.store.inline`'s gate is open: handing it to
+the thread and back cost more than the transaction. A burst made only of
 `message.status` and `presence` events (nobody waits for those to be durable) first waits up to
 `LINGER` (25 ms) for company: a sent message's delivery receipt arrives a few ms after the send's
 own burst, and alone it would cost a transaction and an fsync of its own (sequential sends: 1.2
@@ -62,6 +64,7 @@ from bridge.eventlog.shared import SharedLog
 from bridge.events import Event, EventBus, EventKind, Severity, canonical_kind, data_json
 from bridge.metrics import EVENT_LOG_COMMIT_SECONDS, EVENT_LOG_HELD, EVENTS_LOST, EVENTS_PERSISTED
 from bridge.store.durable import make_dirs
+from bridge.store.inline import InlineGate
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -69,6 +72,9 @@ WriteOp = Callable[[sqlite3.Connection], Any]
 PRUNE_INTERVAL = 60.0
 LINGER = 0.025
 """How long a burst of status events alone waits for company before it is committed (see `EventLog`)."""
+INLINE_MAX = 16
+"""A transaction of at most this many events and writes runs on the event loop's thread while the
+gate is open (bridge/store/inline.py); a larger one goes to the writer thread."""
 LINGERING_KINDS = frozenset({EventKind.MESSAGE_STATUS.value, EventKind.PRESENCE.value})
 """Events whose burst may wait `LINGER`: nobody waits for them to be durable, and a delivery receipt of a
 sent message arrives a few ms after the send's own burst, so alone it would cost a transaction (and its
@@ -155,6 +161,7 @@ class EventLog:
         self._ops_queued = 0
         self._ops_settled = 0
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-write")
+        self._gate = InlineGate("event_log")
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-read")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
@@ -404,7 +411,12 @@ class EventLog:
                     rows = []
                 started = time.perf_counter()
                 try:
-                    results = await self._in_writer(self._commit, events, rows, [op for op, _ in ops], sync, held)
+                    args = (events, rows, [op for op, _ in ops], sync, held)
+                    if len(events) + len(held) + len(ops) <= INLINE_MAX and self._gate.open():
+                        results = self._gate.run(self._commit, *args)
+                    else:
+                        self._gate.threaded()
+                        results = await self._in_writer(self._commit, *args)
                 except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
                     self._in_flight = None

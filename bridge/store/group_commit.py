@@ -19,7 +19,9 @@ Here one job per group:
    lag, creds.json inline), because they were the largest cost left in each send's critical
    section (docs/performance.md);
 
-then wakes the event loop once for the whole group. A batch is answered once its own record is
+then wakes the event loop once for the whole group. A group made of one session's batches (what
+a lone sender makes) runs on the event loop's own thread instead, while `bridge.store.inline`'s gate
+is open: handing it to a worker and back cost more than the commit itself. A batch is answered once its own record is
 durable and its values are served by the journal (its overlay until its files exist); a crash
 before the files are written is replayed from the journal at the next open, and everything that
 reads the folder alone (stop, snapshot, restore, export) checkpoints first. Only the threads and
@@ -51,6 +53,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from bridge.store.inline import InlineGate
 from bridge.store.journal import Staged
 from bridge.store.journal_log import JournalLog, SharedSync, sync_together
 from bridge.store.pool import LazyPool
@@ -96,6 +99,8 @@ class GroupStats(msgspec.Struct):
     #: Step 1b: the times one syncfs covered a group's journals of one file system, and how many journals.
     syncfs: int = 0
     syncfs_journals: int = 0
+    #: Groups of one session's batches run on the event loop's thread (`bridge.store.inline`).
+    inline: int = 0
 
 
 stats = GroupStats()
@@ -117,6 +122,7 @@ class _Committer:
         self._loop = loop
         self._queue: list[_Job] = []
         self._busy = False
+        self._gate = InlineGate("journal")
 
     def submit(self, store: AuthStore, batch: Batch) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
@@ -135,14 +141,27 @@ class _Committer:
         jobs, self._queue = self._queue, []
         stats.groups += 1
         stats.batches += len(jobs)
-        done = self._loop.run_in_executor(None, run_group, [(job.store, job.batch) for job in jobs])
-        done.add_done_callback(lambda finished: self._finish(jobs, finished))
+        batches = [(job.store, job.batch) for job in jobs]
+        if len({id(job.store) for job in jobs}) == 1 and self._gate.open():
+            stats.inline += 1
+            try:
+                errors = self._gate.run(run_group, batches)
+            except BaseException as exc:  # pragma: no cover - run_group catches per batch
+                errors = [exc] * len(jobs)
+            self._finish(jobs, errors)
+            return
+        self._gate.threaded()
+        done = self._loop.run_in_executor(None, run_group, batches)
+        done.add_done_callback(lambda finished: self._finished(jobs, finished))
 
-    def _finish(self, jobs: list[_Job], finished: asyncio.Future[list[BaseException | None]]) -> None:
+    def _finished(self, jobs: list[_Job], finished: asyncio.Future[list[BaseException | None]]) -> None:
         try:
             errors = finished.result()
         except BaseException as exc:  # pragma: no cover - run_group catches per batch
             errors = [exc] * len(jobs)
+        self._finish(jobs, errors)
+
+    def _finish(self, jobs: list[_Job], errors: list[BaseException | None]) -> None:
         for job, error in zip(jobs, errors, strict=True):
             if job.future.done():
                 continue

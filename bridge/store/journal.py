@@ -7,7 +7,10 @@ PostgreSQL). `Journal` is the default, file-based implementation for the legacy 
    and returns when one `fdatasync` made it durable (group commit: concurrent batches share it).
    That is the acknowledgement. The batch then sits in an in-memory overlay.
 2. A worker (a small shared pool, one drain at a time per journal) writes the legacy files from
-   the record afterwards: temp + rename, no fsync, trash moves for deletions.
+   the record afterwards: temp + rename, no fsync, trash moves for deletions. Consecutive records
+   waiting together are written together: a write that a later one of them overwrites (with no
+   trash of that name in between) is skipped, so the file gets the newest bytes once and every
+   trash still moves exactly what the file held at that point.
 3. Readers consult the overlay first and the files second, so an acknowledged batch is never
    invisible, even before its files exist.
 4. `checkpoint()` starts a new segment, waits until every older record is in the files, makes the
@@ -67,7 +70,7 @@ from bridge.store.journal_log import (
 )
 from bridge.store.journal_record import Record, decode_payload, encode_payload, make_record
 from bridge.store.layout import CREDS_FILE, BridgeDirs, is_bridge_private, validate_session_id
-from bridge.store.pool import LazyPool
+from bridge.store.pool import Later, LazyPool
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,10 @@ APPLY_WORKERS: Final = 4
 #: Acknowledged records of one journal that may wait for their files (BACKGROUND): beyond it the
 #: committer writes them itself, so a disk slower than the commits cannot grow memory or the lag.
 MAX_LAG: Final = 64
+#: BACKGROUND: how long (s) a journal's drain waits after the first record that needs files, so
+#: the records committed meanwhile are written together and a file that several of them rewrite
+#: (a contact's session record, once per message) is written once, with the newest bytes.
+COALESCE: Final = 0.05
 
 
 class Materialise(enum.Enum):
@@ -166,6 +173,21 @@ class ReplayReport(msgspec.Struct):
 
 
 _POOL = LazyPool(APPLY_WORKERS, "journal-apply")
+_LATER = Later(_POOL, "journal-coalesce")
+
+
+def _superseded(run: Sequence[Record]) -> list[set[str]]:
+    """For each record of a run (in seq order), the names whose write a later record of the run
+    overwrites with no trash of that name in between: writing them would only be undone."""
+    skips: list[set[str]] = []
+    later: set[tuple[str, str]] = set()
+    for record in reversed(run):
+        for name in record.trash:  # a record's trash follows its writes (apply_record)
+            later.discard((record.session, name))
+        skips.append({name for name in record.writes if (record.session, name) in later})
+        later.update((record.session, name) for name in record.writes)
+    skips.reverse()
+    return skips
 
 
 class Journal:
@@ -299,7 +321,7 @@ class Journal:
             if start:
                 self._draining = True
         if start:
-            _POOL.get().submit(self._drain_in_background)
+            _LATER.call_later(COALESCE, self._drain_in_background)
         elif mode is Materialise.INLINE:
             self._apply_inline(staged.seq)
         STORE_WRITE_SECONDS.observe(time.perf_counter() - staged.started)
@@ -366,6 +388,10 @@ class Journal:
 
     # ----- materialise ----------------------------------------------------------------------
     def _drain_in_background(self) -> None:
+        with self._state:
+            if self._closed:  # close() checkpointed: nothing is left to write
+                self._draining = False
+                return
         try:
             self._apply_pending(until=None)
         except StoreError as exc:
@@ -402,7 +428,11 @@ class Journal:
         self._drain_in_background()
 
     def _apply_pending(self, until: int | None) -> None:
-        """Apply queued records in seq order; with `until`, wait until every record <= until is applied."""
+        """Apply queued records in seq order; with `until`, wait until every record <= until is applied.
+
+        The records queued at that moment are applied as one run (`_superseded`); each is marked
+        applied as soon as its own files are written, so a failure part-way leaves the rest queued.
+        """
         with self._apply_lock:
             while True:
                 with self._state:
@@ -414,29 +444,38 @@ class Journal:
                     if item is None:
                         self._draining = False
                         return
+                    run: list[tuple[int, Record]] = []
                     seq = self._next_apply
-                record = item
-                session_id = record.session
-                target = self._target(session_id)
-                try:
-                    touched = apply_record(record, target)
-                except OSError as exc:
-                    error = durable.explain_os_error(exc, target.folder, "writing journaled files into")
-                    with self._state:
-                        self._apply_error = error
-                        self._draining = False
-                    raise error from exc
-                with self._state:
-                    del self._pending[seq]
-                    self._next_apply = seq + 1
-                    self._apply_error = None
-                    self._touched.update(touched)
-                    for name in (*record.writes, *record.trash):
-                        key = (session_id, name)
-                        hit = self._overlay.get(key)
-                        if hit is not None and hit[0] == seq:
-                            del self._overlay[key]
-                    self._state.notify_all()
+                    while (queued := self._pending.get(seq)) is not None:
+                        run.append((seq, queued))
+                        seq += 1
+                for (seq, record), skip in zip(run, _superseded([record for _, record in run]), strict=True):
+                    self._apply_one(seq, record, skip)
+
+    def _apply_one(self, seq: int, record: Record, skip: set[str]) -> None:
+        session_id = record.session
+        target = self._target(session_id)
+        written = record if not skip else msgspec.structs.replace(
+            record, writes={name: data for name, data in record.writes.items() if name not in skip})
+        try:
+            touched = apply_record(written, target)
+        except OSError as exc:
+            error = durable.explain_os_error(exc, target.folder, "writing journaled files into")
+            with self._state:
+                self._apply_error = error
+                self._draining = False
+            raise error from exc
+        with self._state:
+            del self._pending[seq]
+            self._next_apply = seq + 1
+            self._apply_error = None
+            self._touched.update(touched)
+            for name in (*record.writes, *record.trash):
+                key = (session_id, name)
+                hit = self._overlay.get(key)
+                if hit is not None and hit[0] == seq:
+                    del self._overlay[key]
+            self._state.notify_all()
 
     def flush(self) -> None:
         """Write every acknowledged batch into the legacy files now (no fsync). Raises StoreError."""

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -364,3 +365,63 @@ def test_after_a_failed_checkpoint_sync_the_records_stay_until_the_next_open_rep
     assert root.files() == _batch(2)
     assert root.segment_bytes() == b"", "a sync of the new open's own writes ends in a checkpoint"
     again.close()
+
+
+def _count_file_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The legacy files the journal writes, by name, in order (journal_apply's one write call)."""
+    from bridge.store import journal_apply
+
+    written: list[str] = []
+    real = journal_apply.durable.write_unsynced
+
+    def counting(path: Path, data: bytes) -> None:
+        written.append(path.name)
+        real(path, data)
+
+    monkeypatch.setattr(journal_apply.durable, "write_unsynced", counting)
+    return written
+
+
+def test_records_waiting_together_write_each_file_once_with_its_newest_bytes(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = _count_file_writes(monkeypatch)
+    journal = root.open(materialise=Materialise.DEFERRED)
+    for gen in range(1, 11):
+        journal.commit("s1", _batch(gen, n=2), [])
+    journal.flush()
+    assert root.files() == _batch(10, n=2)
+    assert sorted(written) == sorted(_batch(10, n=2)), "ten records of the same two files: each written once"
+    journal.close()
+
+
+def test_a_trash_between_two_writes_still_moves_what_the_file_held_then(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = _count_file_writes(monkeypatch)
+    journal = root.open(materialise=Materialise.DEFERRED)
+    name = key_file_name("pre-key", "9")
+    journal.commit("s1", {name: b'{"v":1}'}, [])
+    journal.commit("s1", {name: b'{"v":2}'}, [])
+    journal.commit("s1", {}, [name])
+    journal.commit("s1", {name: b'{"v":3}'}, [])
+    journal.commit("s1", {name: b'{"v":4}'}, [])
+    journal.flush()
+    assert (root.folder / name).read_bytes() == b'{"v":4}'
+    assert [(root.trash / n).read_bytes() for n in os.listdir(root.trash)] == [b'{"v":2}'], \
+        "v1 was overwritten before the trash, v3 after it: only v2 was ever the file's value when trashed"
+    assert written == [name, name], "v2 (before the trash) and v4"
+    journal.close()
+
+
+def test_a_running_sessions_files_follow_within_the_coalescing_wait(root: Root) -> None:
+    journal = root.open(materialise=Materialise.BACKGROUND)
+    backend = journal.backend("s1", root.target)
+    for gen in range(1, 4):
+        backend.commit(_batch(gen), [])
+    assert backend.read(list(_batch(3))) == _batch(3), "acknowledged batches are served before their files"
+    deadline = time.monotonic() + 5.0
+    while root.files() != _batch(3) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert root.files() == _batch(3)
+    journal.close()

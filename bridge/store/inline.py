@@ -1,0 +1,86 @@
+"""`InlineGate`: whether a short commit may run on the event loop's own thread instead of a worker.
+
+Why: a sequential send makes two small durable commits, the keys' journal record and the message's
+row in the event log (an fdatasync of a few KB each, 0.2-0.8 ms on a local disk). Handed to a worker
+thread, each also costs two wake-ups and two GIL hand-overs, which on two shared cores measured
+0.5-1.2 ms each way: more than the commit itself, and on the send's critical path
+(docs/performance.md, "2026-12-03: short commits on the event loop"). Run on the loop they cost
+only themselves, but they block the loop meanwhile, which is acceptable only while they are
+short. So the gate times every commit it runs inline and, after one that took longer than `slow`
+(5 ms: a slow or busy disk), sends every commit to the worker threads for `cooldown` (30 s)
+before it tries inline again. The callers also keep large commits in threads (a group of several
+journals, a burst of many events): only what is short by construction comes here.
+
+What it cannot do: interrupt a commit that hangs. A disk that stops answering blocks the loop for
+as long as the first inline fdatasync waits (a worker thread would have kept the API and the
+health checks answering meanwhile). `BRIDGE_INLINE_COMMITS=false` (`configure`) keeps every commit
+in threads: the choice for network or otherwise unpredictable disks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final, ParamSpec, TypeVar
+
+from bridge.metrics import INLINE_COMMITS
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SLOW: Final = 0.005
+"""An inline commit that took longer than this (s) closes the gate."""
+COOLDOWN: Final = 30.0
+"""How long (s) a closed gate sends commits to the worker threads."""
+
+_enabled = True
+
+
+def configure(*, enabled: bool) -> None:
+    """Set once at start-up from `Settings.inline_commits` (module docstring: the trade-off).
+
+    A module switch, like `group_commit.configure`: the gates belong to stores made in many places
+    that have no settings at hand.
+    """
+    global _enabled
+    _enabled = enabled
+
+
+def enabled() -> bool:
+    """Whether commits may run inline at all (`configure`)."""
+    return _enabled
+
+
+class InlineGate:
+    """One store's gate (`store` labels its metrics: `journal`, `event_log`)."""
+
+    def __init__(self, store: str, *, slow: float = SLOW, cooldown: float = COOLDOWN,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.slow = slow
+        self.cooldown = cooldown
+        self._clock = clock
+        self._closed_until = 0.0
+
+    def open(self) -> bool:
+        """Whether the next commit may run inline (enabled and no slow commit within `cooldown`)."""
+        return _enabled and self._clock() >= self._closed_until
+
+    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `fn` here and now, timing it; a slow run closes the gate (its result or error is kept)."""
+        started = self._clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            took = self._clock() - started
+            INLINE_COMMITS.labels(self.store, "loop").inc()
+            if took > self.slow:
+                self._closed_until = self._clock() + self.cooldown
+                log.info("%s: a commit on the event loop took %.1f ms; commits go to worker threads for the "
+                         "next %.0f s", self.store, took * 1000, self.cooldown)
+
+    def threaded(self) -> None:
+        """Count a commit the caller sent to a worker thread (the metric shows the split)."""
+        INLINE_COMMITS.labels(self.store, "thread").inc()

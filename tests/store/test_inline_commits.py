@@ -1,0 +1,185 @@
+"""Short commits on the event loop's thread (bridge/store/inline.py).
+
+Specification: one session's key batch and a small event log transaction run on the loop's own
+thread while the gate is open; batches of several sessions and large transactions go to worker
+threads; one commit slower than the gate's bound sends the following ones to worker threads for
+the cooldown; `configure(enabled=False)` keeps every commit in worker threads. Whatever thread a
+commit ran on, what it promises is unchanged (durable and readable once answered). Real journals
+and real SQLite files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bridge.eventlog import log as eventlog_log
+from bridge.eventlog.log import EventLog
+from bridge.events import EventBus
+from bridge.store import group_commit, inline
+from bridge.store.auth_store import AsyncAuthStore, AuthStore
+from bridge.store.inline import InlineGate
+
+StoreFactory = Callable[..., AuthStore]
+
+
+def _commits(store: str, where: str) -> float:
+    return REGISTRY.get_sample_value("bridge_store_commits_total", {"store": store, "where": where}) or 0.0
+
+
+def _journal_fsyncs() -> float:
+    return REGISTRY.get_sample_value("bridge_store_fsyncs_total", {"target": "journal"}) or 0.0
+
+
+@pytest.fixture
+def threads_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, str], list[int]]:
+    """Record the thread each call of `owner.name` runs on."""
+
+    def watch(owner: Any, name: str) -> list[int]:
+        seen: list[int] = []
+        real = getattr(owner, name)
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            seen.append(threading.get_ident())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recording)
+        return seen
+
+    return watch
+
+
+@pytest.fixture
+def gates_enabled() -> Iterator[None]:
+    inline.configure(enabled=True)
+    yield
+    inline.configure(enabled=True)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_fast_commit_runs_here_and_keeps_the_gate_open(gates_enabled: None) -> None:
+    clock = Clock()
+    gate = InlineGate("journal", slow=0.005, cooldown=30.0, clock=clock)
+    assert gate.open()
+    assert gate.run(lambda: threading.get_ident()) == threading.get_ident()
+    assert gate.open()
+
+
+def test_one_slow_commit_closes_the_gate_for_the_cooldown_and_keeps_its_result(gates_enabled: None) -> None:
+    clock = Clock()
+    gate = InlineGate("journal", slow=0.005, cooldown=30.0, clock=clock)
+
+    def slow() -> str:
+        clock.now += 0.006
+        return "done"
+
+    assert gate.run(slow) == "done"
+    assert not gate.open()
+    clock.now += 29.9
+    assert not gate.open()
+    clock.now += 0.2
+    assert gate.open(), "after the cooldown the gate tries inline again"
+
+
+def test_a_failing_slow_commit_raises_its_error_and_still_closes_the_gate(gates_enabled: None) -> None:
+    clock = Clock()
+    gate = InlineGate("event_log", slow=0.005, cooldown=30.0, clock=clock)
+
+    def failing() -> None:
+        clock.now += 0.01
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        gate.run(failing)
+    assert not gate.open()
+
+
+def test_disabled_gates_never_open(gates_enabled: None) -> None:
+    inline.configure(enabled=False)
+    assert not InlineGate("journal").open()
+
+
+async def test_a_lone_sessions_batch_is_committed_on_the_loops_thread_and_is_durable_when_answered(
+    make_store: StoreFactory, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    store = make_store("solo")
+    seen = threads_of(group_commit, "run_group")
+    before = _commits("journal", "loop"), _journal_fsyncs()
+    await AsyncAuthStore(store).set_keys({"session": {"1.0": json.dumps({"v": 1})}})
+    assert seen == [threading.get_ident()]
+    assert _commits("journal", "loop") == before[0] + 1
+    assert _journal_fsyncs() == before[1] + 1, "answered after its journal's fdatasync"
+    assert store.get_keys("session", ["1.0"]) == {"1.0": json.dumps({"v": 1})}
+
+
+async def test_batches_of_several_sessions_together_go_to_a_worker_thread(
+    make_store: StoreFactory, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    stores = [AsyncAuthStore(make_store(f"m{i}")) for i in range(3)]
+    seen = threads_of(group_commit, "run_group")
+    before = _commits("journal", "thread")
+    await asyncio.gather(*(s.set_keys({"session": {"1.0": json.dumps({"s": i})}}) for i, s in enumerate(stores)))
+    assert seen and threading.get_ident() not in seen
+    assert _commits("journal", "thread") > before
+    for index, astore in enumerate(stores):
+        assert await astore.get_keys("session", ["1.0"]) == {"1.0": json.dumps({"s": index})}
+
+
+async def test_after_a_slow_commit_the_next_ones_go_to_a_worker_thread(
+    make_store: StoreFactory, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    astore = AsyncAuthStore(make_store("slowdisk"))
+    await astore.set_keys({"session": {"0.0": "{}"}})
+    committer = group_commit._committers[asyncio.get_running_loop()]
+    committer._gate.slow = 0.0  # every commit is "slow" from now on
+    seen = threads_of(group_commit, "run_group")
+    for k in range(1, 4):
+        await astore.set_keys({"session": {f"{k}.0": json.dumps({"k": k})}})
+    assert seen[0] == threading.get_ident(), "the slow one itself ran inline"
+    assert threading.get_ident() not in seen[1:], "the ones after it went to a worker thread"
+    assert await astore.get_keys("session", ["3.0"]) == {"3.0": json.dumps({"k": 3})}
+
+
+async def test_with_inline_commits_off_every_batch_goes_to_a_worker_thread(
+    make_store: StoreFactory, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    inline.configure(enabled=False)
+    astore = AsyncAuthStore(make_store("off"))
+    seen = threads_of(group_commit, "run_group")
+    await astore.set_keys({"session": {"1.0": "{}"}})
+    assert seen and threading.get_ident() not in seen
+
+
+async def test_a_small_event_log_burst_commits_on_the_loop_and_a_large_one_in_the_writer_thread(
+    tmp_path: Path, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    bus = EventBus()
+    log = EventLog(tmp_path / "state" / "events.db", bus)
+    await log.open()
+    try:
+        seen = threads_of(EventLog, "_commit")
+        bus.publish("s1", "message", {"id": "M1"})
+        assert await log.flush()
+        assert seen == [threading.get_ident()], "one event: on the loop's thread"
+        for n in range(eventlog_log.INLINE_MAX + 1):
+            bus.publish("s1", "message", {"id": f"B{n}"})
+        assert await log.flush()
+        assert len(seen) == 2 and seen[1] != threading.get_ident(), "a burst past INLINE_MAX: the writer thread"
+        rows = await log.read(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        assert rows == eventlog_log.INLINE_MAX + 2
+    finally:
+        await log.close()
