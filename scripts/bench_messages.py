@@ -17,11 +17,12 @@ Finding where the CPU goes: `--cases 1` runs only the sequential case (`1,2,3,4`
 in flight, all sessions, received), `--profile FILE` records this process's CPU (yappi, every
 thread) during the bridge's rounds only and writes pstats to FILE. The bridge runs in this process on
 the event loop `python -m bridge` would use (`BRIDGE_EVENT_LOOP`, uvloop by default; the HTTP client
-shares it); `--loop asyncio` or `--loop uvloop` picks one for comparison. For the Node runtime, set
+shares it); `--loop asyncio` or `--loop uvloop` picks one for comparison, `--inline off` keeps
+every commit in worker threads (`BRIDGE_INLINE_COMMITS=false`). For the Node runtime, set
 BRIDGE_NODE to a wrapper that adds `--cpu-prof` (docs/performance.md shows one).
 
     python scripts/bench_messages.py [--count 200] [--sessions 10] [--rounds 5] [--quick]
-        [--cases 1,2,3,4] [--profile FILE] [--loop uvloop|asyncio]
+        [--cases 1,2,3,4] [--profile FILE] [--loop uvloop|asyncio] [--inline on|off]
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from bridge.cli.run import loop_factory  # noqa: E402
 from bridge.config import Settings  # noqa: E402
 from bridge.events import EventBus, EventKind  # noqa: E402
 from bridge.sessions.manager import SessionManager  # noqa: E402
+from bridge.store import inline  # noqa: E402
 from bridge.store.snapshots import Snapshots  # noqa: E402
 from tests.simulator.client import SimulatorClient, node_binary, start_simulator  # noqa: E402
 
@@ -65,8 +67,9 @@ def _counter_total(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
-def _by_label(counter: Any, label: str) -> dict[str, float]:
-    return {s.labels[label]: s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
+def _by_label(counter: Any, *labels: str) -> dict[str, float]:
+    return {"/".join(s.labels[label] for label in labels): s.value
+            for m in counter.collect() for s in m.samples if s.name.endswith("_total")}
 
 
 def _histogram(hist: Any) -> tuple[float, float]:
@@ -216,6 +219,7 @@ async def main(args: argparse.Namespace) -> None:
     count = 20 if args.quick else args.count
     sessions = 2 if args.quick else args.sessions
     rounds = 2 if args.quick else args.rounds
+    inline.configure(enabled=args.inline == "on")
     work = Path(tempfile.mkdtemp(prefix="bench-messages-"))
     try:
         await measure(args, work, count, sessions, rounds)
@@ -291,6 +295,7 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         fs0 = _counter_total(metrics.STORE_FSYNCS)
                         ops0 = _by_label(metrics.IPC_REQUESTS, "op")
                         fst0 = _by_label(metrics.STORE_FSYNCS, "target")
+                        where0 = _by_label(metrics.INLINE_COMMITS, "store", "where")
                         writes0 = _histogram(metrics.STORE_WRITE_SECONDS)
                         log0 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
                         ratios: list[float] = []
@@ -309,13 +314,14 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
                         batches = writes1[1] - writes0[1]
                         commit_ms = 1000 * (writes1[0] - writes0[0]) / batches if batches else 0.0
                         log1 = _histogram(metrics.EVENT_LOG_COMMIT_SECONDS)
+                        where1 = _by_label(metrics.INLINE_COMMITS, "store", "where")
                         detail.append(f"{name}: {_per_message(ops0, _by_label(metrics.IPC_REQUESTS, 'op'), sent)}; "
                                       f"fsyncs: {_per_message(fst0, _by_label(metrics.STORE_FSYNCS, 'target'), sent)}; "
                                       f"store writes: {batches / sent:.2f}/msg, {commit_ms:.2f} ms each "
-                                      "(journal append + fdatasync in a worker thread; "
-                                      "the legacy files follow after the answer); "
+                                      "(journal append + fdatasync; the legacy files follow after the answer); "
                                       f"event log: {(log1[1] - log0[1]) / sent:.2f} commits/msg "
-                                      "(its row, events and statuses; one fsync each)")
+                                      "(its row, events and statuses; one fsync each); commits by store/where "
+                                      f"they ran: {_per_message(where0, where1, sent)}")
                         b, pl = ({k: 1000 * v / sent for k, v in cpu[side].items()} for side in ("bridge", "plain"))
                         detail.append(f"{name}: CPU ms/msg: bridge {b['bridge']:.2f} Python (with the HTTP client; "
                                       f"{b['bridge_sys']:.2f} of it in the kernel) + "
@@ -334,7 +340,8 @@ async def measure(args: argparse.Namespace, work: Path, count: int, sessions: in
         profiler.get_func_stats().save(args.profile, type="pstat")
         print(f"yappi CPU profile of the bridge's sides (this process, every thread): {args.profile} (pstats)")
     print(f"server-acked text messages/s, {count} messages per case in {rounds} alternating rounds "
-          f"(bridge, then plain Baileys; same simulator, same run; event loop: {args.loop})")
+          f"(bridge, then plain Baileys; same simulator, same run; event loop: {args.loop}; "
+          f"inline commits: {args.inline})")
     print(f"{'case':38} {'bridge':>9} {'baileys':>9} {'ratio':>6} {'rounds: median (min-max)':>26}  "
           "where the bridge's time goes")
     for name, bridge_rate, plain_rate, ratios, where in rows:
@@ -361,6 +368,8 @@ if __name__ == "__main__":
     parser.add_argument("--loop", choices=("uvloop", "asyncio"),
                         help="the event loop of this process (the bridge and the HTTP client); default: the one "
                         "`python -m bridge` uses (BRIDGE_EVENT_LOOP)")
+    parser.add_argument("--inline", choices=("on", "off"), default="on",
+                        help="short commits on the event loop's thread (BRIDGE_INLINE_COMMITS, bridge/store/inline.py)")
     parser.add_argument("--cases", type=lambda v: {int(c) for c in v.split(",")}, default={1, 2, 3, 4},
                         help="which cases to run, e.g. 1,2 (1 sequential, 2 10 in flight, 3 all sessions, "
                              "4 received); default all")

@@ -4,9 +4,9 @@ How a burst is written (group commit): `append()` (the bus's sink) only queues t
 wakes the writer task; the writer takes everything queued, computes the webhook outbox rows for
 it (`route`), and runs one transaction in its own thread (inserting events and outbox rows, plus
 any outbox updates waiting in `write()`), then tells the bus the events are committed. So a burst
-of 100 events costs one fsync. A small transaction (`INLINE_MAX`: a send's row and its events)
-runs on the event loop's thread instead while `bridge.store.inline`'s gate is open: handing it to
-the thread and back cost more than the transaction. A burst made only of
+of 100 events costs one fsync. A small transaction (`INLINE_MAX`: a send's row and its events,
+no outbox marks or prunes) runs on the event loop's thread instead while `bridge.store.inline`'s
+gate is open: handing it to the thread and back cost more than the transaction. A burst made only of
 `message.status` and `presence` events (nobody waits for those to be durable) first waits up to
 `LINGER` (25 ms) for company: a sent message's delivery receipt arrives a few ms after the send's
 own burst, and alone it would cost a transaction and an fsync of its own (sequential sends: 1.2
@@ -73,8 +73,9 @@ PRUNE_INTERVAL = 60.0
 LINGER = 0.025
 """How long a burst of status events alone waits for company before it is committed (see `EventLog`)."""
 INLINE_MAX = 16
-"""A transaction of at most this many events and writes runs on the event loop's thread while the
-gate is open (bridge/store/inline.py); a larger one goes to the writer thread."""
+"""A transaction of at most this many events and held rows, and no `write()` op (outbox marks,
+prunes: a prune may delete thousands of rows), runs on the event loop's thread while the gate is
+open (bridge/store/inline.py); any other goes to the writer thread."""
 LINGERING_KINDS = frozenset({EventKind.MESSAGE_STATUS.value, EventKind.PRESENCE.value})
 """Events whose burst may wait `LINGER`: nobody waits for them to be durable, and a delivery receipt of a
 sent message arrives a few ms after the send's own burst, so alone it would cost a transaction (and its
@@ -412,7 +413,7 @@ class EventLog:
                 started = time.perf_counter()
                 try:
                     args = (events, rows, [op for op, _ in ops], sync, held)
-                    if len(events) + len(held) + len(ops) <= INLINE_MAX and self._gate.open():
+                    if not ops and len(events) + len(held) <= INLINE_MAX and self._gate.open():
                         results = self._gate.run(self._commit, *args)
                     else:
                         self._gate.threaded()

@@ -6,9 +6,12 @@ thread, each also costs two wake-ups and two GIL hand-overs, which on two shared
 0.5-1.2 ms each way: more than the commit itself, and on the send's critical path
 (docs/performance.md, "2026-12-03: short commits on the event loop"). Run on the loop they cost
 only themselves, but they block the loop meanwhile, which is acceptable only while they are
-short. So the gate times every commit it runs inline and, after one that took longer than `slow`
-(5 ms: a slow or busy disk), sends every commit to the worker threads for `cooldown` (30 s)
-before it tries inline again. The callers also keep large commits in threads (a group of several
+short. So the gate times every commit it runs inline and sends every commit to the worker threads
+for `cooldown` (30 s) before it tries inline again when their moving average passes `slow` (5 ms:
+a slow or busy disk) or one of them takes longer than `stall` (100 ms). An average, not each
+commit: on two busy cores a commit is now and then preempted for a few ms, and closing the gate
+on every such hiccup kept it closed most of the time (measured: a benchmark round ran with every
+commit in threads). The callers also keep large commits in threads (a group of several
 journals, a burst of many events): only what is short by construction comes here.
 
 What it cannot do: interrupt a commit that hangs. A disk that stops answering blocks the loop for
@@ -31,7 +34,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SLOW: Final = 0.005
-"""An inline commit that took longer than this (s) closes the gate."""
+"""The moving average (s) of inline commits above which the gate closes."""
+STALL: Final = 0.1
+"""One inline commit longer than this (s) closes the gate at once."""
+WEIGHT: Final = 0.2
+"""Weight of the newest commit in the moving average."""
 COOLDOWN: Final = 30.0
 """How long (s) a closed gate sends commits to the worker threads."""
 
@@ -56,30 +63,36 @@ def enabled() -> bool:
 class InlineGate:
     """One store's gate (`store` labels its metrics: `journal`, `event_log`)."""
 
-    def __init__(self, store: str, *, slow: float = SLOW, cooldown: float = COOLDOWN,
+    def __init__(self, store: str, *, slow: float = SLOW, stall: float = STALL, cooldown: float = COOLDOWN,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.slow = slow
+        self.stall = stall
         self.cooldown = cooldown
         self._clock = clock
         self._closed_until = 0.0
+        self.average = 0.0
+        """Moving average (s) of the inline commits since the gate last opened."""
 
     def open(self) -> bool:
         """Whether the next commit may run inline (enabled and no slow commit within `cooldown`)."""
         return _enabled and self._clock() >= self._closed_until
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run `fn` here and now, timing it; a slow run closes the gate (its result or error is kept)."""
+        """Run `fn` here and now, timing it; a slow average or a stall closes the gate (its result or
+        error is kept)."""
         started = self._clock()
         try:
             return fn(*args, **kwargs)
         finally:
             took = self._clock() - started
             INLINE_COMMITS.labels(self.store, "loop").inc()
-            if took > self.slow:
+            self.average += WEIGHT * (took - self.average)
+            if took > self.stall or self.average > self.slow:
                 self._closed_until = self._clock() + self.cooldown
-                log.info("%s: a commit on the event loop took %.1f ms; commits go to worker threads for the "
-                         "next %.0f s", self.store, took * 1000, self.cooldown)
+                log.info("%s: commits on the event loop took %.1f ms (average %.1f ms); they go to worker threads "
+                         "for the next %.0f s", self.store, took * 1000, self.average * 1000, self.cooldown)
+                self.average = 0.0
 
     def threaded(self) -> None:
         """Count a commit the caller sent to a worker thread (the metric shows the split)."""

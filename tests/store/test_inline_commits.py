@@ -79,15 +79,18 @@ def test_a_fast_commit_runs_here_and_keeps_the_gate_open(gates_enabled: None) ->
     assert gate.open()
 
 
-def test_one_slow_commit_closes_the_gate_for_the_cooldown_and_keeps_its_result(gates_enabled: None) -> None:
+def taking(clock: Clock, seconds: float, result: str = "done") -> Callable[[], str]:
+    def commit() -> str:
+        clock.now += seconds
+        return result
+
+    return commit
+
+
+def test_one_stalled_commit_closes_the_gate_for_the_cooldown_and_keeps_its_result(gates_enabled: None) -> None:
     clock = Clock()
-    gate = InlineGate("journal", slow=0.005, cooldown=30.0, clock=clock)
-
-    def slow() -> str:
-        clock.now += 0.006
-        return "done"
-
-    assert gate.run(slow) == "done"
+    gate = InlineGate("journal", slow=0.005, stall=0.1, cooldown=30.0, clock=clock)
+    assert gate.run(taking(clock, 0.15)) == "done"
     assert not gate.open()
     clock.now += 29.9
     assert not gate.open()
@@ -95,12 +98,29 @@ def test_one_slow_commit_closes_the_gate_for_the_cooldown_and_keeps_its_result(g
     assert gate.open(), "after the cooldown the gate tries inline again"
 
 
-def test_a_failing_slow_commit_raises_its_error_and_still_closes_the_gate(gates_enabled: None) -> None:
+def test_a_hiccup_keeps_the_gate_open_but_commits_slow_on_average_close_it(gates_enabled: None) -> None:
     clock = Clock()
-    gate = InlineGate("event_log", slow=0.005, cooldown=30.0, clock=clock)
+    gate = InlineGate("journal", slow=0.005, stall=0.1, cooldown=30.0, clock=clock)
+    for _ in range(20):
+        gate.run(taking(clock, 0.001))
+    gate.run(taking(clock, 0.02))
+    assert gate.open(), "one 20 ms commit among 1 ms ones (a preempted thread) is not a slow disk"
+    for _ in range(20):
+        gate.run(taking(clock, 0.001))
+    runs = 0
+    while gate.open():
+        gate.run(taking(clock, 0.008))
+        runs += 1
+        assert runs < 20, "commits of 8 ms on average must close the gate"
+    assert runs > 1
+
+
+def test_a_failing_stalled_commit_raises_its_error_and_still_closes_the_gate(gates_enabled: None) -> None:
+    clock = Clock()
+    gate = InlineGate("event_log", slow=0.005, stall=0.1, cooldown=30.0, clock=clock)
 
     def failing() -> None:
-        clock.now += 0.01
+        clock.now += 0.2
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space"):
@@ -145,7 +165,7 @@ async def test_after_a_slow_commit_the_next_ones_go_to_a_worker_thread(
     astore = AsyncAuthStore(make_store("slowdisk"))
     await astore.set_keys({"session": {"0.0": "{}"}})
     committer = group_commit._committers[asyncio.get_running_loop()]
-    committer._gate.slow = 0.0  # every commit is "slow" from now on
+    committer._gate.stall = 0.0  # every commit is a stall from now on
     seen = threads_of(group_commit, "run_group")
     for k in range(1, 4):
         await astore.set_keys({"session": {f"{k}.0": json.dumps({"k": k})}})
@@ -181,5 +201,19 @@ async def test_a_small_event_log_burst_commits_on_the_loop_and_a_large_one_in_th
         assert len(seen) == 2 and seen[1] != threading.get_ident(), "a burst past INLINE_MAX: the writer thread"
         rows = await log.read(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0])
         assert rows == eventlog_log.INLINE_MAX + 2
+    finally:
+        await log.close()
+
+
+async def test_an_event_log_write_op_such_as_a_prune_goes_to_the_writer_thread(
+    tmp_path: Path, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+) -> None:
+    bus = EventBus()
+    log = EventLog(tmp_path / "state" / "events.db", bus)
+    await log.open()
+    try:
+        seen = threads_of(EventLog, "_commit")
+        assert await log.write(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0]) == 0
+        assert seen and seen[0] != threading.get_ident(), "a write op may be large: never on the loop"
     finally:
         await log.close()
