@@ -416,8 +416,8 @@ class EventLog:
                     if not ops and len(events) + len(held) <= INLINE_MAX and self._gate.open():
                         results = self._gate.run(self._commit, *args)
                     else:
-                        self._gate.threaded()
                         results = await self._in_writer(self._commit, *args)
+                        self._gate.threaded(time.perf_counter() - started)
                 except (sqlite3.Error, OSError, StoreError) as exc:
                     self._writing = 0
                     self._in_flight = None

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -150,11 +151,13 @@ class _Committer:
                 errors = [exc] * len(jobs)
             self._finish(jobs, errors)
             return
-        self._gate.threaded()
+        started = time.perf_counter()
         done = self._loop.run_in_executor(None, run_group, batches)
-        done.add_done_callback(lambda finished: self._finished(jobs, finished))
+        done.add_done_callback(lambda finished: self._finished(jobs, finished, started))
 
-    def _finished(self, jobs: list[_Job], finished: asyncio.Future[list[BaseException | None]]) -> None:
+    def _finished(self, jobs: list[_Job], finished: asyncio.Future[list[BaseException | None]],
+                  started: float) -> None:
+        self._gate.threaded(time.perf_counter() - started)
         try:
             errors = finished.result()
         except BaseException as exc:  # pragma: no cover - run_group catches per batch

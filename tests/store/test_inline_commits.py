@@ -92,10 +92,25 @@ def test_one_stalled_commit_closes_the_gate_for_the_cooldown_and_keeps_its_resul
     gate = InlineGate("journal", slow=0.005, stall=0.1, cooldown=30.0, clock=clock)
     assert gate.run(taking(clock, 0.15)) == "done"
     assert not gate.open()
-    clock.now += 29.9
-    assert not gate.open()
-    clock.now += 0.2
-    assert gate.open(), "after the cooldown the gate tries inline again"
+    for _ in range(inline.REOPEN_AFTER):
+        gate.threaded(0.001)
+    assert not gate.open(), "fast threaded commits, but the cooldown has not passed"
+    clock.now += 30.1
+    assert gate.open(), "after the cooldown and enough fast threaded commits the gate tries inline again"
+
+
+def test_a_closed_gate_stays_closed_while_threaded_commits_are_slow_or_do_not_finish(gates_enabled: None) -> None:
+    clock = Clock()
+    gate = InlineGate("journal", slow=0.005, stall=0.1, cooldown=1.0, clock=clock)
+    gate.run(taking(clock, 0.5))
+    clock.now += 60
+    assert not gate.open(), "a hanging disk completes no commit: nothing says it is fast again"
+    for n in range(3 * inline.REOPEN_AFTER):
+        gate.threaded(0.001 if n % 10 else 0.05)
+    assert not gate.open(), "one slow commit in every ten: never 20 fast ones in a row"
+    for _ in range(inline.REOPEN_AFTER):
+        gate.threaded(0.001)
+    assert gate.open()
 
 
 def test_a_hiccup_keeps_the_gate_open_but_commits_slow_on_average_close_it(gates_enabled: None) -> None:
