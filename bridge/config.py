@@ -237,11 +237,11 @@ class Settings(BaseSettings):
     )
     inline_commits: bool = Field(
         True, description="Run short commits (one session's key batch in its journal, a small event log "
-        "transaction) on the event loop's thread instead of a worker thread, while they average under 5 ms; a "
-        "slower average, or one commit over 100 ms, sends them to worker threads until 20 in a row are fast. "
-        "Saves two thread hand-overs per commit on a send's critical path (docs/performance.md). The trade-off: "
-        "a disk that hangs outright blocks the event loop (the API, health checks) during the first hanging "
-        "commit; false for network or otherwise unpredictable disks"
+        "transaction) on the event loop's thread instead of a worker thread while commits average under 10 ms; a "
+        "slower average, or one inline commit over 100 ms, sends them to worker threads until the average is back "
+        "under 10 ms. Saves two thread hand-overs per commit on a send's critical path (docs/performance.md). The "
+        "trade-off: a disk that hangs outright blocks the event loop (the API, health checks) during the first "
+        "hanging commit; false for network or otherwise unpredictable disks"
     )
     # --- the service's event loop (docs/performance.md "Messages throughput") ---
     event_loop: Literal["uvloop", "asyncio"] = Field(

@@ -6,15 +6,16 @@ thread, each also costs two wake-ups and two GIL hand-overs, which on two shared
 0.5-1.2 ms each way: more than the commit itself, and on the send's critical path
 (docs/performance.md, "2026-12-03: short commits on the event loop"). Run on the loop they cost
 only themselves, but they block the loop meanwhile, which is acceptable only while they are
-short. So the gate times every commit it runs inline and closes when their moving average passes
-`slow` (5 ms: a slow or busy disk) or one of them takes longer than `stall` (100 ms). An average,
-not each commit: on two busy cores a commit is now and then preempted for a few ms, and closing on
-every such hiccup kept the gate closed most of the time. A closed gate sends commits to the worker
-threads, which still report how long each took, and opens again after `cooldown` (1 s) once
-`REOPEN_AFTER` (20) of them in a row took less than `slow`: the disk is fast again (the first
-seconds of a start, when every session uploads its keys at once, often close it). While a disk
-hangs no commit completes, so the gate stays closed. The callers also keep large commits in threads (a group of several
-journals, a burst of many events): only what is short by construction comes here.
+short. So the gate keeps a moving average of the store's commits (about the last ten, wherever
+they ran) and closes when it passes `slow` (10 ms: a slow or busy disk) or when one inline commit
+takes longer than `stall` (100 ms). An average, not each commit: on two busy cores a commit is now
+and then preempted, and a checkpoint's syncfs delays the fdatasyncs beside it by tens of ms; closing
+on each such hiccup (the first version closed for 30 s on any commit over 5 ms) kept the gate
+closed for whole benchmark rounds. A closed gate sends commits to the worker threads, which still
+report how long each took, and opens again once the average is back under `slow`, at least
+`cooldown` (1 s) later. While a disk hangs no commit completes, so the gate stays closed. The
+callers also keep large commits in threads (a group of several journals, a burst of many events,
+a prune): only what is short by construction comes here.
 
 What it cannot do: interrupt a commit that hangs. A disk that stops answering blocks the loop for
 as long as the first inline fdatasync waits (a worker thread would have kept the API and the
@@ -35,16 +36,14 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SLOW: Final = 0.005
-"""The moving average (s) of inline commits above which the gate closes."""
+SLOW: Final = 0.01
+"""The moving average (s) of commits above which the gate closes, and below which it opens again."""
 STALL: Final = 0.1
 """One inline commit longer than this (s) closes the gate at once."""
-WEIGHT: Final = 0.2
+WEIGHT: Final = 0.1
 """Weight of the newest commit in the moving average."""
 COOLDOWN: Final = 1.0
 """The least time (s) a closed gate sends commits to the worker threads."""
-REOPEN_AFTER: Final = 20
-"""Threaded commits in a row faster than `SLOW` that open a closed gate again."""
 
 _enabled = True
 
@@ -74,14 +73,20 @@ class InlineGate:
         self.stall = stall
         self.cooldown = cooldown
         self._clock = clock
-        self._closed_until = 0.0
-        self._fast = REOPEN_AFTER
+        self._closed = False
+        self._closed_at = 0.0
         self.average = 0.0
-        """Moving average (s) of the inline commits since the gate last opened."""
+        """Moving average (s) of this store's commits, inline or threaded (hand-over included)."""
 
     def open(self) -> bool:
         """Whether the next commit may run inline (module docstring: when it closes and opens)."""
-        return _enabled and self._fast >= REOPEN_AFTER and self._clock() >= self._closed_until
+        if not _enabled:
+            return False
+        if self._closed and self.average < self.slow and self._clock() - self._closed_at >= self.cooldown:
+            self._closed = False
+            log.info("%s: commits average %.1f ms again; short ones run on the event loop", self.store,
+                     self.average * 1000)
+        return not self._closed
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn` here and now, timing it; a slow average or a stall closes the gate (its result or
@@ -94,14 +99,13 @@ class InlineGate:
             INLINE_COMMITS.labels(self.store, "loop").inc()
             self.average += WEIGHT * (took - self.average)
             if took > self.stall or self.average > self.slow:
-                self._closed_until = self._clock() + self.cooldown
-                self._fast = 0
+                self.average = max(self.average, took)
+                self._closed, self._closed_at = True, self._clock()
                 log.info("%s: a commit on the event loop took %.1f ms (average %.1f ms); commits go to worker "
-                         "threads until %d in a row take under %.0f ms", self.store, took * 1000,
-                         self.average * 1000, REOPEN_AFTER, self.slow * 1000)
-                self.average = 0.0
+                         "threads until they average under %.0f ms", self.store, took * 1000,
+                         self.average * 1000, self.slow * 1000)
 
     def threaded(self, took: float) -> None:
         """A commit the caller ran in a worker thread took `took` s (hand-over included)."""
         INLINE_COMMITS.labels(self.store, "thread").inc()
-        self._fast = self._fast + 1 if took < self.slow else 0
+        self.average += WEIGHT * (took - self.average)
