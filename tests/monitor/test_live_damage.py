@@ -140,7 +140,10 @@ def sabotage(kind: str, root: Path, fresh_creds: Path) -> str:
         "creds_unregistered": f"cp {fresh_creds} {folder}/.new && mv {folder}/.new {folder}/creds.json",
         "creds_foreign": f"cp {root}/other/creds.json {folder}/.new && mv {folder}/.new {folder}/creds.json",
         "folders_swapped": f"cd {root} && mv {SESSION} x && mv other {SESSION} && mv x other",
-        "folder_removed": f"rm -rf {folder}",
+        # The journal's worker may write a key file while rm walks the folder (rm then fails with
+        # "Directory not empty" and leaves the folder partly removed, which is keys_deleted's
+        # case); this case is the incident's whole folder gone, so rm runs until it is.
+        "folder_removed": f"until rm -rf {folder} 2>/dev/null; do :; done",
     }[kind]
 
 
