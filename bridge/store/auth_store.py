@@ -19,7 +19,8 @@ What the store adds over legacy, and why:
   `checkpoint()` makes the folder alone exact again (before stop, snapshot, restore, export).
 
 The class is synchronous and thread-safe (one lock per store); `AsyncAuthStore` runs it in threads
-so the event loop never blocks on fsync.
+so the event loop does not wait for the disk, except for one session's key batches while commits
+are short (`bridge.store.inline`: there the hand-over to a thread cost more than the fsync).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ Here one job per group:
    section (docs/performance.md);
 
 then wakes the event loop once for the whole group. A group made of one session's batches (what
-a lone sender makes) runs on the event loop's own thread instead, while `bridge.store.inline`'s gate
-is open: handing it to a worker and back cost more than the commit itself. A batch is answered once its own record is
-durable and its values are served by the journal (its overlay until its files exist); a crash
+a lone sender makes) runs on the event loop's own thread instead, while `bridge.store.inline`'s
+gate is open: handing it to a worker and back cost more than the commit itself. A batch is
+answered once its own record is durable and its values are served by the journal (its overlay
+until its files exist); a crash
 before the files are written is replayed from the journal at the next open, and everything that
 reads the folder alone (stop, snapshot, restore, export) checkpoints first. Only the threads and
 the moment the files appear differ from a lone `set_keys`. One group runs at a time per event
