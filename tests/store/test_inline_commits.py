@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,36 +209,35 @@ async def test_with_inline_commits_off_every_batch_goes_to_a_worker_thread(
     assert seen and threading.get_ident() not in seen
 
 
-async def test_a_small_event_log_burst_commits_on_the_loop_and_a_large_one_in_the_writer_thread(
-    tmp_path: Path, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
-) -> None:
+@pytest.fixture
+async def opened(tmp_path: Path, gates_enabled: None) -> AsyncIterator[tuple[EventBus, EventLog]]:
     bus = EventBus()
     log = EventLog(tmp_path / "state" / "events.db", bus)
     await log.open()
-    try:
-        seen = threads_of(EventLog, "_commit")
-        bus.publish("s1", "message", {"id": "M1"})
-        assert await log.flush()
-        assert seen == [threading.get_ident()], "one event: on the loop's thread"
-        for n in range(eventlog_log.INLINE_MAX + 1):
-            bus.publish("s1", "message", {"id": f"B{n}"})
-        assert await log.flush()
-        assert len(seen) == 2 and seen[1] != threading.get_ident(), "a burst past INLINE_MAX: the writer thread"
-        rows = await log.read(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        assert rows == eventlog_log.INLINE_MAX + 2
-    finally:
-        await log.close()
+    yield bus, log
+    await log.close()
+
+
+async def test_a_small_event_log_burst_commits_on_the_loop_and_a_large_one_in_the_writer_thread(
+    opened: tuple[EventBus, EventLog], threads_of: Callable[[Any, str], list[int]]
+) -> None:
+    bus, log = opened
+    seen = threads_of(EventLog, "_commit")
+    bus.publish("s1", "message", {"id": "M1"})
+    assert await log.flush()
+    assert seen == [threading.get_ident()], "one event: on the loop's thread"
+    for n in range(eventlog_log.INLINE_MAX + 1):
+        bus.publish("s1", "message", {"id": f"B{n}"})
+    assert await log.flush()
+    assert len(seen) == 2 and seen[1] != threading.get_ident(), "a burst past INLINE_MAX: the writer thread"
+    rows = await log.read(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    assert rows == eventlog_log.INLINE_MAX + 2
 
 
 async def test_an_event_log_write_op_such_as_a_prune_goes_to_the_writer_thread(
-    tmp_path: Path, threads_of: Callable[[Any, str], list[int]], gates_enabled: None
+    opened: tuple[EventBus, EventLog], threads_of: Callable[[Any, str], list[int]]
 ) -> None:
-    bus = EventBus()
-    log = EventLog(tmp_path / "state" / "events.db", bus)
-    await log.open()
-    try:
-        seen = threads_of(EventLog, "_commit")
-        assert await log.write(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0]) == 0
-        assert seen and seen[0] != threading.get_ident(), "a write op may be large: never on the loop"
-    finally:
-        await log.close()
+    _, log = opened
+    seen = threads_of(EventLog, "_commit")
+    assert await log.write(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone()[0]) == 0
+    assert seen and seen[0] != threading.get_ident(), "a write op may be large: never on the loop"
