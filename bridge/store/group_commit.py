@@ -101,8 +101,6 @@ class GroupStats(msgspec.Struct):
     #: Step 1b: the times one syncfs covered a group's journals of one file system, and how many journals.
     syncfs: int = 0
     syncfs_journals: int = 0
-    #: Groups of one session's batches run on the event loop's thread (`bridge.store.inline`).
-    inline: int = 0
 
 
 stats = GroupStats()
@@ -145,7 +143,6 @@ class _Committer:
         stats.batches += len(jobs)
         batches = [(job.store, job.batch) for job in jobs]
         if len({id(job.store) for job in jobs}) == 1 and self._gate.open():
-            stats.inline += 1
             try:
                 errors = self._gate.run(run_group, batches)
             except BaseException as exc:  # pragma: no cover - run_group catches per batch

@@ -58,11 +58,6 @@ def configure(*, enabled: bool) -> None:
     _enabled = enabled
 
 
-def enabled() -> bool:
-    """Whether commits may run inline at all (`configure`)."""
-    return _enabled
-
-
 class InlineGate:
     """One store's gate (`store` labels its metrics: `journal`, `event_log`)."""
 
